@@ -1,0 +1,43 @@
+# sysevents: `make dev` runs the whole pipeline locally; `make test` installs what it needs and runs every test.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install dev test unit lint fmt bench lock clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements/lock.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c requirements/lock.txt -e '.[dev]'
+	touch $@
+
+dev: install  ## start emulators + functions, seed demo jobs, publish sample events, show deliveries (Ctrl-C stops)
+	$(BIN)/sysevents dev
+
+test: install lint  ## every test: unit, integration against the emulators, end to end
+	$(BIN)/pytest
+
+unit: install
+	$(BIN)/pytest tests/unit
+
+lint: install
+	$(BIN)/ruff check shared functions tests bench
+	$(BIN)/ruff format --check shared functions tests bench
+
+fmt: install
+	$(BIN)/ruff format shared functions tests bench
+	$(BIN)/ruff check --fix shared functions tests bench
+
+bench: install  ## print performance figures (not asserted anywhere)
+	$(BIN)/python bench/run.py
+
+lock:  ## refresh requirements/lock.txt from a fresh resolve of pyproject.toml
+	rm -rf $(VENV) && $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip freeze --exclude-editable > requirements/lock.txt
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) .sysevents-dev

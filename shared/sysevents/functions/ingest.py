@@ -1,0 +1,50 @@
+"""Ingest: validate each event, quarantine the invalid ones, fan valid ones out to matching jobs."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from ..deliveries import Delivery
+from ..events import InvalidEvent, event_from_bytes
+from ..pubsub import BadPushRequest, parse_push
+from ..runtime import Runtime, runtime
+
+log = logging.getLogger("sysevents.ingest")
+
+
+def process(rt: Runtime, body: bytes) -> tuple[str, int]:
+    try:
+        msg = parse_push(body)
+    except BadPushRequest as err:
+        # Not a Pub/Sub push: nothing to quarantine. 400 makes Pub/Sub retry, then dead-letter it.
+        log.error("ingest: %s", err)
+        return str(err), 400
+    try:
+        event = event_from_bytes(msg.data, fallback_id=msg.message_id or None,
+                                 max_bytes=rt.settings.max_event_bytes)
+    except InvalidEvent as err:
+        rt.publisher.publish_all([(rt.topology.quarantine_topic, msg.data, {
+            "reason": err.reason,
+            "source_message_id": msg.message_id,
+            "source_subscription": msg.subscription or "",
+            "quarantined_at": datetime.now(UTC).isoformat(),
+        })])
+        log.warning("ingest: quarantined message %s: %s", msg.message_id, err.reason)
+        return f"quarantined: {err.reason}", 200
+    jobs = rt.cache.match(event)
+    out = []
+    for job in jobs:
+        d = Delivery.of(event, job)
+        out.append((rt.topology.sinks[job.sink].topic, d.to_json(), d.attributes()))
+    rt.publisher.publish_all(out)
+    log.info("ingest: event %s (%s/%s %s) matched %d job(s)", event.id, event.subject_type,
+             event.subject_id, event.verb, len(jobs))
+    return f"matched {len(jobs)}", 200
+
+
+def handle(request) -> tuple[str, int]:
+    """HTTP entry point for the push subscription on the system-events topic."""
+    if request.method != "POST":
+        return "sysevents ingest: POST Pub/Sub push requests here", 405
+    return process(runtime(), request.get_data())

@@ -1,0 +1,141 @@
+"""`sysevents dev`: the local stack with demo jobs, sample events, and the deliveries shown as they arrive."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+
+import click
+
+from ..events import new_event
+from ..jobs import job_from_dict
+from .receiver import Received, Receiver
+from .stack import LocalStack
+
+DEMO_AID = "12"
+SLACK_TEMPLATE = (
+    'local note = if std.objectHas(event.data, "notes") then event.data.notes else "A work failed"; '
+    '{"text": "Alert notification: " + note + ". For more info go to: '
+    'https://activate.getlytics.com/data/integrations/work/%s?aid=%s" % [event.data.subject_id, event.data.aid] }'
+)
+
+
+def demo_jobs(receiver: Receiver) -> list[dict]:
+    """Two jobs from the seed: a plain webhook export, and the Slack alert template."""
+    return [
+        {"id": "demo-webhook-export", "name": "Export work and segment changes to a webhook",
+         "workflow": "webhook_system_events",
+         "config": {"system_event_multiple_types": ["updated", "created", "failed"],
+                    "system_event_sources": {"work": [], "segment": []},
+                    "webhook_url": receiver.url("/export"), "headers": {"X-Demo": "export"}}},
+        {"id": "demo-slack-alert", "name": "Slack alert when work-id-1 fails",
+         "workflow": "webhook_system_events",
+         "config": {"system_event_type": "failed", "system_event_sources": {"work": ["work-id-1"]},
+                    "webhook_url": receiver.url("/slack"), "json_template": SLACK_TEMPLATE}},
+    ]
+
+
+SAMPLE_EVENTS = [
+    ("work", "work-id-1", "created", {"actor": "user-7"}),
+    ("work", "work-id-1", "failed", {"notes": "Export to warehouse failed: permission denied"}),
+    ("work", "work-id-2", "failed", {}),
+    ("segment", "seg-42", "updated", {"actor": "user-7"}),
+    ("user", "user-7", "created", {}),  # matches no job
+]
+
+
+def _show(item: Received) -> None:
+    click.echo(click.style(f"  <- {item.path} ", fg="green") + item.body.decode(errors="replace").replace("\n", " "))
+
+
+def run(*, once: bool, bigquery: bool, state_dir: Path) -> int:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    click.echo("Starting the local stack (Pub/Sub and Firestore emulators"
+               + (", BigQuery emulator" if bigquery else "") + ", functions)...")
+    stack = LocalStack(state_dir / "run", bigquery=bigquery)
+    receiver = Receiver(on_receive=_show)
+    stop = threading.Event()
+    try:
+        stack.start()
+        receiver.start()
+        with stack.environment():
+            stack.write_env_file(state_dir / "stack.json")
+            _report(stack, receiver)
+            _seed_and_publish(stack, receiver)
+            if once:
+                return 0
+            click.echo("\nPublish more from another shell, e.g.:\n"
+                       "  .venv/bin/sysevents publish --aid 12 --subject-type work --subject-id work-id-1 "
+                       "--verb failed --notes 'disk full'\n"
+                       "Logs: " + str(stack.workdir / "logs") + "\nCtrl-C stops everything.")
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+            try:
+                while not stop.wait(1):
+                    pass
+            except KeyboardInterrupt:
+                pass
+            return 0
+    finally:
+        click.echo("\nStopping...")
+        receiver.stop()
+        stack.stop()
+        (state_dir / "stack.json").unlink(missing_ok=True)
+
+
+def _report(stack: LocalStack, receiver: Receiver) -> None:
+    click.echo(f"Up in {stack.started_in:.1f}s:")
+    for p in stack.processes:
+        click.echo(f"  {p.name:<20} pid {p.pid}")
+    for k, v in stack.env.items():
+        if k.endswith(("_HOST", "_ENDPOINT")):
+            click.echo(f"  {k}={v}")
+    for name, url in stack.function_urls.items():
+        click.echo(f"  function {name:<12} {url}")
+    click.echo(f"  demo receiver         {receiver.url('/')}")
+
+
+def _seed_and_publish(stack: LocalStack, receiver: Receiver) -> None:
+    from google.cloud import firestore
+
+    from ..pubsub import Publisher
+    from ..store import JobStore
+
+    store = JobStore(firestore.Client(project=stack.project))
+    click.echo("\nDemo jobs (account 12):")
+    for doc in demo_jobs(receiver):
+        job = store.put(job_from_dict(doc, aid=DEMO_AID))
+        click.echo(f"  {job.id}: {job.name}")
+    publisher = Publisher(stack.project)
+    time.sleep(0.5)  # let the functions' job caches see the new jobs
+    click.echo("\nPublishing sample events:")
+    messages = []
+    for st, sid, verb, extra in SAMPLE_EVENTS:
+        event = new_event(DEMO_AID, st, sid, verb, **extra)
+        click.echo(f"  -> {st}/{sid} {verb}")
+        messages.append((stack.topology.ingest_topic, event.to_json(), {}))
+    messages.append((stack.topology.ingest_topic, b'{"aid": "12", "subject_type": "planet", "verb": "exploded"}', {}))
+    click.echo("  -> an invalid event (unknown subject type; goes to quarantine)")
+    publisher.publish_all(messages)
+    click.echo("\nDeliveries:")
+    receiver.wait_for("/export", 4, timeout=30)
+    receiver.wait_for("/slack", 1, timeout=10)
+    time.sleep(0.5)
+    n = len(receiver.received)
+    click.echo(f"\n{n} deliveries arrived: {len(receiver.at('/export'))} on /export (expected 4), "
+               f"{len(receiver.at('/slack'))} on /slack (expected 1).")
+    _show_quarantine(stack)
+
+
+def _show_quarantine(stack: LocalStack) -> None:
+    from google.cloud import pubsub_v1
+
+    sub = pubsub_v1.SubscriberClient()
+    path = sub.subscription_path(stack.project, f"{stack.topology.quarantine_topic}-hold")
+    resp = sub.pull(subscription=path, max_messages=10, timeout=10)
+    click.echo("Quarantine:")
+    for m in resp.received_messages:
+        click.echo(f"  {m.message.data.decode(errors='replace')}\n    reason: {m.message.attributes.get('reason')}")
+    if not resp.received_messages:
+        click.echo("  (empty)")

@@ -1,0 +1,107 @@
+"""Starting and stopping the local stack's processes: free ports, readiness checks, stop by PID."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def free_port() -> int:
+    """A port nobody is listening on now, on 127.0.0.1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class StartFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class Process:
+    """A child process we started; `stop` ends exactly it (and its process group), by PID."""
+
+    name: str
+    argv: list[str]
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    ready: Callable[[], bool] | None = None
+    popen: subprocess.Popen | None = None
+
+    def start(self) -> Process:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "wb")  # noqa: SIM115 - the child owns it
+        self.popen = subprocess.Popen(
+            self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env={**os.environ, **self.env}, cwd=self.cwd, start_new_session=True,
+        )
+        log.close()
+        return self
+
+    @property
+    def pid(self) -> int | None:
+        return self.popen.pid if self.popen else None
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def wait_ready(self, timeout: float) -> None:
+        assert self.ready is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.popen is not None and self.popen.poll() is not None:
+                raise StartFailed(f"{self.name} exited with code {self.popen.returncode}; log "
+                                  f"{self.log_path}:\n{self.log_tail()}")
+            if self.ready():
+                return
+            time.sleep(0.1)
+        raise StartFailed(f"{self.name} was not ready within {timeout:.0f}s; log {self.log_path}:\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        p = self.popen
+        if p is None or p.poll() is not None:
+            return
+        try:
+            os.killpg(p.pid, signal.SIGTERM)  # its own session: the group is ours alone
+        except ProcessLookupError:
+            return
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait(timeout)
+
+
+def http_ok(url: str, expect: bytes | None = None) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 - local URL we built
+                return expect is None or expect in resp.read()
+        except urllib.error.HTTPError:
+            return expect is None  # a server answering at all is up
+        except (OSError, urllib.error.URLError):
+            return False
+
+    return check
+
+
+def log_contains(path: Path, text: str) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            return text in path.read_text(errors="replace")
+        except OSError:
+            return False
+
+    return check

@@ -1,0 +1,134 @@
+"""The whole pipeline on this machine: emulators, each function under functions-framework, the topology.
+
+Everything listens on 127.0.0.1 on free ports; `stop()` ends exactly the processes it started.
+Used by `sysevents dev` (make dev) and by the integration tests' session fixture.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .. import topology as topology_mod
+from ..pubsub import provision
+from . import emulators
+from .processes import Process, free_port, http_ok
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+FUNCTIONS_DIR = REPO_ROOT / "functions"
+LOCAL_BACKOFF = (1, 4)
+"""Retry backoff (min, max seconds) for local runs, instead of topology.json's production values."""
+
+
+class LocalStack:
+    def __init__(self, workdir: Path | None = None, project: str = "sysevents-local", *,
+                 bigquery: bool = True, functions: tuple[str, ...] | None = None,
+                 backoff: tuple[int, int] = LOCAL_BACKOFF, extra_env: dict[str, str] | None = None):
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="sysevents-stack-"))
+        self.project = project
+        self.with_bigquery = bigquery
+        self.topology = topology_mod.load()
+        self.function_names = functions or tuple(self.topology.functions)
+        self.backoff = backoff
+        self.extra_env = extra_env or {}
+        self.processes: list[Process] = []
+        self.env: dict[str, str] = {}
+        self.function_urls: dict[str, str] = {}
+        self.bigquery_url: str | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+    def start(self, timeout: float = 120.0) -> LocalStack:
+        started = time.monotonic()
+        try:
+            ps, ps_host = emulators.pubsub(self.workdir)
+            self.processes.append(ps)
+            fs, fs_host = emulators.firestore(self.workdir)
+            self.processes.append(fs)
+            if self.with_bigquery:
+                bq, self.bigquery_url = emulators.bigquery(self.workdir, self.project)
+                self.processes.append(bq)
+            for p in self.processes:
+                p.wait_ready(timeout)
+            self.env = {
+                "PUBSUB_EMULATOR_HOST": ps_host,
+                "FIRESTORE_EMULATOR_HOST": fs_host,
+                "GOOGLE_CLOUD_PROJECT": self.project,
+                "SYSEVENTS_PROJECT": self.project,
+                # Local receivers listen on loopback over plain http: allow exactly that, here only.
+                "SYSEVENTS_ALLOW_HTTP": "true",
+                "SYSEVENTS_DESTINATION_ALLOWLIST": "127.0.0.1/32",
+                **self.extra_env,
+            }
+            if self.bigquery_url:
+                self.env["SYSEVENTS_BIGQUERY_ENDPOINT"] = self.bigquery_url
+            self._start_functions(timeout)
+            self.provision()
+        except BaseException:
+            self.stop()
+            raise
+        self.started_in = time.monotonic() - started
+        return self
+
+    def _start_functions(self, timeout: float) -> None:
+        exe = shutil.which("functions-framework") or str(Path(sys.executable).with_name("functions-framework"))
+        procs = []
+        for name in self.function_names:
+            fn = self.topology.functions[name]
+            port = free_port()
+            proc = Process(
+                f"function-{name}",
+                [exe, f"--target={fn.entry_point}", f"--source={FUNCTIONS_DIR / name / 'main.py'}",
+                 "--signature-type=http", "--host=127.0.0.1", f"--port={port}"],
+                self.workdir / "logs" / f"function-{name}.log",
+                env={**self.env, "PYTHONUNBUFFERED": "1"},
+                ready=http_ok(f"http://127.0.0.1:{port}/"),
+            ).start()
+            self.processes.append(proc)
+            procs.append(proc)
+            self.function_urls[name] = f"http://127.0.0.1:{port}/"
+        for proc in procs:
+            proc.wait_ready(timeout)
+
+    def provision(self) -> None:
+        with self.environment():
+            provision(self.topology, self.project, self.function_urls, backoff_override=self.backoff)
+
+    def stop(self) -> None:
+        for p in reversed(self.processes):
+            p.stop()
+        self.processes.clear()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- helpers -----------------------------------------------------------------------------------------
+    def environment(self):
+        """Context manager: os.environ points the Google clients at this stack while inside."""
+        stack = self
+
+        class _Env:
+            def __enter__(self):
+                self.saved = {k: os.environ.get(k) for k in stack.env}
+                os.environ.update(stack.env)
+
+            def __exit__(self, *exc):
+                for k, v in self.saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
+
+        return _Env()
+
+    def write_env_file(self, path: Path) -> None:
+        """Let other shells find this stack (`sysevents publish` reads it when no emulator env is set)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"env": self.env, "functions": self.function_urls, "pid": os.getpid()}, indent=2))

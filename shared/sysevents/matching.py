@@ -1,0 +1,93 @@
+"""Which jobs want an event: one pure predicate, and an index that finds candidates without scanning.
+
+`matches(filter, event)` is the definition. `JobIndex` only narrows the candidates by
+(aid, subject_type, subject_id, verb) and then applies `matches`, so the two cannot disagree; its cost per event
+grows with the number of jobs that *could* match, not with the number of jobs.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Iterable
+
+from .events import SystemEvent
+from .jobs import EventFilter, Job, JobState
+
+_ANY = None  # in an index key: every subject type, or every subject of a type
+
+
+def matches(f: EventFilter, event: SystemEvent) -> bool:
+    """True when the filter selects the event: same account, a wanted verb, a wanted source."""
+    if f.aid != event.aid or event.verb not in f.verbs:
+        return False
+    if f.sources is None:
+        return True
+    ids = f.sources.get(event.subject_type)
+    if ids is None:
+        return False
+    return not ids or event.subject_id in ids
+
+
+class JobIndex:
+    """Active jobs keyed by (aid, subject_type|*, subject_id|*, verb). Thread-safe; updated incrementally."""
+
+    def __init__(self, jobs: Iterable[Job] = ()):
+        self._lock = threading.Lock()
+        self._by_key: dict[tuple, dict[str, tuple[Job, EventFilter]]] = defaultdict(dict)
+        self._keys_of: dict[str, list[tuple]] = {}
+        self._jobs: dict[str, Job] = {}
+        for job in jobs:
+            self.upsert(job)
+
+    @staticmethod
+    def _keys(f: EventFilter) -> list[tuple]:
+        if f.sources is None:
+            places = [(_ANY, _ANY)]
+        else:
+            places = [(st, sid) for st, ids in f.sources.items() for sid in (ids or (_ANY,))]
+        return [(f.aid, st, sid, verb) for st, sid in places for verb in f.verbs]
+
+    def upsert(self, job: Job) -> None:
+        """Add or replace a job; paused jobs are kept for lookup by id but never matched."""
+        with self._lock:
+            self._drop(job.id)
+            self._jobs[job.id] = job
+            if job.state is JobState.ACTIVE:
+                f = job.filter
+                keys = self._keys(f)
+                for key in keys:
+                    self._by_key[key][job.id] = (job, f)
+                self._keys_of[job.id] = keys
+
+    def remove(self, job_id: str) -> None:
+        with self._lock:
+            self._drop(job_id)
+            self._jobs.pop(job_id, None)
+
+    def _drop(self, job_id: str) -> None:
+        for key in self._keys_of.pop(job_id, ()):
+            bucket = self._by_key.get(key)
+            if bucket is not None:
+                bucket.pop(job_id, None)
+                if not bucket:
+                    del self._by_key[key]
+
+    def get(self, job_id: str) -> Job | None:
+        return self._jobs.get(job_id)
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def match(self, event: SystemEvent) -> list[Job]:
+        """Active jobs whose filter selects the event, in a stable order (by job id)."""
+        aid, st, verb = event.aid, event.subject_type, event.verb
+        candidates: list[tuple[Job, EventFilter]] = []
+        with self._lock:
+            for key in ((aid, st, event.subject_id, verb), (aid, st, _ANY, verb), (aid, _ANY, _ANY, verb)):
+                bucket = self._by_key.get(key)
+                if bucket:
+                    candidates.extend(bucket.values())
+        found = [job for job, f in candidates if matches(f, event)]
+        found.sort(key=lambda j: j.id)
+        return found

@@ -1,0 +1,139 @@
+"""Pub/Sub plumbing: reading push requests, publishing with confirmation, provisioning the topology."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import pubsub_v1
+from google.protobuf import duration_pb2
+
+from .topology import Topology
+
+log = logging.getLogger(__name__)
+
+MAX_ATTRIBUTE_BYTES = 1024  # Pub/Sub's limit for an attribute value
+PUBLISH_TIMEOUT = 60.0
+
+
+class BadPushRequest(ValueError):
+    """A request that is not a Pub/Sub push body."""
+
+
+@dataclass(frozen=True)
+class PushMessage:
+    data: bytes
+    attributes: dict[str, str]
+    message_id: str
+    publish_time: str | None
+    delivery_attempt: int
+    subscription: str | None
+    ordering_key: str | None = None
+
+
+def parse_push(body: bytes | str | Mapping[str, Any]) -> PushMessage:
+    """Read a push request body: `{"subscription", "message": {"data", "attributes", "messageId", ...}}`."""
+    if isinstance(body, bytes | str):
+        try:
+            body = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise BadPushRequest(f"push body is not JSON: {err}") from None
+    msg = body.get("message") if isinstance(body, Mapping) else None
+    if not isinstance(msg, Mapping):
+        raise BadPushRequest("push body lacks 'message'")
+    try:
+        data = base64.b64decode(msg.get("data", ""), validate=True)
+    except (binascii.Error, TypeError, ValueError):
+        raise BadPushRequest("push message data is not base64") from None
+    attempt = body.get("deliveryAttempt") or msg.get("deliveryAttempt") or 1
+    return PushMessage(
+        data=data,
+        attributes=dict(msg.get("attributes") or {}),
+        message_id=str(msg.get("messageId") or msg.get("message_id") or ""),
+        publish_time=msg.get("publishTime") or msg.get("publish_time"),
+        delivery_attempt=int(attempt),
+        subscription=body.get("subscription"),
+        ordering_key=msg.get("orderingKey") or None,
+    )
+
+
+def clip_attribute(value: str) -> str:
+    """Shorten a value to fit a Pub/Sub attribute (1024 bytes), marking the cut."""
+    raw = value.encode()
+    if len(raw) <= MAX_ATTRIBUTE_BYTES:
+        return value
+    return raw[: MAX_ATTRIBUTE_BYTES - 3].decode(errors="ignore") + "..."
+
+
+@dataclass
+class Publisher:
+    """Publishes to topics of one project; `publish_all` returns once Pub/Sub has stored every message."""
+
+    project: str
+    client: pubsub_v1.PublisherClient = field(default_factory=pubsub_v1.PublisherClient)
+
+    def path(self, topic: str) -> str:
+        return self.client.topic_path(self.project, topic)
+
+    def publish(self, topic: str, data: bytes, **attributes: str):
+        return self.client.publish(self.path(topic), data, **{k: clip_attribute(str(v)) for k, v in attributes.items()})
+
+    def publish_all(self, messages: Iterable[tuple[str, bytes, dict[str, str]]]) -> list[str]:
+        futures = [self.publish(topic, data, **attrs) for topic, data, attrs in messages]
+        return [f.result(timeout=PUBLISH_TIMEOUT) for f in futures]
+
+
+def _duration(seconds: int) -> duration_pb2.Duration:
+    return duration_pb2.Duration(seconds=int(seconds))
+
+
+def provision(
+    topology: Topology,
+    project: str,
+    push_endpoints: Mapping[str, str],
+    *,
+    backoff_override: tuple[int, int] | None = None,
+    publisher: pubsub_v1.PublisherClient | None = None,
+    subscriber: pubsub_v1.SubscriberClient | None = None,
+) -> None:
+    """Create the topology's topics and subscriptions (idempotent). Used by the local stack and the tests;
+    production uses Terraform, which reads the same topology.json.
+
+    `push_endpoints` maps function name to URL. `backoff_override` (min, max seconds) shortens the retry
+    policy for local runs.
+    """
+    publisher = publisher or pubsub_v1.PublisherClient()
+    subscriber = subscriber or pubsub_v1.SubscriberClient()
+    for topic in topology.topics:
+        try:
+            publisher.create_topic(name=publisher.topic_path(project, topic))
+        except gexc.AlreadyExists:
+            pass
+    for sub in topology.subscriptions.values():
+        request: dict[str, Any] = {
+            "name": subscriber.subscription_path(project, sub.name),
+            "topic": publisher.topic_path(project, sub.topic),
+            "ack_deadline_seconds": sub.ack_deadline_seconds,
+            "message_retention_duration": _duration(sub.message_retention_seconds),
+        }
+        if sub.push_function:
+            request["push_config"] = {"push_endpoint": push_endpoints[sub.push_function]}
+        if sub.retry_policy:
+            lo, hi = backoff_override or (sub.retry_policy.minimum_backoff_seconds,
+                                          sub.retry_policy.maximum_backoff_seconds)
+            request["retry_policy"] = {"minimum_backoff": _duration(lo), "maximum_backoff": _duration(hi)}
+        if sub.dead_letter_topic:
+            request["dead_letter_policy"] = {
+                "dead_letter_topic": publisher.topic_path(project, sub.dead_letter_topic),
+                "max_delivery_attempts": sub.max_delivery_attempts,
+            }
+        try:
+            subscriber.create_subscription(request=request)
+        except gexc.AlreadyExists:
+            pass

@@ -1,0 +1,53 @@
+"""Per-instance clients, built once on first use: settings, publisher, Firestore, the job cache."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from functools import cache
+
+from google.cloud import firestore
+
+from .config import Settings, settings
+from .pubsub import Publisher
+from .store import JobCache, JobStore
+from .topology import Topology, load
+
+_lock = threading.Lock()
+
+
+@cache
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+class Runtime:
+    def __init__(self, cfg: Settings | None = None, topology: Topology | None = None):
+        _logging()
+        self.settings = cfg or settings()
+        self.topology = topology or load()
+        self.firestore = firestore.Client(project=self.settings.project)
+        self.publisher = Publisher(self.settings.project)
+        self.jobs = JobStore(self.firestore, self.settings.jobs_collection)
+        self._cache: JobCache | None = None
+
+    @property
+    def cache(self) -> JobCache:
+        if self._cache is None:
+            with _lock:
+                if self._cache is None:
+                    self._cache = JobCache(self.firestore, self.settings.jobs_collection,
+                                           self.settings.job_cache_start_timeout).start()
+        return self._cache
+
+
+_runtime: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    global _runtime
+    if _runtime is None:
+        with _lock:
+            if _runtime is None:
+                _runtime = Runtime()
+    return _runtime

@@ -1,0 +1,102 @@
+"""The messaging topology (topics, subscriptions, sinks, functions), loaded from topology.json."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    minimum_backoff_seconds: int
+    maximum_backoff_seconds: int
+
+
+@dataclass(frozen=True)
+class Subscription:
+    name: str
+    topic: str
+    ack_deadline_seconds: int
+    message_retention_seconds: int
+    push_function: str | None = None
+    retry_policy: RetryPolicy | None = None
+    dead_letter_topic: str | None = None
+    max_delivery_attempts: int | None = None
+
+
+@dataclass(frozen=True)
+class Sink:
+    name: str
+    topic: str
+    dead_letter_topic: str
+    subscription: str
+
+
+@dataclass(frozen=True)
+class Function:
+    name: str
+    entry_point: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Topology:
+    ingest_topic: str
+    quarantine_topic: str
+    topics: tuple[str, ...]
+    functions: dict[str, Function]
+    sinks: dict[str, Sink]
+    subscriptions: dict[str, Subscription]
+
+    def sink_subscription(self, sink: str) -> Subscription:
+        return self.subscriptions[self.sinks[sink].subscription]
+
+
+def parse(doc: dict) -> Topology:
+    subs = {}
+    for s in doc["subscriptions"]:
+        rp = s.get("retry_policy")
+        subs[s["name"]] = Subscription(
+            name=s["name"], topic=s["topic"], ack_deadline_seconds=s["ack_deadline_seconds"],
+            message_retention_seconds=s["message_retention_seconds"], push_function=s.get("push_function"),
+            retry_policy=RetryPolicy(**rp) if rp else None, dead_letter_topic=s.get("dead_letter_topic"),
+            max_delivery_attempts=s.get("max_delivery_attempts"),
+        )
+    topo = Topology(
+        ingest_topic=doc["ingest_topic"],
+        quarantine_topic=doc["quarantine_topic"],
+        topics=tuple(t["name"] for t in doc["topics"]),
+        functions={f["name"]: Function(**f) for f in doc["functions"]},
+        sinks={s["name"]: Sink(**s) for s in doc["sinks"]},
+        subscriptions=subs,
+    )
+    _check(topo)
+    return topo
+
+
+def _check(topo: Topology) -> None:
+    known = set(topo.topics)
+    for name in (topo.ingest_topic, topo.quarantine_topic):
+        if name not in known:
+            raise ValueError(f"topology: topic {name!r} is not declared")
+    for sub in topo.subscriptions.values():
+        if sub.topic not in known or (sub.dead_letter_topic and sub.dead_letter_topic not in known):
+            raise ValueError(f"topology: subscription {sub.name!r} names an undeclared topic")
+        if sub.push_function and sub.push_function not in topo.functions:
+            raise ValueError(f"topology: subscription {sub.name!r} pushes to unknown function")
+        if sub.push_function and not (sub.dead_letter_topic and sub.retry_policy and sub.max_delivery_attempts):
+            raise ValueError(f"topology: push subscription {sub.name!r} needs retry, dead letter and max attempts")
+    for sink in topo.sinks.values():
+        if sink.subscription not in topo.subscriptions:
+            raise ValueError(f"topology: sink {sink.name!r} names an unknown subscription")
+    held = {s.topic for s in topo.subscriptions.values()}
+    for name in known - held:
+        raise ValueError(f"topology: topic {name!r} has no subscription; its messages would be lost")
+
+
+@cache
+def load() -> Topology:
+    text = resources.files("sysevents").joinpath("topology.json").read_text()
+    return parse(json.loads(text))

@@ -1,0 +1,97 @@
+"""Shared fixtures. Integration fixtures start the real local stack once per test session."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from sysevents.local.receiver import Receiver
+from sysevents.local.stack import LocalStack
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory) -> Iterator[LocalStack]:
+    """Pub/Sub, Firestore and BigQuery emulators plus every function, on free ports, for the whole session."""
+    s = LocalStack(tmp_path_factory.mktemp("stack"))
+    s.start()
+    saved = {k: os.environ.get(k) for k in s.env}
+    os.environ.update(s.env)
+    try:
+        yield s
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        s.stop()
+
+
+@pytest.fixture(scope="session")
+def firestore_client(stack):
+    from google.cloud import firestore
+
+    return firestore.Client(project=stack.project)
+
+
+@pytest.fixture(scope="session")
+def publisher(stack):
+    from sysevents.pubsub import Publisher
+
+    return Publisher(stack.project)
+
+
+@pytest.fixture(scope="session")
+def subscriber(stack):
+    from google.cloud import pubsub_v1
+
+    return pubsub_v1.SubscriberClient()
+
+
+@pytest.fixture
+def aid() -> str:
+    """A fresh account id per test: tests share the stack, accounts keep them apart."""
+    return f"acct-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver().start()
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def fresh_subscription(stack, subscriber) -> Iterator[Callable[[str], str]]:
+    """Make a new pull subscription on a topic for this test only (see the emulator's dead-stream bug)."""
+    made: list[str] = []
+
+    def make(topic: str, **extra) -> str:
+        path = subscriber.subscription_path(stack.project, f"t-{topic}-{uuid.uuid4().hex[:10]}")
+        subscriber.create_subscription(
+            request={"name": path, "topic": f"projects/{stack.project}/topics/{topic}", **extra})
+        made.append(path)
+        return path
+
+    yield make
+    for path in made:
+        subscriber.delete_subscription(subscription=path)
+
+
+def pull(subscriber, path: str, count: int, timeout: float = 30.0) -> list:
+    """Synchronously pull and ack until `count` messages arrived or `timeout` passed."""
+    import time
+
+    got: list = []
+    deadline = time.monotonic() + timeout
+    while len(got) < count and time.monotonic() < deadline:
+        resp = subscriber.pull(subscription=path, max_messages=max(1, count - len(got)), timeout=5)
+        if resp.received_messages:
+            subscriber.acknowledge(subscription=path, ack_ids=[m.ack_id for m in resp.received_messages])
+            got.extend(m.message for m in resp.received_messages)
+        else:
+            time.sleep(0.1)
+    return got
