@@ -1,0 +1,19 @@
+"""Helpers for tests (importable as `helpers`)."""
+
+from __future__ import annotations
+
+import time
+
+
+def pull(subscriber, path: str, count: int, timeout: float = 30.0) -> list:
+    """Synchronously pull and ack until `count` messages arrived or `timeout` passed."""
+    got: list = []
+    deadline = time.monotonic() + timeout
+    while len(got) < count and time.monotonic() < deadline:
+        resp = subscriber.pull(subscription=path, max_messages=max(1, count - len(got)), timeout=5)
+        if resp.received_messages:
+            subscriber.acknowledge(subscription=path, ack_ids=[m.ack_id for m in resp.received_messages])
+            got.extend(m.message for m in resp.received_messages)
+        else:
+            time.sleep(0.1)
+    return got
