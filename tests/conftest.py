@@ -15,7 +15,8 @@ from sysevents.local.stack import LocalStack
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory) -> Iterator[LocalStack]:
     """Pub/Sub, Firestore and BigQuery emulators plus every function, on free ports, for the whole session."""
-    s = LocalStack(tmp_path_factory.mktemp("stack"))
+    only = os.environ.get("SYSEVENTS_TEST_FUNCTIONS")  # e.g. "ingest,webhook" to iterate on a few functions
+    s = LocalStack(tmp_path_factory.mktemp("stack"), functions=tuple(only.split(",")) if only else None)
     s.start()
     saved = {k: os.environ.get(k) for k in s.env}
     os.environ.update(s.env)

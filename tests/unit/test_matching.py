@@ -1,0 +1,66 @@
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sysevents.events import SUBJECT_TYPES, VERBS, new_event
+from sysevents.jobs import JobState, job_from_dict
+from sysevents.matching import JobIndex, matches
+
+
+def job(job_id, aid="12", verbs=("failed",), sources=None, state="active"):
+    config = {"system_event_multiple_types": list(verbs), "webhook_url": "https://h.example.com"}
+    if sources is not None:
+        config["system_event_sources"] = sources
+    return job_from_dict({"workflow": "webhook_system_events", "config": config, "state": state},
+                         job_id=job_id, aid=aid)
+
+
+def test_filter_semantics():
+    ev = new_event("12", "work", "w1", "failed")
+    assert matches(job("a").filter, ev)  # no sources: every subject type
+    assert matches(job("a", sources={"work": []}).filter, ev)  # []: every subject of the type
+    assert matches(job("a", sources={"work": ["w1", "w2"]}).filter, ev)
+    assert not matches(job("a", sources={"work": ["w2"]}).filter, ev)
+    assert not matches(job("a", sources={"segment": []}).filter, ev)
+    assert not matches(job("a", verbs=("created",)).filter, ev)
+    assert not matches(job("a", aid="13").filter, ev)  # never another account's events
+
+
+def test_index_updates_and_paused_jobs():
+    idx = JobIndex([job("a"), job("b", sources={"work": ["w1"]}), job("c", state="paused")])
+    ev = new_event("12", "work", "w1", "failed")
+    assert [j.id for j in idx.match(ev)] == ["a", "b"]
+    idx.upsert(job("b", sources={"work": ["w9"]}))
+    assert [j.id for j in idx.match(ev)] == ["a"]
+    idx.upsert(job("c"))
+    idx.remove("a")
+    assert [j.id for j in idx.match(ev)] == ["c"]
+    idx.upsert(job("c", state="paused"))
+    assert idx.match(ev) == [] and idx.get("c").state is JobState.PAUSED
+
+
+ids = st.sampled_from(["s1", "s2", "s3"])
+sources = st.one_of(st.none(), st.dictionaries(st.sampled_from(SUBJECT_TYPES[:4]), st.lists(ids, max_size=2),
+                                               max_size=3))
+jobs_strategy = st.lists(st.tuples(st.sampled_from(["1", "2"]), st.lists(st.sampled_from(VERBS[:3]), min_size=1,
+                                                                         max_size=3), sources), max_size=25)
+
+
+@settings(max_examples=200, deadline=None)
+@given(jobs_strategy, st.sampled_from(["1", "2"]), st.sampled_from(SUBJECT_TYPES[:4]), ids,
+       st.sampled_from(VERBS[:3]))
+def test_index_agrees_with_the_predicate(specs, aid, subject_type, subject_id, verb):
+    jobs = [job(f"j{i}", aid=a, verbs=v, sources=s) for i, (a, v, s) in enumerate(specs)]
+    ev = new_event(aid, subject_type, subject_id, verb)
+    expected = sorted(j.id for j in jobs if matches(j.filter, ev))
+    assert [j.id for j in JobIndex(jobs).match(ev)] == expected
+
+
+def test_candidates_do_not_grow_with_unrelated_jobs():
+    rng = random.Random(1)
+    noise = [job(f"n{i}", aid=str(rng.randint(100, 999)), sources={"work": [f"x{i}"]}) for i in range(5000)]
+    idx = JobIndex([*noise, job("mine", sources={"work": ["w1"]})])
+    ev = new_event("12", "work", "w1", "failed")
+    assert [j.id for j in idx.match(ev)] == ["mine"]
+    assert sum(len(b) for k, b in idx._by_key.items() if k[0] == "12") == 1
