@@ -23,16 +23,23 @@ CHANGES = 30
 def main() -> None:
     with LocalStack(bigquery=False, functions=("ingest",)) as stack, stack.environment():
         from google.cloud import firestore
-
         from sysevents.store import JobStore
 
         store = JobStore(firestore.Client(project=stack.project))
         url = stack.function_urls["ingest"]
         lags = []
         for i in range(CHANGES):
-            job = job_from_dict({"workflow": "webhook_system_events", "config": {
-                "system_event_type": "failed", "webhook_url": f"https://hooks.example.com/{i}"}},
-                job_id="bench-job", aid="bench")
+            job = job_from_dict(
+                {
+                    "workflow": "webhook_system_events",
+                    "config": {
+                        "system_event_type": "failed",
+                        "webhook_url": f"https://hooks.example.com/{i}",
+                    },
+                },
+                job_id="bench-job",
+                aid="bench",
+            )
             started = time.perf_counter()
             store.put(job)
             written = store.last_write_time
@@ -45,8 +52,10 @@ def main() -> None:
             lags.append((time.perf_counter() - started) * 1000)
         lags.sort()
         print(f"job write call -> ingest function's cache has it, {CHANGES} changes (2 ms polling):")
-        print(f"  p50 {statistics.median(lags):.0f} ms, p90 {lags[int(0.9 * len(lags)) - 1]:.0f} ms, "
-              f"max {lags[-1]:.0f} ms")
+        print(
+            f"  p50 {statistics.median(lags):.0f} ms, p90 {lags[int(0.9 * len(lags)) - 1]:.0f} ms, "
+            f"max {lags[-1]:.0f} ms"
+        )
 
 
 if __name__ == "__main__":

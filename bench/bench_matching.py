@@ -1,6 +1,6 @@
 """Matching throughput with 10, 1,000 and 10,000 jobs: the index against a linear scan, same run.
 
-    .venv/bin/python bench/bench_matching.py
+.venv/bin/python bench/bench_matching.py
 """
 
 from __future__ import annotations
@@ -12,25 +12,41 @@ from sysevents.events import SUBJECT_TYPES, VERBS, new_event
 from sysevents.jobs import job_from_dict
 from sysevents.matching import JobIndex, matches
 
+
 def make_jobs(n: int, rng: random.Random, accounts: int) -> list:
     jobs = []
     for i in range(n):
         shape = rng.random()
-        config = {"system_event_multiple_types": rng.sample(VERBS, rng.randint(1, 3)),
-                  "webhook_url": "https://hooks.example.com/x"}
+        config = {
+            "system_event_multiple_types": rng.sample(VERBS, rng.randint(1, 3)),
+            "webhook_url": "https://hooks.example.com/x",
+        }
         if shape < 0.5:
-            config["system_event_sources"] = {rng.choice(SUBJECT_TYPES): [f"s{rng.randint(0, 50)}"
-                                                                          for _ in range(rng.randint(1, 5))]}
+            config["system_event_sources"] = {
+                rng.choice(SUBJECT_TYPES): [f"s{rng.randint(0, 50)}" for _ in range(rng.randint(1, 5))]
+            }
         elif shape < 0.8:
             config["system_event_sources"] = {rng.choice(SUBJECT_TYPES): []}
-        jobs.append(job_from_dict({"workflow": "webhook_system_events", "config": config},
-                                  job_id=f"job-{i}", aid=str(rng.randrange(accounts))))
+        jobs.append(
+            job_from_dict(
+                {"workflow": "webhook_system_events", "config": config},
+                job_id=f"job-{i}",
+                aid=str(rng.randrange(accounts)),
+            )
+        )
     return jobs
 
 
 def make_events(n: int, rng: random.Random, accounts: int) -> list:
-    return [new_event(str(rng.randrange(accounts)), rng.choice(SUBJECT_TYPES), f"s{rng.randint(0, 50)}",
-                      rng.choice(VERBS)) for _ in range(n)]
+    return [
+        new_event(
+            str(rng.randrange(accounts)),
+            rng.choice(SUBJECT_TYPES),
+            f"s{rng.randint(0, 50)}",
+            rng.choice(VERBS),
+        )
+        for _ in range(n)
+    ]
 
 
 def rate(fn, events, min_seconds: float = 0.5) -> float:
@@ -47,7 +63,9 @@ def rate(fn, events, min_seconds: float = 0.5) -> float:
 def run(title: str, accounts_for) -> None:
     rng = random.Random(7)
     print(title)
-    print(f"{'jobs':>7} {'accounts':>9} {'index ev/s':>12} {'scan ev/s':>12} {'index/scan':>11} {'matches/ev':>11}")
+    print(
+        f"{'jobs':>7} {'accounts':>9} {'index ev/s':>12} {'scan ev/s':>12} {'index/scan':>11} {'matches/ev':>11}"
+    )
     rates = {}
     for n in (10, 1_000, 10_000):
         accounts = accounts_for(n)
@@ -59,13 +77,20 @@ def run(title: str, accounts_for) -> None:
         scan = rate(lambda ev, fs=filters: [f for f in fs if matches(f, ev)], events[: max(50, 20000 // n)])
         rates[n] = idx
         print(f"{n:>7} {accounts:>9} {idx:>12,.0f} {scan:>12,.0f} {idx / scan:>10.1f}x {found:>11.2f}")
-    print(f"  index ev/s ratio, 10,000 jobs : 1,000 jobs = {rates[10_000] / rates[1_000]:.2f}; "
-          f"10,000 : 10 = {rates[10_000] / rates[10]:.2f}\n")
+    print(
+        f"  index ev/s ratio, 10,000 jobs : 1,000 jobs = {rates[10_000] / rates[1_000]:.2f}; "
+        f"10,000 : 10 = {rates[10_000] / rates[10]:.2f}\n"
+    )
 
 
 def main() -> None:
-    print("Matching: events/s (higher is better); the index against a linear scan of every filter, same run.\n")
-    run("A. ~10 jobs per account (tenants grow with jobs; matches per event stay flat):", lambda n: max(1, n // 10))
+    print(
+        "Matching: events/s (higher is better); the index against a linear scan of every filter, same run.\n"
+    )
+    run(
+        "A. ~10 jobs per account (tenants grow with jobs; matches per event stay flat):",
+        lambda n: max(1, n // 10),
+    )
     run("B. one account holding every job (matches per event grow with jobs):", lambda n: 1)
 
 

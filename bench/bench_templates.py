@@ -1,6 +1,6 @@
 """Jsonnet renders/s with each binding available, single renders and a batch of 500 in one evaluation.
 
-    .venv/bin/python bench/bench_templates.py
+.venv/bin/python bench/bench_templates.py
 """
 
 from __future__ import annotations
@@ -25,7 +25,11 @@ def per_second(fn, min_seconds: float = 1.0) -> float:
 
 
 def bindings():
-    for name, module in (("rjsonnet (Rust)", "rjsonnet"), ("gojsonnet (Go)", "_gojsonnet"), ("jsonnet (C++)", "_jsonnet")):
+    for name, module in (
+        ("rjsonnet (Rust)", "rjsonnet"),
+        ("gojsonnet (Go)", "_gojsonnet"),
+        ("jsonnet (C++)", "_jsonnet"),
+    ):
         try:
             yield name, importlib.import_module(module).evaluate_snippet
         except ImportError:
@@ -35,7 +39,9 @@ def bindings():
 def main() -> None:
     event = json.dumps(SAMPLE_EVENT)
     events = json.dumps([SAMPLE_EVENT] * BATCH)
-    batch_src = "local tpl(event) = " + SLACK_TEMPLATE.replace("\n", " ") + ";\nstd.map(tpl, std.extVar('events'))"
+    batch_src = (
+        "local tpl(event) = " + SLACK_TEMPLATE.replace("\n", " ") + ";\nstd.map(tpl, std.extVar('events'))"
+    )
     print("Jsonnet, the seed's Slack template")
     print(f"{'binding':<18} {'single/s':>10} {'batch of 500 (s)':>17} {'renders/s in batch':>19}")
     for name, evaluate in bindings():

@@ -7,7 +7,6 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-
 from sysevents.local.receiver import Receiver
 from sysevents.local.stack import LocalStack
 
@@ -73,7 +72,8 @@ def fresh_subscription(stack, subscriber) -> Iterator[Callable[[str], str]]:
     def make(topic: str, **extra) -> str:
         path = subscriber.subscription_path(stack.project, f"t-{topic}-{uuid.uuid4().hex[:10]}")
         subscriber.create_subscription(
-            request={"name": path, "topic": f"projects/{stack.project}/topics/{topic}", **extra})
+            request={"name": path, "topic": f"projects/{stack.project}/topics/{topic}", **extra}
+        )
         made.append(path)
         return path
 

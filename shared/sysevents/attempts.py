@@ -25,8 +25,9 @@ class AttemptLog:
     def key(job_id: str, event_id: str) -> str:
         return hashlib.sha256(f"{job_id}\0{event_id}".encode()).hexdigest()[:40]
 
-    def record_failure(self, job_id: str, event_id: str, reason: str, status: int | None,
-                       pubsub_attempt: int = 1) -> int:
+    def record_failure(
+        self, job_id: str, event_id: str, reason: str, status: int | None, pubsub_attempt: int = 1
+    ) -> int:
         """Count one failed attempt; returns how many attempts have failed so far."""
         ref = self.collection.document(self.key(job_id, event_id))
         now = datetime.now(UTC)
@@ -35,8 +36,18 @@ class AttemptLog:
         def bump(tx: firestore.Transaction) -> int:
             snap = ref.get(transaction=tx)
             count = max((snap.get("failures") if snap.exists else 0) + 1, pubsub_attempt)
-            tx.set(ref, {"job_id": job_id, "event_id": event_id, "failures": count, "last_reason": reason,
-                         "last_status": status, "updated_at": now, "expire_at": now + RETENTION})
+            tx.set(
+                ref,
+                {
+                    "job_id": job_id,
+                    "event_id": event_id,
+                    "failures": count,
+                    "last_reason": reason,
+                    "last_status": status,
+                    "updated_at": now,
+                    "expire_at": now + RETENTION,
+                },
+            )
             return count
 
         return bump(self.client.transaction())

@@ -33,18 +33,32 @@ def main() -> None:
 
 @main.command()
 @click.option("--aid", required=True, help="Account id.")
-@click.option("--subject-type", "subject_type", required=True, type=click.Choice(SUBJECT_TYPES), metavar="TYPE",
-              help="One of: " + ", ".join(SUBJECT_TYPES) + ".")
+@click.option(
+    "--subject-type",
+    "subject_type",
+    required=True,
+    type=click.Choice(SUBJECT_TYPES),
+    metavar="TYPE",
+    help="One of: " + ", ".join(SUBJECT_TYPES) + ".",
+)
 @click.option("--subject-id", "subject_id", required=True, help="Id of the subject the event is about.")
-@click.option("--verb", required=True, type=click.Choice([*VERBS, "update"]), metavar="VERB",
-              help="One of: " + ", ".join(VERBS) + ".")
+@click.option(
+    "--verb",
+    required=True,
+    type=click.Choice([*VERBS, "update"]),
+    metavar="VERB",
+    help="One of: " + ", ".join(VERBS) + ".",
+)
 @click.option("--actor", help="Who did it (user or service id).")
 @click.option("--notes", help="Free-form notes.")
 @click.option("--data", "extra", help="Extra free-form fields, as a JSON object.")
 @click.option("--project", envvar=["SYSEVENTS_PROJECT", "GOOGLE_CLOUD_PROJECT"], help="Google Cloud project.")
 @click.option("--topic", help="Topic (default: the topology's ingest topic).")
-@click.option("--raw", is_flag=True, help="Publish --data as the message verbatim, without building an event "
-              "(to try invalid input).")
+@click.option(
+    "--raw",
+    is_flag=True,
+    help="Publish --data as the message verbatim, without building an event (to try invalid input).",
+)
 def publish(aid, subject_type, subject_id, verb, actor, notes, extra, project, topic, raw) -> None:
     """Publish one system event to Pub/Sub (the local stack's emulator when `sysevents dev` runs)."""
     from .pubsub import Publisher

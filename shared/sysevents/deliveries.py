@@ -25,8 +25,12 @@ class Delivery:
         return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
 
     def attributes(self) -> dict[str, str]:
-        return {"job_id": self.job_id, "job_version": str(self.job_version), "event_id": self.event.id,
-                "aid": self.event.aid}
+        return {
+            "job_id": self.job_id,
+            "job_version": str(self.job_version),
+            "event_id": self.event.id,
+            "aid": self.event.aid,
+        }
 
     @classmethod
     def of(cls, event: SystemEvent, job: Job) -> Delivery:
@@ -37,7 +41,9 @@ class Delivery:
         try:
             doc: Any = json.loads(raw)
             job = doc["job"]
-            return cls(event=event_from_dict(doc["event"]), job_id=str(job["id"]), job_version=int(job["version"]))
+            return cls(
+                event=event_from_dict(doc["event"]), job_id=str(job["id"]), job_version=int(job["version"])
+            )
         except (ValueError, KeyError, TypeError) as err:
             reason = err.reason if isinstance(err, InvalidEvent) else f"{type(err).__name__}: {err}"
             raise BadDelivery(f"malformed delivery message: {reason}") from None

@@ -27,8 +27,9 @@ def _is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_link_local or ip.is_loopback)
 
 
-def check_url(url: str, *, allow_http: bool = False, allowlist: Sequence[Network] = (),
-              resolve=socket.getaddrinfo) -> list[str]:
+def check_url(
+    url: str, *, allow_http: bool = False, allowlist: Sequence[Network] = (), resolve=socket.getaddrinfo
+) -> list[str]:
     """Raise RefusedDestination unless the URL may be delivered to; return the vetted addresses."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()

@@ -92,7 +92,9 @@ def parse_verb(value: Any, field: str = "verb") -> Verb:
             return Verb(v)
         except ValueError:
             pass
-    raise ValueError(f"unknown {field} {value!r}; valid values: {', '.join(VERBS)} ('update' is read as 'updated')")
+    raise ValueError(
+        f"unknown {field} {value!r}; valid values: {', '.join(VERBS)} ('update' is read as 'updated')"
+    )
 
 
 def _utcnow() -> datetime:
@@ -192,8 +194,14 @@ def new_event(
         {
             "id": event_id or str(uuid.uuid4()),
             "time": (time or _utcnow()).isoformat(),
-            "data": {"aid": aid, "subject_type": subject_type, "subject_id": subject_id, "verb": verb,
-                     "actor": actor, **extra},
+            "data": {
+                "aid": aid,
+                "subject_type": subject_type,
+                "subject_id": subject_id,
+                "verb": verb,
+                "actor": actor,
+                **extra,
+            },
         }
     )
 
@@ -204,7 +212,7 @@ def _describe(err: ValidationError) -> str:
         loc = ".".join(str(p) for p in e["loc"]) or "event"
         msg = e["msg"]
         if msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
+            msg = msg[len("Value error, ") :]
         parts.append(f"{loc}: {msg}")
     return "; ".join(parts)
 
@@ -235,7 +243,9 @@ def event_from_dict(doc: Any, *, fallback_id: str | None = None) -> SystemEvent:
         raise InvalidEvent(_describe(err)) from None
 
 
-def event_from_bytes(raw: bytes, *, fallback_id: str | None = None, max_bytes: int = MAX_EVENT_BYTES) -> SystemEvent:
+def event_from_bytes(
+    raw: bytes, *, fallback_id: str | None = None, max_bytes: int = MAX_EVENT_BYTES
+) -> SystemEvent:
     """Validate raw bytes off the wire; raises InvalidEvent with a reason naming the field."""
     if len(raw) > max_bytes:
         raise InvalidEvent(f"event is {len(raw)} bytes; the limit is {max_bytes} bytes")

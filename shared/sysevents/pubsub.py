@@ -82,7 +82,9 @@ class Publisher:
         return self.client.topic_path(self.project, topic)
 
     def publish(self, topic: str, data: bytes, **attributes: str):
-        return self.client.publish(self.path(topic), data, **{k: clip_attribute(str(v)) for k, v in attributes.items()})
+        return self.client.publish(
+            self.path(topic), data, **{k: clip_attribute(str(v)) for k, v in attributes.items()}
+        )
 
     def publish_all(self, messages: Iterable[tuple[str, bytes, dict[str, str]]]) -> list[str]:
         futures = [self.publish(topic, data, **attrs) for topic, data, attrs in messages]
@@ -105,7 +107,8 @@ def provision(
     """Create the topology's topics and subscriptions (idempotent). Used by the local stack and the tests;
     production uses Terraform, which reads the same topology.json.
 
-    `push_endpoints` maps function name to URL. `backoff_override` (min, max seconds) shortens the retry
+    `push_endpoints` maps function name to URL; push subscriptions of functions not in it are skipped
+    (a partial local stack). `backoff_override` (min, max seconds) shortens the retry
     policy for local runs.
     """
     publisher = publisher or pubsub_v1.PublisherClient()
@@ -116,6 +119,9 @@ def provision(
         except gexc.AlreadyExists:
             pass
     for sub in topology.subscriptions.values():
+        if sub.push_function and sub.push_function not in push_endpoints:
+            log.warning("provision: skipping %s: function %s is not running", sub.name, sub.push_function)
+            continue
         request: dict[str, Any] = {
             "name": subscriber.subscription_path(project, sub.name),
             "topic": publisher.topic_path(project, sub.topic),
@@ -125,8 +131,10 @@ def provision(
         if sub.push_function:
             request["push_config"] = {"push_endpoint": push_endpoints[sub.push_function]}
         if sub.retry_policy:
-            lo, hi = backoff_override or (sub.retry_policy.minimum_backoff_seconds,
-                                          sub.retry_policy.maximum_backoff_seconds)
+            lo, hi = backoff_override or (
+                sub.retry_policy.minimum_backoff_seconds,
+                sub.retry_policy.maximum_backoff_seconds,
+            )
             request["retry_policy"] = {"minimum_backoff": _duration(lo), "maximum_backoff": _duration(hi)}
         if sub.dead_letter_topic:
             request["dead_letter_policy"] = {

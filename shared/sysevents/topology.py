@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
@@ -36,9 +36,25 @@ class Sink:
 
 @dataclass(frozen=True)
 class Function:
+    """A function entry. The optional fields are deployment facts read by Terraform (see topology.json's
+    description); None means Terraform's default."""
+
     name: str
     entry_point: str
     description: str
+    invoked_by: str = "pubsub"  # "pubsub": only its push subscriptions call it; "users": HTTP API behind IAM
+    project_roles: list[str] | None = None  # None: Terraform's default (roles/datastore.viewer)
+    dataset_roles: list[str] = field(default_factory=list)
+    publishes: list[str] = field(default_factory=list)
+    secrets: dict[str, str] = field(default_factory=dict)  # env var -> secret name (topology "secrets")
+    env: dict[str, str] = field(default_factory=dict)
+    memory: str | None = None
+    cpu: str | None = None
+    timeout_seconds: int | None = None
+    min_instances: int | None = None
+    max_instances: int | None = None
+    concurrency: int | None = None
+    schedules: list[dict] = field(default_factory=list)  # [{name, cron, time_zone, path, body}]
 
 
 @dataclass(frozen=True)
@@ -59,9 +75,13 @@ def parse(doc: dict) -> Topology:
     for s in doc["subscriptions"]:
         rp = s.get("retry_policy")
         subs[s["name"]] = Subscription(
-            name=s["name"], topic=s["topic"], ack_deadline_seconds=s["ack_deadline_seconds"],
-            message_retention_seconds=s["message_retention_seconds"], push_function=s.get("push_function"),
-            retry_policy=RetryPolicy(**rp) if rp else None, dead_letter_topic=s.get("dead_letter_topic"),
+            name=s["name"],
+            topic=s["topic"],
+            ack_deadline_seconds=s["ack_deadline_seconds"],
+            message_retention_seconds=s["message_retention_seconds"],
+            push_function=s.get("push_function"),
+            retry_policy=RetryPolicy(**rp) if rp else None,
+            dead_letter_topic=s.get("dead_letter_topic"),
             max_delivery_attempts=s.get("max_delivery_attempts"),
         )
     topo = Topology(
@@ -86,8 +106,12 @@ def _check(topo: Topology) -> None:
             raise ValueError(f"topology: subscription {sub.name!r} names an undeclared topic")
         if sub.push_function and sub.push_function not in topo.functions:
             raise ValueError(f"topology: subscription {sub.name!r} pushes to unknown function")
-        if sub.push_function and not (sub.dead_letter_topic and sub.retry_policy and sub.max_delivery_attempts):
-            raise ValueError(f"topology: push subscription {sub.name!r} needs retry, dead letter and max attempts")
+        if sub.push_function and not (
+            sub.dead_letter_topic and sub.retry_policy and sub.max_delivery_attempts
+        ):
+            raise ValueError(
+                f"topology: push subscription {sub.name!r} needs retry, dead letter and max attempts"
+            )
     for sink in topo.sinks.values():
         if sink.subscription not in topo.subscriptions:
             raise ValueError(f"topology: sink {sink.name!r} names an unknown subscription")

@@ -5,7 +5,6 @@ import time
 
 import pytest
 from helpers import pull
-
 from sysevents.events import MAX_EVENT_BYTES, new_event
 from sysevents.jobs import job_from_dict
 from sysevents.local.demo import SLACK_TEMPLATE
@@ -21,8 +20,11 @@ def store(firestore_client):
 
 
 def webhook_job(job_id, aid, url, **config):
-    return job_from_dict({"workflow": "webhook_system_events", "config": {"webhook_url": url, **config}},
-                         job_id=job_id, aid=aid)
+    return job_from_dict(
+        {"workflow": "webhook_system_events", "config": {"webhook_url": url, **config}},
+        job_id=job_id,
+        aid=aid,
+    )
 
 
 def put_jobs(stack, store, *jobs):
@@ -34,13 +36,25 @@ def put_jobs(stack, store, *jobs):
 def test_each_job_gets_exactly_its_events_rendered(stack, store, publisher, receiver, aid):
     other_aid = aid + "-other"
     put_jobs(
-        stack, store,
+        stack,
+        store,
         webhook_job(f"{aid}-all-failed", aid, receiver.url("/all-failed"), system_event_type="failed"),
-        webhook_job(f"{aid}-work1", aid, receiver.url("/work1"), system_event_multiple_types=["created", "failed"],
-                    system_event_sources={"work": ["work-id-1"]}, json_template=SLACK_TEMPLATE,
-                    headers={"Authorization": "Bearer secret-1"}),
-        webhook_job(f"{aid}-segments", aid, receiver.url("/segments"), system_event_type="update",
-                    system_event_sources={"segment": []}),
+        webhook_job(
+            f"{aid}-work1",
+            aid,
+            receiver.url("/work1"),
+            system_event_multiple_types=["created", "failed"],
+            system_event_sources={"work": ["work-id-1"]},
+            json_template=SLACK_TEMPLATE,
+            headers={"Authorization": "Bearer secret-1"},
+        ),
+        webhook_job(
+            f"{aid}-segments",
+            aid,
+            receiver.url("/segments"),
+            system_event_type="update",
+            system_event_sources={"segment": []},
+        ),
         webhook_job(f"{aid}-tenant", other_aid, receiver.url("/other-tenant"), system_event_type="failed"),
     )
     events = [
@@ -54,8 +68,12 @@ def test_each_job_gets_exactly_its_events_rendered(stack, store, publisher, rece
     ]
     publisher.publish_all([(stack.topology.ingest_topic, e.to_json(), {}) for e in events])
 
-    expected = {"/all-failed": {events[0].id, events[2].id}, "/work1": {events[0].id, events[1].id},
-                "/segments": {events[3].id}, "/other-tenant": {events[6].id}}
+    expected = {
+        "/all-failed": {events[0].id, events[2].id},
+        "/work1": {events[0].id, events[1].id},
+        "/segments": {events[3].id},
+        "/other-tenant": {events[6].id},
+    }
     for path, ids in expected.items():
         receiver.wait_for(path, len(ids), timeout=60)
     time.sleep(QUIET_SECONDS)
@@ -69,10 +87,16 @@ def test_each_job_gets_exactly_its_events_rendered(stack, store, publisher, rece
     assert {r.path for r in receiver.received} == set(expected)
     slack = sorted((json.loads(r.body)["text"], r.headers["Authorization"]) for r in receiver.at("/work1"))
     assert slack == [
-        ("Alert notification: A work failed. For more info go to: "
-         f"https://activate.getlytics.com/data/integrations/work/work-id-1?aid={aid}", "Bearer secret-1"),
-        ("Alert notification: disk full. For more info go to: "
-         f"https://activate.getlytics.com/data/integrations/work/work-id-1?aid={aid}", "Bearer secret-1"),
+        (
+            "Alert notification: A work failed. For more info go to: "
+            f"https://activate.getlytics.com/data/integrations/work/work-id-1?aid={aid}",
+            "Bearer secret-1",
+        ),
+        (
+            "Alert notification: disk full. For more info go to: "
+            f"https://activate.getlytics.com/data/integrations/work/work-id-1?aid={aid}",
+            "Bearer secret-1",
+        ),
     ]
 
 
@@ -82,9 +106,13 @@ def test_malformed_events_are_quarantined_with_reasons(stack, publisher, subscri
     bad = {
         b"this is not json": "event is not valid JSON",
         json.dumps({"aid": aid, "verb": "failed"}).encode(): "data.subject_type: Field required",
-        json.dumps({**good, "verb": "exploded"}).encode(): "data.verb: unknown verb 'exploded'; valid values:",
+        json.dumps(
+            {**good, "verb": "exploded"}
+        ).encode(): "data.verb: unknown verb 'exploded'; valid values:",
         json.dumps({**good, "subject_type": "planet"}).encode(): "unknown subject_type 'planet'",
-        json.dumps({**good, "notes": "x" * MAX_EVENT_BYTES}).encode(): f"the limit is {MAX_EVENT_BYTES} bytes",
+        json.dumps(
+            {**good, "notes": "x" * MAX_EVENT_BYTES}
+        ).encode(): f"the limit is {MAX_EVENT_BYTES} bytes",
     }
     publisher.publish_all([(stack.topology.ingest_topic, raw, {}) for raw in bad])
     got = pull(subscriber, quarantine, len(bad), timeout=60)

@@ -4,10 +4,9 @@ import json
 
 import pytest
 from helpers import pull
-from test_pipeline import put_jobs, webhook_job
-
 from sysevents.events import new_event
 from sysevents.store import JobStore
+from test_pipeline import put_jobs, webhook_job
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +27,9 @@ def publish(stack, publisher, *events):
 
 def test_transient_failures_are_retried_until_delivered(stack, store, publisher, receiver, aid):
     receiver.replies["/flaky"].extend([503, 500, 429])
-    put_jobs(stack, store, webhook_job(f"{aid}-flaky", aid, receiver.url("/flaky"), system_event_type="failed"))
+    put_jobs(
+        stack, store, webhook_job(f"{aid}-flaky", aid, receiver.url("/flaky"), system_event_type="failed")
+    )
     ev = new_event(aid, "work", "w", "failed")
     publish(stack, publisher, ev)
     got = receiver.wait_for("/flaky", 1, timeout=90)
@@ -36,8 +37,9 @@ def test_transient_failures_are_retried_until_delivered(stack, store, publisher,
     assert not receiver.replies["/flaky"]  # all three failures were consumed first
 
 
-def test_permanent_rejection_is_dead_lettered_at_once_with_reason(stack, store, publisher, receiver, subscriber,
-                                                                  dead_letters, aid):
+def test_permanent_rejection_is_dead_lettered_at_once_with_reason(
+    stack, store, publisher, receiver, subscriber, dead_letters, aid
+):
     receiver.replies["/gone"].extend([410] * 20)
     job = webhook_job(f"{aid}-gone", aid, receiver.url("/gone"), system_event_type="failed")
     put_jobs(stack, store, job)
@@ -50,18 +52,29 @@ def test_permanent_rejection_is_dead_lettered_at_once_with_reason(stack, store, 
     assert len(receiver.replies["/gone"]) == 19  # tried once, not again
 
 
-def test_template_error_is_dead_lettered_with_the_jsonnet_message(stack, store, publisher, subscriber,
-                                                                   dead_letters, receiver, aid):
-    put_jobs(stack, store, webhook_job(f"{aid}-tpl", aid, receiver.url("/tpl"), system_event_type="failed",
-                                       json_template='{"a": error "no " + event.data.subject_id}'))
+def test_template_error_is_dead_lettered_with_the_jsonnet_message(
+    stack, store, publisher, subscriber, dead_letters, receiver, aid
+):
+    put_jobs(
+        stack,
+        store,
+        webhook_job(
+            f"{aid}-tpl",
+            aid,
+            receiver.url("/tpl"),
+            system_event_type="failed",
+            json_template='{"a": error "no " + event.data.subject_id}',
+        ),
+    )
     publish(stack, publisher, new_event(aid, "work", "w-7", "failed"))
     [msg] = pull(subscriber, dead_letters, 1, timeout=60)
     assert msg.attributes["reason"].startswith("template error: runtime error: no w-7")
     assert receiver.at("/tpl") == []
 
 
-def test_receiver_that_never_recovers_ends_in_dead_letter_after_max_attempts(stack, store, publisher, receiver,
-                                                                             subscriber, dead_letters, aid):
+def test_receiver_that_never_recovers_ends_in_dead_letter_after_max_attempts(
+    stack, store, publisher, receiver, subscriber, dead_letters, aid
+):
     max_attempts = stack.topology.sink_subscription("webhook").max_delivery_attempts
     receiver.replies["/down"].extend([500] * (max_attempts + 5))
     put_jobs(stack, store, webhook_job(f"{aid}-down", aid, receiver.url("/down"), system_event_type="failed"))
@@ -77,5 +90,7 @@ def test_private_destination_is_refused(stack, store, publisher, subscriber, dea
     put_jobs(stack, store, webhook_job(f"{aid}-ssrf", aid, "http://10.0.0.1:9/x", system_event_type="failed"))
     publish(stack, publisher, new_event(aid, "work", "w", "failed"))
     [msg] = pull(subscriber, dead_letters, 1, timeout=60)
-    assert msg.attributes["reason"] == "refused destination: destination '10.0.0.1' resolves to non-public " \
-                                       "address 10.0.0.1"
+    assert (
+        msg.attributes["reason"] == "refused destination: destination '10.0.0.1' resolves to non-public "
+        "address 10.0.0.1"
+    )

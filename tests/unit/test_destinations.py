@@ -2,14 +2,16 @@ import ipaddress
 import socket
 
 import pytest
-
 from sysevents.destinations import RefusedDestination, check_url
 
 
 def resolver(*addresses):
     def resolve(host, port, type=None):
-        return [(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port))
-                for a in addresses]
+        return [
+            (socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port))
+            for a in addresses
+        ]
+
     return resolve
 
 
@@ -17,8 +19,22 @@ def test_public_https_is_allowed():
     assert check_url("https://hooks.example.com/x", resolve=resolver("93.184.216.34")) == ["93.184.216.34"]
 
 
-@pytest.mark.parametrize("address", ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254",
-                                     "0.0.0.0", "::1", "fd00::1", "fe80::1", "::ffff:127.0.0.1", "224.0.0.1"])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "0.0.0.0",
+        "::1",
+        "fd00::1",
+        "fe80::1",
+        "::ffff:127.0.0.1",
+        "224.0.0.1",
+    ],
+)
 def test_non_public_addresses_are_refused(address):
     with pytest.raises(RefusedDestination, match="non-public address"):
         check_url("https://innocent.example.com/", resolve=resolver("93.184.216.34", address))

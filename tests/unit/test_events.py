@@ -1,7 +1,6 @@
 import json
 
 import pytest
-
 from sysevents.events import MAX_EVENT_BYTES, SUBJECT_TYPES, VERBS, InvalidEvent, event_from_bytes, new_event
 
 
@@ -12,8 +11,17 @@ def envelope(**data):
 
 def test_all_subject_types_and_verbs_are_the_documented_ones():
     assert len(SUBJECT_TYPES) == 25 and "topic-document" in SUBJECT_TYPES and "segmentml" in SUBJECT_TYPES
-    assert VERBS == ("created", "updated", "deleted", "started", "syncing", "synced", "synccomplete",
-                     "completed", "failed")
+    assert VERBS == (
+        "created",
+        "updated",
+        "deleted",
+        "started",
+        "syncing",
+        "synced",
+        "synccomplete",
+        "completed",
+        "failed",
+    )
 
 
 def test_cloudevent_round_trip_keeps_free_form_fields():
@@ -22,8 +30,14 @@ def test_cloudevent_round_trip_keeps_free_form_fields():
     assert ce["specversion"] == "1.0" and ce["id"] == "e1"
     assert ce["type"] == "com.sysevents.work.failed" and ce["subject"] == "work/w1"
     assert ce["time"] == "2026-01-02T03:04:05Z"
-    assert ce["data"] == {"aid": "12", "subject_type": "work", "subject_id": "w1", "verb": "failed",
-                          "notes": "disk full", "rows": 3}
+    assert ce["data"] == {
+        "aid": "12",
+        "subject_type": "work",
+        "subject_id": "w1",
+        "verb": "failed",
+        "notes": "disk full",
+        "rows": 3,
+    }
     assert event_from_bytes(ev.to_json()) == ev
 
 
@@ -41,12 +55,16 @@ def test_flat_event_takes_the_message_id_as_stable_id():
 def test_unknown_subject_type_lists_valid_values():
     with pytest.raises(InvalidEvent) as err:
         event_from_bytes(json.dumps(envelope(subject_type="planet")).encode())
-    assert "data.subject_type: unknown subject_type 'planet'; valid values: account, auth," in err.value.reason
+    assert (
+        "data.subject_type: unknown subject_type 'planet'; valid values: account, auth," in err.value.reason
+    )
     assert "workflow" in err.value.reason
 
 
 def test_unknown_verb_lists_valid_values():
-    with pytest.raises(InvalidEvent, match="data.verb: unknown verb 'exploded'; valid values: created, updated"):
+    with pytest.raises(
+        InvalidEvent, match="data.verb: unknown verb 'exploded'; valid values: created, updated"
+    ):
         event_from_bytes(json.dumps(envelope(verb="exploded")).encode())
 
 
@@ -55,7 +73,10 @@ def test_missing_fields_are_named():
     del doc["data"]["subject_id"], doc["data"]["aid"]
     with pytest.raises(InvalidEvent) as err:
         event_from_bytes(json.dumps(doc).encode())
-    assert "data.aid: Field required" in err.value.reason and "data.subject_id: Field required" in err.value.reason
+    assert (
+        "data.aid: Field required" in err.value.reason
+        and "data.subject_id: Field required" in err.value.reason
+    )
 
 
 def test_not_json():

@@ -1,5 +1,4 @@
 import pytest
-
 from sysevents.jobs import InvalidJob, JobState, WebhookConfig, job_from_dict, job_to_dict
 
 SEED = {
@@ -23,15 +22,30 @@ def test_seed_job_json_is_accepted_verbatim():
 
 
 def test_one_verb_form_and_empty_source_means_all():
-    job = job_from_dict({"workflow": "webhook_system_events", "config": {
-        "system_event_type": "update", "system_event_sources": {"segment": []},
-        "webhook_url": "https://h.example.com"}}, job_id="j", aid="1")
+    job = job_from_dict(
+        {
+            "workflow": "webhook_system_events",
+            "config": {
+                "system_event_type": "update",
+                "system_event_sources": {"segment": []},
+                "webhook_url": "https://h.example.com",
+            },
+        },
+        job_id="j",
+        aid="1",
+    )
     assert job.filter.verbs == {"updated"} and job.filter.sources == {"segment": frozenset()}
 
 
 def test_no_sources_means_every_subject_type():
-    job = job_from_dict({"workflow": "webhook_system_events", "config": {
-        "system_event_type": "failed", "webhook_url": "https://h.example.com"}}, job_id="j", aid="1")
+    job = job_from_dict(
+        {
+            "workflow": "webhook_system_events",
+            "config": {"system_event_type": "failed", "webhook_url": "https://h.example.com"},
+        },
+        job_id="j",
+        aid="1",
+    )
     assert job.filter.sources is None
 
 
@@ -40,19 +54,37 @@ def test_stored_form_round_trips():
     assert job_from_dict(job_to_dict(job)) == job
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"workflow": "fax_system_events"}, "workflow: unknown 'fax_system_events'; valid values: webhook_system_events"),
-    ({"config": {**SEED["config"], "system_event_multiple_types": ["exploded"]}},
-     "config.system_event_multiple_types: unknown system_event_multiple_types entry 'exploded'; valid values"),
-    ({"config": {**SEED["config"], "system_event_sources": {"planet": []}}},
-     "unknown system_event_sources key 'planet'; valid values: account"),
-    ({"config": {k: v for k, v in SEED["config"].items() if k != "system_event_multiple_types"}},
-     "set system_event_type (one verb) or system_event_multiple_types"),
-    ({"config": {**SEED["config"], "webhook_url": "ftp://x"}}, "webhook_url must be an https:// URL"),
-    ({"config": {**SEED["config"], "headers": {"Bad Header": "x"}}}, "header name 'Bad Header' is not a valid"),
-    ({"config": {**SEED["config"], "headers": {"X": "a\r\nInjected: 1"}}}, "header 'X' has an invalid value"),
-    ({"config": {**SEED["config"], "surprise": 1}}, "config.surprise: Extra inputs are not permitted"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"workflow": "fax_system_events"},
+            "workflow: unknown 'fax_system_events'; valid values: webhook_system_events",
+        ),
+        (
+            {"config": {**SEED["config"], "system_event_multiple_types": ["exploded"]}},
+            "config.system_event_multiple_types: unknown system_event_multiple_types entry 'exploded'; valid values",
+        ),
+        (
+            {"config": {**SEED["config"], "system_event_sources": {"planet": []}}},
+            "unknown system_event_sources key 'planet'; valid values: account",
+        ),
+        (
+            {"config": {k: v for k, v in SEED["config"].items() if k != "system_event_multiple_types"}},
+            "set system_event_type (one verb) or system_event_multiple_types",
+        ),
+        ({"config": {**SEED["config"], "webhook_url": "ftp://x"}}, "webhook_url must be an https:// URL"),
+        (
+            {"config": {**SEED["config"], "headers": {"Bad Header": "x"}}},
+            "header name 'Bad Header' is not a valid",
+        ),
+        (
+            {"config": {**SEED["config"], "headers": {"X": "a\r\nInjected: 1"}}},
+            "header 'X' has an invalid value",
+        ),
+        ({"config": {**SEED["config"], "surprise": 1}}, "config.surprise: Extra inputs are not permitted"),
+    ],
+)
 def test_bad_jobs_are_refused_with_the_field_named(change, message):
     with pytest.raises(InvalidJob) as err:
         job_from_dict({**SEED, **change}, job_id="j", aid="1")

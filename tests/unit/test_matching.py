@@ -2,7 +2,6 @@ import random
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from sysevents.events import SUBJECT_TYPES, VERBS, new_event
 from sysevents.jobs import JobState, job_from_dict
 from sysevents.matching import JobIndex, matches
@@ -12,8 +11,9 @@ def job(job_id, aid="12", verbs=("failed",), sources=None, state="active"):
     config = {"system_event_multiple_types": list(verbs), "webhook_url": "https://h.example.com"}
     if sources is not None:
         config["system_event_sources"] = sources
-    return job_from_dict({"workflow": "webhook_system_events", "config": config, "state": state},
-                         job_id=job_id, aid=aid)
+    return job_from_dict(
+        {"workflow": "webhook_system_events", "config": config, "state": state}, job_id=job_id, aid=aid
+    )
 
 
 def test_filter_semantics():
@@ -41,15 +41,25 @@ def test_index_updates_and_paused_jobs():
 
 
 ids = st.sampled_from(["s1", "s2", "s3"])
-sources = st.one_of(st.none(), st.dictionaries(st.sampled_from(SUBJECT_TYPES[:4]), st.lists(ids, max_size=2),
-                                               max_size=3))
-jobs_strategy = st.lists(st.tuples(st.sampled_from(["1", "2"]), st.lists(st.sampled_from(VERBS[:3]), min_size=1,
-                                                                         max_size=3), sources), max_size=25)
+sources = st.one_of(
+    st.none(), st.dictionaries(st.sampled_from(SUBJECT_TYPES[:4]), st.lists(ids, max_size=2), max_size=3)
+)
+jobs_strategy = st.lists(
+    st.tuples(
+        st.sampled_from(["1", "2"]), st.lists(st.sampled_from(VERBS[:3]), min_size=1, max_size=3), sources
+    ),
+    max_size=25,
+)
 
 
 @settings(max_examples=200, deadline=None)
-@given(jobs_strategy, st.sampled_from(["1", "2"]), st.sampled_from(SUBJECT_TYPES[:4]), ids,
-       st.sampled_from(VERBS[:3]))
+@given(
+    jobs_strategy,
+    st.sampled_from(["1", "2"]),
+    st.sampled_from(SUBJECT_TYPES[:4]),
+    ids,
+    st.sampled_from(VERBS[:3]),
+)
 def test_index_agrees_with_the_predicate(specs, aid, subject_type, subject_id, verb):
     jobs = [job(f"j{i}", aid=a, verbs=v, sources=s) for i, (a, v, s) in enumerate(specs)]
     ev = new_event(aid, subject_type, subject_id, verb)

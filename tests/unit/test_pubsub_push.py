@@ -2,20 +2,28 @@ import base64
 import json
 
 import pytest
-
 from sysevents.pubsub import BadPushRequest, clip_attribute, parse_push
 
 
 def test_push_body_is_read():
-    body = {"subscription": "projects/p/subscriptions/s", "deliveryAttempt": 3,
-            "message": {"data": base64.b64encode(b"hi").decode(), "attributes": {"a": "b"}, "messageId": "9",
-                        "publishTime": "2026-01-01T00:00:00Z"}}
+    body = {
+        "subscription": "projects/p/subscriptions/s",
+        "deliveryAttempt": 3,
+        "message": {
+            "data": base64.b64encode(b"hi").decode(),
+            "attributes": {"a": "b"},
+            "messageId": "9",
+            "publishTime": "2026-01-01T00:00:00Z",
+        },
+    }
     msg = parse_push(json.dumps(body).encode())
     assert (msg.data, msg.attributes, msg.message_id, msg.delivery_attempt) == (b"hi", {"a": "b"}, "9", 3)
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    (b"nope", "not JSON"), (b"{}", "lacks 'message'"), (b'{"message": {"data": "***"}}', "not base64")])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [(b"nope", "not JSON"), (b"{}", "lacks 'message'"), (b'{"message": {"data": "***"}}', "not base64")],
+)
 def test_bad_push_bodies(body, message):
     with pytest.raises(BadPushRequest, match=message):
         parse_push(body)

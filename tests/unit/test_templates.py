@@ -1,7 +1,6 @@
 import json
 
 import pytest
-
 from sysevents.events import new_event
 from sysevents.local.demo import SLACK_TEMPLATE
 from sysevents.templates import SAMPLE_EVENT, TemplateError, check, render
@@ -11,7 +10,8 @@ def test_seed_slack_template_works_verbatim():
     ev = new_event("12", "work", "work-id-1", "failed", notes="disk full").to_cloudevent()
     assert json.loads(render(SLACK_TEMPLATE, ev)) == {
         "text": "Alert notification: disk full. For more info go to: "
-        "https://activate.getlytics.com/data/integrations/work/work-id-1?aid=12"}
+        "https://activate.getlytics.com/data/integrations/work/work-id-1?aid=12"
+    }
     ev = new_event("12", "work", "work-id-1", "failed").to_cloudevent()
     assert json.loads(render(SLACK_TEMPLATE, ev))["text"].startswith("Alert notification: A work failed.")
 

@@ -3,7 +3,6 @@ import json
 from importlib import resources
 
 import pytest
-
 from sysevents import topology
 
 
@@ -20,13 +19,23 @@ def test_topology_loads_and_every_push_subscription_is_dead_lettered():
         assert s.dead_letter_topic and s.retry_policy and s.max_delivery_attempts >= 5
 
 
-@pytest.mark.parametrize(("mutate", "message"), [
-    (lambda d: d["topics"].pop(), "has no subscription|undeclared topic"),
-    (lambda d: d["subscriptions"][0].update(push_function="nope"), "unknown function"),
-    (lambda d: d["subscriptions"][0].pop("dead_letter_topic"), "needs retry, dead letter and max attempts"),
-    (lambda d: d["subscriptions"].append({"name": "x", "topic": "zz", "ack_deadline_seconds": 10,
-                                          "message_retention_seconds": 600}), "undeclared topic"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d["topics"].pop(), "has no subscription|undeclared topic"),
+        (lambda d: d["subscriptions"][0].update(push_function="nope"), "unknown function"),
+        (
+            lambda d: d["subscriptions"][0].pop("dead_letter_topic"),
+            "needs retry, dead letter and max attempts",
+        ),
+        (
+            lambda d: d["subscriptions"].append(
+                {"name": "x", "topic": "zz", "ack_deadline_seconds": 10, "message_retention_seconds": 600}
+            ),
+            "undeclared topic",
+        ),
+    ],
+)
 def test_inconsistent_topologies_are_refused(mutate, message):
     d = copy.deepcopy(doc())
     mutate(d)

@@ -25,15 +25,28 @@ SLACK_TEMPLATE = (
 def demo_jobs(receiver: Receiver) -> list[dict]:
     """Two jobs from the seed: a plain webhook export, and the Slack alert template."""
     return [
-        {"id": "demo-webhook-export", "name": "Export work and segment changes to a webhook",
-         "workflow": "webhook_system_events",
-         "config": {"system_event_multiple_types": ["updated", "created", "failed"],
-                    "system_event_sources": {"work": [], "segment": []},
-                    "webhook_url": receiver.url("/export"), "headers": {"X-Demo": "export"}}},
-        {"id": "demo-slack-alert", "name": "Slack alert when work-id-1 fails",
-         "workflow": "webhook_system_events",
-         "config": {"system_event_type": "failed", "system_event_sources": {"work": ["work-id-1"]},
-                    "webhook_url": receiver.url("/slack"), "json_template": SLACK_TEMPLATE}},
+        {
+            "id": "demo-webhook-export",
+            "name": "Export work and segment changes to a webhook",
+            "workflow": "webhook_system_events",
+            "config": {
+                "system_event_multiple_types": ["updated", "created", "failed"],
+                "system_event_sources": {"work": [], "segment": []},
+                "webhook_url": receiver.url("/export"),
+                "headers": {"X-Demo": "export"},
+            },
+        },
+        {
+            "id": "demo-slack-alert",
+            "name": "Slack alert when work-id-1 fails",
+            "workflow": "webhook_system_events",
+            "config": {
+                "system_event_type": "failed",
+                "system_event_sources": {"work": ["work-id-1"]},
+                "webhook_url": receiver.url("/slack"),
+                "json_template": SLACK_TEMPLATE,
+            },
+        },
     ]
 
 
@@ -47,13 +60,18 @@ SAMPLE_EVENTS = [
 
 
 def _show(item: Received) -> None:
-    click.echo(click.style(f"  <- {item.path} ", fg="green") + item.body.decode(errors="replace").replace("\n", " "))
+    click.echo(
+        click.style(f"  <- {item.path} ", fg="green") + item.body.decode(errors="replace").replace("\n", " ")
+    )
 
 
 def run(*, once: bool, bigquery: bool, state_dir: Path) -> int:
     state_dir.mkdir(parents=True, exist_ok=True)
-    click.echo("Starting the local stack (Pub/Sub and Firestore emulators"
-               + (", BigQuery emulator" if bigquery else "") + ", functions)...")
+    click.echo(
+        "Starting the local stack (Pub/Sub and Firestore emulators"
+        + (", BigQuery emulator" if bigquery else "")
+        + ", functions)..."
+    )
     stack = LocalStack(state_dir / "run", bigquery=bigquery)
     receiver = Receiver(on_receive=_show)
     stop = threading.Event()
@@ -66,10 +84,12 @@ def run(*, once: bool, bigquery: bool, state_dir: Path) -> int:
             _seed_and_publish(stack, receiver)
             if once:
                 return 0
-            click.echo("\nPublish more from another shell, e.g.:\n"
-                       "  .venv/bin/sysevents publish --aid 12 --subject-type work --subject-id work-id-1 "
-                       "--verb failed --notes 'disk full'\n"
-                       "Logs: " + str(stack.workdir / "logs") + "\nCtrl-C stops everything.")
+            click.echo(
+                "\nPublish more from another shell, e.g.:\n"
+                "  .venv/bin/sysevents publish --aid 12 --subject-type work --subject-id work-id-1 "
+                "--verb failed --notes 'disk full'\n"
+                "Logs: " + str(stack.workdir / "logs") + "\nCtrl-C stops everything."
+            )
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
             try:
                 while not stop.wait(1):
@@ -115,7 +135,9 @@ def _seed_and_publish(stack: LocalStack, receiver: Receiver) -> None:
         event = new_event(DEMO_AID, st, sid, verb, **extra)
         click.echo(f"  -> {st}/{sid} {verb}")
         messages.append((stack.topology.ingest_topic, event.to_json(), {}))
-    messages.append((stack.topology.ingest_topic, b'{"aid": "12", "subject_type": "planet", "verb": "exploded"}', {}))
+    messages.append(
+        (stack.topology.ingest_topic, b'{"aid": "12", "subject_type": "planet", "verb": "exploded"}', {})
+    )
     click.echo("  -> an invalid event (unknown subject type; goes to quarantine)")
     publisher.publish_all(messages)
     click.echo("\nDeliveries:")
@@ -123,8 +145,10 @@ def _seed_and_publish(stack: LocalStack, receiver: Receiver) -> None:
     receiver.wait_for("/slack", 1, timeout=10)
     time.sleep(0.5)
     n = len(receiver.received)
-    click.echo(f"\n{n} deliveries arrived: {len(receiver.at('/export'))} on /export (expected 4), "
-               f"{len(receiver.at('/slack'))} on /slack (expected 1).")
+    click.echo(
+        f"\n{n} deliveries arrived: {len(receiver.at('/export'))} on /export (expected 4), "
+        f"{len(receiver.at('/slack'))} on /slack (expected 1)."
+    )
     _show_quarantine(stack)
 
 
@@ -136,6 +160,8 @@ def _show_quarantine(stack: LocalStack) -> None:
     resp = sub.pull(subscription=path, max_messages=10, timeout=10)
     click.echo("Quarantine:")
     for m in resp.received_messages:
-        click.echo(f"  {m.message.data.decode(errors='replace')}\n    reason: {m.message.attributes.get('reason')}")
+        click.echo(
+            f"  {m.message.data.decode(errors='replace')}\n    reason: {m.message.attributes.get('reason')}"
+        )
     if not resp.received_messages:
         click.echo("  (empty)")

@@ -18,8 +18,12 @@ INSTALL_HINT = (
     "or point SYSEVENTS_GCLOUD_SDK_ROOT at a Cloud SDK that has them."
 )
 
-_STANDARD_ROOTS = ("/usr/lib/google-cloud-sdk", "/usr/share/google-cloud-sdk", "/opt/google-cloud-sdk",
-                   str(Path.home() / "google-cloud-sdk"))
+_STANDARD_ROOTS = (
+    "/usr/lib/google-cloud-sdk",
+    "/usr/share/google-cloud-sdk",
+    "/opt/google-cloud-sdk",
+    str(Path.home() / "google-cloud-sdk"),
+)
 
 
 class EmulatorMissing(RuntimeError):
@@ -34,8 +38,13 @@ def sdk_roots() -> list[Path]:
     gcloud = shutil.which("gcloud")
     if gcloud:
         try:
-            out = subprocess.run([gcloud, "info", "--format=value(installation.sdk_root)"], capture_output=True,
-                                 text=True, timeout=30, check=False).stdout.strip()
+            out = subprocess.run(
+                [gcloud, "info", "--format=value(installation.sdk_root)"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            ).stdout.strip()
             if out:
                 roots.append(out)
         except (OSError, subprocess.TimeoutExpired):
@@ -55,8 +64,10 @@ def _find(relative: str, what: str) -> Path:
 def _java() -> str:
     java = shutil.which("java")
     if not java:
-        raise EmulatorMissing("java not found: the Google emulators need a Java 17+ runtime "
-                              "(apt-get install openjdk-17-jre-headless).")
+        raise EmulatorMissing(
+            "java not found: the Google emulators need a Java 17+ runtime "
+            "(apt-get install openjdk-17-jre-headless)."
+        )
     return java
 
 
@@ -68,8 +79,12 @@ def pubsub(workdir: Path) -> tuple[Process, str]:
     data = workdir / "pubsub-data"
     data.mkdir(parents=True, exist_ok=True)
     log = workdir / "logs" / "pubsub-emulator.log"
-    proc = Process("pubsub-emulator", [str(script), "--host=127.0.0.1", f"--port={port}", f"--data-dir={data}"],
-                   log, ready=log_contains(log, f"Server started, listening on {port}")).start()
+    proc = Process(
+        "pubsub-emulator",
+        [str(script), "--host=127.0.0.1", f"--port={port}", f"--data-dir={data}"],
+        log,
+        ready=log_contains(log, f"Server started, listening on {port}"),
+    ).start()
     return proc, f"127.0.0.1:{port}"
 
 
@@ -78,17 +93,29 @@ def firestore(workdir: Path) -> tuple[Process, str]:
     jar = _find("cloud-firestore-emulator/cloud-firestore-emulator.jar", "Firestore emulator")
     port = free_port()
     log = workdir / "logs" / "firestore-emulator.log"
-    proc = Process("firestore-emulator", [_java(), "-cp", str(jar),
-                                          "com.google.cloud.datastore.emulator.firestore.CloudFirestore",
-                                          "start", "--host=127.0.0.1", f"--port={port}"], log,
-                   ready=http_ok(f"http://127.0.0.1:{port}/", b"Ok")).start()
+    proc = Process(
+        "firestore-emulator",
+        [
+            _java(),
+            "-cp",
+            str(jar),
+            "com.google.cloud.datastore.emulator.firestore.CloudFirestore",
+            "start",
+            "--host=127.0.0.1",
+            f"--port={port}",
+        ],
+        log,
+        ready=http_ok(f"http://127.0.0.1:{port}/", b"Ok"),
+    ).start()
     return proc, f"127.0.0.1:{port}"
 
 
 def prepare_bigquery() -> None:
     """bqemulator's DuckDB extensions come from wheels; register them once per HOME (else it downloads)."""
-    code = ("from duckdb_extensions import import_extension\n"
-            "import_extension('spatial'); import_extension('avro')")
+    code = (
+        "from duckdb_extensions import import_extension\n"
+        "import_extension('spatial'); import_extension('avro')"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120)
 
 
@@ -100,8 +127,26 @@ def bigquery(workdir: Path, project: str) -> tuple[Process, str]:
     prepare_bigquery()
     rest, grpc = free_port(), free_port()
     log = workdir / "logs" / "bigquery-emulator.log"
-    proc = Process("bigquery-emulator", [exe, "start", "--rest-host", "127.0.0.1", "--rest-port", str(rest),
-                                         "--grpc-host", "127.0.0.1", "--grpc-port", str(grpc),
-                                         "--project", project, "--log-level", "warning"], log,
-                   cwd=workdir, ready=http_ok(f"http://127.0.0.1:{rest}/")).start()
+    proc = Process(
+        "bigquery-emulator",
+        [
+            exe,
+            "start",
+            "--rest-host",
+            "127.0.0.1",
+            "--rest-port",
+            str(rest),
+            "--grpc-host",
+            "127.0.0.1",
+            "--grpc-port",
+            str(grpc),
+            "--project",
+            project,
+            "--log-level",
+            "warning",
+        ],
+        log,
+        cwd=workdir,
+        ready=http_ok(f"http://127.0.0.1:{rest}/"),
+    ).start()
     return proc, f"http://127.0.0.1:{rest}"

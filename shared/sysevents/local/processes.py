@@ -41,8 +41,13 @@ class Process:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "wb")  # noqa: SIM115 - the child owns it
         self.popen = subprocess.Popen(
-            self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, **self.env}, cwd=self.cwd, start_new_session=True,
+            self.argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **self.env},
+            cwd=self.cwd,
+            start_new_session=True,
         )
         log.close()
         return self
@@ -62,12 +67,16 @@ class Process:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.popen is not None and self.popen.poll() is not None:
-                raise StartFailed(f"{self.name} exited with code {self.popen.returncode}; log "
-                                  f"{self.log_path}:\n{self.log_tail()}")
+                raise StartFailed(
+                    f"{self.name} exited with code {self.popen.returncode}; log "
+                    f"{self.log_path}:\n{self.log_tail()}"
+                )
             if self.ready():
                 return
             time.sleep(0.1)
-        raise StartFailed(f"{self.name} was not ready within {timeout:.0f}s; log {self.log_path}:\n{self.log_tail()}")
+        raise StartFailed(
+            f"{self.name} was not ready within {timeout:.0f}s; log {self.log_path}:\n{self.log_tail()}"
+        )
 
     def stop(self, timeout: float = 10.0) -> None:
         p = self.popen
