@@ -6,7 +6,7 @@ import ipaddress
 from functools import cache
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .events import MAX_EVENT_BYTES
@@ -35,6 +35,19 @@ class Settings(BaseSettings):
     template_max_output_bytes: int = Field(default=1024 * 1024, gt=0)
     job_cache_start_timeout: float = Field(default=60.0, gt=0,
                                            description="Seconds to wait for the first jobs snapshot.")
+    # Admin API (sysevents.admin): tenancy, keys, secrets at rest.
+    accounts_collection: str = Field(default="accounts", description="Firestore collection of accounts.")
+    api_keys_collection: str = Field(default="api_keys",
+                                     description="Firestore collection of API keys (SHA-256 hashes only).")
+    operator_key_hash: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{64}$",
+        description="SHA-256 (hex) of the operator key, which manages accounts and keys "
+        "(`sysevents keys operator` makes one). In production from Secret Manager.")
+    sealing_keys: SecretStr | None = Field(
+        default=None,
+        description="Comma-separated Fernet keys sealing job header values at rest: the first seals, "
+        "all unseal (rotation). In production from Secret Manager.")
+    admin_max_body_bytes: int = Field(default=256 * 1024, gt=0, description="Largest admin API request body.")
 
     @field_validator("destination_allowlist", mode="before")
     @classmethod

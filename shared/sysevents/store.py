@@ -12,15 +12,38 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 
+from google.api_core import exceptions as gexc
 from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
+from google.cloud.firestore_v1.field_path import FieldPath
 
 from .events import SystemEvent
 from .jobs import InvalidJob, Job, job_from_dict, job_to_dict
 from .matching import JobIndex
 
 log = logging.getLogger(__name__)
+
+
+class JobNotFound(LookupError):
+    def __init__(self, job_id: str):
+        super().__init__(f"job {job_id!r} not found")
+        self.job_id = job_id
+
+
+class JobExists(ValueError):
+    def __init__(self, job_id: str):
+        super().__init__(f"a job with id {job_id!r} already exists")
+        self.job_id = job_id
+
+
+class VersionConflict(ValueError):
+    def __init__(self, job_id: str, current: int, expected: int):
+        super().__init__(f"job {job_id!r} is at version {current}, not {expected}: it changed since you read "
+                         "it; read it again and reapply your change")
+        self.job_id, self.current, self.expected = job_id, current, expected
 
 
 class JobStore:
@@ -45,6 +68,93 @@ class JobStore:
 
     def list(self, aid: str) -> list[Job]:
         return [job_from_dict(s.to_dict(), job_id=s.id) for s in self.collection.where("aid", "==", aid).stream()]
+
+    # -- versioned changes (the admin API): version 1 on create, +1 on every change, in a transaction ----
+    def create(self, job: Job) -> Job:
+        """Store a new job at version 1; JobExists if its id is taken."""
+        now = datetime.now(UTC)
+        job = job.model_copy(update={"version": 1, "created_at": now, "updated_at": now})
+        try:
+            self.last_write_time = self.collection.document(job.id).create(job_to_dict(job)).update_time
+        except gexc.Conflict:
+            raise JobExists(job.id) from None
+        return job
+
+    def change(self, aid: str, job_id: str, change: Callable[[Job], Job],
+               expected_version: int | None = None) -> tuple[Job, Job]:
+        """Apply `change` to the account's job and store it at version + 1; returns (old, new).
+
+        Raises JobNotFound (absent, or another account's), VersionConflict (`expected_version` is stale).
+        """
+        ref = self.collection.document(job_id)
+
+        @firestore.transactional
+        def run(tx: firestore.Transaction) -> tuple[Job, Job]:
+            old = self._read_for_update(tx, ref, aid, expected_version)
+            new = change(old).model_copy(update={
+                "id": old.id, "aid": old.aid, "version": old.version + 1,
+                "created_at": old.created_at, "updated_at": datetime.now(UTC)})
+            tx.set(ref, job_to_dict(new))
+            return old, new
+
+        result = run(self.client.transaction())
+        self.last_write_time = datetime.now(UTC)
+        return result
+
+    def remove(self, aid: str, job_id: str, expected_version: int | None = None) -> Job:
+        """Delete the account's job; returns what was deleted. Same errors as `change`."""
+        ref = self.collection.document(job_id)
+
+        @firestore.transactional
+        def run(tx: firestore.Transaction) -> Job:
+            old = self._read_for_update(tx, ref, aid, expected_version)
+            tx.delete(ref)
+            return old
+
+        old = run(self.client.transaction())
+        self.last_write_time = datetime.now(UTC)
+        return old
+
+    def _read_for_update(self, tx, ref, aid: str, expected_version: int | None) -> Job:
+        snap = ref.get(transaction=tx)
+        doc = snap.to_dict() if snap.exists else None
+        if doc is None or doc.get("aid") != aid:
+            raise JobNotFound(ref.id)
+        old = job_from_dict(doc, job_id=snap.id)
+        if expected_version is not None and expected_version != old.version:
+            raise VersionConflict(ref.id, old.version, expected_version)
+        return old
+
+    def find(self, aid: str, job_id: str) -> Job:
+        """The account's job; JobNotFound when absent or another account's."""
+        snap = self.collection.document(job_id).get()
+        doc = snap.to_dict() if snap.exists else None
+        if doc is None or doc.get("aid") != aid:
+            raise JobNotFound(job_id)
+        return job_from_dict(doc, job_id=snap.id)
+
+    def page(self, aid: str, *, workflow: str | None = None, state: str | None = None, limit: int = 50,
+             after: str | None = None) -> tuple[list[Job], str | None]:
+        """One page of the account's jobs in id order, and the id to continue after (None: last page).
+
+        Equality filters plus document-id order need no composite index. Stored jobs that no longer
+        validate are skipped (and logged), as the job cache skips them.
+        """
+        q = self.collection.where(filter=FieldFilter("aid", "==", aid))
+        if workflow:
+            q = q.where(filter=FieldFilter("workflow", "==", workflow))
+        if state:
+            q = q.where(filter=FieldFilter("state", "==", state))
+        if after:
+            q = q.where(filter=FieldFilter(FieldPath.document_id(), ">", self.collection.document(after)))
+        snaps = list(q.order_by(FieldPath.document_id()).limit(limit + 1).stream())
+        jobs = []
+        for snap in snaps[:limit]:
+            try:
+                jobs.append(job_from_dict(snap.to_dict(), job_id=snap.id))
+            except InvalidJob as err:
+                log.error("job store: skipping invalid job %s: %s", snap.id, err.reason)
+        return jobs, (snaps[limit - 1].id if len(snaps) > limit else None)
 
 
 class JobCache:

@@ -12,6 +12,7 @@ from .config import Settings
 from .deliveries import Delivery
 from .destinations import RefusedDestination, check_url
 from .jobs import Job, WebhookConfig
+from .secrets import unseal_all
 from .templates import TemplateError, render
 
 USER_AGENT = "sysevents-webhook/0.1"
@@ -58,7 +59,8 @@ class WebhookSender:
                       allowlist=self.settings.destination_allowlist)
         except RefusedDestination as err:
             return Result(Outcome.PERMANENT, f"refused destination: {err}")
-        headers = {"User-Agent": USER_AGENT, **config.headers, "Content-Type": "application/json"}
+        headers = {"User-Agent": USER_AGENT, **unseal_all(config.headers, self.settings.sealing_keys),
+                   "Content-Type": "application/json"}
         started = time.perf_counter()
         try:
             with self.session.post(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
+from .. import origin
 from ..deliveries import Delivery
 from ..events import InvalidEvent, event_from_bytes
 from ..pubsub import BadPushRequest, parse_push
@@ -32,7 +33,9 @@ def process(rt: Runtime, body: bytes) -> tuple[str, int]:
         })])
         log.warning("ingest: quarantined message %s: %s", msg.message_id, err.reason)
         return f"quarantined: {err.reason}", 200
-    jobs = rt.cache.match(event)
+    jobs, held = origin.deliverable(event, rt.cache.match(event))  # loop protection: see sysevents.origin
+    for job_id, why in held:
+        log.info("ingest: event %s not delivered to job %s: %s", event.id, job_id, why)
     out = []
     for job in jobs:
         d = Delivery.of(event, job)

@@ -15,7 +15,9 @@ import time
 from pathlib import Path
 
 from .. import topology as topology_mod
+from ..admin.keys import key_hash, new_key
 from ..pubsub import provision
+from ..secrets import generate_key
 from . import emulators
 from .processes import Process, free_port, http_ok
 
@@ -54,6 +56,7 @@ class LocalStack:
                 self.processes.append(bq)
             for p in self.processes:
                 p.wait_ready(timeout)
+            self.operator_key = new_key()
             self.env = {
                 "PUBSUB_EMULATOR_HOST": ps_host,
                 "FIRESTORE_EMULATOR_HOST": fs_host,
@@ -62,6 +65,9 @@ class LocalStack:
                 # Local receivers listen on loopback over plain http: allow exactly that, here only.
                 "SYSEVENTS_ALLOW_HTTP": "true",
                 "SYSEVENTS_DESTINATION_ALLOWLIST": "127.0.0.1/32",
+                # Admin API: a fresh operator key (kept in memory: self.operator_key) and sealing key per stack.
+                "SYSEVENTS_OPERATOR_KEY_HASH": key_hash(self.operator_key),
+                "SYSEVENTS_SEALING_KEYS": generate_key(),
                 **self.extra_env,
             }
             if self.bigquery_url:

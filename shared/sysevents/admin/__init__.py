@@ -1,0 +1,11 @@
+"""The admin API (HTTP): accounts, API keys and jobs. Entry point: `handle(request)`."""
+
+from __future__ import annotations
+
+from flask import Request, Response
+
+
+def handle(request: Request) -> Response:
+    from .api import dispatch
+
+    return dispatch(request)

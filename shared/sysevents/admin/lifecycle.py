@@ -1,0 +1,80 @@
+"""Lifecycle events: every change made through the admin API becomes a work event on the ingest topic.
+
+Created / updated / deleted events about the job (subject_type `work`, subject_id = job id, actor = the
+key's name and prefix) flow through ingest, matching and the sinks like any other event. They carry the
+origin mark (sysevents.origin), so they are never delivered to the job they are about.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from .. import origin
+from ..events import SystemEvent, Verb, new_event
+from ..jobs import Job, JobState
+from ..runtime import Runtime
+from .keys import Principal
+
+log = logging.getLogger("sysevents.admin")
+
+
+def lifecycle_event(job: Job, verb: Verb, change: str, principal: Principal) -> SystemEvent:
+    return new_event(
+        job.aid,
+        "work",
+        job.id,
+        verb.value,
+        actor=principal.actor,
+        change=change,
+        job_version=job.version,
+        workflow=job.workflow.value,
+        job_name=job.name,
+        **origin.mark(job.id, origin.Kind.LIFECYCLE),
+    )
+
+
+def test_event(job: Job, overrides: dict[str, Any]) -> SystemEvent:
+    """An event the job's filter selects (overridable), marked so ingest delivers it to this job only."""
+    f = job.filter
+    sources = f.sources or {}
+    subject_type = next(iter(sorted(sources)), "work")
+    ids = sorted(sources.get(subject_type, ())) if sources else []
+    fields: dict[str, Any] = {
+        "subject_type": str(subject_type),
+        "subject_id": ids[0] if ids else "test-subject",
+        "verb": sorted(v.value for v in f.verbs)[0],
+        "notes": f"Test event for job {job.id}",
+        "test": True,
+        **overrides,
+    }
+    return new_event(
+        job.aid,
+        fields.pop("subject_type"),
+        fields.pop("subject_id"),
+        fields.pop("verb"),
+        event_id=f"test-{uuid.uuid4()}",
+        **fields,
+        **origin.mark(job.id, origin.Kind.TEST),
+    )
+
+
+def publish(rt: Runtime, *events: SystemEvent) -> list[str]:
+    """Publish to the ingest topic; a failure is logged, not raised: the change itself is already stored."""
+    try:
+        return rt.publisher.publish_all([(rt.topology.ingest_topic, e.to_json(), {}) for e in events])
+    except Exception:
+        log.exception("admin: could not publish lifecycle event(s) %s", [e.id for e in events])
+        return []
+
+
+def describe(old: Job | None, new: Job | None) -> tuple[Verb, str]:
+    """The verb and `change` of a lifecycle event from the before and after of a job."""
+    if old is None:
+        return Verb.CREATED, "created"
+    if new is None:
+        return Verb.DELETED, "deleted"
+    if old.state is not new.state:
+        return Verb.UPDATED, "paused" if new.state is JobState.PAUSED else "resumed"
+    return Verb.UPDATED, "updated"

@@ -1,0 +1,280 @@
+"""The OpenAPI 3.1 document, generated from the route table (sysevents.admin.api.ROUTES)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..events import SUBJECT_TYPES, VERBS
+from ..jobs import WORKFLOWS
+from ..origin import FIELD as ORIGIN_FIELD
+
+_PARAM = re.compile(r"<(?:[a-z]+:)?([a-z_]+)>")
+_OBJ = {"type": "object"}
+_STR = {"type": "string"}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+FILTER = {
+    "system_event_type": {
+        "type": "string",
+        "enum": list(VERBS),
+        "description": "One verb ('update' = 'updated').",
+    },
+    "system_event_multiple_types": {"type": "array", "items": {"type": "string", "enum": list(VERBS)}},
+    "system_event_sources": {
+        "type": "object",
+        "description": "Subject type -> subject ids ([] = every subject); absent = every type.",
+        "propertyNames": {"enum": list(SUBJECT_TYPES)},
+        "additionalProperties": {
+            "type": "array",
+            "items": {"type": "string", "maxLength": 256},
+            "maxItems": 1000,
+        },
+    },
+}
+WEBHOOK_CONFIG = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["webhook_url"],
+    "properties": {
+        **FILTER,
+        "webhook_url": {
+            "type": "string",
+            "maxLength": 2048,
+            "description": "https only; private, loopback, link-local and metadata addresses refused.",
+        },
+        "headers": {
+            "type": "object",
+            "maxProperties": 32,
+            "additionalProperties": {"type": "string", "maxLength": 2048},
+            "description": "Sent with each delivery. Values are sealed at rest and shown redacted "
+            "('****' + last 2 characters); sending back the redacted value keeps it.",
+        },
+        "json_template": {
+            "type": "string",
+            "maxLength": 32768,
+            "description": "Jsonnet with `event` in scope; checked against a sample event on save.",
+        },
+    },
+}
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "properties": {"field": {"type": ["string", "null"]}, "message": _STR},
+            }
+        },
+    },
+    "JobInput": {
+        "type": "object",
+        "required": ["workflow", "config"],
+        "properties": {
+            "id": {
+                "type": "string",
+                "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
+                "description": "create only",
+            },
+            "name": {"type": "string", "maxLength": 200},
+            "workflow": {"type": "string", "enum": list(WORKFLOWS)},
+            "state": {"type": "string", "enum": ["active", "paused"]},
+            "version": {"type": "integer", "description": "Expected current version (or If-Match)."},
+            "config": WEBHOOK_CONFIG,
+        },
+    },
+    "JobPatch": {"type": "object", "description": "JSON merge patch (RFC 7386) of JobInput (not id)."},
+    "Job": {
+        "type": "object",
+        "properties": {
+            "id": _STR,
+            "aid": _STR,
+            "name": {"type": ["string", "null"]},
+            "workflow": _STR,
+            "state": _STR,
+            "version": {"type": "integer"},
+            "config": _OBJ,
+            "created_at": _STR,
+            "updated_at": _STR,
+            "dry_run": {"type": "boolean"},
+        },
+    },
+    "JobList": {
+        "type": "object",
+        "properties": {
+            "jobs": {"type": "array", "items": _ref("Job")},
+            "next_page_token": {"type": ["string", "null"]},
+        },
+    },
+    "Deleted": {
+        "type": "object",
+        "properties": {"id": _STR, "deleted": {"type": "boolean"}, "version": {"type": "integer"}},
+    },
+    "PreviewInput": {
+        "type": "object",
+        "properties": {
+            "event": {
+                **_OBJ,
+                "description": "A CloudEvents envelope or flat event; default: a sample event.",
+            },
+            "json_template": {**_STR, "description": "Try this template instead of the job's."},
+        },
+    },
+    "Preview": {"type": "object", "properties": {"rendered": {}, "event": _OBJ}},
+    "TestInput": {
+        "type": "object",
+        "properties": {
+            "event": {
+                **_OBJ,
+                "description": "Event data fields to override (subject_type, subject_id, verb, notes...).",
+            }
+        },
+    },
+    "TestSent": {
+        "type": "object",
+        "properties": {
+            "event": {**_OBJ, "description": f"Marked with data.{ORIGIN_FIELD}: delivered to this job only."},
+            "message_id": _STR,
+        },
+    },
+    "Principal": {
+        "type": "object",
+        "properties": {
+            "operator": {"type": "boolean"},
+            "aid": {"type": ["string", "null"]},
+            "prefix": _STR,
+            "name": _STR,
+        },
+    },
+    "AccountInput": {
+        "type": "object",
+        "required": ["aid"],
+        "properties": {
+            "aid": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"},
+            "name": _STR,
+        },
+    },
+    "Account": {
+        "type": "object",
+        "properties": {"aid": _STR, "name": {"type": ["string", "null"]}, "created_at": _STR},
+    },
+    "AccountList": {
+        "type": "object",
+        "properties": {
+            "accounts": {"type": "array", "items": _ref("Account")},
+            "next_page_token": {"type": ["string", "null"]},
+        },
+    },
+    "KeyInput": {
+        "type": "object",
+        "required": ["name"],
+        "properties": {"name": {"type": "string", "maxLength": 100}},
+    },
+    "Key": {
+        "type": "object",
+        "properties": {
+            "aid": _STR,
+            "name": _STR,
+            "prefix": _STR,
+            "created_at": _STR,
+            "created_by": _STR,
+            "revoked_at": {"type": ["string", "null"]},
+        },
+    },
+    "NewKey": {
+        "allOf": [
+            _ref("Key"),
+            {
+                "type": "object",
+                "properties": {
+                    "key": {**_STR, "description": "The key itself: shown only in this response."}
+                },
+            },
+        ]
+    },
+    "KeyList": {"type": "object", "properties": {"keys": {"type": "array", "items": _ref("Key")}}},
+}
+ERRORS = {
+    "400": "Invalid input; `error.field` names the field",
+    "401": "Missing, unknown or revoked key",
+    "403": "Key of another account, or not the operator key",
+    "404": "No such route, account, key or job",
+    "409": "Conflict: stale version, or id already taken",
+    "413": "Request body too large",
+    "422": "Template did not render (message has line and column)",
+}
+
+
+def openapi_path(rule: str) -> str:
+    return _PARAM.sub(r"{\1}", rule)
+
+
+def document(routes) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for r in routes:
+        op: dict[str, Any] = {
+            "operationId": r.handler.__name__,
+            "summary": r.summary,
+            "parameters": [
+                {"name": n, "in": "path", "required": True, "schema": _STR} for n in _PARAM.findall(r.path)
+            ]
+            + [
+                {"name": n, "in": "query", "required": False, "description": d, "schema": _STR}
+                for n, d in r.query
+            ],
+            "responses": {
+                str(r.ok): {
+                    "description": "OK",
+                    "content": {"application/json": {"schema": _ref(r.response) if r.response else _OBJ}},
+                }
+            },
+        }
+        if r.method in ("PUT", "PATCH", "DELETE") or r.path.endswith(("/pause", "/resume")):
+            op["parameters"].append(
+                {
+                    "name": "If-Match",
+                    "in": "header",
+                    "required": False,
+                    "schema": _STR,
+                    "description": "The version you read (the ETag of GET).",
+                }
+            )
+        if r.body:
+            op["requestBody"] = {
+                "required": r.method != "POST" or r.body not in ("PreviewInput", "TestInput"),
+                "content": {"application/json": {"schema": _ref(r.body)}},
+            }
+        if r.auth == "none":
+            op["security"] = []
+        else:
+            op["responses"].update(
+                {
+                    code: {"description": d, "content": {"application/json": {"schema": _ref("Error")}}}
+                    for code, d in ERRORS.items()
+                }
+            )
+        paths.setdefault(openapi_path(r.path), {})[r.method.lower()] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "sysevents admin API",
+            "version": "1",
+            "description": "Manage export and alert jobs. Every route but / and /openapi.json needs a key "
+            "(X-API-Key); routes under /accounts/{aid} accept only that account's keys "
+            "and the operator key.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "bearer": {"type": "http", "scheme": "bearer"},
+            },
+        },
+        "security": [{"apiKey": []}, {"bearer": []}],
+    }

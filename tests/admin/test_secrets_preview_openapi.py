@@ -1,0 +1,130 @@
+"""Header values sealed at rest and redacted on the way out; template preview; the OpenAPI document."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from conftest import SLACK, webhook_job
+from sysevents import secrets
+from sysevents.admin.api import URL_MAP
+from sysevents.admin.openapi import openapi_path
+
+TOKEN = "Bearer s3cr3t-token-value-42"
+
+
+def test_header_values_are_sealed_at_rest_and_redacted(admin, account, firestore_client, caplog):
+    caplog.set_level(logging.DEBUG)
+    r = admin.post(
+        f"/accounts/{account.aid}/jobs",
+        json=webhook_job(headers={"Authorization": TOKEN}),
+        headers=account.headers,
+    )
+    assert r.status_code == 201
+    job_id = r.json["id"]
+    assert r.json["config"]["headers"] == {"Authorization": "****42"}
+    for view in (
+        admin.get(f"/accounts/{account.aid}/jobs/{job_id}", headers=account.headers).json,
+        admin.get(f"/accounts/{account.aid}/jobs", headers=account.headers).json["jobs"][0],
+    ):
+        assert view["config"]["headers"] == {"Authorization": "****42"}
+    stored = (
+        firestore_client.collection("jobs")
+        .document(job_id)
+        .get()
+        .to_dict()["config"]["headers"]["Authorization"]
+    )
+    assert stored.startswith(secrets.SEALED_PREFIX) and "s3cr3t" not in stored
+    assert secrets.unseal(stored) == TOKEN
+    assert "s3cr3t" not in caplog.text
+
+
+def test_redacted_values_sent_back_keep_the_secret(admin, account, firestore_client):
+    base = f"/accounts/{account.aid}/jobs"
+    job = admin.post(
+        base, json=webhook_job(headers={"Authorization": TOKEN, "X-Other": "one"}), headers=account.headers
+    ).json
+    redacted = job["config"]["headers"]
+    r = admin.put(
+        f"{base}/{job['id']}",
+        json=webhook_job(headers={**redacted, "X-Other": "two"}),
+        headers=account.headers,
+    )
+    assert r.status_code == 200
+    r = admin.patch(f"{base}/{job['id']}", json={"name": "patched"}, headers=account.headers)
+    assert r.status_code == 200
+    stored = firestore_client.collection("jobs").document(job["id"]).get().to_dict()["config"]["headers"]
+    assert secrets.unseal_all(stored) == {"Authorization": TOKEN, "X-Other": "two"}
+
+
+def test_sealing_round_trip_rotation_and_tampering():
+    old, new = secrets.generate_key(), secrets.generate_key()
+    sealed = secrets.seal("value", old)
+    assert secrets.unseal(sealed, f"{new},{old}") == "value"  # rotation: new key first, old still unseals
+    assert secrets.unseal(secrets.seal("v2", f"{new},{old}"), new) == "v2"
+    with pytest.raises(secrets.SealingError):
+        secrets.unseal(sealed, new)
+    with pytest.raises(secrets.SealingError):
+        secrets.unseal(sealed[:-4] + "AAAA", old)
+    with pytest.raises(secrets.SealingError, match="no sealing key configured"):
+        secrets.seal("x", "")
+    assert secrets.unseal("plain") == "plain"
+    assert (secrets.redact("short"), secrets.redact("a-long-secret-xy")) == ("****", "****xy")
+
+
+def test_preview_renders_the_jobs_template_against_a_sample_or_given_event(admin, account):
+    base = f"/accounts/{account.aid}/jobs"
+    job = admin.post(base, json=webhook_job(json_template=SLACK), headers=account.headers).json
+    r = admin.post(f"{base}/{job['id']}/preview", headers=account.headers)
+    assert r.status_code == 200
+    assert r.json["rendered"]["text"].startswith("Alert notification: Export to warehouse failed.")
+    assert f"aid={account.aid}" in r.json["rendered"]["text"]
+    event = {
+        "aid": account.aid,
+        "subject_type": "work",
+        "subject_id": "w-9",
+        "verb": "failed",
+        "notes": "disk full",
+    }
+    r = admin.post(f"{base}/{job['id']}/preview", json={"event": event}, headers=account.headers)
+    assert r.json["rendered"]["text"] == (
+        f"Alert notification: disk full. For more info go to: "
+        f"https://activate.getlytics.com/data/integrations/work/w-9?aid={account.aid}"
+    )
+    r = admin.post(
+        f"{base}/{job['id']}/preview", json={"json_template": "{a: event.data.verb}"}, headers=account.headers
+    )
+    assert r.json["rendered"] == {"a": "failed"}
+
+
+def test_preview_returns_the_jsonnet_error_with_line_and_column(admin, account):
+    base = f"/accounts/{account.aid}/jobs"
+    job = admin.post(base, json=webhook_job(), headers=account.headers).json
+    r = admin.post(
+        f"{base}/{job['id']}/preview",
+        json={"json_template": "{\n  a: 1,\n  b: ]\n}"},
+        headers=account.headers,
+    )
+    assert r.status_code == 422 and r.json["error"]["field"] == "json_template"
+    assert "json_template:3:" in r.json["error"]["message"]
+    r = admin.post(
+        f"{base}/{job['id']}/preview",
+        json={"event": {"aid": account.aid, "verb": "exploded"}},
+        headers=account.headers,
+    )
+    assert r.status_code == 400 and r.json["error"]["field"] == "event"
+
+
+def test_every_route_is_in_the_openapi_document(admin):
+    r = admin.get("/openapi.json")
+    assert r.status_code == 200
+    doc = r.json
+    assert doc["openapi"].startswith("3.")
+    rules = [(rule.rule, m) for rule in URL_MAP.iter_rules() for m in rule.methods - {"HEAD", "OPTIONS"}]
+    assert len(rules) >= 18
+    for path, method in rules:
+        op = doc["paths"][openapi_path(path)][method.lower()]
+        assert op["summary"] and op["responses"], (path, method)
+        for ref in [v["content"]["application/json"]["schema"].get("$ref") for v in op["responses"].values()]:
+            if ref:
+                assert ref.rsplit("/", 1)[1] in doc["components"]["schemas"]
