@@ -3,8 +3,10 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: install dev test unit lint fmt bench lock clean
+.PHONY: install dev test unit lint fmt bench lock clean checkov browser
 
 install: $(STAMP)
 
@@ -16,8 +18,13 @@ $(STAMP): pyproject.toml requirements/lock.txt
 dev: install  ## start emulators + functions, seed demo jobs, publish sample events, show deliveries (Ctrl-C stops)
 	$(BIN)/sysevents dev
 
-test: install lint  ## every test: unit, integration against the emulators, end to end
+test: install lint checkov browser  ## every test: unit, integration against the emulators, end to end
 	$(BIN)/pytest
+
+browser:  ## Debian's chromium for the console's browser tests (Playwright drives it; no browser download)
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium; \
+	  else echo "The console tests need Debian's chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
 
 unit: install
 	$(BIN)/pytest tests/unit
@@ -39,5 +46,13 @@ lock:  ## refresh requirements/lock.txt from a fresh resolve of pyproject.toml
 	$(BIN)/python -m pip freeze --exclude-editable > requirements/lock.txt
 	touch $(STAMP)
 
+checkov: $(CHECKOV_STAMP)  ## policy scan of terraform/ (offline); checkov has its own venv: its deps conflict with ours
+	$(CHECKOV_VENV)/bin/checkov --config-file terraform/.checkov.yaml
+
+$(CHECKOV_STAMP): requirements/checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements/checkov.txt
+	touch $@
+
 clean:
-	rm -rf $(VENV) .sysevents-dev
+	rm -rf $(VENV) $(CHECKOV_VENV) .sysevents-dev

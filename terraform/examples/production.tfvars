@@ -1,0 +1,24 @@
+# terraform apply -var-file=examples/production.tfvars
+project_id = "acme-sysevents-prod"
+region     = "europe-west1"
+
+firestore_location = "eur3"
+bigquery_location  = "EU"
+
+# Who may call the admin API (functions with invoked_by = "users") with an identity token.
+api_invokers = [
+  "group:platform-admins@acme.example",
+  "serviceAccount:deployer@acme-sysevents-prod.iam.gserviceaccount.com",
+]
+
+alert_emails                = ["oncall@acme.example"]
+dead_letter_alert_threshold = 0
+
+function_defaults = {
+  max_instances = 50
+}
+
+labels = {
+  app = "sysevents"
+  env = "prod"
+}

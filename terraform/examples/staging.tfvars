@@ -1,0 +1,26 @@
+# A throwaway staging project: no deletion protection, schedules paused, small instances.
+project_id = "acme-sysevents-staging"
+region     = "europe-west1"
+
+firestore_location  = "europe-west1"
+bigquery_location   = "europe-west1"
+deletion_protection = false
+schedule_paused     = true
+
+api_invokers = ["group:platform-admins@acme.example"]
+
+function_defaults = {
+  memory        = "512Mi"
+  max_instances = 5
+}
+
+function_env = {
+  SYSEVENTS_WEBHOOK_READ_TIMEOUT = "10"
+}
+
+audit_retention_days = 30
+
+labels = {
+  app = "sysevents"
+  env = "staging"
+}

@@ -1,0 +1,41 @@
+# The Firestore database holding jobs, accounts, API keys and export state, and the composite indexes
+# the code's queries need (firestore.indexes.json, in the Firebase CLI's format).
+
+locals {
+  firestore_indexes = {
+    for i in jsondecode(file("${path.module}/firestore.indexes.json")).indexes :
+    "${i.collectionGroup} ${join(" ", [for f in i.fields : "${f.fieldPath}:${try(f.order, f.arrayConfig)}"])}" => i
+  }
+}
+
+resource "google_firestore_database" "default" {
+  count = var.create_firestore_database ? 1 : 0
+
+  name                              = "(default)"
+  location_id                       = var.firestore_location
+  type                              = "FIRESTORE_NATIVE"
+  point_in_time_recovery_enablement = "POINT_IN_TIME_RECOVERY_ENABLED"
+  delete_protection_state           = var.deletion_protection ? "DELETE_PROTECTION_ENABLED" : "DELETE_PROTECTION_DISABLED"
+  deletion_policy                   = var.deletion_protection ? "ABANDON" : "DELETE"
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_firestore_index" "index" {
+  for_each = local.firestore_indexes
+
+  database    = "(default)"
+  collection  = each.value.collectionGroup
+  query_scope = try(each.value.queryScope, "COLLECTION")
+
+  dynamic "fields" {
+    for_each = each.value.fields
+    content {
+      field_path   = fields.value.fieldPath
+      order        = try(fields.value.order, null)
+      array_config = try(fields.value.arrayConfig, null)
+    }
+  }
+
+  depends_on = [google_firestore_database.default]
+}

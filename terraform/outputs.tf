@@ -1,0 +1,49 @@
+output "function_urls" {
+  description = "HTTPS URL of each function (the admin API's is the one to call with an identity token)."
+  value       = { for k, f in google_cloudfunctions2_function.function : k => f.service_config[0].uri }
+}
+
+output "api_urls" {
+  description = "URLs of the functions that people and tools call (invoked_by = \"users\"), e.g. the admin API."
+  value       = { for k, f in google_cloudfunctions2_function.function : k => f.service_config[0].uri if local.functions[k].invoked_by == "users" }
+}
+
+output "function_service_accounts" {
+  description = "Service account email of each function (grant the bigquery function access to export target datasets)."
+  value       = { for k, sa in google_service_account.function : k => sa.email }
+}
+
+output "push_service_account" {
+  description = "Service account in the OIDC tokens of the push subscriptions."
+  value       = google_service_account.push.email
+}
+
+output "ingest_topic" {
+  description = "Full name of the topic producers publish system events to."
+  value       = google_pubsub_topic.topic[module.topology.ingest_topic].id
+}
+
+output "topics" {
+  description = "Full name of every topic."
+  value       = { for k, t in google_pubsub_topic.topic : k => t.id }
+}
+
+output "dead_letter_subscriptions" {
+  description = "Hold subscriptions on the dead-letter topics (watched by the alert policy)."
+  value       = keys(module.topology.dead_letter_holds)
+}
+
+output "audit_table" {
+  description = "The audit table, as project.dataset.table for queries."
+  value       = "${var.project_id}.${google_bigquery_dataset.sysevents.dataset_id}.${google_bigquery_table.audit.table_id}"
+}
+
+output "secrets" {
+  description = "Secret Manager secret ids, by topology name: add their values with `gcloud secrets versions add`."
+  value       = { for k, s in google_secret_manager_secret.secret : k => s.secret_id }
+}
+
+output "bundle_bucket" {
+  description = "Bucket holding the function bundles (objects named by content hash)."
+  value       = google_storage_bucket.bundles.name
+}

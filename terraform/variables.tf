@@ -1,0 +1,235 @@
+variable "project_id" {
+  description = "Google Cloud project to deploy into."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "project_id must be a Google Cloud project id: 6-30 lowercase letters, digits or hyphens."
+  }
+}
+
+variable "region" {
+  description = "Region of the functions, the bundle bucket and Cloud Scheduler (e.g. europe-west1)."
+  type        = string
+  default     = "europe-west1"
+
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]$", var.region))
+    error_message = "region must be a Google Cloud region such as europe-west1 or us-central1."
+  }
+}
+
+variable "name" {
+  description = "Prefix of the names of functions, service accounts and the bundle bucket (one deployment per project: topic names come unprefixed from topology.json)."
+  type        = string
+  default     = "sysevents"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,11}$", var.name))
+    error_message = "name must be 2-12 lowercase letters, digits or hyphens, starting with a letter."
+  }
+}
+
+variable "labels" {
+  description = "Labels put on every resource that takes labels."
+  type        = map(string)
+  default     = { app = "sysevents" }
+
+  validation {
+    condition     = alltrue([for k, v in var.labels : can(regex("^[a-z][a-z0-9_-]{0,62}$", k)) && can(regex("^[a-z0-9_-]{0,63}$", v))])
+    error_message = "Label keys and values must be lowercase letters, digits, '_' or '-' (keys start with a letter, at most 63 characters)."
+  }
+}
+
+variable "python_runtime" {
+  description = "Cloud Functions runtime of every function."
+  type        = string
+  default     = "python311"
+
+  validation {
+    condition     = can(regex("^python3(11|12|13)$", var.python_runtime))
+    error_message = "python_runtime must be python311, python312 or python313 (sysevents needs Python 3.11 or later)."
+  }
+}
+
+variable "function_defaults" {
+  description = "Settings of functions whose topology.json entry does not set them: memory, cpu, timeout_seconds, min/max instances, concurrency, project_roles."
+  type = object({
+    memory          = optional(string, "512Mi")
+    cpu             = optional(string, "1")
+    timeout_seconds = optional(number, 60)
+    min_instances   = optional(number, 0)
+    max_instances   = optional(number, 20)
+    concurrency     = optional(number, 8)
+    project_roles   = optional(list(string), ["roles/datastore.viewer"])
+  })
+  default = {}
+
+  validation {
+    condition     = can(regex("^[0-9]+(Mi|Gi|M|G)$", var.function_defaults.memory))
+    error_message = "function_defaults.memory must be like 256Mi, 512Mi or 1Gi."
+  }
+  validation {
+    condition     = var.function_defaults.timeout_seconds >= 1 && var.function_defaults.timeout_seconds <= 600
+    error_message = "function_defaults.timeout_seconds must be between 1 and 600 (push requests time out with the ack deadline)."
+  }
+  validation {
+    condition     = var.function_defaults.min_instances >= 0 && var.function_defaults.max_instances >= max(1, var.function_defaults.min_instances)
+    error_message = "function_defaults needs 0 <= min_instances <= max_instances and max_instances >= 1."
+  }
+  validation {
+    condition     = var.function_defaults.concurrency >= 1 && var.function_defaults.concurrency <= 1000
+    error_message = "function_defaults.concurrency must be between 1 and 1000."
+  }
+  validation {
+    condition     = length(setintersection(var.function_defaults.project_roles, ["roles/owner", "roles/editor", "roles/viewer"])) == 0
+    error_message = "Primitive roles (owner, editor, viewer) are not allowed."
+  }
+}
+
+variable "function_env" {
+  description = "Extra environment variables of every function (plain values only: secrets go to Secret Manager), e.g. SYSEVENTS_WEBHOOK_READ_TIMEOUT."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for k in keys(var.function_env) : can(regex("^[A-Z_][A-Z0-9_]*$", k))])
+    error_message = "function_env keys must be environment variable names (upper case, digits, underscores)."
+  }
+}
+
+variable "api_invokers" {
+  description = "IAM members allowed to call the functions that topology.json marks invoked_by = \"users\" (the admin API), e.g. group:ops@example.com or serviceAccount:ci@p.iam.gserviceaccount.com."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for m in var.api_invokers : can(regex("^(user|group|serviceAccount|domain):.+", m))])
+    error_message = "api_invokers entries must be IAM members: user:, group:, serviceAccount: or domain: (never public)."
+  }
+}
+
+variable "firestore_location" {
+  description = "Location of the Firestore database (a region such as europe-west1 or a multi-region: eur3, nam5). Fixed once created."
+  type        = string
+  default     = "eur3"
+
+  validation {
+    condition     = can(regex("^([a-z]+-[a-z]+[0-9]|eur3|nam5|nam7)$", var.firestore_location))
+    error_message = "firestore_location must be a region (europe-west1) or eur3, nam5, nam7."
+  }
+}
+
+variable "create_firestore_database" {
+  description = "Create the (default) Firestore database. Set false when the project already has one (then import it or leave it alone)."
+  type        = bool
+  default     = true
+}
+
+variable "bigquery_location" {
+  description = "Location of the sysevents BigQuery dataset (EU, US or a region)."
+  type        = string
+  default     = "EU"
+
+  validation {
+    condition     = can(regex("^(EU|US|[a-z]+-[a-z]+[0-9])$", var.bigquery_location))
+    error_message = "bigquery_location must be EU, US or a region such as europe-west1."
+  }
+}
+
+variable "bigquery_dataset" {
+  description = "BigQuery dataset of the audit table (SYSEVENTS_AUDIT_DATASET)."
+  type        = string
+  default     = "sysevents"
+
+  validation {
+    condition     = can(regex("^[A-Za-z_][A-Za-z0-9_]{0,1023}$", var.bigquery_dataset))
+    error_message = "bigquery_dataset must be letters, digits and underscores."
+  }
+}
+
+variable "audit_table" {
+  description = "BigQuery audit table (SYSEVENTS_AUDIT_TABLE)."
+  type        = string
+  default     = "audit_log"
+
+  validation {
+    condition     = can(regex("^[A-Za-z_][A-Za-z0-9_]{0,1023}$", var.audit_table))
+    error_message = "audit_table must be letters, digits and underscores."
+  }
+}
+
+variable "audit_retention_days" {
+  description = "Days an audit-log partition is kept (null: for ever)."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.audit_retention_days == null || try(var.audit_retention_days >= 1, false)
+    error_message = "audit_retention_days must be null or at least 1."
+  }
+}
+
+variable "deletion_protection" {
+  description = "Protect the Firestore database and the audit table from `terraform destroy`."
+  type        = bool
+  default     = true
+}
+
+variable "secret_values" {
+  description = "Optional initial values of the topology's secrets (name => value). They end up in the Terraform state: prefer `gcloud secrets versions add` (README, Deploy)."
+  type        = map(string)
+  default     = {}
+  sensitive   = true
+}
+
+variable "alert_emails" {
+  description = "Email addresses notified when a dead-letter backlog builds up."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for e in var.alert_emails : can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", e))])
+    error_message = "alert_emails must be email addresses."
+  }
+}
+
+variable "alert_notification_channels" {
+  description = "Existing Cloud Monitoring notification channel ids (projects/P/notificationChannels/N) to notify as well."
+  type        = list(string)
+  default     = []
+}
+
+variable "dead_letter_alert_threshold" {
+  description = "Alert when a dead-letter hold subscription has more than this many undelivered messages."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.dead_letter_alert_threshold >= 0
+    error_message = "dead_letter_alert_threshold must be 0 or more."
+  }
+}
+
+variable "dead_letter_alert_duration_seconds" {
+  description = "How long the backlog must stay above the threshold before the alert fires."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.dead_letter_alert_duration_seconds >= 60 && var.dead_letter_alert_duration_seconds % 60 == 0
+    error_message = "dead_letter_alert_duration_seconds must be a whole number of minutes (60, 120, ...)."
+  }
+}
+
+variable "schedule_paused" {
+  description = "Create the Cloud Scheduler jobs paused (e.g. in a staging project)."
+  type        = bool
+  default     = false
+}
+
+variable "enable_apis" {
+  description = "Enable the Google APIs sysevents uses. Set false when the project's APIs are managed elsewhere."
+  type        = bool
+  default     = true
+}
