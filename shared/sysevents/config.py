@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from functools import cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -33,6 +33,16 @@ class Settings(BaseSettings):
     webhook_read_timeout: float = Field(default=15.0, gt=0, le=120)
     webhook_max_response_bytes: int = Field(default=64 * 1024, gt=0)
     template_max_output_bytes: int = Field(default=1024 * 1024, gt=0)
+    webhook_max_retry_after: float = Field(
+        default=300.0, ge=0, le=3600,
+        description="Longest Retry-After (seconds) honoured: the job's deliveries are held this long at most.")
+    webhook_log_retention_days: int = Field(default=7, gt=0, le=400,
+                                            description="Days the attempt log and dead letters are kept (TTL).")
+    template_timeout: float = Field(default=2.0, gt=0, le=60,
+                                    description="Longest a webhook template may render, in seconds.")
+    template_memory_mb: int = Field(default=512, ge=64, le=8192,
+                                    description="Address-space limit of the template render worker, in MiB.")
+    template_workers: int = Field(default=2, ge=1, le=32, description="Template render worker processes.")
     job_cache_start_timeout: float = Field(default=60.0, gt=0,
                                            description="Seconds to wait for the first jobs snapshot.")
     # Admin API (sysevents.admin): tenancy, keys, secrets at rest.
@@ -48,6 +58,45 @@ class Settings(BaseSettings):
         description="Comma-separated Fernet keys sealing job header values at rest: the first seals, "
         "all unseal (rotation). In production from Secret Manager.")
     admin_max_body_bytes: int = Field(default=256 * 1024, gt=0, description="Largest admin API request body.")
+    # BigQuery (sysevents.bigquery): the audit table, export jobs' streaming inserts and backfills.
+    bigquery_endpoint: str | None = Field(default=None,
+                                          description="BigQuery API endpoint (the local emulator); unset in production.")
+    audit_dataset: str = Field(default="sysevents", description="BigQuery dataset of the audit table.")
+    audit_table: str = Field(default="audit_log", description="BigQuery audit table (created when missing).")
+    bigquery_location: str | None = Field(default=None, description="Location for datasets created when missing.")
+    bigquery_batch_rows: int = Field(default=500, gt=0, le=10_000, description="Most rows per insertAll.")
+    bigquery_batch_wait_ms: int = Field(default=100, ge=0, le=5_000,
+                                        description="Longest a row waits for others to share its insertAll.")
+    bigquery_timeout: float = Field(default=30.0, gt=0, le=600, description="Deadline of one BigQuery call.")
+    exports_collection: str = Field(default="exports",
+                                    description="Firestore collection of export runs (backfill state, watermark).")
+    export_handover_seconds: float = Field(
+        default=10.0, ge=0, le=3600,
+        description="Backfill-then-continuous: the watermark is set this far after the job is saved, so every "
+        "function instance has the job before events at the watermark arrive (job cache lag < this).")
+    # Email alerts (sysevents.alerts): SMTP and alert state. In production the password comes from Secret
+    # Manager as an environment variable of the email function (never in topology.json or Terraform state).
+    smtp_host: str | None = Field(default=None, description="SMTP server; unset: email alerts are retried, "
+                                  "then dead-lettered with the reason 'SMTP is not configured'.")
+    smtp_port: int = Field(default=587, gt=0, lt=65536)
+    smtp_security: Literal["starttls", "tls", "none"] = Field(
+        default="starttls", description="starttls (port 587), tls (implicit TLS, port 465) or none (local only).")
+    smtp_username: str | None = Field(default=None, description="SMTP AUTH user; unset: no AUTH.")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP AUTH password (Secret Manager).")
+    smtp_ca_file: str | None = Field(default=None, description="CA bundle to verify the SMTP server with "
+                                     "(the local stack's self-signed certificate); unset: the system's.")
+    smtp_timeout: float = Field(default=30.0, gt=0, le=300)
+    email_from: str = Field(default="sysevents <alerts@sysevents.invalid>", description="From: of alert emails.")
+    email_link_template: str = Field(
+        default="https://activate.getlytics.com/data/integrations/{subject_type}/{subject_id}?aid={aid}",
+        description="The `link` templates get: {aid}, {subject_type}, {subject_id}, {verb} are filled in.")
+    alerts_collection_prefix: str = Field(default="alert_", description="Firestore collections of alert state: "
+                                          "<prefix>groups, <prefix>outbox, <prefix>seen, <prefix>rates.")
+    alerts_max_attempts: int = Field(default=8, ge=1, le=100,
+                                     description="SMTP attempts for a digest before it is dead-lettered.")
+    alerts_flush_interval: float = Field(default=1.0, gt=0, le=3600,
+                                         description="Local stack: seconds between POSTs to the email "
+                                         "function's /flush (Cloud Scheduler does it in production).")
 
     @field_validator("destination_allowlist", mode="before")
     @classmethod

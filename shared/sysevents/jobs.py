@@ -8,12 +8,14 @@ The seed's job JSON is accepted verbatim:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .alerts.addresses import normalize_recipients
+from .alerts.policy import MAX_MUTE_WINDOWS, MAX_SILENCES, Grouping, MuteWindow, RateLimit, Silence
 from .events import MAX_ID_CHARS, SubjectType, Verb, parse_subject_type, parse_verb
 
 MAX_TEMPLATE_CHARS = 32 * 1024
@@ -23,11 +25,14 @@ MAX_SUBJECT_IDS = 1000
 
 class Workflow(StrEnum):
     WEBHOOK = "webhook_system_events"
+    BIGQUERY = "bigquery_system_events"
+    EMAIL = "email_system_events"
 
 
 WORKFLOWS = tuple(w.value for w in Workflow)
 
-SINK_OF_WORKFLOW = {Workflow.WEBHOOK: "webhook"}
+SINK_OF_WORKFLOW = {Workflow.WEBHOOK: "webhook", Workflow.BIGQUERY: "bigquery",
+                    Workflow.EMAIL: "email"}
 """Which sink (topology `sinks` entry) delivers each workflow's events."""
 
 
@@ -95,10 +100,46 @@ class FilterConfig(BaseModel):
         return frozenset(found)
 
 
+def _is_whsec(secret: str) -> bool:
+    import base64
+    import binascii
+
+    try:
+        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return secret.startswith("whsec_") and 24 <= len(key) <= 64
+
+
 class WebhookConfig(FilterConfig):
     webhook_url: str = Field(min_length=1, max_length=2048)
     headers: dict[str, str] = Field(default_factory=dict)
     json_template: str | None = Field(default=None, max_length=MAX_TEMPLATE_CHARS)
+    # Webhook delivery options (sysevents.webhook; README "Webhooks").
+    signing_secrets: tuple[str, ...] = Field(default=(), max_length=2)
+    """Standard Webhooks secrets (`whsec_<base64>`); each delivery is signed with every one (rotation)."""
+    ordered: bool = False
+    """Deliver in order per subject (Pub/Sub ordering key `<job id>/<subject_id>`)."""
+    batch_max_size: int = Field(default=1, ge=1, le=500)
+    """Events per POST (a JSON array when > 1)."""
+    batch_max_wait_ms: int = Field(default=0, ge=0, le=10_000)
+    """How long an event waits for others to share its POST."""
+    auto_disable_failures: int = Field(default=100, ge=0, le=100_000)
+    """Pause the job after this many consecutive failed attempts (0: never)..."""
+    auto_disable_seconds: int = Field(default=6 * 3600, ge=0, le=30 * 86400)
+    """... spanning at least this many seconds with no successful delivery."""
+
+    @field_validator("signing_secrets", mode="before")
+    @classmethod
+    def _secrets(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [v]
+        for secret in v or ():
+            if not isinstance(secret, str) or not (
+                secret.startswith("sealed:") or _is_whsec(secret)
+            ):
+                raise ValueError("signing secrets must look like whsec_<base64 of 24 to 64 bytes>")
+        return v
 
     @field_validator("webhook_url")
     @classmethod
@@ -120,7 +161,75 @@ class WebhookConfig(FilterConfig):
         return v
 
 
-CONFIG_OF_WORKFLOW: dict[Workflow, type[FilterConfig]] = {Workflow.WEBHOOK: WebhookConfig}
+class ExportMode(StrEnum):
+    CONTINUOUS = "continuous"  # stream matching events as they arrive
+    ONE_TIME = "one_time"  # copy [start_time, end_time) from the audit table, once
+    BACKFILL_THEN_CONTINUOUS = "backfill_then_continuous"  # copy up to the watermark, stream from it on
+
+
+class BigQueryConfig(FilterConfig):
+    """BigQuery export (sysevents.bigquery.export): the target table, the mode and its time range."""
+
+    project: str | None = Field(default=None, max_length=100, pattern=r"^[a-z][a-z0-9.:-]*[a-z0-9]$")
+    dataset: str = Field(min_length=1, max_length=1024, pattern=r"^\w+$")
+    table: str = Field(min_length=1, max_length=1024, pattern=r"^[\w-]+$")
+    create_if_missing: bool = True
+    mode: ExportMode = ExportMode.CONTINUOUS
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    watermark: datetime | None = None
+
+    @field_validator("start_time", "end_time", "watermark")
+    @classmethod
+    def _aware(cls, v: datetime | None) -> datetime | None:
+        return v.replace(tzinfo=UTC) if v is not None and v.tzinfo is None else v
+
+    @model_validator(mode="after")
+    def _range(self) -> BigQueryConfig:
+        if self.mode is ExportMode.ONE_TIME and (self.start_time is None or self.end_time is None):
+            raise ValueError("mode one_time needs start_time and end_time")
+        if self.mode is not ExportMode.ONE_TIME and self.end_time is not None:
+            raise ValueError(f"end_time applies to mode one_time only, not {self.mode.value}")
+        if self.mode is ExportMode.CONTINUOUS and self.start_time is not None:
+            raise ValueError("start_time applies to one_time and backfill_then_continuous only")
+        if self.start_time and self.end_time and self.end_time <= self.start_time:
+            raise ValueError("end_time must be after start_time")
+        return self
+
+
+class EmailConfig(FilterConfig):
+    """Email alerts (sysevents.alerts): recipients, Jsonnet templates, and noise control."""
+
+    recipients: tuple[str, ...]
+    subject_template: str | None = Field(default=None, max_length=MAX_TEMPLATE_CHARS)
+    body_template: str | None = Field(default=None, max_length=MAX_TEMPLATE_CHARS)
+    digest_template: str | None = Field(default=None, max_length=MAX_TEMPLATE_CHARS)
+    grouping: Grouping | None = None
+    rate_limit: RateLimit | None = None
+    silences: tuple[Silence, ...] = Field(default=(), max_length=MAX_SILENCES)
+    mute_windows: tuple[MuteWindow, ...] = Field(default=(), max_length=MAX_MUTE_WINDOWS)
+
+    @field_validator("recipients", mode="before")
+    @classmethod
+    def _recipients(cls, v: Any) -> Any:
+        return normalize_recipients(v)
+
+    @model_validator(mode="after")
+    def _templates(self) -> EmailConfig:
+        from .alerts.render import check
+        from .templates import TemplateError
+
+        try:
+            check(self.subject_template, self.body_template, self.digest_template,
+                  self.grouping.by if self.grouping else ())
+        except TemplateError as err:
+            raise ValueError(f"template does not render against a sample event: {err}") from None
+        return self
+
+
+CONFIG_OF_WORKFLOW: dict[Workflow, type[FilterConfig]] = {Workflow.WEBHOOK: WebhookConfig,
+                                                           Workflow.BIGQUERY: BigQueryConfig,
+                                                           Workflow.EMAIL: EmailConfig}
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +262,8 @@ class Job(BaseModel):
     name: str | None = Field(default=None, max_length=200)
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    disabled_reason: str | None = Field(default=None, max_length=1000)
+    """Why sysevents paused the job (auto-disable); cleared when the job is active again."""
 
     @property
     def sink(self) -> str:
@@ -213,4 +324,5 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         "name": job.name,
         "created_at": job.created_at,
         "updated_at": job.updated_at,
+        "disabled_reason": job.disabled_reason if job.state is JobState.PAUSED else None,
     }

@@ -8,6 +8,7 @@ from functools import cache
 
 from google.cloud import firestore
 
+from .attempts import AttemptLog
 from .config import Settings, settings
 from .pubsub import Publisher
 from .store import JobCache, JobStore
@@ -29,7 +30,9 @@ class Runtime:
         self.firestore = firestore.Client(project=self.settings.project)
         self.publisher = Publisher(self.settings.project)
         self.jobs = JobStore(self.firestore, self.settings.jobs_collection)
+        self.attempts = AttemptLog(self.firestore)
         self._cache: JobCache | None = None
+        self._bigquery = None
 
     @property
     def cache(self) -> JobCache:
@@ -39,6 +42,26 @@ class Runtime:
                     self._cache = JobCache(self.firestore, self.settings.jobs_collection,
                                            self.settings.job_cache_start_timeout).start()
         return self._cache
+
+    @property
+    def bigquery(self):
+        """The BigQuery client (google.cloud.bigquery.Client), built on first use; the emulator's when
+        SYSEVENTS_BIGQUERY_ENDPOINT is set."""
+        if self._bigquery is None:
+            with _lock:
+                if self._bigquery is None:
+                    from google.cloud import bigquery
+
+                    if self.settings.bigquery_endpoint:
+                        from google.auth.credentials import AnonymousCredentials
+
+                        self._bigquery = bigquery.Client(
+                            project=self.settings.project, credentials=AnonymousCredentials(),
+                            client_options={"api_endpoint": self.settings.bigquery_endpoint})
+                    else:
+                        self._bigquery = bigquery.Client(project=self.settings.project,
+                                                         location=self.settings.bigquery_location)
+        return self._bigquery
 
 
 _runtime: Runtime | None = None
@@ -51,3 +74,8 @@ def runtime() -> Runtime:
             if _runtime is None:
                 _runtime = Runtime()
     return _runtime
+
+
+def health(rt: Runtime, function: str) -> tuple[dict, int]:
+    """GET on a push function: its job cache's freshness (the tests and `make dev` wait on it)."""
+    return {"function": function, "job_cache": rt.cache.status()}, 200
