@@ -75,3 +75,28 @@ def render(template: str | None, event: dict[str, Any], *, max_output_bytes: int
 def check(template: str | None) -> bytes:
     """Render against SAMPLE_EVENT, raising TemplateError: the save-time check."""
     return render(template, SAMPLE_EVENT)
+
+
+def render_value(template: str, variables: dict[str, Any], *, name: str = TEMPLATE_NAME,
+                 max_output_bytes: int = 1024 * 1024) -> Any:
+    """Render a template with several variables in scope (e.g. `event`, `link`) and return its JSON value
+    (text templates evaluate to a string). Same sandbox and error messages as `render`."""
+    prelude = "".join(f"local {k} = std.extVar({json.dumps(k)});\n" for k in variables)
+    try:
+        out = rjsonnet.evaluate_snippet(
+            name,
+            prelude + template,
+            ext_codes={k: json.dumps(v) for k, v in variables.items()},
+            import_callback=_refuse_import,
+            max_stack=MAX_STACK,
+        )
+    except RuntimeError as err:
+        shift = len(variables)
+        msg = re.sub(re.escape(name) + r":(\d+):", lambda m: f"{name}:{max(1, int(m.group(1)) - shift)}:", str(err))
+        lines = msg.replace("import_callback error: TemplateError: ", "").splitlines()
+        if len(lines) > 8:
+            lines = lines[:8] + [f"... ({len(lines) - 8} more lines)"]
+        raise TemplateError("\n".join(lines)) from None
+    if len(out.encode()) > max_output_bytes:
+        raise TemplateError(f"template output is {len(out.encode())} bytes; the limit is {max_output_bytes}")
+    return json.loads(out)

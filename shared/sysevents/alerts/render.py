@@ -1,0 +1,137 @@
+"""Email text from a job's Jsonnet templates (or the defaults below), for one event or a digest.
+
+Single email: `subject_template` and `body_template` each evaluate to a string, with `event` (the
+CloudEvents envelope) and `link` (a URL about the event's subject) in scope.
+Digest: `digest_template` evaluates to `{subject: ..., body: ...}` with `digest` in scope:
+`{job: {id, name}, group: {field: value}, reason: "grouped" | "rate_limited", count, omitted,
+items: [{event, link, repeat}]}` (`count` events in all; `omitted` of them are not listed).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from ..templates import SAMPLE_EVENT, TemplateError, render_value
+
+MAX_SUBJECT_CHARS = 250
+MAX_BODY_BYTES = 256 * 1024
+DEFAULT_LINK_TEMPLATE = (
+    "https://activate.getlytics.com/data/integrations/{subject_type}/{subject_id}?aid={aid}"
+)
+
+DEFAULT_SUBJECT_TEMPLATE = """\
+local d = event.data;
+"[sysevents] %s %s %s (account %s)" % [d.subject_type, d.subject_id, d.verb, d.aid]
+"""
+
+DEFAULT_BODY_TEMPLATE = """\
+local d = event.data;
+local has(f) = std.objectHas(d, f) && d[f] != null;
+std.join("\\n", [
+  "%s %s %s" % [std.asciiUpper(d.subject_type[0:1]) + d.subject_type[1:], d.subject_id, d.verb],
+  "",
+  "Account:  " + d.aid,
+  "Subject:  %s %s" % [d.subject_type, d.subject_id],
+  "Verb:     " + d.verb,
+] + (if has("actor") then ["Actor:    " + d.actor] else [])
+  + ["Time:     " + event.time]
+  + (if has("notes") then ["Notes:    " + std.toString(d.notes)] else [])
+  + ["", "Details: " + link, "", "Event id: " + event.id, ""])
+"""
+
+DEFAULT_DIGEST_TEMPLATE = """\
+local g = digest.group;
+local what = std.join(", ", ["%s=%s" % [k, g[k]] for k in std.objectFields(g)]);
+local line(i) = local d = i.event.data;
+  "- %s  %s %s %s%s%s\\n  %s" % [i.event.time, d.subject_type, d.subject_id, d.verb,
+    if std.objectHas(d, "notes") then ": " + std.toString(d.notes) else "",
+    if i.repeat then " (repeat)" else "", i.link];
+{
+  subject: if digest.reason == "rate_limited"
+    then "[sysevents] %d alert(s) held back by the rate limit" % digest.count
+    else "[sysevents] %d alert(s): %s" % [digest.count, what],
+  body: std.join("\\n", [
+    if digest.reason == "rate_limited"
+    then "The job %s reached its email rate limit; these alerts were held back:" % digest.job.id
+    else "%d alert(s) for %s (job %s):" % [digest.count, what, digest.job.id],
+    "",
+  ] + [line(i) for i in digest.items]
+    + (if digest.omitted > 0 then ["", "... and %d more not listed." % digest.omitted] else [])
+    + [""]),
+}
+"""
+
+
+@dataclass(frozen=True)
+class Email:
+    subject: str
+    body: str
+
+
+def link_for(event: dict[str, Any], link_template: str = DEFAULT_LINK_TEMPLATE) -> str:
+    d = event.get("data") or {}
+    return link_template.format(
+        **{k: quote(str(d.get(k, "")), safe="") for k in ("aid", "subject_type", "subject_id", "verb")}
+    )
+
+
+def _subject(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TemplateError(f"the subject must be a string, got {type(value).__name__}")
+    text = re.sub(r"\s+", " ", value).strip()
+    if not text:
+        raise TemplateError("the subject is empty")
+    return text if len(text) <= MAX_SUBJECT_CHARS else text[: MAX_SUBJECT_CHARS - 3] + "..."
+
+
+def _body(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TemplateError(f"the body must be a string, got {type(value).__name__}")
+    if len(value.encode()) > MAX_BODY_BYTES:
+        raise TemplateError(f"the body is {len(value.encode())} bytes; the limit is {MAX_BODY_BYTES}")
+    return value
+
+
+def render_single(
+    subject_template: str | None, body_template: str | None, event: dict[str, Any], link: str
+) -> Email:
+    scope = {"event": event, "link": link}
+    return Email(
+        subject=_subject(
+            render_value(subject_template or DEFAULT_SUBJECT_TEMPLATE, scope, name="subject_template")
+        ),
+        body=_body(render_value(body_template or DEFAULT_BODY_TEMPLATE, scope, name="body_template")),
+    )
+
+
+def render_digest(digest_template: str | None, digest: dict[str, Any]) -> Email:
+    out = render_value(digest_template or DEFAULT_DIGEST_TEMPLATE, {"digest": digest}, name="digest_template")
+    if not isinstance(out, dict) or set(out) != {"subject", "body"}:
+        raise TemplateError("digest_template must evaluate to {subject: <string>, body: <string>}")
+    return Email(subject=_subject(out["subject"]), body=_body(out["body"]))
+
+
+def sample_digest(group: dict[str, str]) -> dict[str, Any]:
+    return {
+        "job": {"id": "job-1", "name": None},
+        "group": group,
+        "reason": "grouped",
+        "count": 2,
+        "omitted": 1,
+        "items": [{"event": SAMPLE_EVENT, "link": link_for(SAMPLE_EVENT), "repeat": False}],
+    }
+
+
+def check(
+    subject_template: str | None,
+    body_template: str | None,
+    digest_template: str | None,
+    group_by: tuple[str, ...] = (),
+) -> None:
+    """The save-time check: render every template against a sample event; raises TemplateError."""
+    render_single(subject_template, body_template, SAMPLE_EVENT, link_for(SAMPLE_EVENT))
+    render_digest(digest_template, sample_digest({k: "x" for k in group_by}))
+    render_digest(digest_template, {**sample_digest({}), "reason": "rate_limited"})

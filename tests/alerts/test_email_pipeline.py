@@ -1,0 +1,131 @@
+"""Email alerts through the real pipeline: ingest -> deliveries-email -> email function -> aiosmtpd
+(STARTTLS and AUTH required by the local server), retries and dead letters."""
+
+import json
+import re
+import time
+
+import pytest
+from helpers import pull
+from sysevents.alerts.mailer import message_id
+from sysevents.events import new_event
+from sysevents.jobs import job_from_dict
+from sysevents.store import JobStore
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def store(firestore_client):
+    return JobStore(firestore_client)
+
+
+@pytest.fixture
+def dead_letters(stack, fresh_subscription):
+    return fresh_subscription(stack.topology.sinks["email"].dead_letter_topic)
+
+
+def email_job(job_id, aid, recipients, **config):
+    config.setdefault("system_event_type", "failed")
+    return job_from_dict(
+        {"workflow": "email_system_events", "config": {"recipients": recipients, **config}},
+        job_id=job_id,
+        aid=aid,
+    )
+
+
+def put_jobs(stack, store, *jobs):
+    for job in jobs:
+        store.put(job)
+    if hasattr(stack, "wait_for_job_caches") and hasattr(store, "last_write_time"):
+        stack.wait_for_job_caches(since=store.last_write_time)
+
+
+def publish(stack, publisher, *events):
+    publisher.publish_all([(stack.topology.ingest_topic, e.to_json(), {}) for e in events])
+
+
+def test_a_failure_event_is_emailed_once_with_the_default_templates(stack, store, publisher, aid):
+    to = f"ops-{aid}@example.com"
+    job = email_job(f"{aid}-mail", aid, [f"Ops <{to}>"])
+    put_jobs(stack, store, job)
+    ev = new_event(aid, "work", "work-id-1", "failed", notes="Export to warehouse failed: permission denied")
+    publish(stack, publisher, ev, new_event(aid, "work", "work-id-1", "completed"))  # completed: not matched
+
+    [mail] = stack.smtp.wait_for(stack.smtp.to(to), 1, timeout=60)
+    assert mail.subject == f"[sysevents] work work-id-1 failed (account {aid})"
+    assert mail.message_id == message_id(f"{job.id}/{ev.id}", "alerts@sysevents.local")
+    assert mail.message["To"] == to and mail.message["Auto-Submitted"] == "auto-generated"
+    body = mail.body
+    assert "Notes:    Export to warehouse failed: permission denied" in body
+    assert f"Account:  {aid}" in body and f"Event id: {ev.id}" in body
+    assert f"https://activate.getlytics.com/data/integrations/work/work-id-1?aid={aid}" in body
+    assert stack.smtp.wait_for(stack.smtp.to(to), 2, timeout=3) == [mail]  # and nothing more
+
+
+def test_custom_jsonnet_subject_and_body(stack, store, publisher, aid):
+    to = f"custom-{aid}@example.com"
+    put_jobs(
+        stack,
+        store,
+        email_job(
+            f"{aid}-custom",
+            aid,
+            [to],
+            subject_template='"ALERT " + event.data.subject_id',
+            body_template='"Work %s: %s" % [event.data.subject_id, event.data.notes]',
+        ),
+    )
+    publish(stack, publisher, new_event(aid, "work", "w-9", "failed", notes="disk full"))
+    [mail] = stack.smtp.wait_for(stack.smtp.to(to), 1, timeout=60)
+    assert mail.subject == "ALERT w-9"
+    assert mail.body.strip() == "Work w-9: disk full"
+
+
+def test_grouped_failures_arrive_in_digests_each_event_once(stack, store, publisher, aid):
+    # Exact group_wait / group_interval timing is covered in test_alert_state.py with a controlled clock; here
+    # the pipeline's push timing decides how the 5 events split into digests, but each is in exactly one.
+    to = f"digest-{aid}@example.com"
+    put_jobs(
+        stack,
+        store,
+        email_job(f"{aid}-grp", aid, [to], grouping={"by": ["verb"], "group_wait": 5, "group_interval": 1}),
+    )
+    events = [new_event(aid, "work", f"w-{i}", "failed") for i in range(5)]
+    publish(stack, publisher, *events)
+    listed: list[str] = []
+    counted = 0
+    deadline = time.monotonic() + 90
+    while counted < 5 and time.monotonic() < deadline:
+        mails = stack.smtp.wait_for(stack.smtp.to(to), 1, timeout=5)
+        listed = [line.split()[3] for m in mails for line in m.body.splitlines() if line.startswith("- ")]
+        counted = sum(int(re.match(r"\[sysevents\] (\d+) alert", m.subject).group(1)) for m in mails)
+    assert counted == 5
+    assert sorted(listed) == [f"w-{i}" for i in range(5)]
+    assert all(m.subject.endswith("alert(s): verb=failed") for m in mails)
+
+
+def test_temporary_smtp_failures_are_retried_then_dead_lettered(
+    stack, store, publisher, subscriber, dead_letters, aid
+):
+    to = f"ops+smtp451-{aid}@example.com"
+    job = email_job(f"{aid}-451", aid, [to])
+    put_jobs(stack, store, job)
+    ev = new_event(aid, "work", "w-1", "failed")
+    publish(stack, publisher, ev)
+    max_attempts = stack.topology.sink_subscription("email").max_delivery_attempts
+    [msg] = pull(subscriber, dead_letters, 1, timeout=120)
+    assert msg.attributes["reason"].startswith(f"recipients refused: {to}: 451")
+    assert msg.attributes["attempts"] == str(max_attempts)
+    assert msg.attributes["job_id"] == job.id and json.loads(msg.data)["event"]["id"] == ev.id
+
+
+def test_permanent_smtp_refusal_is_dead_lettered_at_once(
+    stack, store, publisher, subscriber, dead_letters, aid
+):
+    to = f"ops+smtp550-{aid}@example.com"
+    put_jobs(stack, store, email_job(f"{aid}-550", aid, [to]))
+    publish(stack, publisher, new_event(aid, "work", "w-1", "failed"))
+    [msg] = pull(subscriber, dead_letters, 1, timeout=60)
+    assert msg.attributes["reason"].startswith(f"recipients refused: {to}: 550")
+    assert msg.attributes["attempts"] == "1"
