@@ -16,10 +16,12 @@ from pathlib import Path
 
 from .. import topology as topology_mod
 from ..admin.keys import key_hash, new_key
+from ..alerts.scheduler import FlushTicker
 from ..pubsub import provision
 from ..secrets import generate_key
 from . import emulators
 from .processes import Process, free_port, http_ok
+from .smtp import SmtpServer
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 FUNCTIONS_DIR = REPO_ROOT / "functions"
@@ -42,6 +44,7 @@ class LocalStack:
         self.env: dict[str, str] = {}
         self.function_urls: dict[str, str] = {}
         self.bigquery_url: str | None = None
+        self.smtp: SmtpServer | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def start(self, timeout: float = 120.0) -> LocalStack:
@@ -72,8 +75,15 @@ class LocalStack:
             }
             if self.bigquery_url:
                 self.env["SYSEVENTS_BIGQUERY_ENDPOINT"] = self.bigquery_url
+            if "email" in self.function_names:  # email alerts: a real SMTP server (STARTTLS, AUTH)
+                self.smtp = SmtpServer(self.workdir / "smtp", echo=True).start()
+                self.processes.append(self.smtp)  # type: ignore[arg-type]  # stop() is all stack.stop needs
+                for key, value in self.smtp.env().items():
+                    self.env.setdefault(key, value)
             self._start_functions(timeout)
             self.provision()
+            if "email" in self.function_urls:  # Cloud Scheduler's part: flush due digests every second
+                self.processes.append(FlushTicker(self.function_urls["email"] + "flush").start())  # type: ignore
         except BaseException:
             self.stop()
             raise
