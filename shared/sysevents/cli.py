@@ -101,5 +101,10 @@ def dev(once: bool, no_bigquery: bool) -> None:
     sys.exit(run(once=once, bigquery=not no_bigquery, state_dir=DEV_DIR))
 
 
+from .cli_jobs import jobs, keys  # noqa: E402 - the admin API commands live in their own module
+
+main.add_command(jobs)
+main.add_command(keys)
+
 if __name__ == "__main__":
     main()
