@@ -49,6 +49,13 @@ resource "google_project_service" "apis" {
   disable_on_destroy = false
 }
 
+check "function_env_by_name_names_functions" {
+  assert {
+    condition     = length(setsubtract(keys(var.function_env_by_name), keys(local.functions))) == 0
+    error_message = "function_env_by_name names functions that topology.json does not have: ${join(", ", setsubtract(keys(var.function_env_by_name), keys(local.functions)))}."
+  }
+}
+
 check "service_account_ids_unique" {
   assert {
     condition     = length(distinct(values(local.account_ids))) == length(local.account_ids)

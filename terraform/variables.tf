@@ -98,6 +98,17 @@ variable "function_env" {
   }
 }
 
+variable "function_env_by_name" {
+  description = "Extra environment variables of single functions, by function name, e.g. { email = { SYSEVENTS_SMTP_HOST = \"smtp.example.com\" } }."
+  type        = map(map(string))
+  default     = {}
+
+  validation {
+    condition     = alltrue(flatten([for env in values(var.function_env_by_name) : [for k in keys(env) : can(regex("^[A-Z_][A-Z0-9_]*$", k))]]))
+    error_message = "function_env_by_name keys must be environment variable names (upper case, digits, underscores)."
+  }
+}
+
 variable "api_invokers" {
   description = "IAM members allowed to call the functions that topology.json marks invoked_by = \"users\" (the admin API), e.g. group:ops@example.com or serviceAccount:ci@p.iam.gserviceaccount.com."
   type        = list(string)

@@ -22,3 +22,11 @@ labels = {
   app = "sysevents"
   env = "prod"
 }
+
+# Email alerts: the SMTP password is the Secret Manager secret "sysevents-smtp-password".
+function_env_by_name = {
+  email = {
+    SYSEVENTS_SMTP_HOST     = "smtp.acme.example"
+    SYSEVENTS_SMTP_USERNAME = "alerts@acme.example"
+  }
+}

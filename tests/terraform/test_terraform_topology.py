@@ -64,6 +64,15 @@ def test_every_dead_letter_topic_is_held_and_watched(out, topo):
     assert {h["topic"] for h in out["dead_letter_holds"].values()} == dead_letter_topics
 
 
+def test_schedules_agree(out, topo):
+    expected = {
+        f"{f.name}-{s['name']}": (f.name, s["cron"], s.get("path", "/"))
+        for f in topo.functions.values()
+        for s in f.schedules
+    }
+    assert {k: (v["function"], v["cron"], v["path"]) for k, v in out["schedules"].items()} == expected
+
+
 def test_every_function_is_deployed_with_its_settings(out, topo):
     assert set(out["functions"]) == set(topo.functions)
     for name, f in topo.functions.items():
@@ -211,15 +220,13 @@ def test_a_new_function_with_every_optional_field(doc, tmp_path):
     assert probe["env"] == {"SYSEVENTS_ADMIN_MAX_BODY_BYTES": "1000"}
     assert (probe["memory"], probe["max_instances"], probe["timeout_seconds"]) == ("1Gi", 3, 60)
     assert probe["fed_by"] == []
-    assert out["schedules"] == {
-        "probe-flush": {
-            "function": "probe",
-            "name": "flush",
-            "cron": "*/5 * * * *",
-            "time_zone": "Etc/UTC",
-            "path": "/flush",
-            "body": '{"all":true}',
-        }
+    assert out["schedules"]["probe-flush"] == {
+        "function": "probe",
+        "name": "flush",
+        "cron": "*/5 * * * *",
+        "time_zone": "Etc/UTC",
+        "path": "/flush",
+        "body": '{"all":true}',
     }
     assert set(out["bundles"]["probe"]) >= {"main.py", "requirements.txt", "sysevents/__init__.py"}
     # The library parses the same entry.
