@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import click
 
 from ..events import new_event
-from ..jobs import job_from_dict
 from .receiver import Received, Receiver
 from .stack import LocalStack
 
@@ -81,7 +82,7 @@ def run(*, once: bool, bigquery: bool, state_dir: Path) -> int:
         with stack.environment():
             stack.write_env_file(state_dir / "stack.json")
             _report(stack, receiver)
-            _seed_and_publish(stack, receiver)
+            _seed_and_publish(stack, receiver, state_dir)
             if once:
                 return 0
             click.echo(
@@ -102,6 +103,7 @@ def run(*, once: bool, bigquery: bool, state_dir: Path) -> int:
         receiver.stop()
         stack.stop()
         (state_dir / "stack.json").unlink(missing_ok=True)
+        (state_dir / "admin.json").unlink(missing_ok=True)
 
 
 def _report(stack: LocalStack, receiver: Receiver) -> None:
@@ -116,19 +118,42 @@ def _report(stack: LocalStack, receiver: Receiver) -> None:
     click.echo(f"  demo receiver         {receiver.url('/')}")
 
 
-def _seed_and_publish(stack: LocalStack, receiver: Receiver) -> None:
-    from google.cloud import firestore
+def _seed_through_admin_api(stack: LocalStack, receiver: Receiver, state_dir: Path) -> list[dict]:
+    """Seed the demo like a user would: operator key -> account 12 and its key -> jobs over HTTP. Leaves
+    the key in state_dir/admin.json (mode 0600) so `sysevents jobs ...` works against this stack."""
+    import requests
 
-    from ..pubsub import Publisher
-    from ..store import JobStore
+    api = stack.function_urls["admin"].rstrip("/")
+    operator = {"X-API-Key": stack.operator_key}
 
-    store = JobStore(firestore.Client(project=stack.project))
-    click.echo("\nDemo jobs (account 12):")
+    def call(method: str, path: str, headers: dict, **kw) -> dict:
+        r = requests.request(method, api + path, headers=headers, timeout=30, **kw)
+        if r.status_code >= 400:
+            raise click.ClickException(f"admin API {method} {path}: HTTP {r.status_code} {r.text}")
+        return r.json()
+
+    call("POST", "/accounts", operator, json={"aid": DEMO_AID, "name": "Demo account"})
+    key = call("POST", f"/accounts/{DEMO_AID}/keys", operator, json={"name": "sysevents dev"})["key"]
+    admin_file = state_dir / "admin.json"
+    admin_file.touch(mode=0o600)
+    admin_file.write_text(json.dumps({"url": api + "/", "aid": DEMO_AID, "key": key,
+                                      "operator_key": stack.operator_key}))
+    click.echo(f"\nDemo jobs (account {DEMO_AID}), created through the admin API:")
+    jobs = []
     for doc in demo_jobs(receiver):
-        job = store.put(job_from_dict(doc, aid=DEMO_AID))
-        click.echo(f"  {job.id}: {job.name}")
+        job = call("POST", f"/accounts/{DEMO_AID}/jobs", {"X-API-Key": key}, json=doc)
+        click.echo(f"  {job['id']} v{job['version']}: {job['name']}")
+        jobs.append(job)
+    click.echo("  (try: .venv/bin/sysevents jobs list; each change publishes a work lifecycle event)")
+    return jobs
+
+
+def _seed_and_publish(stack: LocalStack, receiver: Receiver, state_dir: Path) -> None:
+    from ..pubsub import Publisher
+
+    jobs = _seed_through_admin_api(stack, receiver, state_dir)
     publisher = Publisher(stack.project)
-    time.sleep(0.5)  # let the functions' job caches see the new jobs
+    stack.wait_for_job_caches(max(datetime.fromisoformat(j["updated_at"]) for j in jobs))
     click.echo("\nPublishing sample events:")
     messages = []
     for st, sid, verb, extra in SAMPLE_EVENTS:
@@ -145,9 +170,12 @@ def _seed_and_publish(stack: LocalStack, receiver: Receiver) -> None:
     receiver.wait_for("/slack", 1, timeout=10)
     time.sleep(0.5)
     n = len(receiver.received)
+    exported = [r.json() for r in receiver.at("/export")]
+    lifecycle = sum(1 for e in exported if "sysevents_origin" in e.get("data", {}))
     click.echo(
-        f"\n{n} deliveries arrived: {len(receiver.at('/export'))} on /export (expected 4), "
-        f"{len(receiver.at('/slack'))} on /slack (expected 1)."
+        f"\n{n} deliveries arrived: {len(exported) - lifecycle} sample events on /export (expected 4), "
+        f"{len(receiver.at('/slack'))} on /slack (expected 1)"
+        + (f", and {lifecycle} lifecycle event(s) of the demo jobs on /export." if lifecycle else ".")
     )
     _show_quarantine(stack)
 
