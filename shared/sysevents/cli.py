@@ -105,6 +105,7 @@ from .cli_jobs import jobs, keys  # noqa: E402 - the admin API commands live in 
 
 main.add_command(jobs)
 main.add_command(keys)
+main.add_command(__import__("sysevents.cli_export", fromlist=["export"]).export)  # sysevents export ...
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,76 @@
+"""`sysevents export ...` against the session stack (in-process, through click's runner)."""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from click.testing import CliRunner
+from conftest import rows, wait_until
+from sysevents.cli import main
+from sysevents.events import new_event
+
+pytestmark = pytest.mark.integration
+
+
+def test_one_time_export_and_search_from_the_cli(stack, publisher, bq, audit, target, aid):
+    t0 = datetime(2026, 4, 1, tzinfo=UTC)
+    events = [new_event(aid, "work", f"w-{i}", "failed", time=t0 + timedelta(minutes=i)) for i in range(4)]
+    publisher.publish_all([(stack.topology.ingest_topic, e.to_json(), {}) for e in events])
+    assert wait_until(lambda: len(rows(bq, audit, "aid = @aid", aid=aid)) >= 4)
+    runner = CliRunner()
+
+    out = runner.invoke(
+        main,
+        [
+            "export",
+            "create",
+            "--aid",
+            aid,
+            "--dataset",
+            target.dataset,
+            "--table",
+            target.table,
+            "--mode",
+            "one_time",
+            "--start",
+            t0.isoformat(),
+            "--end",
+            (t0 + timedelta(minutes=3)).isoformat(),
+            "--verb",
+            "failed",
+            "--source",
+            "work",
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    assert "done: 3 row(s) written, 0 refused" in out.output
+    job_id = out.output.split()[2]
+    assert sorted(r["event_id"] for r in rows(bq, target)) == sorted(e.id for e in events[:3])
+
+    status = runner.invoke(main, ["export", "status", job_id])
+    assert status.exit_code == 0 and json.loads(status.output)["state"] == "done"
+
+    found = runner.invoke(main, ["export", "search", "--aid", aid, "--verb", "failed", "--page-size", "2"])
+    assert found.exit_code == 0, found.output
+    lines = [json.loads(line) for line in found.stdout.splitlines()]
+    assert [e["id"] for e in lines] == [events[3].id, events[2].id]
+    assert "next page: --page-token" in found.stderr
+
+    bad = runner.invoke(
+        main,
+        [
+            "export",
+            "create",
+            "--aid",
+            aid,
+            "--dataset",
+            "d",
+            "--table",
+            "t",
+            "--mode",
+            "one_time",
+            "--verb",
+            "failed",
+        ],
+    )
+    assert bad.exit_code == 2 and "mode one_time needs start_time and end_time" in bad.output
