@@ -17,6 +17,7 @@ resource "google_pubsub_subscription" "push" {
   topic                      = google_pubsub_topic.topic[each.value.topic].id
   ack_deadline_seconds       = each.value.ack_deadline_seconds
   message_retention_duration = "${each.value.message_retention_seconds}s"
+  enable_message_ordering    = each.value.enable_message_ordering
 
   retry_policy {
     minimum_backoff = "${each.value.minimum_backoff_seconds}s"
@@ -56,6 +57,7 @@ resource "google_pubsub_subscription" "hold" {
   topic                      = google_pubsub_topic.topic[each.value.topic].id
   ack_deadline_seconds       = each.value.ack_deadline_seconds
   message_retention_duration = "${each.value.message_retention_seconds}s"
+  enable_message_ordering    = each.value.enable_message_ordering
 
   expiration_policy {
     ttl = ""

@@ -300,3 +300,15 @@ def test_examples_set_only_declared_variables_and_every_required_one():
 def test_generated_files_are_ignored_by_git():
     ignored = (REPO / ".gitignore").read_text().splitlines()
     assert {"terraform/.terraform/", "terraform/.build/", ".venv-checkov/"} <= set(ignored)
+
+
+def test_cloud_build_runs_checks_then_deploys_only_on_main():
+    yaml = pytest.importorskip("yaml")
+    build = yaml.safe_load((REPO / "cloudbuild.yaml").read_text())
+    steps = {s["id"]: s for s in build["steps"]}
+    assert list(steps) == ["install", "lint", "test", "terraform-fmt", "terraform-init", "terraform-validate",
+                           "terraform-plan", "terraform-apply"]
+    assert "pytest" in " ".join(steps["test"]["args"]) and "checkov" in " ".join(steps["test"]["args"])
+    assert steps["terraform-fmt"]["args"][:2] == ["fmt", "-check"]
+    apply = " ".join(steps["terraform-apply"]["args"])
+    assert '"$BRANCH_NAME" = "main"' in apply and "terraform apply -input=false -lock-timeout=300s tfplan" in apply

@@ -48,6 +48,7 @@ def test_push_subscriptions_agree(out, topo):
         assert got["max_delivery_attempts"] == s.max_delivery_attempts
         assert got["minimum_backoff_seconds"] == s.retry_policy.minimum_backoff_seconds
         assert got["maximum_backoff_seconds"] == s.retry_policy.maximum_backoff_seconds
+        assert got["enable_message_ordering"] == getattr(s, "enable_message_ordering", False)
 
 
 def test_hold_subscriptions_agree(out, topo):

@@ -17,6 +17,7 @@ locals {
       maximum_backoff_seconds   = try(s.retry_policy.maximum_backoff_seconds, null)
       dead_letter_topic         = try(s.dead_letter_topic, null)
       max_delivery_attempts     = try(s.max_delivery_attempts, null)
+      enable_message_ordering   = try(s.enable_message_ordering, false)
     }
   }
   push_subscriptions = { for k, s in local.subscriptions : k => s if s.push_function != null }
