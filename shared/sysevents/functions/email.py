@@ -18,7 +18,7 @@ from ..alerts.mailer import Outcome
 from ..deliveries import BadDelivery, Delivery
 from ..jobs import EmailConfig, Job, JobState
 from ..pubsub import BadPushRequest, PushMessage, parse_push
-from ..runtime import Runtime, runtime
+from ..runtime import Runtime, health, runtime
 from ..templates import TemplateError
 
 log = logging.getLogger("sysevents.email")
@@ -163,11 +163,11 @@ def _maybe_flush(rt: Runtime, state: AlertState) -> None:
         log.exception("email: opportunistic flush failed")
 
 
-def handle(request) -> tuple[str, int] | tuple[str, int, dict]:
+def handle(request):
     """HTTP entry point: Pub/Sub pushes on POST /, due digests on POST /flush."""
     rt = runtime()
     if request.method != "POST":
-        return "sysevents email: POST Pub/Sub push requests to /, and POST /flush to send due digests", 405
+        return health(rt, "email")
     state = _the_state(rt)
     if request.path.rstrip("/").endswith("/flush"):
         return json.dumps(flush(rt, state)), 200, {"Content-Type": "application/json"}

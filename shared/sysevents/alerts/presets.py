@@ -1,0 +1,54 @@
+"""Ready-made alert jobs, in the seed's job shape (`{"name", "workflow", "config"}`), validated.
+
+- `slack_alert`: a webhook_system_events job posting the seed's Slack template to a Slack incoming webhook.
+- `export_failures_email`: email when any export job (work) fails, grouped per job so a failing job
+  sends one email, then digests, not one email per failure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SLACK_TEMPLATE = (
+    'local note = if std.objectHas(event.data, "notes") then event.data.notes else "A work failed"; '
+    '{"text": "Alert notification: " + note + ". For more info go to: '
+    'https://activate.getlytics.com/data/integrations/work/%s?aid=%s" % [event.data.subject_id, event.data.aid] }'
+)
+"""The seed's Slack template, verbatim."""
+
+
+def _checked(doc: dict[str, Any]) -> dict[str, Any]:
+    from ..jobs import job_from_dict
+
+    job_from_dict(doc, job_id="preset", aid="preset")  # raises InvalidJob with the reason
+    return doc
+
+
+def slack_alert(webhook_url: str, *, subject_ids: list[str] | tuple[str, ...] = (), verbs: tuple[str, ...] = ("failed",),
+                subject_type: str = "work", name: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """Post "Alert notification: <notes>..." to Slack when a work (all, or these ids) fails."""
+    return _checked({
+        "name": name or "Slack alert when " + (", ".join(subject_ids) if subject_ids else f"any {subject_type}")
+        + " " + "/".join(verbs),
+        "workflow": "webhook_system_events",
+        "config": {"system_event_multiple_types": list(verbs),
+                   "system_event_sources": {subject_type: list(subject_ids)},
+                   "webhook_url": webhook_url, "json_template": SLACK_TEMPLATE},
+    })  # fmt: skip
+
+
+def export_failures_email(recipients: list[str] | tuple[str, ...], *, group_wait: int = 30,
+                          group_interval: int = 300, repeat_interval: int = 4 * 3600,
+                          rate_limit_per_hour: int | None = 20) -> dict[str, Any]:  # fmt: skip
+    """Email when any export job fails: work/failed lifecycle events, grouped per job."""
+    config: dict[str, Any] = {
+        "system_event_type": "failed",
+        "system_event_sources": {"work": []},
+        "recipients": list(recipients),
+        "grouping": {"by": ["subject_type", "subject_id"], "group_wait": group_wait,
+                     "group_interval": group_interval, "repeat_interval": repeat_interval},
+    }  # fmt: skip
+    if rate_limit_per_hour:
+        config["rate_limit"] = {"max_emails": rate_limit_per_hour, "per_seconds": 3600}
+    return _checked({"name": "Email me when any export job fails", "workflow": "email_system_events",
+                     "config": config})  # fmt: skip
