@@ -107,5 +107,9 @@ main.add_command(jobs)
 main.add_command(keys)
 main.add_command(__import__("sysevents.cli_export", fromlist=["export"]).export)  # sysevents export ...
 
+from .alerts.cli import alerts  # noqa: E402 - `sysevents alerts`: ready-made alert jobs
+
+main.add_command(alerts)
+
 if __name__ == "__main__":
     main()
