@@ -332,6 +332,24 @@ def test_job(call: Call, aid: str, job_id: str) -> Response:
     return json_response({"event": event.to_cloudevent(), "message_id": ids[0]}, 202)
 
 
+AUDIT_FILTERS = ("subject_type", "subject_id", "verb", "start", "end", "page_token")
+
+
+def search_audit(call: Call, aid: str) -> Response:
+    """The account's audit log (BigQuery), newest first; only ever the caller's own account."""
+    from ..bigquery.search import MAX_PAGE_SIZE as MAX_AUDIT_PAGE
+    from ..bigquery.search import InvalidSearch
+    from ..bigquery.search import search_audit as search
+
+    args = {k: call.request.args.get(k) or None for k in AUDIT_FILTERS}
+    try:
+        page = search(aid, **args, page_size=call.query_int("page_size", 100, 1, MAX_AUDIT_PAGE))
+    except InvalidSearch as err:
+        field = err.reason.split(":", 1)[0] if err.reason.split(":", 1)[0] in AUDIT_FILTERS else None
+        raise ApiError(400, err.reason, field) from None
+    return json_response(page.to_dict())
+
+
 J = "/accounts/<aid>/jobs/<job_id>"
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/", index, "Service index", auth="none"),
@@ -398,6 +416,22 @@ ROUTES: tuple[Route, ...] = (
         ok=201,
         response="Job",
         query=(("dry_run", "validate only, store nothing"),),
+    ),
+    Route(
+        "GET",
+        "/accounts/<aid>/audit",
+        search_audit,
+        "Search the account's audit log (newest first, paginated)",
+        response="AuditPage",
+        query=(
+            ("subject_type", "only this subject type"),
+            ("subject_id", "only this subject"),
+            ("verb", "only this verb"),
+            ("start", "ISO 8601 time, inclusive"),
+            ("end", "ISO 8601 time, exclusive"),
+            ("page_size", "1-1000, default 100"),
+            ("page_token", "next_page_token of the previous page"),
+        ),
     ),
     Route("GET", J, get_job, "Get a job (ETag: its version)", response="Job"),
     Route(

@@ -111,6 +111,13 @@ SCHEMAS: dict[str, Any] = {
             "next_page_token": {"type": ["string", "null"]},
         },
     },
+    "AuditPage": {
+        "type": "object",
+        "properties": {
+            "events": {"type": "array", "items": {**_OBJ, "description": "CloudEvents 1.0 envelope"}},
+            "next_page_token": {"type": ["string", "null"]},
+        },
+    },
     "Deleted": {
         "type": "object",
         "properties": {"id": _STR, "deleted": {"type": "boolean"}, "version": {"type": "integer"}},
