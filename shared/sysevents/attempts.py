@@ -55,3 +55,7 @@ class AttemptLog:
     def failures(self, job_id: str, event_id: str) -> int:
         snap = self.collection.document(self.key(job_id, event_id)).get()
         return snap.get("failures") if snap.exists else 0
+
+    def reset(self, job_id: str, event_id: str) -> None:
+        """Forget the failures of a delivery (a replay starts counting afresh)."""
+        self.collection.document(self.key(job_id, event_id)).delete()
