@@ -76,19 +76,41 @@ class Publisher:
     """Publishes to topics of one project; `publish_all` returns once Pub/Sub has stored every message."""
 
     project: str
-    client: pubsub_v1.PublisherClient = field(default_factory=pubsub_v1.PublisherClient)
+    client: pubsub_v1.PublisherClient = field(
+        default_factory=lambda: pubsub_v1.PublisherClient(
+            publisher_options=pubsub_v1.types.PublisherOptions(enable_message_ordering=True)
+        )
+    )
 
     def path(self, topic: str) -> str:
         return self.client.topic_path(self.project, topic)
 
-    def publish(self, topic: str, data: bytes, **attributes: str):
+    def publish(self, topic: str, data: bytes, ordering_key: str = "", **attributes: str):
         return self.client.publish(
-            self.path(topic), data, **{k: clip_attribute(str(v)) for k, v in attributes.items()}
+            self.path(topic),
+            data,
+            ordering_key=ordering_key,
+            **{k: clip_attribute(str(v)) for k, v in attributes.items()},
         )
 
-    def publish_all(self, messages: Iterable[tuple[str, bytes, dict[str, str]]]) -> list[str]:
-        futures = [self.publish(topic, data, **attrs) for topic, data, attrs in messages]
-        return [f.result(timeout=PUBLISH_TIMEOUT) for f in futures]
+    def publish_all(
+        self, messages: Iterable[tuple[str, bytes, dict[str, str]] | tuple[str, bytes, dict[str, str], str]]
+    ) -> list[str]:
+        """Each message is (topic, data, attributes) or (topic, data, attributes, ordering_key)."""
+        sent = []
+        for topic, data, attrs, *key in messages:
+            sent.append(
+                (topic, key[0] if key else "", self.publish(topic, data, key[0] if key else "", **attrs))
+            )
+        out = []
+        for topic, key, future in sent:
+            try:
+                out.append(future.result(timeout=PUBLISH_TIMEOUT))
+            except Exception:
+                if key:  # an ordering key stops publishing after a failure until resumed
+                    self.client.resume_publish(self.path(topic), key)
+                raise
+        return out
 
 
 def _duration(seconds: int) -> duration_pb2.Duration:
@@ -136,6 +158,8 @@ def provision(
                 sub.retry_policy.maximum_backoff_seconds,
             )
             request["retry_policy"] = {"minimum_backoff": _duration(lo), "maximum_backoff": _duration(hi)}
+        if sub.enable_message_ordering:
+            request["enable_message_ordering"] = True
         if sub.dead_letter_topic:
             request["dead_letter_policy"] = {
                 "dead_letter_topic": publisher.topic_path(project, sub.dead_letter_topic),

@@ -24,6 +24,7 @@ class Subscription:
     retry_policy: RetryPolicy | None = None
     dead_letter_topic: str | None = None
     max_delivery_attempts: int | None = None
+    enable_message_ordering: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ def parse(doc: dict) -> Topology:
             retry_policy=RetryPolicy(**rp) if rp else None,
             dead_letter_topic=s.get("dead_letter_topic"),
             max_delivery_attempts=s.get("max_delivery_attempts"),
+            enable_message_ordering=bool(s.get("enable_message_ordering", False)),
         )
     topo = Topology(
         ingest_topic=doc["ingest_topic"],

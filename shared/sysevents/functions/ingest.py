@@ -39,7 +39,10 @@ def process(rt: Runtime, body: bytes) -> tuple[str, int]:
     out = []
     for job in jobs:
         d = Delivery.of(event, job)
-        out.append((rt.topology.sinks[job.sink].topic, d.to_json(), d.attributes()))
+        # Ordered webhook jobs: one ordering key per (job, subject), so a subject's events arrive in order
+        # while other subjects (and jobs) are not held up behind a failing one.
+        key = f"{job.id}/{event.subject_id}" if getattr(job.config, "ordered", False) else ""
+        out.append((rt.topology.sinks[job.sink].topic, d.to_json(), d.attributes(), key))
     rt.publisher.publish_all(out)
     log.info("ingest: event %s (%s/%s %s) matched %d job(s)", event.id, event.subject_type,
              event.subject_id, event.verb, len(jobs))

@@ -7,7 +7,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -22,12 +22,26 @@ class Received:
         return json.loads(self.body)
 
 
-class Receiver:
-    """Listens on 127.0.0.1:<free port>. `replies[path]` is a queue of status codes to answer before 200."""
+@dataclass(frozen=True)
+class Reply:
+    """A scripted answer: status, extra headers (e.g. Retry-After, Location), and a delay before it."""
 
-    def __init__(self, on_receive: Callable[[Received], None] | None = None):
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+class Receiver:
+    """Listens on 127.0.0.1:<free port>. `replies[path]` is a queue of status codes (or `Reply`s) to answer
+    before 200. `received` keeps the 2xx deliveries, `requests` every request with the status answered."""
+
+    def __init__(self, on_receive: Callable[[Received], None] | None = None, port: int = 0):
         self.received: list[Received] = []
-        self.replies: dict[str, deque[int]] = defaultdict(deque)
+        self.replies: dict[str, deque[int | Reply]] = defaultdict(deque)
+        self.requests: list[tuple[int, Received]] = []
+        self.script: Callable[[Received], int | Reply | None] | None = (
+            None  # answers by content, before replies
+        )
         self._cond = threading.Condition()
         self._on_receive = on_receive
         outer = self
@@ -39,15 +53,23 @@ class Receiver:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 with outer._cond:
+                    item = Received(self.path, dict(self.headers.items()), body, time.time())
                     queue = outer.replies.get(self.path)
-                    status = queue.popleft() if queue else 200
+                    scripted = outer.script(item) if outer.script else None
+                    reply = scripted if scripted is not None else queue.popleft() if queue else 200
+                    reply = reply if isinstance(reply, Reply) else Reply(reply)
+                    status = reply.status
+                    outer.requests.append((status, item))
                     if status < 300:
-                        item = Received(self.path, dict(self.headers.items()), body, time.time())
                         outer.received.append(item)
                     outer._cond.notify_all()
                 if status < 300 and outer._on_receive:
                     outer._on_receive(item)
+                if reply.delay:
+                    time.sleep(reply.delay)
                 self.send_response(status)
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
                 self.wfile.write(b"ok")
@@ -55,7 +77,7 @@ class Receiver:
             def log_message(self, *args) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, name="receiver", daemon=True)
