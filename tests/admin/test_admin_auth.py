@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import webhook_job
+from admin_helpers import webhook_job
 from sysevents.admin.api import ROUTES
 
 ACCOUNT_ROUTES = [r for r in ROUTES if "<aid>" in r.path]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import seed_job, webhook_job
+from admin_helpers import seed_job, webhook_job
 
 
 def test_seed_job_created_verbatim_read_listed_deleted(admin, account):

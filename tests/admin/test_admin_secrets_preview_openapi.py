@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from conftest import SLACK, webhook_job
+from admin_helpers import SLACK, webhook_job
 from sysevents import secrets
 from sysevents.admin.api import URL_MAP
 from sysevents.admin.openapi import openapi_path
