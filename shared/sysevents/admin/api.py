@@ -350,6 +350,58 @@ def search_audit(call: Call, aid: str) -> Response:
     return json_response(page.to_dict())
 
 
+def _time_arg(call: Call, name: str):
+    from datetime import UTC, datetime
+
+    raw = call.request.args.get(name) if call.body is None else (call.body or {}).get(name)
+    if raw is None:
+        return None
+    try:
+        t = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(400, "must be an ISO 8601 time, e.g. 2026-01-01T00:00:00Z", name) from None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def _delivery_log(call: Call):
+    from ..deliverylog import DeliveryLog
+
+    return DeliveryLog(call.rt.firestore, retention_days=call.rt.settings.webhook_log_retention_days)
+
+
+def job_deliveries(call: Call, aid: str, job_id: str) -> Response:
+    """The job's webhook attempt log, newest first, and its dead-lettered deliveries."""
+    job = call.rt.jobs.find(aid, job_id)
+    dlog = _delivery_log(call)
+    attempts = dlog.attempts(job.id, call.query_int("page_size", 50, 1, MAX_PAGE_SIZE), _time_arg(call, "before"))
+    dead = [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in d.items()
+             if k not in ("data", "attributes", "expire_at")} for d in dlog.dead_letters(job.id, limit=100)]
+    return json_response({"attempts": attempts, "dead_letters": dead,
+                          "next_before": attempts[-1]["at"] if attempts else None})
+
+
+def job_stats(call: Call, aid: str, job_id: str) -> Response:
+    """received = delivered + filtered + dead_lettered + pending (README, Webhooks)."""
+    job = call.rt.jobs.find(aid, job_id)
+    return json_response({"id": job.id, "state": job.state.value, "disabled_reason": job.disabled_reason,
+                          **_delivery_log(call).stats(job.id)})
+
+
+def replay_job(call: Call, aid: str, job_id: str) -> Response:
+    """Re-deliver the job's dead-lettered deliveries (all, or since a time), current or chosen template."""
+    from ..deliverylog import replay
+
+    body = call.body if isinstance(call.body, dict) else {}
+    job = call.rt.jobs.find(aid, job_id)
+    if not isinstance(job.config, WebhookConfig):
+        raise ApiError(400, "replay applies to webhook jobs", "workflow")
+    version = body.get("template_version")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
+        raise ApiError(400, "must be a job version number", "template_version")
+    ids = replay(call.rt, job, since=_time_arg(call, "since"), template_version=version)
+    return json_response({"replayed": len(ids), "webhook_ids": ids}, 202)
+
+
 J = "/accounts/<aid>/jobs/<job_id>"
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/", index, "Service index", auth="none"),
@@ -477,6 +529,24 @@ ROUTES: tuple[Route, ...] = (
         body="TestInput",
         ok=202,
         response="TestSent",
+    ),
+    Route(
+        "GET",
+        J + "/deliveries",
+        job_deliveries,
+        "The job's webhook attempt log (newest first) and dead-lettered deliveries",
+        response="Deliveries",
+        query=(("page_size", "1-200, default 50"), ("before", "attempts before this time (next_before)")),
+    ),
+    Route("GET", J + "/stats", job_stats, "The job's delivery counters (they reconcile)", response="Stats"),
+    Route(
+        "POST",
+        J + "/replay",
+        replay_job,
+        "Re-deliver the job's dead-lettered deliveries (all or since a time; current or chosen template)",
+        body="ReplayInput",
+        ok=202,
+        response="Replayed",
     ),
 )
 
