@@ -303,6 +303,16 @@ def preview_job(call: Call, aid: str, job_id: str) -> Response:
     template = body.get("json_template")
     if template is None and isinstance(job.config, WebhookConfig):
         template = job.config.json_template
+    return _preview(call, aid, body, template)
+
+
+def preview_template(call: Call, aid: str) -> Response:
+    """Render `json_template` from the body (no job needed) against the body's event or a sample."""
+    body = call.body if isinstance(call.body, dict) else {}
+    return _preview(call, aid, body, body.get("json_template"))
+
+
+def _preview(call: Call, aid: str, body: dict, template: Any) -> Response:
     if template is not None and not isinstance(template, str):
         raise ApiError(400, "must be a string (a Jsonnet template)", "json_template")
     event = _event_arg(body, aid)
@@ -402,10 +412,27 @@ def replay_job(call: Call, aid: str, job_id: str) -> Response:
     return json_response({"replayed": len(ids), "webhook_ids": ids}, 202)
 
 
+def console_page(call: Call, asset: str = "index.html") -> Response:
+    """The web console's static files (sysevents/admin/console); it talks only to this API."""
+    from .console import serve
+
+    return serve(call.request, asset)
+
+
 J = "/accounts/<aid>/jobs/<job_id>"
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/", index, "Service index", auth="none"),
     Route("GET", "/openapi.json", openapi_doc, "This API's OpenAPI 3 document", auth="none"),
+    Route("GET", "/console/", console_page, "The web console (sign in with an account API key)", auth="none"),
+    Route("GET", "/console/<asset>", console_page, "The web console's static assets", auth="none"),
+    Route(
+        "POST",
+        "/accounts/<aid>/templates/preview",
+        preview_template,
+        "Render a Jsonnet template against a given or sample event, before saving a job (422 on error)",
+        body="PreviewInput",
+        response="Preview",
+    ),
     Route(
         "GET",
         "/whoami",
