@@ -9,7 +9,7 @@ from .. import origin
 from ..deliveries import Delivery
 from ..events import InvalidEvent, event_from_bytes
 from ..pubsub import BadPushRequest, parse_push
-from ..runtime import Runtime, runtime
+from ..runtime import Runtime, health, runtime
 
 log = logging.getLogger("sysevents.ingest")
 
@@ -52,5 +52,5 @@ def process(rt: Runtime, body: bytes) -> tuple[str, int]:
 def handle(request) -> tuple[str, int]:
     """HTTP entry point for the push subscription on the system-events topic."""
     if request.method != "POST":
-        return "sysevents ingest: POST Pub/Sub push requests here", 405
+        return health(runtime(), "ingest")
     return process(runtime(), request.get_data())

@@ -12,6 +12,9 @@ import shutil
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
+from datetime import datetime
 from pathlib import Path
 
 from .. import topology as topology_mod
@@ -37,7 +40,7 @@ class LocalStack:
         self.project = project
         self.with_bigquery = bigquery
         self.topology = topology_mod.load()
-        self.function_names = functions or tuple(self.topology.functions)
+        self.function_names = tuple(self.topology.functions) if functions is None else functions
         self.backoff = backoff
         self.extra_env = extra_env or {}
         self.processes: list[Process] = []
@@ -126,6 +129,27 @@ class LocalStack:
         self.stop()
 
     # -- helpers -----------------------------------------------------------------------------------------
+    def wait_for_job_caches(self, since: datetime, timeout: float = 30.0) -> None:
+        """Wait until every function's job cache has seen Firestore as of `since` (a write's update time)."""
+        pending = dict(self.function_urls)
+        deadline = time.monotonic() + timeout
+        while pending:
+            for name, url in list(pending.items()):
+                try:
+                    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - our local function
+                        cache = json.loads(resp.read()).get("job_cache", False)
+                except urllib.error.HTTPError:
+                    cache = False  # answers, but not with a job cache: nothing to wait for
+                except (OSError, ValueError):
+                    continue
+                if cache is False or (cache and cache["read_time"]
+                                      and datetime.fromisoformat(cache["read_time"]) >= since):
+                    pending.pop(name)
+            if pending and time.monotonic() > deadline:
+                raise TimeoutError(f"job caches of {sorted(pending)} did not catch up within {timeout:.0f}s")
+            if pending:
+                time.sleep(0.05)
+
     def environment(self):
         """Context manager: os.environ points the Google clients at this stack while inside."""
         stack = self
