@@ -383,18 +383,33 @@ def job_deliveries(call: Call, aid: str, job_id: str) -> Response:
     """The job's webhook attempt log, newest first, and its dead-lettered deliveries."""
     job = call.rt.jobs.find(aid, job_id)
     dlog = _delivery_log(call)
-    attempts = dlog.attempts(job.id, call.query_int("page_size", 50, 1, MAX_PAGE_SIZE), _time_arg(call, "before"))
-    dead = [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in d.items()
-             if k not in ("data", "attributes", "expire_at")} for d in dlog.dead_letters(job.id, limit=100)]
-    return json_response({"attempts": attempts, "dead_letters": dead,
-                          "next_before": attempts[-1]["at"] if attempts else None})
+    attempts = dlog.attempts(
+        job.id, call.query_int("page_size", 50, 1, MAX_PAGE_SIZE), _time_arg(call, "before")
+    )
+    dead = [
+        {
+            k: (v.isoformat() if hasattr(v, "isoformat") else v)
+            for k, v in d.items()
+            if k not in ("data", "attributes", "expire_at")
+        }
+        for d in dlog.dead_letters(job.id, limit=100)
+    ]
+    return json_response(
+        {"attempts": attempts, "dead_letters": dead, "next_before": attempts[-1]["at"] if attempts else None}
+    )
 
 
 def job_stats(call: Call, aid: str, job_id: str) -> Response:
     """received = delivered + filtered + dead_lettered + pending (README, Webhooks)."""
     job = call.rt.jobs.find(aid, job_id)
-    return json_response({"id": job.id, "state": job.state.value, "disabled_reason": job.disabled_reason,
-                          **_delivery_log(call).stats(job.id)})
+    return json_response(
+        {
+            "id": job.id,
+            "state": job.state.value,
+            "disabled_reason": job.disabled_reason,
+            **_delivery_log(call).stats(job.id),
+        }
+    )
 
 
 def replay_job(call: Call, aid: str, job_id: str) -> Response:

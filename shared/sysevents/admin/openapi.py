@@ -133,22 +133,63 @@ SCHEMAS: dict[str, Any] = {
         },
     },
     "Preview": {"type": "object", "properties": {"rendered": {}, "event": _OBJ}},
-    "Deliveries": {"type": "object", "properties": {
-        "attempts": {"type": "array", "items": {"type": "object", "properties": {
-            "at": _STR, "attempt": {"type": "integer"}, "outcome": {"enum": ["delivered", "retry", "dead_lettered"]},
-            "status": {"type": ["integer", "null"]}, "latency_ms": {"type": ["number", "null"]},
-            "error": {"type": ["string", "null"]}, "event_id": _STR, "webhook_id": _STR}}},
-        "dead_letters": {"type": "array", "items": _OBJ}, "next_before": {"type": ["string", "null"]}}},
-    "Stats": {"type": "object", "description": "received = delivered + filtered + dead_lettered + pending",
-              "properties": {k: {"type": "integer"} for k in (
-                  "received", "delivered", "filtered", "dead_lettered", "pending", "failed_attempts",
-                  "consecutive_failures")} | {"disabled_reason": {"type": ["string", "null"]}}},
-    "ReplayInput": {"type": "object", "additionalProperties": False, "properties": {
-        "since": {**_STR, "format": "date-time", "description": "only deliveries dead-lettered since"},
-        "template_version": {"type": "integer", "minimum": 1, "description": "render with this job version's "
-                             "template (one the sink has delivered with); default: the current one"}}},
-    "Replayed": {"type": "object", "properties": {"replayed": {"type": "integer"},
-                                                  "webhook_ids": {"type": "array", "items": _STR}}},
+    "Deliveries": {
+        "type": "object",
+        "properties": {
+            "attempts": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "at": _STR,
+                        "attempt": {"type": "integer"},
+                        "outcome": {"enum": ["delivered", "retry", "dead_lettered"]},
+                        "status": {"type": ["integer", "null"]},
+                        "latency_ms": {"type": ["number", "null"]},
+                        "error": {"type": ["string", "null"]},
+                        "event_id": _STR,
+                        "webhook_id": _STR,
+                    },
+                },
+            },
+            "dead_letters": {"type": "array", "items": _OBJ},
+            "next_before": {"type": ["string", "null"]},
+        },
+    },
+    "Stats": {
+        "type": "object",
+        "description": "received = delivered + filtered + dead_lettered + pending",
+        "properties": {
+            k: {"type": "integer"}
+            for k in (
+                "received",
+                "delivered",
+                "filtered",
+                "dead_lettered",
+                "pending",
+                "failed_attempts",
+                "consecutive_failures",
+            )
+        }
+        | {"disabled_reason": {"type": ["string", "null"]}},
+    },
+    "ReplayInput": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "since": {**_STR, "format": "date-time", "description": "only deliveries dead-lettered since"},
+            "template_version": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "render with this job version's "
+                "template (one the sink has delivered with); default: the current one",
+            },
+        },
+    },
+    "Replayed": {
+        "type": "object",
+        "properties": {"replayed": {"type": "integer"}, "webhook_ids": {"type": "array", "items": _STR}},
+    },
     "TestInput": {
         "type": "object",
         "properties": {
