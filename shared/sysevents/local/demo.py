@@ -115,6 +115,10 @@ def _report(stack: LocalStack, receiver: Receiver) -> None:
             click.echo(f"  {k}={v}")
     for name, url in stack.function_urls.items():
         click.echo(f"  function {name:<12} {url}")
+    if "admin" in stack.function_urls:
+        click.echo(f"  web console           {stack.function_urls['admin']}console/")
+    if stack.smtp is not None:
+        click.echo(f"  SMTP server           127.0.0.1:{stack.smtp.port} (emails print here)")
     click.echo(f"  demo receiver         {receiver.url('/')}")
 
 
@@ -178,6 +182,28 @@ def _seed_and_publish(stack: LocalStack, receiver: Receiver, state_dir: Path) ->
         + (f", and {lifecycle} lifecycle event(s) of the demo jobs on /export." if lifecycle else ".")
     )
     _show_quarantine(stack)
+    _show_audit_log(stack, state_dir)
+
+
+def _show_audit_log(stack: LocalStack, state_dir: Path) -> None:
+    """Every valid event also lands in the BigQuery audit table; read it back through the admin API."""
+    import requests
+
+    if "admin" not in stack.function_urls or "audit" not in stack.function_urls:
+        return
+    admin = json.loads((state_dir / "admin.json").read_text())
+    url = f"{stack.function_urls['admin']}accounts/{DEMO_AID}/audit"
+    events: list = []
+    for _ in range(20):  # the audit function stores rows as they arrive; give it a moment
+        r = requests.get(url, headers={"X-API-Key": admin["key"]}, params={"page_size": 50}, timeout=30)
+        events = r.json().get("events", []) if r.ok else []
+        if len(events) >= len(SAMPLE_EVENTS):
+            break
+        time.sleep(0.5)
+    click.echo(f"Audit log (BigQuery, via GET /accounts/{DEMO_AID}/audit): {len(events)} events of account {DEMO_AID}")
+    for e in events[:8]:
+        d = e.get("data", e)
+        click.echo(f"  {e.get('time', '')}  {d.get('subject_type')}/{d.get('subject_id')} {d.get('verb')}")
 
 
 def _show_quarantine(stack: LocalStack) -> None:

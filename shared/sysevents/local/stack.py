@@ -43,7 +43,8 @@ class LocalStack:
         self.function_names = tuple(self.topology.functions) if functions is None else functions
         self.backoff = backoff
         self.extra_env = extra_env or {}
-        self.processes: list[Process] = []
+        self.processes: list[Process] = []  # child processes, stopped by PID
+        self.services: list = []  # in-process servers and threads (SMTP server, flush ticker): `.stop()`
         self.env: dict[str, str] = {}
         self.function_urls: dict[str, str] = {}
         self.bigquery_url: str | None = None
@@ -80,13 +81,13 @@ class LocalStack:
                 self.env["SYSEVENTS_BIGQUERY_ENDPOINT"] = self.bigquery_url
             if "email" in self.function_names:  # email alerts: a real SMTP server (STARTTLS, AUTH)
                 self.smtp = SmtpServer(self.workdir / "smtp", echo=True).start()
-                self.processes.append(self.smtp)  # type: ignore[arg-type]  # stop() is all stack.stop needs
+                self.services.append(self.smtp)
                 for key, value in self.smtp.env().items():
                     self.env.setdefault(key, value)
             self._start_functions(timeout)
             self.provision()
             if "email" in self.function_urls:  # Cloud Scheduler's part: flush due digests every second
-                self.processes.append(FlushTicker(self.function_urls["email"] + "flush").start())  # type: ignore
+                self.services.append(FlushTicker(self.function_urls["email"] + "flush").start())
         except BaseException:
             self.stop()
             raise
@@ -118,6 +119,9 @@ class LocalStack:
             provision(self.topology, self.project, self.function_urls, backoff_override=self.backoff)
 
     def stop(self) -> None:
+        for service in reversed(self.services):
+            service.stop()
+        self.services.clear()
         for p in reversed(self.processes):
             p.stop()
         self.processes.clear()
