@@ -10,9 +10,12 @@ The hand-over, with no gap and no duplicate (W = config `watermark`, set when th
 `export_handover_seconds` after the save, so every function instance has the job before W):
 - The two paths split events by one key, the event's `time`: time >= W is streamed, time < W is the
   backfill's. The key travels with the event, so both paths decide the same way for every event.
-- An event with time < W that reaches the streaming path (a late event) is held (answered 503, Pub/Sub
-  redelivers it) while the backfill has not finished; once it has, it is written only if the target
-  does not have it yet. So the backfill and streaming never write the same time range concurrently.
+- An event with time < W that reaches the streaming path (a late event) while the backfill runs is
+  parked in Firestore (`exports/{job}/held/`) and acked; the backfill, before it marks itself done,
+  writes the parked events the target lacks. Parking and marking done are Firestore transactions on the
+  same run document, so an event is either parked before the run is done (and written by the backfill)
+  or sees the run done (and is written by streaming if the target lacks it). So the backfill and
+  streaming never write the same time range concurrently.
 - The backfill starts scanning only at W + `export_handover_seconds`, when events before W have reached
   the audit table, and skips events already in the target (a resumed or re-run backfill adds nothing twice).
 - Redelivered messages (delivery attempt > 1) check the target first: a lost ack does not duplicate a row.
@@ -37,11 +40,11 @@ from typing import Any
 from google.cloud import bigquery
 from google.cloud import firestore as fs
 
-from ..events import SubjectType, SystemEvent, Verb, new_event
+from ..events import SubjectType, SystemEvent, Verb, event_from_dict, new_event
 from ..jobs import BigQueryConfig, ExportMode, Job, Workflow
 from ..matching import matches
 from ..runtime import Runtime
-from .schema import TableRef, event_of_row, row_from_query
+from .schema import TableRef, event_of_row, row_from_query, row_of_event
 from .writer import TableWriter
 
 log = logging.getLogger(__name__)
@@ -164,6 +167,51 @@ class Runs:
         if done:
             self._done.add(key)
         return done
+
+    def park_unless_done(
+        self, job: Job, watermark: datetime, event: SystemEvent, published_at: str | None
+    ) -> bool:
+        """In one transaction: True when the backfill up to `watermark` is done (the caller writes the
+        event if absent); else keep the late event under `exports/{job}/held/` for the backfill to
+        finish with, and return False. `finish` takes the same lock, so no event slips between them."""
+        run_ref = self.collection.document(job.id)
+        held_ref = run_ref.collection("held").document(event.id)
+
+        @fs.transactional
+        def txn(tx: fs.Transaction) -> bool:
+            snap = run_ref.get(transaction=tx)
+            run = snap.to_dict() if snap.exists else {}
+            if run.get("state") == RunState.DONE and run.get("end") == watermark.isoformat():
+                return True
+            tx.set(held_ref, {"event": event.to_cloudevent(), "published_at": published_at})
+            return False
+
+        return txn(self.collection._client.transaction())
+
+    def finish(self, job_id: str, write_held: Callable[[list[dict[str, Any]]], None]) -> int:
+        """Hand the held late events to `write_held`, then mark the run done once none is left (in a
+        transaction that sees any event parked meanwhile). Returns how many were held."""
+        run_ref = self.collection.document(job_id)
+        held = run_ref.collection("held")
+        count = 0
+
+        @fs.transactional
+        def close(tx: fs.Transaction) -> bool:
+            if list(held.limit(1).get(transaction=tx)):
+                return False
+            tx.set(run_ref, {"state": RunState.DONE.value, "finished_at": datetime.now(UTC)}, merge=True)
+            return True
+
+        while True:
+            docs = list(held.limit(500).stream())
+            if docs:
+                write_held([d.to_dict() for d in docs])
+                for d in docs:
+                    d.reference.delete()
+                count += len(docs)
+                continue
+            if close(self.collection._client.transaction()):
+                return count
 
 
 # -- lifecycle events --------------------------------------------------------------------------------------
@@ -404,6 +452,10 @@ def run_backfill(
             )
             if progress:
                 progress(Progress(scanned=scanned, total=total, written=written, refused=refused))
+        if cfg.mode is ExportMode.BACKFILL_THEN_CONTINUOUS:
+            written += finish_backfill(rt, job, writer=writer)
+        else:
+            runs.put(job.id, {"state": RunState.DONE.value, "finished_at": datetime.now(UTC)})
     except Exception as err:
         reason = f"{type(err).__name__}: {err}"
         runs.put(
@@ -411,7 +463,6 @@ def run_backfill(
         )
         publish_lifecycle(rt, job, Verb.FAILED, f"export to {target.id} failed: {reason}"[:1000])
         raise
-    runs.put(job.id, {"state": RunState.DONE.value, "finished_at": datetime.now(UTC)})
     if cfg.mode is ExportMode.BACKFILL_THEN_CONTINUOUS:
         publish_lifecycle(
             rt,
@@ -434,6 +485,34 @@ def run_backfill(
             refused=refused,
         )
     return BackfillResult(job.id, start, end, scanned, written, refused, RunState.DONE)
+
+
+def finish_backfill(rt: Runtime, job: Job, *, writer: TableWriter) -> int:
+    """End a backfill-then-continuous hand-over: write the late events streaming held while the backfill
+    ran (those not in the target yet), then mark the run done. Returns how many rows were written."""
+    cfg = config_of(job)
+    target = target_of(job, rt.settings.project)
+    written = 0
+
+    def write_held(docs: list[dict[str, Any]]) -> None:
+        nonlocal written
+        items = []
+        for doc in docs:
+            event = event_from_dict(doc["event"])
+            if not writer.contains(target, event.id, event.time):
+                items.append((event.id, row_of_event(event, published_at=doc.get("published_at"))))
+        for (event_id, row), res in zip(
+            items,
+            writer.write(target, items, create_if_missing=cfg.create_if_missing, batched=False),
+            strict=True,
+        ):
+            if res.stored:
+                written += 1
+            else:
+                _dead_letter_row(rt, job, event_id, row, res.reason or "refused")
+
+    Runs(rt.firestore, rt.settings.exports_collection).finish(job.id, write_held)
+    return written
 
 
 def _dead_letter_row(rt: Runtime, job: Job, event_id: str, row: dict[str, Any], reason: str) -> None:

@@ -1,9 +1,9 @@
 """Streaming inserts: rows validated against the table's schema, coalesced across concurrent requests.
 
 `MicroBatcher` lets the request threads of one function instance share insertAll calls: the first row
-for a table opens a batch and waits up to `max_wait` seconds (or until `max_rows` rows joined), then
-sends the whole batch; every submitter blocks until its own row's outcome is known, so a push request
-is answered 2xx only once its row is stored. No background thread: the thread that opened a batch
+for a table opens a batch and waits up to `max_wait` seconds (or until `max_rows` rows joined, or no row
+joined for a tenth of `max_wait`), then sends the whole batch; every submitter blocks until its own row's
+outcome is known, so a push request is answered 2xx only once its row is stored. No background thread: the thread that opened a batch
 sends it (Cloud Functions allocate CPU only while requests run).
 
 `TableWriter` adds what surrounds an insert: the table is created with the audit schema when missing
@@ -95,13 +95,27 @@ class MicroBatcher:
                 self._open.pop(table_id, None)  # later rows start a new batch
                 batch.full.set()
         if leader:
-            if self.max_wait > 0:
-                batch.full.wait(self.max_wait)
+            self._gather(batch)
             with self._lock:
                 if self._open.get(table_id) is batch:
                     del self._open[table_id]
             self._send(table_id, batch.entries)
         return [f.result() for f in futures]
+
+    def _gather(self, batch: _Batch) -> None:
+        """Wait until the batch is full, `max_wait` has passed, or no row joined for `max_wait / 10`
+        (when every request thread is already waiting, waiting longer only adds latency)."""
+        deadline = time.monotonic() + self.max_wait
+        idle = self.max_wait / 10
+        seen = -1
+        while (left := deadline - time.monotonic()) > 0:
+            with self._lock:
+                count = len(batch.entries)
+            if count == seen:
+                return
+            seen = count
+            if batch.full.wait(min(idle, left)):
+                return
 
     def _send(self, table_id: str, entries: list[tuple[str, Row, Future]]) -> None:
         for start in range(0, len(entries), self.max_rows):

@@ -11,7 +11,7 @@ import logging
 import threading
 from datetime import UTC, datetime
 
-from ..bigquery.export import Decision, Runs, streaming_decision, target_of
+from ..bigquery.export import Decision, Runs, streaming_decision, target_of, watermark_of
 from ..bigquery.schema import row_of_event
 from ..bigquery.writer import InsertFailed, TableMissing, TableWriter
 from ..deliveries import BadDelivery, Delivery
@@ -86,11 +86,14 @@ def process(rt: Runtime, w: TableWriter, r: Runs, body: bytes) -> tuple[str, int
         if decision is Decision.SKIP:
             return f"not streamed: job {job.id} is exported by its backfill", 200
         if decision is Decision.HOLD:
-            if last_attempt:
-                return _dead_letter(
-                    rt, msg, "event before the watermark held until the backfill ends; it did not"
-                )
-            return "held: event before the watermark, the backfill is still running", 503
+            # Before the watermark while the backfill runs: parked for the backfill to finish with (acked,
+            # so it neither slows this subscription down nor runs out of attempts) -- unless the backfill
+            # finished in the meantime.
+            wm = watermark_of(job, rt.settings.export_handover_seconds)
+            if not r.park_unless_done(job, wm, event, msg.publish_time):
+                log.info("bigquery: event %s parked until job %s's backfill finishes", event.id, job.id)
+                return "parked: event before the watermark, the backfill is still running", 200
+            decision = Decision.WRITE_IF_ABSENT
         target = target_of(job, rt.settings.project)
         if (decision is Decision.WRITE_IF_ABSENT or msg.delivery_attempt > 1) and w.contains(
             target, event.id, event.time

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from conftest import rows, wait_until
+from bq_helpers import rows, wait_until
 from sysevents.bigquery import schema
 from sysevents.events import new_event
 

@@ -8,11 +8,11 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import rows, wait_until
+from bq_helpers import rows, wait_until
 from google.cloud import bigquery
 from helpers import pull
 from sysevents.bigquery import schema
-from sysevents.bigquery.export import Runs, new_export_job, run_backfill
+from sysevents.bigquery.export import Runs, finish_backfill, new_export_job, run_backfill
 from sysevents.events import new_event
 
 pytestmark = pytest.mark.integration
@@ -226,10 +226,11 @@ def test_backfill_then_continuous_hands_over_with_no_gap_and_no_duplicate(
 
 
 def test_a_late_event_is_held_while_the_backfill_runs_and_written_once_after(
-    stack, rt, bq, publisher, target, aid
+    stack, rt, bq, publisher, target, table_writer, aid
 ):
     """The hand-over rule itself: an event from before the watermark that reaches the streaming path is
-    not written while the backfill runs (the backfill owns that time range), then written exactly once."""
+    not written while the backfill runs (the backfill owns that time range), then written exactly once
+    when the backfill finishes."""
     watermark = datetime.now(UTC) - timedelta(minutes=5)
     job = save(
         stack,
@@ -247,10 +248,14 @@ def test_a_late_event_is_held_while_the_backfill_runs_and_written_once_after(
     publish(stack, publisher, [late, on_time])
 
     assert wait_until(lambda: rows(bq, target))  # the on-time event streams at once
-    time.sleep(4)  # the late one is redelivered (local backoff 1-4 s) and held again meanwhile
+    held = runs.collection.document(job.id).collection("held")
+    assert wait_until(lambda: [d.id for d in held.stream()]) == [late.id]
     assert [r["event_id"] for r in rows(bq, target)] == [on_time.id]
 
-    runs.put(job.id, {"state": "done"})
-    assert wait_until(lambda: len(rows(bq, target)) >= 2, timeout=60)
-    time.sleep(2)
+    assert finish_backfill(rt, job, writer=table_writer) == 1
+    assert runs.get(job.id)["state"] == "done" and list(held.stream()) == []
+    assert Counter(r["event_id"] for r in rows(bq, target)) == {late.id: 1, on_time.id: 1}
+    # The same late event delivered again now that the run is done: streaming finds it there, adds nothing.
+    publish(stack, publisher, [late])
+    time.sleep(3)
     assert Counter(r["event_id"] for r in rows(bq, target)) == {late.id: 1, on_time.id: 1}

@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import rows, wait_until
+from bq_helpers import rows, wait_until
 from sysevents.bigquery.search import InvalidSearch, search_audit
 from sysevents.events import new_event
 

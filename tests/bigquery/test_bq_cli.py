@@ -4,8 +4,8 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from bq_helpers import rows, wait_until
 from click.testing import CliRunner
-from conftest import rows, wait_until
 from sysevents.cli import main
 from sysevents.events import new_event
 

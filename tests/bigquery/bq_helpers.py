@@ -1,0 +1,33 @@
+"""Helpers for the BigQuery tests (importable as `bq_helpers`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from sysevents.bigquery.schema import TableRef
+
+
+def rows(bq, table: TableRef, where: str = "TRUE", **params) -> list[dict]:
+    from google.api_core import exceptions as gexc
+    from google.cloud import bigquery
+
+    qp = [bigquery.ScalarQueryParameter(k, "STRING", v) for k, v in params.items()]
+    try:
+        job = bq.query(
+            f"SELECT * FROM {table.sql} WHERE {where} ORDER BY time, event_id",  # noqa: S608
+            job_config=bigquery.QueryJobConfig(query_parameters=qp),
+        )
+        return [dict(r) for r in job.result(timeout=30)]
+    except gexc.NotFound:
+        return []
+
+
+def wait_until(check: Callable[[], object], timeout: float = 60.0, every: float = 0.5):
+    """Poll `check` until it returns something truthy; returns it (or the last falsy value)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got or time.monotonic() > deadline:
+            return got
+        time.sleep(every)
