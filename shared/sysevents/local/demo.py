@@ -73,7 +73,7 @@ def run(*, once: bool, bigquery: bool, state_dir: Path) -> int:
         + (", BigQuery emulator" if bigquery else "")
         + ", functions)..."
     )
-    stack = LocalStack(state_dir / "run", bigquery=bigquery)
+    stack = LocalStack(state_dir / "run", bigquery=bigquery, echo_smtp=True)
     receiver = Receiver(on_receive=_show)
     stop = threading.Event()
     try:

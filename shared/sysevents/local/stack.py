@@ -35,7 +35,8 @@ LOCAL_BACKOFF = (1, 4)
 class LocalStack:
     def __init__(self, workdir: Path | None = None, project: str = "sysevents-local", *,
                  bigquery: bool = True, functions: tuple[str, ...] | None = None,
-                 backoff: tuple[int, int] = LOCAL_BACKOFF, extra_env: dict[str, str] | None = None):
+                 backoff: tuple[int, int] = LOCAL_BACKOFF, extra_env: dict[str, str] | None = None,
+                 echo_smtp: bool = False):
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="sysevents-stack-"))
         self.project = project
         self.with_bigquery = bigquery
@@ -43,6 +44,7 @@ class LocalStack:
         self.function_names = tuple(self.topology.functions) if functions is None else functions
         self.backoff = backoff
         self.extra_env = extra_env or {}
+        self.echo_smtp = echo_smtp  # print each email the SMTP server receives (make dev)
         self.processes: list[Process] = []  # child processes, stopped by PID
         self.services: list = []  # in-process servers and threads (SMTP server, flush ticker): `.stop()`
         self.env: dict[str, str] = {}
@@ -80,7 +82,7 @@ class LocalStack:
             if self.bigquery_url:
                 self.env["SYSEVENTS_BIGQUERY_ENDPOINT"] = self.bigquery_url
             if "email" in self.function_names:  # email alerts: a real SMTP server (STARTTLS, AUTH)
-                self.smtp = SmtpServer(self.workdir / "smtp", echo=True).start()
+                self.smtp = SmtpServer(self.workdir / "smtp", echo=self.echo_smtp).start()
                 self.services.append(self.smtp)
                 for key, value in self.smtp.env().items():
                     self.env.setdefault(key, value)
