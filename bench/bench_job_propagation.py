@@ -23,6 +23,7 @@ CHANGES = 30
 def main() -> None:
     with LocalStack(bigquery=False, functions=("ingest",)) as stack, stack.environment():
         from google.cloud import firestore
+
         from sysevents.store import JobStore
 
         store = JobStore(firestore.Client(project=stack.project))

@@ -19,6 +19,7 @@ import time
 import uuid
 
 import requests
+
 from sysevents.events import new_event
 from sysevents.jobs import job_from_dict
 from sysevents.local.receiver import Receiver
@@ -37,6 +38,7 @@ def rate(n: int, seconds: float) -> str:
 def main() -> None:
     with LocalStack(bigquery=False, functions=("ingest", "webhook")) as stack, stack.environment():
         from google.cloud import firestore, pubsub_v1
+
         from sysevents import config, runtime
         from sysevents.deliveries import Delivery
         from sysevents.functions import webhook as fn

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
+
 from sysevents.local.receiver import Receiver
 from sysevents.local.stack import LocalStack
 

@@ -1,6 +1,7 @@
 """Cloud Function entry point: admin (logic in sysevents.admin)."""
 
 import functions_framework
+
 from sysevents import admin
 
 

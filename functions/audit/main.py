@@ -1,6 +1,7 @@
 """Cloud Function entry point: audit (logic in sysevents.functions.audit)."""
 
 import functions_framework
+
 from sysevents.functions import audit
 
 

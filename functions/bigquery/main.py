@@ -1,6 +1,7 @@
 """Cloud Function entry point: bigquery (logic in sysevents.functions.bigquery)."""
 
 import functions_framework
+
 from sysevents.functions import bigquery
 
 

@@ -1,6 +1,7 @@
 """Cloud Function entry point: email (logic in sysevents.functions.email)."""
 
 import functions_framework
+
 from sysevents.functions import email
 
 

@@ -21,82 +21,123 @@ class Settings(BaseSettings):
         description="Google Cloud project holding the topics, Firestore and BigQuery.",
     )
     jobs_collection: str = Field(default="jobs", description="Firestore collection of jobs.")
-    max_event_bytes: int = Field(default=MAX_EVENT_BYTES, gt=0, le=10_000_000,
-                                 description="Largest accepted event, in bytes.")
+    max_event_bytes: int = Field(
+        default=MAX_EVENT_BYTES, gt=0, le=10_000_000, description="Largest accepted event, in bytes."
+    )
     allow_http: bool = Field(default=False, description="Allow http:// destinations (development only).")
-    destination_allowlist: Annotated[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...], NoDecode] = Field(
-        default=(),
-        description="Comma-separated networks that destinations may resolve to although private "
-        "(development only, e.g. 127.0.0.1/32).",
+    destination_allowlist: Annotated[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...], NoDecode] = (
+        Field(
+            default=(),
+            description="Comma-separated networks that destinations may resolve to although private "
+            "(development only, e.g. 127.0.0.1/32).",
+        )
     )
     webhook_connect_timeout: float = Field(default=5.0, gt=0, le=60)
     webhook_read_timeout: float = Field(default=15.0, gt=0, le=120)
     webhook_max_response_bytes: int = Field(default=64 * 1024, gt=0)
     template_max_output_bytes: int = Field(default=1024 * 1024, gt=0)
     webhook_max_retry_after: float = Field(
-        default=300.0, ge=0, le=3600,
-        description="Longest Retry-After (seconds) honoured: the job's deliveries are held this long at most.")
-    webhook_log_retention_days: int = Field(default=7, gt=0, le=400,
-                                            description="Days the attempt log and dead letters are kept (TTL).")
-    template_timeout: float = Field(default=2.0, gt=0, le=60,
-                                    description="Longest a webhook template may render, in seconds.")
-    template_memory_mb: int = Field(default=512, ge=64, le=8192,
-                                    description="Address-space limit of the template render worker, in MiB.")
+        default=300.0,
+        ge=0,
+        le=3600,
+        description="Longest Retry-After (seconds) honoured: the job's deliveries are held this long at most.",
+    )
+    webhook_log_retention_days: int = Field(
+        default=7, gt=0, le=400, description="Days the attempt log and dead letters are kept (TTL)."
+    )
+    template_timeout: float = Field(
+        default=2.0, gt=0, le=60, description="Longest a webhook template may render, in seconds."
+    )
+    template_memory_mb: int = Field(
+        default=512, ge=64, le=8192, description="Address-space limit of the template render worker, in MiB."
+    )
     template_workers: int = Field(default=2, ge=1, le=32, description="Template render worker processes.")
-    job_cache_start_timeout: float = Field(default=60.0, gt=0,
-                                           description="Seconds to wait for the first jobs snapshot.")
+    job_cache_start_timeout: float = Field(
+        default=60.0, gt=0, description="Seconds to wait for the first jobs snapshot."
+    )
     # Admin API (sysevents.admin): tenancy, keys, secrets at rest.
     accounts_collection: str = Field(default="accounts", description="Firestore collection of accounts.")
-    api_keys_collection: str = Field(default="api_keys",
-                                     description="Firestore collection of API keys (SHA-256 hashes only).")
+    api_keys_collection: str = Field(
+        default="api_keys", description="Firestore collection of API keys (SHA-256 hashes only)."
+    )
     operator_key_hash: str | None = Field(
-        default=None, pattern=r"^[0-9a-f]{64}$",
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
         description="SHA-256 (hex) of the operator key, which manages accounts and keys "
-        "(`sysevents keys operator` makes one). In production from Secret Manager.")
+        "(`sysevents keys operator` makes one). In production from Secret Manager.",
+    )
     sealing_keys: SecretStr | None = Field(
         default=None,
         description="Comma-separated Fernet keys sealing job header values at rest: the first seals, "
-        "all unseal (rotation). In production from Secret Manager.")
+        "all unseal (rotation). In production from Secret Manager.",
+    )
     admin_max_body_bytes: int = Field(default=256 * 1024, gt=0, description="Largest admin API request body.")
     # BigQuery (sysevents.bigquery): the audit table, export jobs' streaming inserts and backfills.
-    bigquery_endpoint: str | None = Field(default=None,
-                                          description="BigQuery API endpoint (the local emulator); unset in production.")
+    bigquery_endpoint: str | None = Field(
+        default=None, description="BigQuery API endpoint (the local emulator); unset in production."
+    )
     audit_dataset: str = Field(default="sysevents", description="BigQuery dataset of the audit table.")
     audit_table: str = Field(default="audit_log", description="BigQuery audit table (created when missing).")
-    bigquery_location: str | None = Field(default=None, description="Location for datasets created when missing.")
+    bigquery_location: str | None = Field(
+        default=None, description="Location for datasets created when missing."
+    )
     bigquery_batch_rows: int = Field(default=500, gt=0, le=10_000, description="Most rows per insertAll.")
-    bigquery_batch_wait_ms: int = Field(default=100, ge=0, le=5_000,
-                                        description="Longest a row waits for others to share its insertAll.")
+    bigquery_batch_wait_ms: int = Field(
+        default=100, ge=0, le=5_000, description="Longest a row waits for others to share its insertAll."
+    )
     bigquery_timeout: float = Field(default=30.0, gt=0, le=600, description="Deadline of one BigQuery call.")
-    exports_collection: str = Field(default="exports",
-                                    description="Firestore collection of export runs (backfill state, watermark).")
+    exports_collection: str = Field(
+        default="exports", description="Firestore collection of export runs (backfill state, watermark)."
+    )
     export_handover_seconds: float = Field(
-        default=10.0, ge=0, le=3600,
+        default=10.0,
+        ge=0,
+        le=3600,
         description="Backfill-then-continuous: the watermark is set this far after the job is saved, so every "
-        "function instance has the job before events at the watermark arrive (job cache lag < this).")
+        "function instance has the job before events at the watermark arrive (job cache lag < this).",
+    )
     # Email alerts (sysevents.alerts): SMTP and alert state. In production the password comes from Secret
     # Manager as an environment variable of the email function (never in topology.json or Terraform state).
-    smtp_host: str | None = Field(default=None, description="SMTP server; unset: email alerts are retried, "
-                                  "then dead-lettered with the reason 'SMTP is not configured'.")
+    smtp_host: str | None = Field(
+        default=None,
+        description="SMTP server; unset: email alerts are retried, "
+        "then dead-lettered with the reason 'SMTP is not configured'.",
+    )
     smtp_port: int = Field(default=587, gt=0, lt=65536)
     smtp_security: Literal["starttls", "tls", "none"] = Field(
-        default="starttls", description="starttls (port 587), tls (implicit TLS, port 465) or none (local only).")
+        default="starttls",
+        description="starttls (port 587), tls (implicit TLS, port 465) or none (local only).",
+    )
     smtp_username: str | None = Field(default=None, description="SMTP AUTH user; unset: no AUTH.")
     smtp_password: SecretStr | None = Field(default=None, description="SMTP AUTH password (Secret Manager).")
-    smtp_ca_file: str | None = Field(default=None, description="CA bundle to verify the SMTP server with "
-                                     "(the local stack's self-signed certificate); unset: the system's.")
+    smtp_ca_file: str | None = Field(
+        default=None,
+        description="CA bundle to verify the SMTP server with "
+        "(the local stack's self-signed certificate); unset: the system's.",
+    )
     smtp_timeout: float = Field(default=30.0, gt=0, le=300)
-    email_from: str = Field(default="sysevents <alerts@sysevents.invalid>", description="From: of alert emails.")
+    email_from: str = Field(
+        default="sysevents <alerts@sysevents.invalid>", description="From: of alert emails."
+    )
     email_link_template: str = Field(
         default="https://activate.getlytics.com/data/integrations/{subject_type}/{subject_id}?aid={aid}",
-        description="The `link` templates get: {aid}, {subject_type}, {subject_id}, {verb} are filled in.")
-    alerts_collection_prefix: str = Field(default="alert_", description="Firestore collections of alert state: "
-                                          "<prefix>groups, <prefix>outbox, <prefix>seen, <prefix>rates.")
-    alerts_max_attempts: int = Field(default=8, ge=1, le=100,
-                                     description="SMTP attempts for a digest before it is dead-lettered.")
-    alerts_flush_interval: float = Field(default=1.0, gt=0, le=3600,
-                                         description="Local stack: seconds between POSTs to the email "
-                                         "function's /flush (Cloud Scheduler does it in production).")
+        description="The `link` templates get: {aid}, {subject_type}, {subject_id}, {verb} are filled in.",
+    )
+    alerts_collection_prefix: str = Field(
+        default="alert_",
+        description="Firestore collections of alert state: "
+        "<prefix>groups, <prefix>outbox, <prefix>seen, <prefix>rates.",
+    )
+    alerts_max_attempts: int = Field(
+        default=8, ge=1, le=100, description="SMTP attempts for a digest before it is dead-lettered."
+    )
+    alerts_flush_interval: float = Field(
+        default=1.0,
+        gt=0,
+        le=3600,
+        description="Local stack: seconds between POSTs to the email "
+        "function's /flush (Cloud Scheduler does it in production).",
+    )
 
     @field_validator("destination_allowlist", mode="before")
     @classmethod

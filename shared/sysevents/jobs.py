@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .alerts.addresses import normalize_recipients
 from .alerts.policy import MAX_MUTE_WINDOWS, MAX_SILENCES, Grouping, MuteWindow, RateLimit, Silence
 from .events import MAX_ID_CHARS, SubjectType, Verb, parse_subject_type, parse_verb
+from .secrets import is_sealed
 
 MAX_TEMPLATE_CHARS = 32 * 1024
 MAX_HEADERS = 32
@@ -31,8 +32,7 @@ class Workflow(StrEnum):
 
 WORKFLOWS = tuple(w.value for w in Workflow)
 
-SINK_OF_WORKFLOW = {Workflow.WEBHOOK: "webhook", Workflow.BIGQUERY: "bigquery",
-                    Workflow.EMAIL: "email"}
+SINK_OF_WORKFLOW = {Workflow.WEBHOOK: "webhook", Workflow.BIGQUERY: "bigquery", Workflow.EMAIL: "email"}
 """Which sink (topology `sinks` entry) delivers each workflow's events."""
 
 
@@ -83,7 +83,9 @@ class FilterConfig(BaseModel):
             if not isinstance(ids, list | tuple) or not all(isinstance(i, str | int) for i in ids):
                 raise ValueError(f"system_event_sources.{key} must be a list of subject ids ([] = all)")
             if len(ids) > MAX_SUBJECT_IDS:
-                raise ValueError(f"system_event_sources.{key} has {len(ids)} ids; the limit is {MAX_SUBJECT_IDS}")
+                raise ValueError(
+                    f"system_event_sources.{key} has {len(ids)} ids; the limit is {MAX_SUBJECT_IDS}"
+                )
             out[st] = tuple(str(i) for i in ids)
         return out
 
@@ -135,9 +137,7 @@ class WebhookConfig(FilterConfig):
         if isinstance(v, str):
             v = [v]
         for secret in v or ():
-            if not isinstance(secret, str) or not (
-                secret.startswith("sealed:") or _is_whsec(secret)
-            ):
+            if not isinstance(secret, str) or not (is_sealed(secret) or _is_whsec(secret)):
                 raise ValueError("signing secrets must look like whsec_<base64 of 24 to 64 bytes>")
         return v
 
@@ -220,16 +220,22 @@ class EmailConfig(FilterConfig):
         from .templates import TemplateError
 
         try:
-            check(self.subject_template, self.body_template, self.digest_template,
-                  self.grouping.by if self.grouping else ())
+            check(
+                self.subject_template,
+                self.body_template,
+                self.digest_template,
+                self.grouping.by if self.grouping else (),
+            )
         except TemplateError as err:
             raise ValueError(f"template does not render against a sample event: {err}") from None
         return self
 
 
-CONFIG_OF_WORKFLOW: dict[Workflow, type[FilterConfig]] = {Workflow.WEBHOOK: WebhookConfig,
-                                                           Workflow.BIGQUERY: BigQueryConfig,
-                                                           Workflow.EMAIL: EmailConfig}
+CONFIG_OF_WORKFLOW: dict[Workflow, type[FilterConfig]] = {
+    Workflow.WEBHOOK: WebhookConfig,
+    Workflow.BIGQUERY: BigQueryConfig,
+    Workflow.EMAIL: EmailConfig,
+}
 
 
 @dataclass(frozen=True, slots=True)

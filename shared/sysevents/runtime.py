@@ -39,8 +39,9 @@ class Runtime:
         if self._cache is None:
             with _lock:
                 if self._cache is None:
-                    self._cache = JobCache(self.firestore, self.settings.jobs_collection,
-                                           self.settings.job_cache_start_timeout).start()
+                    self._cache = JobCache(
+                        self.firestore, self.settings.jobs_collection, self.settings.job_cache_start_timeout
+                    ).start()
         return self._cache
 
     @property
@@ -56,11 +57,14 @@ class Runtime:
                         from google.auth.credentials import AnonymousCredentials
 
                         self._bigquery = bigquery.Client(
-                            project=self.settings.project, credentials=AnonymousCredentials(),
-                            client_options={"api_endpoint": self.settings.bigquery_endpoint})
+                            project=self.settings.project,
+                            credentials=AnonymousCredentials(),
+                            client_options={"api_endpoint": self.settings.bigquery_endpoint},
+                        )
                     else:
-                        self._bigquery = bigquery.Client(project=self.settings.project,
-                                                         location=self.settings.bigquery_location)
+                        self._bigquery = bigquery.Client(
+                            project=self.settings.project, location=self.settings.bigquery_location
+                        )
         return self._bigquery
 
 

@@ -41,8 +41,10 @@ class JobExists(ValueError):
 
 class VersionConflict(ValueError):
     def __init__(self, job_id: str, current: int, expected: int):
-        super().__init__(f"job {job_id!r} is at version {current}, not {expected}: it changed since you read "
-                         "it; read it again and reapply your change")
+        super().__init__(
+            f"job {job_id!r} is at version {current}, not {expected}: it changed since you read "
+            "it; read it again and reapply your change"
+        )
         self.job_id, self.current, self.expected = job_id, current, expected
 
 
@@ -68,7 +70,9 @@ class JobStore:
         self.last_write_time = self.collection.document(job_id).delete()
 
     def list(self, aid: str) -> list[Job]:
-        return [job_from_dict(s.to_dict(), job_id=s.id) for s in self.collection.where("aid", "==", aid).stream()]
+        return [
+            job_from_dict(s.to_dict(), job_id=s.id) for s in self.collection.where("aid", "==", aid).stream()
+        ]
 
     # -- versioned changes (the admin API): version 1 on create, +1 on every change, in a transaction ----
     def create(self, job: Job) -> Job:
@@ -81,8 +85,9 @@ class JobStore:
             raise JobExists(job.id) from None
         return job
 
-    def change(self, aid: str, job_id: str, change: Callable[[Job], Job],
-               expected_version: int | None = None) -> tuple[Job, Job]:
+    def change(
+        self, aid: str, job_id: str, change: Callable[[Job], Job], expected_version: int | None = None
+    ) -> tuple[Job, Job]:
         """Apply `change` to the account's job and store it at version + 1; returns (old, new).
 
         Raises JobNotFound (absent, or another account's), VersionConflict (`expected_version` is stale).
@@ -92,9 +97,15 @@ class JobStore:
         @firestore.transactional
         def run(tx: firestore.Transaction) -> tuple[Job, Job]:
             old = self._read_for_update(tx, ref, aid, expected_version)
-            new = change(old).model_copy(update={
-                "id": old.id, "aid": old.aid, "version": old.version + 1,
-                "created_at": old.created_at, "updated_at": datetime.now(UTC)})
+            new = change(old).model_copy(
+                update={
+                    "id": old.id,
+                    "aid": old.aid,
+                    "version": old.version + 1,
+                    "created_at": old.created_at,
+                    "updated_at": datetime.now(UTC),
+                }
+            )
             tx.set(ref, job_to_dict(new))
             return old, new
 
@@ -134,8 +145,15 @@ class JobStore:
             raise JobNotFound(job_id)
         return job_from_dict(doc, job_id=snap.id)
 
-    def page(self, aid: str, *, workflow: str | None = None, state: str | None = None, limit: int = 50,
-             after: str | None = None) -> tuple[list[Job], str | None]:
+    def page(
+        self,
+        aid: str,
+        *,
+        workflow: str | None = None,
+        state: str | None = None,
+        limit: int = 50,
+        after: str | None = None,
+    ) -> tuple[list[Job], str | None]:
         """One page of the account's jobs in id order, and the id to continue after (None: last page).
 
         Equality filters plus document-id order need no composite index. Stored jobs that no longer
@@ -226,5 +244,8 @@ class JobCache:
     def status(self) -> dict:
         """For health checks: how many jobs, how fresh, which stored jobs were skipped as invalid."""
         index = self._current()
-        return {"jobs": len(index), "read_time": self.updated_at.isoformat() if self.updated_at else None,
-                "invalid_jobs": dict(self.invalid)}
+        return {
+            "jobs": len(index),
+            "read_time": self.updated_at.isoformat() if self.updated_at else None,
+            "invalid_jobs": dict(self.invalid),
+        }

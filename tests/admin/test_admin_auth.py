@@ -6,6 +6,7 @@ import re
 
 import pytest
 from admin_helpers import webhook_job
+
 from sysevents.admin.api import ROUTES
 
 ACCOUNT_ROUTES = [r for r in ROUTES if "<aid>" in r.path]

@@ -6,6 +6,7 @@ from datetime import datetime
 
 import pytest
 import requests
+
 from sysevents import origin
 from sysevents.events import new_event
 from sysevents.jobs import job_from_dict

@@ -6,6 +6,7 @@ import logging
 
 import pytest
 from admin_helpers import SLACK, webhook_job
+
 from sysevents import secrets
 from sysevents.admin.api import URL_MAP
 from sysevents.admin.openapi import openapi_path
@@ -128,3 +129,42 @@ def test_every_route_is_in_the_openapi_document(admin):
         for ref in [v["content"]["application/json"]["schema"].get("$ref") for v in op["responses"].values()]:
             if ref:
                 assert ref.rsplit("/", 1)[1] in doc["components"]["schemas"]
+
+
+def test_signing_secrets_are_sealed_at_rest_shown_as_set_and_kept_on_round_trip(
+    admin, account, firestore_client
+):
+    import base64
+
+    from sysevents.secrets import is_sealed
+
+    secret = "whsec_" + base64.b64encode(b"s" * 32).decode()
+    body = webhook_job(signing_secrets=[secret])
+    r = admin.post(f"/accounts/{account.aid}/jobs", json=body, headers=account.headers)
+    assert r.status_code == 201, r.json
+    job = r.json
+    assert job["config"]["signing_secrets"] == "(set)" and secret not in r.get_data(as_text=True)
+    stored = firestore_client.collection("jobs").document(job["id"]).get().to_dict()
+    assert [is_sealed(v) for v in stored["config"]["signing_secrets"]] == [True]
+
+    # GET, change the name, PUT back what GET showed: the secret is kept, not replaced by "(set)"
+    shown = admin.get(f"/accounts/{account.aid}/jobs/{job['id']}", headers=account.headers).json
+    put = {
+        "workflow": shown["workflow"],
+        "config": shown["config"],
+        "name": "renamed",
+        "version": shown["version"],
+    }
+    r = admin.put(f"/accounts/{account.aid}/jobs/{job['id']}", json=put, headers=account.headers)
+    assert r.status_code == 200, r.json
+    again = firestore_client.collection("jobs").document(job["id"]).get().to_dict()
+    assert again["config"]["signing_secrets"] == stored["config"]["signing_secrets"]
+
+    forged = {
+        **put,
+        "version": r.json["version"],
+        "config": {**shown["config"], "signing_secrets": ["sealed:v1:forged"]},
+    }
+    r = admin.put(f"/accounts/{account.aid}/jobs/{job['id']}", json=forged, headers=account.headers)
+    assert r.status_code == 400 and r.json["error"]["field"] == "config.signing_secrets"
+    assert "sealed values cannot be supplied" in r.json["error"]["message"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from admin_helpers import PUBLIC_URL, webhook_job
+
 from sysevents.admin.errors import ApiError
 from sysevents.admin.validation import parse_job
 from sysevents.config import Settings

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+
 from sysevents.bigquery.schema import TableRef
 from sysevents.bigquery.writer import TableWriter
 from sysevents.config import Settings

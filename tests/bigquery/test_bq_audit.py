@@ -4,6 +4,7 @@ import json
 
 import pytest
 from bq_helpers import rows, wait_until
+
 from sysevents.bigquery import schema
 from sysevents.events import new_event
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from bq_helpers import rows, wait_until
 from click.testing import CliRunner
+
 from sysevents.cli import main
 from sysevents.events import new_event
 

@@ -11,6 +11,7 @@ import pytest
 from bq_helpers import rows, wait_until
 from google.cloud import bigquery
 from helpers import pull
+
 from sysevents.bigquery import schema
 from sysevents.bigquery.export import Runs, finish_backfill, new_export_job, run_backfill
 from sysevents.events import new_event

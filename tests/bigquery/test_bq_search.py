@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from bq_helpers import rows, wait_until
+
 from sysevents.bigquery.search import InvalidSearch, search_audit
 from sysevents.events import new_event
 

@@ -5,6 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from sysevents.bigquery import schema
 from sysevents.bigquery.export import Decision, new_export_job, streaming_decision
 from sysevents.bigquery.writer import InsertFailed, MicroBatcher, insert_errors_by_row

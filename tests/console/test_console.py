@@ -12,8 +12,15 @@ from sysevents.events import new_event
 
 pytestmark = pytest.mark.integration
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                 "--disable-background-networking", "--disable-component-update"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 TIMEOUT_MS = 30_000
 
 
@@ -43,10 +50,13 @@ def admin_url(stack) -> str:
 
 def new_account(stack, admin_url: str, aid: str) -> str:
     operator = {"X-API-Key": stack.operator_key}
-    r = requests.post(f"{admin_url}/accounts", json={"aid": aid, "name": f"console {aid}"}, headers=operator,
-                      timeout=30)
+    r = requests.post(
+        f"{admin_url}/accounts", json={"aid": aid, "name": f"console {aid}"}, headers=operator, timeout=30
+    )
     assert r.status_code == 201, r.text
-    r = requests.post(f"{admin_url}/accounts/{aid}/keys", json={"name": "console"}, headers=operator, timeout=30)
+    r = requests.post(
+        f"{admin_url}/accounts/{aid}/keys", json={"name": "console"}, headers=operator, timeout=30
+    )
     assert r.status_code == 201, r.text
     return r.json()["key"]
 
@@ -124,9 +134,14 @@ def test_a_bad_template_shows_its_error(stack, page, admin_url, receiver, aid):
 
 def test_another_accounts_key_sees_nothing_of_the_first(stack, page, admin_url, aid):
     first_key = new_account(stack, admin_url, aid)
-    job = {"workflow": "webhook_system_events", "name": "first account's job",
-           "config": {"system_event_type": "failed", "webhook_url": "https://8.8.8.8/hook"}}
-    r = requests.post(f"{admin_url}/accounts/{aid}/jobs", json=job, headers={"X-API-Key": first_key}, timeout=30)
+    job = {
+        "workflow": "webhook_system_events",
+        "name": "first account's job",
+        "config": {"system_event_type": "failed", "webhook_url": "https://8.8.8.8/hook"},
+    }
+    r = requests.post(
+        f"{admin_url}/accounts/{aid}/jobs", json=job, headers={"X-API-Key": first_key}, timeout=30
+    )
     assert r.status_code == 201, r.text
     job_id = r.json()["id"]
 

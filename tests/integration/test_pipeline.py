@@ -5,6 +5,7 @@ import time
 
 import pytest
 from helpers import pull
+
 from sysevents.events import MAX_EVENT_BYTES, new_event
 from sysevents.jobs import job_from_dict
 from sysevents.local.demo import SLACK_TEMPLATE

@@ -4,9 +4,10 @@ import json
 
 import pytest
 from helpers import pull
+from test_pipeline import put_jobs, webhook_job
+
 from sysevents.events import new_event
 from sysevents.store import JobStore
-from test_pipeline import put_jobs, webhook_job
 
 pytestmark = pytest.mark.integration
 

@@ -306,9 +306,20 @@ def test_cloud_build_runs_checks_then_deploys_only_on_main():
     yaml = pytest.importorskip("yaml")
     build = yaml.safe_load((REPO / "cloudbuild.yaml").read_text())
     steps = {s["id"]: s for s in build["steps"]}
-    assert list(steps) == ["install", "lint", "test", "terraform-fmt", "terraform-init", "terraform-validate",
-                           "terraform-plan", "terraform-apply"]
+    assert list(steps) == [
+        "install",
+        "lint",
+        "test",
+        "terraform-fmt",
+        "terraform-init",
+        "terraform-validate",
+        "terraform-plan",
+        "terraform-apply",
+    ]
     assert "pytest" in " ".join(steps["test"]["args"]) and "checkov" in " ".join(steps["test"]["args"])
     assert steps["terraform-fmt"]["args"][:2] == ["fmt", "-check"]
     apply = " ".join(steps["terraform-apply"]["args"])
-    assert '"$BRANCH_NAME" = "main"' in apply and "terraform apply -input=false -lock-timeout=300s tfplan" in apply
+    assert (
+        '"$BRANCH_NAME" = "main"' in apply
+        and "terraform apply -input=false -lock-timeout=300s tfplan" in apply
+    )

@@ -13,8 +13,9 @@ import sys
 import zipfile
 
 import pytest
-from sysevents import topology as topology_mod
 from tfhelpers import FUNCTIONS_DIR, LIBRARY_DIR, TOPOLOGY_FILE, evaluate_topology
+
+from sysevents import topology as topology_mod
 
 DEFAULT_ROLES = ["roles/datastore.viewer"]
 

@@ -2,6 +2,7 @@ import ipaddress
 import socket
 
 import pytest
+
 from sysevents.destinations import RefusedDestination, check_url
 
 

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+
 from sysevents.events import MAX_EVENT_BYTES, SUBJECT_TYPES, VERBS, InvalidEvent, event_from_bytes, new_event
 
 

@@ -1,4 +1,5 @@
 import pytest
+
 from sysevents.jobs import InvalidJob, JobState, WebhookConfig, job_from_dict, job_to_dict
 
 SEED = {

@@ -2,6 +2,7 @@ import random
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from sysevents.events import SUBJECT_TYPES, VERBS, new_event
 from sysevents.jobs import JobState, job_from_dict
 from sysevents.matching import JobIndex, matches

@@ -2,6 +2,7 @@ import base64
 import json
 
 import pytest
+
 from sysevents.pubsub import BadPushRequest, clip_attribute, parse_push
 
 

@@ -3,6 +3,7 @@ import json
 from importlib import resources
 
 import pytest
+
 from sysevents import topology
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import functions_framework
 import pytest
 from helpers import pull
+
 from sysevents.events import new_event
 
 pytestmark = pytest.mark.integration

@@ -8,6 +8,7 @@ from collections import defaultdict
 
 import pytest
 from helpers import pull
+
 from sysevents.deliveries import Delivery
 from sysevents.deliverylog import DeliveryLog, replay
 from sysevents.events import new_event

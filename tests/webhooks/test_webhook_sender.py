@@ -8,6 +8,7 @@ import os
 
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
+
 from sysevents.config import Settings
 from sysevents.deliveries import Delivery
 from sysevents.events import new_event

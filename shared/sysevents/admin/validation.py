@@ -138,9 +138,14 @@ def parse_job(body: Any, *, aid: str, job_id: str, settings: Settings, existing:
         raise ApiError(400, f"unknown state {state!r}; valid values: {', '.join(STATES)}", "state")
     config = dict(config)
     model = CONFIG_OF_WORKFLOW[workflow]
-    if "headers" in config and issubclass(model, WebhookConfig):
-        old = existing.config.headers if existing and isinstance(existing.config, WebhookConfig) else {}
-        config["headers"] = _check_headers(config["headers"], old)
+    if issubclass(model, WebhookConfig):
+        prior = existing.config if existing and isinstance(existing.config, WebhookConfig) else None
+        if "headers" in config:
+            config["headers"] = _check_headers(config["headers"], prior.headers if prior else {})
+        if "signing_secrets" in config:
+            config["signing_secrets"] = _check_signing_secrets(
+                config["signing_secrets"], prior.signing_secrets if prior else ()
+            )
     _check_sources(config.get("system_event_sources"))
     try:
         parsed = model.model_validate(config)
@@ -159,9 +164,12 @@ def parse_job(body: Any, *, aid: str, job_id: str, settings: Settings, existing:
             raise ApiError(400, str(err), "config.json_template") from None
         try:
             sealed = {k: seal(v, settings.sealing_keys) for k, v in parsed.headers.items()}
+            secrets = tuple(
+                v if is_sealed(v) else seal(v, settings.sealing_keys) for v in parsed.signing_secrets
+            )
         except SealingError as err:
-            raise ApiError(500, f"cannot store header values: {err}") from None
-        parsed = parsed.model_copy(update={"headers": sealed})
+            raise ApiError(500, f"cannot store secret values: {err}") from None
+        parsed = parsed.model_copy(update={"headers": sealed, "signing_secrets": secrets})
     return Job(
         id=job_id,
         aid=aid,
@@ -171,6 +179,27 @@ def parse_job(body: Any, *, aid: str, job_id: str, settings: Settings, existing:
         name=name,
         version=existing.version if existing else 1,
     )
+
+
+SECRET_SET = "(set)"  # noqa: S105 - a placeholder shown instead of secrets
+"""How job_view shows a secret-named config field that has a value."""
+
+
+def _check_signing_secrets(value: Any, stored: tuple[str, ...]) -> Any:
+    """`"(set)"` (as GET shows them) keeps the stored secrets; sealed values are accepted only when they
+    are the stored ones (a PATCH merges into the stored config); anything else is validated as given."""
+    if value == SECRET_SET:
+        return list(stored)
+    values = [value] if isinstance(value, str) else value
+    if isinstance(values, list):
+        for v in values:
+            if isinstance(v, str) and is_sealed(v) and v not in stored:
+                raise ApiError(
+                    400,
+                    "sealed values cannot be supplied; send the secret in clear (over https)",
+                    "config.signing_secrets",
+                )
+    return value
 
 
 def _redacted(stored: str) -> str:
@@ -188,7 +217,7 @@ def job_view(job: Job) -> dict[str, Any]:
         config["headers"] = {k: _redacted(v) for k, v in config["headers"].items()}
     for key, value in list(config.items()):
         if "secret" in key.lower() and value:
-            config[key] = "(set)"
+            config[key] = SECRET_SET
     for key in ("created_at", "updated_at"):
         if isinstance(doc.get(key), datetime):
             doc[key] = doc[key].isoformat()

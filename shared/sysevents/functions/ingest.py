@@ -22,15 +22,24 @@ def process(rt: Runtime, body: bytes) -> tuple[str, int]:
         log.error("ingest: %s", err)
         return str(err), 400
     try:
-        event = event_from_bytes(msg.data, fallback_id=msg.message_id or None,
-                                 max_bytes=rt.settings.max_event_bytes)
+        event = event_from_bytes(
+            msg.data, fallback_id=msg.message_id or None, max_bytes=rt.settings.max_event_bytes
+        )
     except InvalidEvent as err:
-        rt.publisher.publish_all([(rt.topology.quarantine_topic, msg.data, {
-            "reason": err.reason,
-            "source_message_id": msg.message_id,
-            "source_subscription": msg.subscription or "",
-            "quarantined_at": datetime.now(UTC).isoformat(),
-        })])
+        rt.publisher.publish_all(
+            [
+                (
+                    rt.topology.quarantine_topic,
+                    msg.data,
+                    {
+                        "reason": err.reason,
+                        "source_message_id": msg.message_id,
+                        "source_subscription": msg.subscription or "",
+                        "quarantined_at": datetime.now(UTC).isoformat(),
+                    },
+                )
+            ]
+        )
         log.warning("ingest: quarantined message %s: %s", msg.message_id, err.reason)
         return f"quarantined: {err.reason}", 200
     jobs, held = origin.deliverable(event, rt.cache.match(event))  # loop protection: see sysevents.origin
@@ -44,8 +53,14 @@ def process(rt: Runtime, body: bytes) -> tuple[str, int]:
         key = f"{job.id}/{event.subject_id}" if getattr(job.config, "ordered", False) else ""
         out.append((rt.topology.sinks[job.sink].topic, d.to_json(), d.attributes(), key))
     rt.publisher.publish_all(out)
-    log.info("ingest: event %s (%s/%s %s) matched %d job(s)", event.id, event.subject_type,
-             event.subject_id, event.verb, len(jobs))
+    log.info(
+        "ingest: event %s (%s/%s %s) matched %d job(s)",
+        event.id,
+        event.subject_type,
+        event.subject_id,
+        event.verb,
+        len(jobs),
+    )
     return f"matched {len(jobs)}", 200
 
 

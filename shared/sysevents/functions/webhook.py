@@ -148,7 +148,9 @@ def _template_for(dlog: DeliveryLog, job: Job, msg: PushMessage):
     return config.json_template
 
 
-def _auto_disable(rt: Runtime, dlog: DeliveryLog, job: Job, reason: str) -> None:
+def _auto_disable(rt: Runtime, dlog: DeliveryLog, job: Job, reason: str, cause) -> None:
+    """Pause a job that keeps failing; its `work failed` event counts one hop after `cause` (the event
+    whose delivery failed last), so chains of alerts on failures end (sysevents.origin)."""
     config = job.config
     assert isinstance(config, WebhookConfig)
     if not config.auto_disable_failures:
@@ -181,7 +183,7 @@ def _auto_disable(rt: Runtime, dlog: DeliveryLog, job: Job, reason: str) -> None
         job_version=new.version,
         workflow=job.workflow.value,
         job_name=job.name,
-        **origin.mark(job.id, origin.Kind.DELIVERY, 1),
+        **origin.caused_by(job.id, cause),
     )
     rt.publisher.publish_all([(rt.topology.ingest_topic, event.to_json(), {})])
     log.warning("webhook: job %s paused: %s", job.id, why)
@@ -282,7 +284,7 @@ def process(
     )
     if result.counts_against_receiver:
         try:
-            _auto_disable(rt, dlog, job, result.reason)
+            _auto_disable(rt, dlog, job, result.reason, delivery.event)
         except Exception:  # the delivery's own outcome must not depend on this bookkeeping
             log.exception("webhook: auto-disable check failed for job %s", job.id)
     if result.retry_after:

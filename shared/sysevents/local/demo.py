@@ -140,8 +140,9 @@ def _seed_through_admin_api(stack: LocalStack, receiver: Receiver, state_dir: Pa
     key = call("POST", f"/accounts/{DEMO_AID}/keys", operator, json={"name": "sysevents dev"})["key"]
     admin_file = state_dir / "admin.json"
     admin_file.touch(mode=0o600)
-    admin_file.write_text(json.dumps({"url": api + "/", "aid": DEMO_AID, "key": key,
-                                      "operator_key": stack.operator_key}))
+    admin_file.write_text(
+        json.dumps({"url": api + "/", "aid": DEMO_AID, "key": key, "operator_key": stack.operator_key})
+    )
     click.echo(f"\nDemo jobs (account {DEMO_AID}), created through the admin API:")
     jobs = []
     for doc in demo_jobs(receiver):
@@ -200,7 +201,9 @@ def _show_audit_log(stack: LocalStack, state_dir: Path) -> None:
         if len(events) >= len(SAMPLE_EVENTS):
             break
         time.sleep(0.5)
-    click.echo(f"Audit log (BigQuery, via GET /accounts/{DEMO_AID}/audit): {len(events)} events of account {DEMO_AID}")
+    click.echo(
+        f"Audit log (BigQuery, via GET /accounts/{DEMO_AID}/audit): {len(events)} events of account {DEMO_AID}"
+    )
     for e in events[:8]:
         d = e.get("data", e)
         click.echo(f"  {e.get('time', '')}  {d.get('subject_type')}/{d.get('subject_id')} {d.get('verb')}")

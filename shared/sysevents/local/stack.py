@@ -33,10 +33,17 @@ LOCAL_BACKOFF = (1, 4)
 
 
 class LocalStack:
-    def __init__(self, workdir: Path | None = None, project: str = "sysevents-local", *,
-                 bigquery: bool = True, functions: tuple[str, ...] | None = None,
-                 backoff: tuple[int, int] = LOCAL_BACKOFF, extra_env: dict[str, str] | None = None,
-                 echo_smtp: bool = False):
+    def __init__(
+        self,
+        workdir: Path | None = None,
+        project: str = "sysevents-local",
+        *,
+        bigquery: bool = True,
+        functions: tuple[str, ...] | None = None,
+        backoff: tuple[int, int] = LOCAL_BACKOFF,
+        extra_env: dict[str, str] | None = None,
+        echo_smtp: bool = False,
+    ):
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="sysevents-stack-"))
         self.project = project
         self.with_bigquery = bigquery
@@ -97,15 +104,23 @@ class LocalStack:
         return self
 
     def _start_functions(self, timeout: float) -> None:
-        exe = shutil.which("functions-framework") or str(Path(sys.executable).with_name("functions-framework"))
+        exe = shutil.which("functions-framework") or str(
+            Path(sys.executable).with_name("functions-framework")
+        )
         procs = []
         for name in self.function_names:
             fn = self.topology.functions[name]
             port = free_port()
             proc = Process(
                 f"function-{name}",
-                [exe, f"--target={fn.entry_point}", f"--source={FUNCTIONS_DIR / name / 'main.py'}",
-                 "--signature-type=http", "--host=127.0.0.1", f"--port={port}"],
+                [
+                    exe,
+                    f"--target={fn.entry_point}",
+                    f"--source={FUNCTIONS_DIR / name / 'main.py'}",
+                    "--signature-type=http",
+                    "--host=127.0.0.1",
+                    f"--port={port}",
+                ],
                 self.workdir / "logs" / f"function-{name}.log",
                 env={**self.env, "PYTHONUNBUFFERED": "1"},
                 ready=http_ok(f"http://127.0.0.1:{port}/"),
@@ -148,8 +163,9 @@ class LocalStack:
                     cache = False  # answers, but not with a job cache: nothing to wait for
                 except (OSError, ValueError):
                     continue
-                if cache is False or (cache and cache["read_time"]
-                                      and datetime.fromisoformat(cache["read_time"]) >= since):
+                if cache is False or (
+                    cache and cache["read_time"] and datetime.fromisoformat(cache["read_time"]) >= since
+                ):
                     pending.pop(name)
             if pending and time.monotonic() > deadline:
                 raise TimeoutError(f"job caches of {sorted(pending)} did not catch up within {timeout:.0f}s")
@@ -177,4 +193,6 @@ class LocalStack:
     def write_env_file(self, path: Path) -> None:
         """Let other shells find this stack (`sysevents publish` reads it when no emulator env is set)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"env": self.env, "functions": self.function_urls, "pid": os.getpid()}, indent=2))
+        path.write_text(
+            json.dumps({"env": self.env, "functions": self.function_urls, "pid": os.getpid()}, indent=2)
+        )
