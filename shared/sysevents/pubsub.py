@@ -8,6 +8,7 @@ import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -92,6 +93,28 @@ class Publisher:
             ordering_key=ordering_key,
             **{k: clip_attribute(str(v)) for k, v in attributes.items()},
         )
+
+    def dead_letter(
+        self,
+        topic: str,
+        data: bytes,
+        attributes: Mapping[str, str],
+        reason: str,
+        attempts: int,
+        source_message_id: str | None = None,
+    ) -> dict[str, str]:
+        """Publish a message that failed for good to a dead-letter topic, unchanged, with why and how many
+        attempts it took (every sink's dead letters look alike); returns the attributes it carried."""
+        attrs = {
+            **attributes,
+            "reason": reason,
+            "attempts": str(attempts),
+            "dead_lettered_at": datetime.now(UTC).isoformat(),
+        }
+        if source_message_id:
+            attrs["source_message_id"] = source_message_id
+        self.publish_all([(topic, data, attrs)])
+        return attrs
 
     def publish_all(
         self, messages: Iterable[tuple[str, bytes, dict[str, str]] | tuple[str, bytes, dict[str, str], str]]

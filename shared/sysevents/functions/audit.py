@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import UTC, datetime
 
 from ..bigquery.schema import TableRef, row_of_event
 from ..bigquery.writer import InsertFailed, TableMissing, TableWriter
@@ -49,21 +48,7 @@ def writer(rt: Runtime) -> TableWriter:
 def _dead_letter(rt: Runtime, msg: PushMessage, reason: str) -> tuple[str, int]:
     topic = rt.topology.subscriptions[SUBSCRIPTION].dead_letter_topic
     assert topic is not None
-    rt.publisher.publish_all(
-        [
-            (
-                topic,
-                msg.data,
-                {
-                    **msg.attributes,
-                    "reason": reason,
-                    "attempts": str(msg.delivery_attempt),
-                    "source_message_id": msg.message_id,
-                    "dead_lettered_at": datetime.now(UTC).isoformat(),
-                },
-            )
-        ]
-    )
+    rt.publisher.dead_letter(topic, msg.data, msg.attributes, reason, msg.delivery_attempt, msg.message_id)
     log.warning("audit: dead-lettered message %s: %s", msg.message_id, reason)
     return f"dead-lettered: {reason}", 200
 

@@ -32,13 +32,7 @@ _last_flush = 0.0
 
 def _dead_letter(rt: Runtime, data: bytes, attrs: dict[str, str], reason: str, attempts: int) -> None:
     sink = rt.topology.sinks[SINK]
-    attrs = {
-        **attrs,
-        "reason": reason,
-        "attempts": str(attempts),
-        "dead_lettered_at": datetime.now(UTC).isoformat(),
-    }
-    rt.publisher.publish_all([(sink.dead_letter_topic, data, attrs)])
+    rt.publisher.dead_letter(sink.dead_letter_topic, data, attrs, reason, attempts)
     log.warning(
         "email: dead-lettered %s after %d attempt(s): %s",
         attrs.get("event_id") or attrs.get("outbox_id"),

@@ -120,16 +120,10 @@ def _dead_letter(
     msg_id: str | None,
 ) -> tuple[str, int]:
     sink = rt.topology.sinks[SINK]
-    attrs = {
-        **msg.attributes,
-        "reason": reason,
-        "attempts": str(attempts),
-        "source_message_id": msg.message_id,
-        "dead_lettered_at": datetime.now(UTC).isoformat(),
-    }
-    if msg_id:
-        attrs["webhook_id"] = msg_id
-    rt.publisher.publish_all([(sink.dead_letter_topic, msg.data, attrs)])
+    extra = {"webhook_id": msg_id} if msg_id else {}
+    attrs = rt.publisher.dead_letter(
+        sink.dead_letter_topic, msg.data, {**msg.attributes, **extra}, reason, attempts, msg.message_id
+    )
     if job_id and msg_id:
         dlog.dead_letter(job_id, msg_id, msg.data, attrs)
     log.warning("webhook: dead-lettered message %s after %d attempt(s): %s", msg.message_id, attempts, reason)
