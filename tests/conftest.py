@@ -39,6 +39,13 @@ def firestore_client(stack):
 
 
 @pytest.fixture(scope="session")
+def store(firestore_client):
+    from sysevents.store import JobStore
+
+    return JobStore(firestore_client)
+
+
+@pytest.fixture(scope="session")
 def publisher(stack):
     from sysevents.pubsub import Publisher
 

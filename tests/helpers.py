@@ -17,3 +17,15 @@ def pull(subscriber, path: str, count: int, timeout: float = 30.0) -> list:
         else:
             time.sleep(0.1)
     return got
+
+
+def put_jobs(stack, store, *jobs) -> None:
+    """Store jobs and wait until every running function's job cache has them."""
+    for job in jobs:
+        store.put(job)
+    stack.wait_for_job_caches(since=store.last_write_time)
+
+
+def publish_events(stack, publisher, *events) -> list[str]:
+    """Publish events to the ingest topic; returns once Pub/Sub stored them."""
+    return publisher.publish_all([(stack.topology.ingest_topic, e.to_json(), {}) for e in events])

@@ -4,20 +4,14 @@ import json
 import time
 
 import pytest
-from helpers import pull
+from helpers import pull, put_jobs
 
 from sysevents.events import MAX_EVENT_BYTES, new_event
 from sysevents.jobs import job_from_dict
 from sysevents.local.demo import SLACK_TEMPLATE
-from sysevents.store import JobStore
 
 pytestmark = pytest.mark.integration
 QUIET_SECONDS = 2.0  # after the expected deliveries arrive, how long we watch for unexpected extras
-
-
-@pytest.fixture
-def store(firestore_client):
-    return JobStore(firestore_client)
 
 
 def webhook_job(job_id, aid, url, **config):
@@ -26,12 +20,6 @@ def webhook_job(job_id, aid, url, **config):
         job_id=job_id,
         aid=aid,
     )
-
-
-def put_jobs(stack, store, *jobs):
-    for job in jobs:
-        store.put(job)
-    stack.wait_for_job_caches(since=store.last_write_time)
 
 
 def test_each_job_gets_exactly_its_events_rendered(stack, store, publisher, receiver, aid):

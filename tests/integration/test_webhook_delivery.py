@@ -3,27 +3,18 @@
 import json
 
 import pytest
-from helpers import pull
-from test_pipeline import put_jobs, webhook_job
+from helpers import publish_events as publish
+from helpers import pull, put_jobs
+from test_pipeline import webhook_job
 
 from sysevents.events import new_event
-from sysevents.store import JobStore
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def store(firestore_client):
-    return JobStore(firestore_client)
-
-
-@pytest.fixture
 def dead_letters(stack, fresh_subscription):
     return fresh_subscription(stack.topology.sinks["webhook"].dead_letter_topic)
-
-
-def publish(stack, publisher, *events):
-    publisher.publish_all([(stack.topology.ingest_topic, e.to_json(), {}) for e in events])
 
 
 def test_transient_failures_are_retried_until_delivered(stack, store, publisher, receiver, aid):

@@ -7,7 +7,9 @@ import time
 from collections import defaultdict
 
 import pytest
+from helpers import publish_events as publish
 from helpers import pull
+from helpers import put_jobs as put
 
 from sysevents.deliveries import Delivery
 from sysevents.deliverylog import DeliveryLog, replay
@@ -16,15 +18,9 @@ from sysevents.jobs import JobState, job_from_dict
 from sysevents.local.processes import free_port
 from sysevents.local.receiver import Receiver
 from sysevents.runtime import Runtime
-from sysevents.store import JobStore
 from sysevents.webhook import webhook_id
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def store(firestore_client):
-    return JobStore(firestore_client)
 
 
 @pytest.fixture
@@ -46,16 +42,6 @@ def make_job(job_id, aid, url, **config):
         job_id=job_id,
         aid=aid,
     )
-
-
-def put(stack, store, *jobs):
-    for job in jobs:
-        store.put(job)
-    stack.wait_for_job_caches(since=store.last_write_time)
-
-
-def publish(stack, publisher, *events):
-    publisher.publish_all([(stack.topology.ingest_topic, e.to_json(), {}) for e in events])
 
 
 def wait_until(check, timeout=60.0):
@@ -114,7 +100,9 @@ def test_runaway_template_is_dead_lettered_and_does_not_stall_other_jobs(
     reasons = {(m.attributes["job_id"], m.attributes["reason"]) for m in msgs}
     assert {j for j, _ in reasons} == {f"{aid}-bomb", f"{aid}-spin"}
     assert all(r.startswith("template error: template ") for _, r in reasons)
-    assert any("memory limit" in r for _, r in reasons) and any("did not finish" in r for _, r in reasons)
+    # The memory bomb is stopped by whichever limit it reaches first (on a loaded machine, maybe the clock).
+    assert all(("memory limit" in r or "did not finish" in r) for j, r in reasons if j == f"{aid}-bomb")
+    assert all("did not finish" in r for j, r in reasons if j == f"{aid}-spin")
     assert receiver.at("/bomb") == receiver.at("/spin") == []
 
 
