@@ -39,3 +39,31 @@ resource "google_firestore_index" "index" {
 
   depends_on = [google_firestore_database.default]
 }
+
+# Firestore TTL: documents the code writes with an `expire_at` timestamp are deleted after it (typically
+# within a day). One policy per collection group (a subcollection name covers it under every parent);
+# expire_at is never queried, so its single-field indexes are off (a growing timestamp would hotspot).
+# tests/terraform/test_terraform_ttl.py finds every write of expire_at in the library and checks this list.
+locals {
+  ttl_collection_groups = {
+    delivery_attempts = "failed webhook attempts per (job, event) (sysevents.attempts)"
+    attempts          = "webhook_jobs/{job}/attempts: the webhook attempt log (sysevents.deliverylog)"
+    dead_letters      = "webhook_jobs/{job}/dead_letters: dead-lettered webhook deliveries, for replay"
+    alert_seen        = "email alerts: (event, job) pairs already accepted (sysevents.alerts.engine)"
+    alert_outbox      = "email alerts: rendered emails and digests and their send state"
+  }
+}
+
+resource "google_firestore_field" "ttl" {
+  for_each = local.ttl_collection_groups
+
+  database   = "(default)"
+  collection = each.key
+  field      = "expire_at"
+
+  ttl_config {}
+
+  index_config {}
+
+  depends_on = [google_firestore_database.default]
+}

@@ -49,6 +49,25 @@ resource "google_bigquery_dataset_iam_member" "function" {
   member     = google_service_account.function[each.value.function].member
 }
 
+# Export targets: existing datasets that BigQuery export jobs write into (var.bigquery_export_datasets).
+# The function fed by the "bigquery" sink gets dataEditor on each, nothing on the others; its project role
+# roles/bigquery.user (topology.json) lets it run queries and create the datasets export jobs ask for
+# (create_if_missing), which it then owns.
+resource "google_bigquery_dataset_iam_member" "export_target" {
+  for_each = {
+    for d in var.bigquery_export_datasets : d => {
+      project  = length(split(".", d)) == 2 ? split(".", d)[0] : var.project_id
+      dataset  = element(split(".", d), length(split(".", d)) - 1)
+      function = module.topology.sink_functions["bigquery"]
+    } if contains(keys(module.topology.sink_functions), "bigquery")
+  }
+
+  project    = each.value.project
+  dataset_id = each.value.dataset
+  role       = "roles/bigquery.dataEditor"
+  member     = google_service_account.function[each.value.function].member
+}
+
 resource "google_pubsub_topic_iam_member" "function_publishes" {
   for_each = local.function_publishes
 

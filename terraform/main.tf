@@ -62,3 +62,15 @@ check "service_account_ids_unique" {
     error_message = "Two functions map to the same service account id after truncation to 30 characters: shorten var.name or the function names."
   }
 }
+
+# Email alerts need an SMTP server: without SYSEVENTS_SMTP_HOST every alert is retried, then dead-lettered
+# with the reason "SMTP is not configured". A warning at plan time, not an error (alerts may come later).
+check "email_function_has_an_smtp_host" {
+  assert {
+    condition = alltrue([
+      for name, f in local.functions : contains(keys(merge(var.function_env, f.env, lookup(var.function_env_by_name, name, {}))), "SYSEVENTS_SMTP_HOST")
+      if contains(keys(f.secrets), "SYSEVENTS_SMTP_PASSWORD")
+    ])
+    error_message = "The email function has no SYSEVENTS_SMTP_HOST: set it (and SYSEVENTS_SMTP_USERNAME, SYSEVENTS_EMAIL_FROM) in function_env_by_name.email."
+  }
+}

@@ -170,6 +170,17 @@ variable "audit_table" {
   }
 }
 
+variable "bigquery_export_datasets" {
+  description = "Existing BigQuery datasets that export jobs write into: \"dataset\" (this project) or \"project.dataset\". The bigquery function gets roles/bigquery.dataEditor on each (datasets it creates itself it owns already)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for d in var.bigquery_export_datasets : can(regex("^([a-z][a-z0-9:-]*[a-z0-9]\\.)?[A-Za-z_][A-Za-z0-9_]{0,1023}$", d))])
+    error_message = "bigquery_export_datasets entries must be dataset ids or project.dataset."
+  }
+}
+
 variable "audit_retention_days" {
   description = "Days an audit-log partition is kept (null: for ever)."
   type        = number

@@ -28,5 +28,9 @@ function_env_by_name = {
   email = {
     SYSEVENTS_SMTP_HOST     = "smtp.acme.example"
     SYSEVENTS_SMTP_USERNAME = "alerts@acme.example"
+    SYSEVENTS_EMAIL_FROM    = "sysevents <alerts@acme.example>"
   }
 }
+
+# Existing datasets that BigQuery export jobs write into (the bigquery function gets dataEditor there).
+bigquery_export_datasets = ["analytics_exports"]

@@ -323,3 +323,28 @@ def test_cloud_build_runs_checks_then_deploys_only_on_main():
         '"$BRANCH_NAME" = "main"' in apply
         and "terraform apply -input=false -lock-timeout=300s tfplan" in apply
     )
+
+
+def test_push_subscriptions_follow_the_topology_on_message_ordering(resources):
+    """Ordered webhook jobs need an ordering-enabled subscription (topology.json says which)."""
+    for name in ("push", "hold"):
+        sub = resources[("google_pubsub_subscription", name)]
+        assert sub["enable_message_ordering"] == "${each.value.enable_message_ordering}", name
+    ordered = [
+        s for s in json.loads(TOPOLOGY_FILE.read_text())["subscriptions"] if s.get("enable_message_ordering")
+    ]
+    assert "deliveries-webhook-push" in [s["name"] for s in ordered]
+
+
+def test_export_target_datasets_are_granted_to_the_bigquery_sinks_function_only(resources):
+    grant = resources[("google_bigquery_dataset_iam_member", "export_target")]
+    assert grant["role"] == "roles/bigquery.dataEditor"
+    assert grant["member"] == "${google_service_account.function[each.value.function].member}"
+    assert "var.bigquery_export_datasets" in grant["for_each"]
+    assert 'module.topology.sink_functions["bigquery"]' in grant["for_each"]
+
+
+def test_email_function_without_smtp_host_is_flagged_at_plan():
+    check = blocks("check")[("email_function_has_an_smtp_host",)]
+    condition = one(check, "assert")["condition"]
+    assert "SYSEVENTS_SMTP_HOST" in condition and "SYSEVENTS_SMTP_PASSWORD" in condition

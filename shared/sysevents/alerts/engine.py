@@ -39,6 +39,9 @@ MAX_FIELD_CHARS = 1000
 MAX_FIELDS = 40
 TX_ATTEMPTS = 25
 DEFAULT_MAX_EVENTS = 20
+# `seen` and `outbox` documents carry `expire_at` (a Firestore TTL policy removes them, terraform/firestore.tf):
+# kept longer than Pub/Sub keeps a message (7 days), so a redelivery always finds its `seen` record.
+RETENTION = timedelta(days=8)
 
 
 class Decision(StrEnum):
@@ -139,6 +142,7 @@ class AlertState:
                         "at": now,
                         "decision": "email",
                         "outbox_id": oid,
+                        "expire_at": now + RETENTION,
                     },
                 )
                 return Accepted(Decision.EMAIL, "email", outbox_id=oid)
@@ -154,6 +158,7 @@ class AlertState:
                     "at": now,
                     "decision": "held",
                     "group_id": overflow_ref.id,
+                    "expire_at": now + RETENTION,
                 },
             )
             return Accepted(
@@ -222,6 +227,7 @@ class AlertState:
                     "at": now,
                     "decision": "grouped",
                     "group_id": group_ref.id,
+                    "expire_at": now + RETENTION,
                 },
             )
             return Accepted(
@@ -443,6 +449,7 @@ class AlertState:
             "next_attempt_at": now,
             "last_error": None,
             "sent_at": None,
+            "expire_at": now + RETENTION,
         }
 
     def _link(self, ce: dict[str, Any]) -> str:

@@ -80,6 +80,11 @@ output "bundles" {
   value       = local.bundles
 }
 
+output "sink_functions" {
+  description = "The function each sink's push subscription feeds, by sink name (e.g. bigquery => the export writer)."
+  value       = { for k, s in local.sinks : k => local.subscriptions[s.subscription].push_function }
+}
+
 output "ingest_topic" {
   description = "The topic producers publish system events to."
   value       = local.doc.ingest_topic

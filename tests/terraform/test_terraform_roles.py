@@ -1,0 +1,139 @@
+"""Least privilege, checked against what each function's code does.
+
+Each function's code is its entry point's module (functions/<name>/main.py imports it: a module of
+sysevents.functions, or a package such as sysevents.admin). The marks below are the calls through which
+that code reaches Firestore, BigQuery and Pub/Sub; a function whose code makes such a call needs the
+grant, and a function granted something its code never does has one grant too many. docs/deploy.md has
+the same facts as a table, which must agree with topology.json.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from tfhelpers import FUNCTIONS_DIR, LIBRARY_DIR, REPO, TOPOLOGY_FILE
+
+from sysevents import topology as topology_mod
+
+FIRESTORE_WRITES = [
+    r"\.record_failure\(",  # attempt counters (delivery_attempts)
+    r"\bDeliveryLog\(|_delivery_log\(",  # webhook_jobs/... attempt log, counters, dead letters
+    r"\.jobs\.(?:put|create|change|remove)\(",  # jobs
+    r"\bAlertState\(",  # alert_* state
+    r"\bRuns\(",  # exports/... run state and held events
+    r"\bKeyStore\(",  # accounts and API keys
+]
+FIRESTORE_READS = FIRESTORE_WRITES + [r"\.cache\b", r"\.jobs\.(?:get|find|page)\("]
+BIGQUERY_JOBS = [r"\.contains\(", r"\bsearch_audit\(", r"\.query\("]  # queries run as jobs in the project
+AUDIT_READS = [r"\bsearch_audit\(", r"\baudit_table\("]
+AUDIT_WRITES = [r"\baudit_table\("]
+EXPORT_WRITES = [r"\btarget_of\("]  # user-chosen target tables (Terraform: var.bigquery_export_datasets)
+PUBLISHES_INGEST = [r"topology\.ingest_topic", r"\blifecycle\.publish\("]
+PUBLISHES_WEBHOOK_DELIVERIES = [r"\breplay\("]  # replays dead-lettered webhook deliveries
+
+DATASTORE_WRITE = {"roles/datastore.user"}
+DATASTORE_READ = {"roles/datastore.user", "roles/datastore.viewer"}
+BIGQUERY_JOB = {"roles/bigquery.jobUser", "roles/bigquery.user"}
+
+
+def code_of(function: str) -> str:
+    """The source of the function's own module(s), from its entry point's import."""
+    main = (FUNCTIONS_DIR / function / "main.py").read_text()
+    m = re.search(r"^from sysevents(?:\.(\w+))? import (\w+)$", main, re.M)
+    assert m, f"functions/{function}/main.py does not import its handler from sysevents"
+    base = LIBRARY_DIR / m.group(1) if m.group(1) else LIBRARY_DIR
+    module = base / m.group(2)
+    paths: list[Path] = sorted(module.glob("*.py")) if module.is_dir() else [module.with_suffix(".py")]
+    assert paths and all(p.exists() for p in paths), (function, paths)
+    return "\n".join(p.read_text() for p in paths)
+
+
+def uses(code: str, marks: list[str]) -> bool:
+    return any(re.search(m, code) for m in marks)
+
+
+TOPO = topology_mod.load()
+
+
+@pytest.fixture(scope="module")
+def defaults() -> list[str]:
+    return ["roles/datastore.viewer"]
+
+
+@pytest.mark.parametrize("name", sorted(TOPO.functions))
+def test_firestore_roles_match_the_code(name, defaults):
+    f, code = TOPO.functions[name], code_of(name)
+    roles = set(f.project_roles if f.project_roles is not None else defaults)
+    if uses(code, FIRESTORE_WRITES):
+        assert roles & DATASTORE_WRITE, f"{name} writes to Firestore but has {sorted(roles)}"
+    elif uses(code, FIRESTORE_READS):
+        assert roles & DATASTORE_READ and not roles & DATASTORE_WRITE, (
+            f"{name} only reads Firestore: roles/datastore.viewer, not {sorted(roles)}"
+        )
+    else:
+        assert not roles & DATASTORE_READ, f"{name} does not use Firestore but has {sorted(roles)}"
+
+
+@pytest.mark.parametrize("name", sorted(TOPO.functions))
+def test_bigquery_roles_match_the_code(name, defaults):
+    f, code = TOPO.functions[name], code_of(name)
+    roles = set(f.project_roles if f.project_roles is not None else defaults)
+    dataset = set(f.dataset_roles)
+    queries = uses(code, BIGQUERY_JOBS)
+    assert bool(roles & BIGQUERY_JOB) == queries, (
+        f"{name}: {'runs' if queries else 'runs no'} BigQuery queries; project roles {sorted(roles)}"
+    )
+    if uses(code, AUDIT_WRITES):
+        assert dataset == {"roles/bigquery.dataEditor"}, (name, dataset)
+    elif uses(code, AUDIT_READS):
+        assert dataset == {"roles/bigquery.dataViewer"}, (name, dataset)
+    else:
+        assert not dataset, f"{name} never touches the sysevents dataset but has {sorted(dataset)}"
+    if uses(code, EXPORT_WRITES):
+        # Creates datasets for create_if_missing (and owns those); existing targets get dataEditor
+        # from var.bigquery_export_datasets (iam.tf).
+        assert "roles/bigquery.user" in roles, (name, roles)
+    else:
+        assert "roles/bigquery.user" not in roles, (name, roles)
+
+
+@pytest.mark.parametrize("name", sorted(TOPO.functions))
+def test_declared_publishes_match_the_code(name):
+    f, code = TOPO.functions[name], code_of(name)
+    expected = set()
+    if uses(code, PUBLISHES_INGEST):
+        expected.add(TOPO.ingest_topic)
+    if uses(code, PUBLISHES_WEBHOOK_DELIVERIES):
+        expected.add(TOPO.sinks["webhook"].topic)
+    assert set(f.publishes) == expected, name
+
+
+def test_the_marks_see_the_known_needs():
+    """The marks are not vacuous: the calls they stand for are in the code they should be in."""
+    assert uses(code_of("webhook"), FIRESTORE_WRITES) and uses(code_of("webhook"), PUBLISHES_INGEST)
+    assert uses(code_of("audit"), BIGQUERY_JOBS) and not uses(code_of("audit"), FIRESTORE_READS)
+    assert uses(code_of("bigquery"), EXPORT_WRITES) and uses(code_of("bigquery"), FIRESTORE_WRITES)
+    assert uses(code_of("admin"), AUDIT_READS) and uses(code_of("admin"), PUBLISHES_WEBHOOK_DELIVERIES)
+    assert uses(code_of("ingest"), FIRESTORE_READS) and not uses(code_of("ingest"), FIRESTORE_WRITES)
+    assert uses(code_of("email"), FIRESTORE_WRITES)
+
+
+def test_deploy_doc_table_agrees_with_topology():
+    """docs/deploy.md lists each function's grants; the table is the topology's, not a copy that drifts."""
+    doc = (REPO / "docs" / "deploy.md").read_text()
+    rows = {}
+    for line in doc.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| `") and len(cells) >= 4:
+            rows[cells[0].strip("`")] = cells
+    raw = {f["name"]: f for f in json.loads(TOPOLOGY_FILE.read_text())["functions"]}
+    assert set(rows) == set(raw)
+    for name, (_, project, dataset, publishes, *_) in rows.items():
+        f = TOPO.functions[name]
+        proj = f.project_roles if f.project_roles is not None else ["roles/datastore.viewer"]
+        assert set(re.findall(r"roles/[\w.]+", project)) == set(proj), name
+        assert set(re.findall(r"roles/[\w.]+", dataset)) == set(f.dataset_roles), name
+        assert set(re.findall(r"`([\w-]+)`", publishes)) >= set(f.publishes), name
