@@ -6,7 +6,9 @@ runs for minutes and grows past a gigabyte. Renders therefore run in worker subp
 takes longer than `template_timeout` gets its worker killed (by PID) and respawned; one that runs out
 of memory kills its worker the same way. Either fails with a TemplateError saying so, the caller
 dead-letters the delivery, and the other workers keep serving. Protocol: one JSON line per request
-on the worker's stdin, one JSON line per answer on its stdout.
+on the worker's stdin, one JSON line per answer on its stdout. A request's `kind` says what to evaluate:
+`render` (a webhook body, `templates.render`) or `value` (a template's JSON value with named variables in
+scope, `templates.render_value`: email subjects, bodies and digests).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import threading
 import time
 from typing import Any
 
-from .templates import TemplateError
+from .templates import TEMPLATE_NAME, TemplateError
 
 log = logging.getLogger("sysevents.sandbox")
 STARTUP_TIMEOUT = 60.0
@@ -84,7 +86,8 @@ class _Worker:
 
 
 class Sandbox:
-    """A pool of render workers; `render` has the signature and errors of `templates.render`."""
+    """A pool of render workers; `render` and `render_value` have the signatures and errors of
+    `templates.render` and `templates.render_value`."""
 
     def __init__(self, *, workers: int = 2, timeout: float = 2.0, memory_mb: int = 512):
         self.size, self.timeout, self.memory_mb = workers, timeout, memory_mb
@@ -100,13 +103,37 @@ class Sandbox:
             from .templates import render
 
             return render(template, event, max_output_bytes=max_output_bytes)
+        answer = self._call(
+            {"kind": "render", "template": template, "event": event, "max_output_bytes": max_output_bytes}
+        )
+        return answer["body"].encode()
+
+    def render_value(
+        self,
+        template: str,
+        variables: dict[str, Any],
+        *,
+        name: str = TEMPLATE_NAME,
+        max_output_bytes: int = 1024 * 1024,
+    ) -> Any:
+        """`templates.render_value` in a worker: the template's JSON value, or a TemplateError."""
+        answer = self._call(
+            {
+                "kind": "value",
+                "template": template,
+                "variables": variables,
+                "name": name,
+                "max_output_bytes": max_output_bytes,
+            }
+        )
+        return answer["value"]
+
+    def _call(self, request: dict[str, Any]) -> dict[str, Any]:
         worker = self._idle.get()
         try:
             if worker is None or not worker.alive():
                 worker = _Worker(self.memory_mb)
-            answer = worker.call(
-                {"template": template, "event": event, "max_output_bytes": max_output_bytes}, self.timeout
-            )
+            answer = worker.call(request, self.timeout)
             if answer is None:
                 died = not worker.alive()
                 worker.kill()
@@ -120,7 +147,7 @@ class Sandbox:
             self._idle.put(worker)
         if "error" in answer:
             raise TemplateError(answer["error"])
-        return answer["body"].encode()
+        return answer
 
     def close(self) -> None:
         """Stop every worker this sandbox started."""
@@ -152,7 +179,7 @@ def shared(settings) -> Sandbox:
 def _serve(memory_mb: int) -> None:
     import resource
 
-    from .templates import render
+    from .templates import render, render_value
 
     limit = memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -162,8 +189,17 @@ def _serve(memory_mb: int) -> None:
     for line in sys.stdin.buffer:
         req = json.loads(line)
         try:
-            body = render(req["template"], req["event"], max_output_bytes=req["max_output_bytes"])
-            answer = {"body": body.decode()}
+            if req.get("kind", "render") == "value":
+                value = render_value(
+                    req["template"],
+                    req["variables"],
+                    name=req["name"],
+                    max_output_bytes=req["max_output_bytes"],
+                )
+                answer = {"value": value}
+            else:
+                body = render(req["template"], req["event"], max_output_bytes=req["max_output_bytes"])
+                answer = {"body": body.decode()}
         except TemplateError as err:
             answer = {"error": str(err)}
         except MemoryError:

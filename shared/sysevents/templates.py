@@ -18,8 +18,6 @@ import rjsonnet
 
 MAX_STACK = 200
 TEMPLATE_NAME = "json_template"
-_PRELUDE = "local event = std.extVar('event');\n"
-_POSITION = re.compile(re.escape(TEMPLATE_NAME) + r":(\d+):")
 
 SAMPLE_EVENT = {
     "specversion": "1.0",
@@ -29,8 +27,13 @@ SAMPLE_EVENT = {
     "subject": "work/work-id-1",
     "time": "2026-01-01T00:00:00Z",
     "datacontenttype": "application/json",
-    "data": {"aid": "12", "subject_type": "work", "subject_id": "work-id-1", "verb": "failed",
-             "notes": "Export to warehouse failed"},
+    "data": {
+        "aid": "12",
+        "subject_type": "work",
+        "subject_id": "work-id-1",
+        "verb": "failed",
+        "notes": "Export to warehouse failed",
+    },
 }
 """An event to render templates against when checking them at save time."""
 
@@ -43,44 +46,8 @@ def _refuse_import(base: str, rel: str) -> tuple[str, str]:
     raise TemplateError(f"imports are not allowed in templates (tried {rel!r})")
 
 
-def _shift_lines(message: str) -> str:
-    # The prelude adds one line before the template; report positions in the user's own lines.
-    return _POSITION.sub(lambda m: f"{TEMPLATE_NAME}:{max(1, int(m.group(1)) - 1)}:", message)
-
-
-def render(template: str | None, event: dict[str, Any], *, max_output_bytes: int = 1024 * 1024) -> bytes:
-    """Render the template for one event (a CloudEvents dict). Without a template the body is the event."""
-    if template is None or not template.strip():
-        return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
-    try:
-        out = rjsonnet.evaluate_snippet(
-            TEMPLATE_NAME,
-            _PRELUDE + template,
-            ext_codes={"event": json.dumps(event)},
-            import_callback=_refuse_import,
-            max_stack=MAX_STACK,
-        )
-    except RuntimeError as err:
-        msg = _shift_lines(str(err)).replace("import_callback error: TemplateError: ", "")
-        lines = msg.splitlines()
-        if len(lines) > 8:  # deep stack traces say the same thing many times
-            lines = lines[:8] + [f"... ({len(lines) - 8} more lines)"]
-        raise TemplateError("\n".join(lines)) from None
-    body = out.encode()
-    if len(body) > max_output_bytes:
-        raise TemplateError(f"template output is {len(body)} bytes; the limit is {max_output_bytes}")
-    return body
-
-
-def check(template: str | None) -> bytes:
-    """Render against SAMPLE_EVENT, raising TemplateError: the save-time check."""
-    return render(template, SAMPLE_EVENT)
-
-
-def render_value(template: str, variables: dict[str, Any], *, name: str = TEMPLATE_NAME,
-                 max_output_bytes: int = 1024 * 1024) -> Any:
-    """Render a template with several variables in scope (e.g. `event`, `link`) and return its JSON value
-    (text templates evaluate to a string). Same sandbox and error messages as `render`."""
+def _evaluate(name: str, template: str, variables: dict[str, Any], max_output_bytes: int) -> str:
+    """Evaluate a template with `variables` in scope; the output (JSON text). The one place that runs Jsonnet."""
     prelude = "".join(f"local {k} = std.extVar({json.dumps(k)});\n" for k in variables)
     try:
         out = rjsonnet.evaluate_snippet(
@@ -91,12 +58,40 @@ def render_value(template: str, variables: dict[str, Any], *, name: str = TEMPLA
             max_stack=MAX_STACK,
         )
     except RuntimeError as err:
+        # The prelude adds one line per variable before the template; report positions in the user's lines.
         shift = len(variables)
-        msg = re.sub(re.escape(name) + r":(\d+):", lambda m: f"{name}:{max(1, int(m.group(1)) - shift)}:", str(err))
+        msg = re.sub(
+            re.escape(name) + r":(\d+):", lambda m: f"{name}:{max(1, int(m.group(1)) - shift)}:", str(err)
+        )
         lines = msg.replace("import_callback error: TemplateError: ", "").splitlines()
-        if len(lines) > 8:
+        if len(lines) > 8:  # deep stack traces say the same thing many times
             lines = lines[:8] + [f"... ({len(lines) - 8} more lines)"]
         raise TemplateError("\n".join(lines)) from None
-    if len(out.encode()) > max_output_bytes:
-        raise TemplateError(f"template output is {len(out.encode())} bytes; the limit is {max_output_bytes}")
-    return json.loads(out)
+    size = len(out.encode())
+    if size > max_output_bytes:
+        raise TemplateError(f"template output is {size} bytes; the limit is {max_output_bytes}")
+    return out
+
+
+def render(template: str | None, event: dict[str, Any], *, max_output_bytes: int = 1024 * 1024) -> bytes:
+    """Render the template for one event (a CloudEvents dict). Without a template the body is the event."""
+    if template is None or not template.strip():
+        return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+    return _evaluate(TEMPLATE_NAME, template, {"event": event}, max_output_bytes).encode()
+
+
+def check(template: str | None) -> bytes:
+    """Render against SAMPLE_EVENT, raising TemplateError: the save-time check."""
+    return render(template, SAMPLE_EVENT)
+
+
+def render_value(
+    template: str,
+    variables: dict[str, Any],
+    *,
+    name: str = TEMPLATE_NAME,
+    max_output_bytes: int = 1024 * 1024,
+) -> Any:
+    """Render a template with several variables in scope (e.g. `event`, `link`) and return its JSON value
+    (text templates evaluate to a string). Same sandbox and error messages as `render`."""
+    return json.loads(_evaluate(name, template, variables, max_output_bytes))

@@ -5,16 +5,24 @@ CloudEvents envelope) and `link` (a URL about the event's subject) in scope.
 Digest: `digest_template` evaluates to `{subject: ..., body: ...}` with `digest` in scope:
 `{job: {id, name}, group: {field: value}, reason: "grouped" | "rate_limited", count, omitted,
 items: [{event, link, repeat}]}` (`count` events in all; `omitted` of them are not listed).
+
+A job's own templates are evaluated in the template sandbox (`sysevents.sandbox`: worker processes with
+bounded time and memory), at delivery and at save time alike; a runaway one fails with a TemplateError
+that says so. The built-in defaults below are evaluated in-process (they are ours and linear in the event).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from ..templates import SAMPLE_EVENT, TemplateError, render_value
+
+Evaluate = Callable[..., Any]
+"""`templates.render_value`'s signature: (template, variables, *, name) -> the template's JSON value."""
 
 MAX_SUBJECT_CHARS = 250
 MAX_BODY_BYTES = 256 * 1024
@@ -95,20 +103,41 @@ def _body(value: Any) -> str:
     return value
 
 
+def _sandboxed(template: str, variables: dict[str, Any], *, name: str) -> Any:
+    from .. import sandbox
+    from ..config import settings
+
+    return sandbox.shared(settings()).render_value(template, variables, name=name)
+
+
+def _value(
+    template: str | None, default: str, variables: dict[str, Any], name: str, evaluate: Evaluate | None
+) -> Any:
+    if template is None or not template.strip():
+        return render_value(default, variables, name=name)
+    return (evaluate or _sandboxed)(template, variables, name=name)
+
+
 def render_single(
-    subject_template: str | None, body_template: str | None, event: dict[str, Any], link: str
+    subject_template: str | None,
+    body_template: str | None,
+    event: dict[str, Any],
+    link: str,
+    *,
+    evaluate: Evaluate | None = None,
 ) -> Email:
+    """The email for one event. `evaluate` runs the job's templates (default: the shared sandbox)."""
     scope = {"event": event, "link": link}
-    return Email(
-        subject=_subject(
-            render_value(subject_template or DEFAULT_SUBJECT_TEMPLATE, scope, name="subject_template")
-        ),
-        body=_body(render_value(body_template or DEFAULT_BODY_TEMPLATE, scope, name="body_template")),
-    )
+    subject = _value(subject_template, DEFAULT_SUBJECT_TEMPLATE, scope, "subject_template", evaluate)
+    body = _value(body_template, DEFAULT_BODY_TEMPLATE, scope, "body_template", evaluate)
+    return Email(subject=_subject(subject), body=_body(body))
 
 
-def render_digest(digest_template: str | None, digest: dict[str, Any]) -> Email:
-    out = render_value(digest_template or DEFAULT_DIGEST_TEMPLATE, {"digest": digest}, name="digest_template")
+def render_digest(
+    digest_template: str | None, digest: dict[str, Any], *, evaluate: Evaluate | None = None
+) -> Email:
+    """The digest email of a group. `evaluate` runs the job's template (default: the shared sandbox)."""
+    out = _value(digest_template, DEFAULT_DIGEST_TEMPLATE, {"digest": digest}, "digest_template", evaluate)
     if not isinstance(out, dict) or set(out) != {"subject", "body"}:
         raise TemplateError("digest_template must evaluate to {subject: <string>, body: <string>}")
     return Email(subject=_subject(out["subject"]), body=_body(out["body"]))
@@ -130,8 +159,11 @@ def check(
     body_template: str | None,
     digest_template: str | None,
     group_by: tuple[str, ...] = (),
+    *,
+    evaluate: Evaluate | None = None,
 ) -> None:
-    """The save-time check: render every template against a sample event; raises TemplateError."""
-    render_single(subject_template, body_template, SAMPLE_EVENT, link_for(SAMPLE_EVENT))
-    render_digest(digest_template, sample_digest({k: "x" for k in group_by}))
-    render_digest(digest_template, {**sample_digest({}), "reason": "rate_limited"})
+    """The save-time check: render every template against a sample event (in the sandbox, so a runaway
+    template is refused in bounded time); raises TemplateError."""
+    render_single(subject_template, body_template, SAMPLE_EVENT, link_for(SAMPLE_EVENT), evaluate=evaluate)
+    render_digest(digest_template, sample_digest({k: "x" for k in group_by}), evaluate=evaluate)
+    render_digest(digest_template, {**sample_digest({}), "reason": "rate_limited"}, evaluate=evaluate)

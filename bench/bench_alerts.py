@@ -1,0 +1,234 @@
+"""Email alerts with grouping: sysevents vs Prometheus Alertmanager 0.25, same run. Prints figures; nothing
+is asserted.
+
+The same stream of N failure events (G subjects, round-robin) goes into both, with the same grouping:
+group_by subject_id, group_wait, group_interval, repeat_interval (GROUPING below).
+- sysevents: the local stack (emulators; ingest, email and admin functions; the local SMTP server; the
+  flush ticker), an email job created through the admin API, events published with `Publisher`.
+- Alertmanager: `prometheus-alertmanager` on a free port (clustering off), alerts POSTed to /api/v2/alerts,
+  notifications to a local webhook receiver (webhook_config). (Its email_config cannot log in to the local
+  SMTP server: Alertmanager's LOGIN auth rejects aiosmtpd's challenge, so only its webhook is measured.)
+Figures: events accepted/s (Pub/Sub publish vs Alertmanager's API), time until every event has been
+notified, notifications and notifications/s, and latency first event -> first notification per group.
+
+    apt-get install -y prometheus-alertmanager     # as root; Debian's package is Alertmanager 0.25
+    .venv/bin/python bench/bench_alerts.py [N]
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+import requests
+
+from sysevents.events import new_event
+from sysevents.local.processes import Process, free_port, http_ok
+from sysevents.local.receiver import Receiver
+from sysevents.local.stack import LocalStack
+
+N = int(sys.argv[1]) if len(sys.argv) > 1 else 500
+GROUPS = 10
+CHUNK = 50  # events per publish call / per POST
+GROUPING = {"group_wait": 1, "group_interval": 5, "repeat_interval": 3600}
+TIMEOUT = 60.0
+AID = "77"
+AM_BINARY = "prometheus-alertmanager"
+
+
+def subject_of(i: int) -> str:
+    return f"w-{i % GROUPS}"
+
+
+def summarize(name: str, accepted_s: float, done_at: float | None, notified: int, firsts: dict[str, float],
+              notes: list[float], sent_at: dict[str, float]) -> dict[str, str]:  # fmt: skip
+    lat = sorted(firsts[g] - sent_at[g] for g in firsts)
+    span = (max(notes) - min(notes)) if len(notes) > 1 else 0.0
+    return {
+        "system": name,
+        "events accepted/s": f"{N / accepted_s:,.0f}",
+        "all events notified after": f"{done_at:.1f} s"
+        if done_at is not None
+        else f"not within {TIMEOUT:g} s",
+        "notifications": str(len(notes)),
+        "notifications/s": f"{len(notes) / span:.2f}" if span else "-",
+        "groups notified": f"{len(firsts)}/{GROUPS}",
+        "first notification p50": f"{statistics.median(lat):.2f} s" if lat else "-",
+        "first notification max": f"{lat[-1]:.2f} s" if lat else "-",
+    }
+
+
+def run_sysevents(stack: LocalStack, to: str) -> dict[str, str]:
+    from sysevents.pubsub import Publisher
+
+    api = stack.function_urls["admin"].rstrip("/")
+
+    def call(path: str, key: str, doc: dict) -> dict:
+        r = requests.post(api + path, headers={"X-API-Key": key}, json=doc, timeout=30)
+        r.raise_for_status()
+        return r.json()
+
+    call("/accounts", stack.operator_key, {"aid": AID, "name": "bench"})
+    key = call(f"/accounts/{AID}/keys", stack.operator_key, {"name": "bench"})["key"]
+    job = call(
+        f"/accounts/{AID}/jobs",
+        key,
+        {
+            "workflow": "email_system_events",
+            "name": "bench alerts",
+            "config": {
+                "system_event_type": "failed",
+                "recipients": [to],
+                "grouping": {"by": ["subject_id"], **GROUPING},
+            },
+        },
+    )
+    stack.wait_for_job_caches(datetime.fromisoformat(job["updated_at"]))
+    publisher = Publisher(stack.project)
+    events = [new_event(AID, "work", subject_of(i), "failed", notes=f"run {i}") for i in range(N)]
+    sent_at: dict[str, float] = {}
+    t0 = time.time()
+    for c in range(0, N, CHUNK):
+        chunk = events[c : c + CHUNK]
+        publisher.publish_all([(stack.topology.ingest_topic, e.to_json(), {}) for e in chunk])
+        for e in chunk:
+            sent_at.setdefault(e.data.subject_id, t0)
+        t0 = time.time()
+    accepted_s = time.time() - min(sent_at.values())
+    start = min(sent_at.values())
+    assert stack.smtp is not None
+    done_at, deadline = None, time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        mails = [m for m in stack.smtp.mails if to in m.rcpt_tos]
+        counted = sum(int(re.match(r"\[sysevents\] (\d+) alert", m.subject).group(1)) for m in mails)
+        if counted >= N:
+            done_at = max(m.received_at for m in mails) - start
+            break
+        time.sleep(0.2)
+    mails = [m for m in stack.smtp.mails if to in m.rcpt_tos]
+    firsts: dict[str, float] = {}
+    for m in mails:
+        g = m.subject.rsplit("subject_id=", 1)[-1]
+        firsts[g] = min(firsts.get(g, m.received_at), m.received_at)
+    counted = sum(int(re.match(r"\[sysevents\] (\d+) alert", m.subject).group(1)) for m in mails)
+    return summarize(
+        "sysevents (email)", accepted_s, done_at, counted, firsts, [m.received_at for m in mails], sent_at
+    )
+
+
+AM_CONFIG = """\
+route:
+  receiver: bench
+  group_by: [subject_id]
+  group_wait: {group_wait}s
+  group_interval: {group_interval}s
+  repeat_interval: {repeat_interval}s
+receivers:
+  - name: bench
+    webhook_configs:
+      - url: {webhook}
+        send_resolved: false
+"""
+
+
+def run_alertmanager(workdir: Path) -> dict[str, str]:
+    receiver = Receiver().start()
+    port = free_port()
+    config = workdir / "am.yml"
+    config.touch(mode=0o600)
+    config.write_text(
+        AM_CONFIG.format(
+            **GROUPING,
+            webhook=receiver.url("/am"),
+        )
+    )
+    am = Process(
+        "alertmanager",
+        [
+            AM_BINARY,
+            f"--config.file={config}",
+            f"--storage.path={workdir / 'am-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+        workdir / "alertmanager.log",
+        ready=http_ok(f"http://127.0.0.1:{port}/-/ready"),
+    ).start()
+    try:
+        am.wait_ready(30)
+        url = f"http://127.0.0.1:{port}/api/v2/alerts"
+        session = requests.Session()
+        sent_at: dict[str, float] = {}
+        ids = [str(uuid.uuid4()) for _ in range(N)]
+        t0 = start = time.time()
+        for c in range(0, N, CHUNK):
+            alerts = [
+                {
+                    "labels": {
+                        "alertname": "work_failed",
+                        "aid": AID,
+                        "subject_id": subject_of(i),
+                        "event_id": ids[i],
+                    },
+                    "annotations": {"notes": f"run {i}"},
+                }
+                for i in range(c, min(N, c + CHUNK))
+            ]
+            session.post(url, json=alerts, timeout=30).raise_for_status()
+            for a in alerts:
+                sent_at.setdefault(a["labels"]["subject_id"], t0)
+            t0 = time.time()
+        accepted_s = time.time() - start
+        done_at, deadline = None, time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            seen = {a["labels"]["event_id"] for r in receiver.at("/am") for a in r.json()["alerts"]}
+            if len(seen) >= N:
+                done_at = max(r.at for r in receiver.at("/am")) - start
+                break
+            time.sleep(0.2)
+        hooks = receiver.at("/am")
+        seen = {a["labels"]["event_id"] for r in hooks for a in r.json()["alerts"]}
+        firsts: dict[str, float] = {}
+        for r in hooks:
+            g = r.json()["groupLabels"]["subject_id"]
+            firsts[g] = min(firsts.get(g, r.at), r.at)
+        notes = [r.at for r in hooks]
+        return summarize("Alertmanager (webhook)", accepted_s, done_at, len(seen), firsts, notes, sent_at)
+    finally:
+        am.stop()
+        receiver.stop()
+
+
+def main() -> None:
+    if shutil.which(AM_BINARY) is None:
+        print(
+            f"{AM_BINARY} is not installed. On Debian, as root:\n"
+            "    apt-get update && apt-get install -y prometheus-alertmanager\n"
+            "(Debian's package is Alertmanager 0.25; its service need not run: this benchmark starts its own.)"
+        )
+        return
+    version = subprocess.run([AM_BINARY, "--version"], capture_output=True, text=True, timeout=30)
+    print((version.stdout + version.stderr).strip().splitlines()[0])
+    print(f"N={N} events, {GROUPS} groups (group_by subject_id), grouping {GROUPING}")
+    workdir = Path(tempfile.mkdtemp(prefix="bench-alerts-"))
+    with LocalStack(bigquery=False, functions=("ingest", "email", "admin")) as stack, stack.environment():
+        rows = [run_sysevents(stack, "ops-bench@example.com")]
+        rows.append(run_alertmanager(workdir))
+    keys = list(rows[0])
+    width = max(len(k) for k in keys) + 2
+    cols = [max(len(r[k]) for k in keys) + 2 for r in rows]
+    for k in keys:
+        print(k.ljust(width) + "".join(r[k].rjust(c) for r, c in zip(rows, cols, strict=True)))
+    print("(latency: from the publish/POST of a group's first event to its first notification)")
+
+
+if __name__ == "__main__":
+    main()
