@@ -57,7 +57,7 @@ def summarize(name: str, accepted_s: float, done_at: float | None, notified: int
         "events accepted/s": f"{N / accepted_s:,.0f}",
         "all events notified after": f"{done_at:.1f} s"
         if done_at is not None
-        else f"not within {TIMEOUT:g} s",
+        else f"{notified}/{N} in {TIMEOUT:g} s",
         "notifications": str(len(notes)),
         "notifications/s": f"{len(notes) / span:.2f}" if span else "-",
         "groups notified": f"{len(firsts)}/{GROUPS}",
