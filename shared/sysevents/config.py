@@ -96,6 +96,23 @@ class Settings(BaseSettings):
         description="Backfill-then-continuous: the watermark is set this far after the job is saved, so every "
         "function instance has the job before events at the watermark arrive (job cache lag < this).",
     )
+    export_tick_seconds: float = Field(
+        default=40.0,
+        gt=0,
+        le=3000,
+        description="Time budget of one POST /tick of the bigquery function for advancing due backfills "
+        "(keep it under the function's timeout).",
+    )
+    export_tick_pages: int = Field(
+        default=100, gt=0, le=100_000, description="Most pages one tick advances one backfill by."
+    )
+    export_lease_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        le=86_400,
+        description="How long a tick (or `sysevents export run`) holds a backfill; another runner may take "
+        "it over only after this (renewed at each page, so keep it well above one page's time).",
+    )
     # Email alerts (sysevents.alerts): SMTP and alert state. In production the password comes from Secret
     # Manager as an environment variable of the email function (never in topology.json or Terraform state).
     smtp_host: str | None = Field(

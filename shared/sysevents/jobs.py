@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -113,6 +113,29 @@ def _is_whsec(secret: str) -> bool:
     return secret.startswith("whsec_") and 24 <= len(key) <= 64
 
 
+class BatchExport(BaseModel):
+    """A one-time export of `[start_time, end_time)` of the account's audit log to the webhook, in POSTs of
+    at most `max_events` events: NDJSON (`application/x-ndjson`) or a JSON array (sysevents.bigquery.batch)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start_time: datetime
+    end_time: datetime
+    format: Literal["ndjson", "json"] = "ndjson"
+    max_events: int = Field(default=100, ge=1, le=10_000)
+
+    @field_validator("start_time", "end_time")
+    @classmethod
+    def _aware(cls, v: datetime) -> datetime:
+        return v.replace(tzinfo=UTC) if v.tzinfo is None else v
+
+    @model_validator(mode="after")
+    def _range(self) -> BatchExport:
+        if self.end_time <= self.start_time:
+            raise ValueError("end_time must be after start_time")
+        return self
+
+
 class WebhookConfig(FilterConfig):
     webhook_url: str = Field(min_length=1, max_length=2048)
     headers: dict[str, str] = Field(default_factory=dict)
@@ -130,6 +153,8 @@ class WebhookConfig(FilterConfig):
     """Pause the job after this many consecutive failed attempts (0: never)..."""
     auto_disable_seconds: int = Field(default=6 * 3600, ge=0, le=30 * 86400)
     """... spanning at least this many seconds with no successful delivery."""
+    batch_export: BatchExport | None = None
+    """Set: a one-time batch export of a time range of the audit log (no live deliveries)."""
 
     @field_validator("signing_secrets", mode="before")
     @classmethod
@@ -276,8 +301,27 @@ class Job(BaseModel):
         return SINK_OF_WORKFLOW[self.workflow]
 
     @property
-    def filter(self) -> EventFilter:
+    def streams(self) -> bool:
+        """False for one-time exports (BigQuery `one_time`, webhook `batch_export`): their events are read
+        from the audit log by a backfill (sysevents.bigquery), never delivered live by ingest."""
+        cfg = self.config
+        if isinstance(cfg, BigQueryConfig):
+            return cfg.mode is not ExportMode.ONE_TIME
+        if isinstance(cfg, WebhookConfig):
+            return cfg.batch_export is None
+        return True
+
+    @property
+    def selection(self) -> EventFilter:
+        """The events the job wants, live or read back from the audit log."""
         return EventFilter.of(self.aid, self.config)
+
+    @property
+    def filter(self) -> EventFilter:
+        """What ingest matches live events against: the selection, or no source at all for jobs that do
+        not stream (so they are never matched)."""
+        f = self.selection
+        return f if self.streams else EventFilter(aid=f.aid, verbs=f.verbs, sources={})
 
 
 def _describe(err: ValidationError, prefix: str = "") -> str:

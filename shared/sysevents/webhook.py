@@ -123,6 +123,12 @@ class WebhookSender:
         except TemplateError as err:
             return Result(Outcome.PERMANENT, f"template error: {err}", counts_against_receiver=False)
         body = b"[" + b",".join(bodies) + b"]" if batch else bodies[0]
+        return self.post(job, body, webhook_id(job.id, [d.event.id for d in items]))
+
+    def post(self, job: Job, body: bytes, msg_id: str, *, content_type: str = "application/json") -> Result:
+        """POST a ready body to the job's webhook: destination checks, sealed headers, signatures."""
+        config = job.config
+        assert isinstance(config, WebhookConfig)
         try:
             check_url(
                 config.webhook_url,
@@ -131,12 +137,11 @@ class WebhookSender:
             )
         except RefusedDestination as err:
             return Result(Outcome.PERMANENT, f"refused destination: {err}")
-        msg_id = webhook_id(job.id, [d.event.id for d in items])
         secrets = [unseal(s, self.settings.sealing_keys) for s in config.signing_secrets]
         headers = {
             "User-Agent": USER_AGENT,
             **unseal_all(config.headers, self.settings.sealing_keys),
-            "Content-Type": "application/json",
+            "Content-Type": content_type,
             **signature_headers(secrets, msg_id, body),
         }
         started = time.perf_counter()

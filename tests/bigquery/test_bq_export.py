@@ -13,7 +13,14 @@ from google.cloud import bigquery
 from helpers import pull
 
 from sysevents.bigquery import schema
-from sysevents.bigquery.export import Runs, finish_backfill, new_export_job, run_backfill
+from sysevents.bigquery.export import (
+    Runs,
+    advance,
+    backfill_of,
+    finish_backfill,
+    new_export_job,
+    run_backfill,
+)
 from sysevents.events import new_event
 
 pytestmark = pytest.mark.integration
@@ -113,10 +120,18 @@ def test_export_to_a_missing_table_not_to_be_created_is_dead_lettered(
     assert msg.attributes["reason"] == f"table {target.id} does not exist and create_if_missing is false"
 
 
-def test_one_time_export_copies_the_range_from_the_audit_table(
-    stack, rt, bq, publisher, audit, target, table_writer, fresh_subscription, subscriber, aid
-):
-    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+def lifecycle_verbs(subscriber, sub, job_id, until="completed", timeout=60):
+    """Verbs of the lifecycle events about `job_id`, in publish order, up to `until`."""
+    verbs, deadline = [], time.monotonic() + timeout
+    while until not in verbs and time.monotonic() < deadline:
+        for m in pull(subscriber, sub, 1, timeout=5):
+            data = json.loads(m.data)["data"]
+            if data["subject_id"] == job_id:
+                verbs.append(data["verb"])
+    return verbs
+
+
+def range_events(publisher, stack, bq, audit, aid, t0):
     inside = [new_event(aid, "work", f"w-{i}", "failed", time=t0 + timedelta(hours=i * 7)) for i in range(5)]
     outside = [
         new_event(aid, "work", "w-x", "failed", time=t0 - timedelta(seconds=1)),
@@ -125,37 +140,79 @@ def test_one_time_export_copies_the_range_from_the_audit_table(
     ]
     publish(stack, publisher, inside + outside)
     wait_in_audit(bq, audit, aid, {e.id for e in inside + outside})
-    lifecycle = fresh_subscription(stack.topology.ingest_topic)
-    job = save(
-        stack,
-        rt,
-        new_export_job(
-            aid,
-            export_config(
-                target,
-                mode="one_time",
-                start_time=t0.isoformat(),
-                end_time=(t0 + timedelta(days=2)).isoformat(),
-            ),
-            handover_seconds=0,
-        ),
-    )
-    seen = []
-    result = run_backfill(rt, job, writer=table_writer, audit=audit, progress=seen.append, page_rows=2)
+    return inside
 
+
+def test_one_time_export_runs_by_itself_on_the_scheduled_tick(
+    stack, rt, bq, publisher, audit, target, fresh_subscription, subscriber, aid
+):
+    """No CLI call: the bigquery function's POST /tick (the local scheduler calls it every second) finds
+    the due backfill and runs it, with its lifecycle events."""
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    inside = range_events(publisher, stack, bq, audit, aid, t0)
+    lifecycle = fresh_subscription(stack.topology.ingest_topic)
+    config = export_config(
+        target, mode="one_time", start_time=t0.isoformat(), end_time=(t0 + timedelta(days=2)).isoformat()
+    )
+    job = rt.jobs.put(new_export_job(aid, config, handover_seconds=0))
+
+    verbs = lifecycle_verbs(subscriber, lifecycle, job.id)
+    assert verbs == ["started", "syncing", "synced", "synccomplete", "completed"]
     assert sorted(r["event_id"] for r in rows(bq, target)) == sorted(e.id for e in inside)
-    assert (result.written, result.refused) == (5, 0)
+    run = Runs(rt.firestore, rt.settings.exports_collection).get(job.id)
+    assert (run["state"], run["written"], run["lease_owner"]) == ("done", 5, None)
+    time.sleep(3)  # later ticks leave a done backfill alone
+    assert len(rows(bq, target)) == 5
+
+
+def test_backfill_slices_resume_from_the_cursor_one_runner_at_a_time(
+    stack, rt, bq, publisher, audit, target, table_writer, fresh_subscription, subscriber, aid
+):
+    """What a tick does, slice by slice: a page budget, the cursor, and the lease that keeps a second
+    runner (an overlapping tick) off a backfill that is held."""
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    inside = range_events(publisher, stack, bq, audit, aid, t0)
+    lifecycle = fresh_subscription(stack.topology.ingest_topic)
+    runs = Runs(rt.firestore, rt.settings.exports_collection)
+    job = new_export_job(
+        aid,
+        export_config(
+            target, mode="one_time", start_time=t0.isoformat(), end_time=(t0 + timedelta(days=2)).isoformat()
+        ),
+        handover_seconds=0,
+    )
+    assert runs.claim(job.id, "runner-a", 600)  # held before the job exists: the stack's ticks stay off
+    job = rt.jobs.put(job)
+    bf = backfill_of(rt, job, writer=table_writer, page_rows=2)
+    seen = []
+
+    first = advance(rt, bf, audit=audit, owner="runner-a", max_pages=1, progress=seen.append)
+    assert (first.state.value, first.scanned, first.written) == ("running", 2, 2)
+    assert not runs.claim(job.id, "runner-b", 600)
+    second = advance(rt, bf, audit=audit, owner="runner-b", max_pages=1)  # lost the lease: does nothing
+    assert (second.state.value, second.scanned) == ("running", 2)
+    assert len(rows(bq, target)) == 2
+
+    while (
+        res := advance(rt, bf, audit=audit, owner="runner-a", max_pages=1, progress=seen.append)
+    ).state.value == "running":
+        pass
+    runs.release(job.id, "runner-a")
+    assert (res.state.value, res.written, res.refused) == ("done", 5, 0)
     assert [p.scanned for p in seen] == [2, 4, 5] and seen[-1].total == 5
-    verbs = [
-        json.loads(m.data)["data"]["verb"]
-        for m in pull(subscriber, lifecycle, 7, timeout=30)
-        if json.loads(m.data)["data"]["subject_id"] == job.id
+    assert sorted(r["event_id"] for r in rows(bq, target)) == sorted(e.id for e in inside)
+    assert lifecycle_verbs(subscriber, lifecycle, job.id) == [
+        "started",
+        "syncing",
+        "synced",
+        "synced",
+        "synced",
+        "synccomplete",
+        "completed",
     ]
-    assert verbs == ["started", "syncing", "synced", "synced", "synced", "synccomplete", "completed"]
     # Running it again adds nothing: the run is done.
     assert run_backfill(rt, job, writer=table_writer, audit=audit).written == 5
     assert len(rows(bq, target)) == 5
-    assert Runs(rt.firestore, rt.settings.exports_collection).get(job.id)["state"] == "done"
 
 
 def test_backfill_then_continuous_hands_over_with_no_gap_and_no_duplicate(
@@ -233,17 +290,15 @@ def test_a_late_event_is_held_while_the_backfill_runs_and_written_once_after(
     not written while the backfill runs (the backfill owns that time range), then written exactly once
     when the backfill finishes."""
     watermark = datetime.now(UTC) - timedelta(minutes=5)
-    job = save(
-        stack,
-        rt,
-        new_export_job(
-            aid,
-            export_config(target, mode="backfill_then_continuous", watermark=watermark.isoformat()),
-            handover_seconds=0,
-        ),
+    job = new_export_job(
+        aid,
+        export_config(target, mode="backfill_then_continuous", watermark=watermark.isoformat()),
+        handover_seconds=0,
     )
     runs = Runs(rt.firestore, rt.settings.exports_collection)
     runs.put(job.id, {"state": "running", "end": watermark.isoformat()})
+    assert runs.claim(job.id, "another-runner", 600)  # a backfill in progress elsewhere: ticks stay off
+    job = save(stack, rt, job)
     late = new_event(aid, "work", "w-late", "failed", time=watermark - timedelta(minutes=1))
     on_time = new_event(aid, "work", "w-now", "failed")
     publish(stack, publisher, [late, on_time])

@@ -157,6 +157,48 @@ class Runs:
     def put(self, job_id: str, fields: dict[str, Any]) -> None:
         self.collection.document(job_id).set(fields, merge=True)
 
+    # A lease keeps one runner (a tick, `sysevents export run`) on a backfill at a time.
+    def claim(self, job_id: str, owner: str, seconds: float) -> bool:
+        """Take the run's lease for `seconds` unless another owner holds an unexpired one."""
+        ref = self.collection.document(job_id)
+
+        @fs.transactional
+        def txn(tx: fs.Transaction) -> bool:
+            snap = ref.get(transaction=tx)
+            run = snap.to_dict() if snap.exists else {}
+            now = datetime.now(UTC)
+            if run.get("lease_owner") not in (None, owner) and (run.get("lease_until") or now) > now:
+                return False
+            tx.set(ref, {"lease_owner": owner, "lease_until": now + timedelta(seconds=seconds)}, merge=True)
+            return True
+
+        return txn(self.collection._client.transaction())
+
+    def checkpoint(self, job_id: str, owner: str, fields: dict[str, Any], seconds: float) -> None:
+        """Store `fields` and renew the lease, in one transaction; LeaseLost when `owner` no longer has it."""
+        ref = self.collection.document(job_id)
+
+        @fs.transactional
+        def txn(tx: fs.Transaction) -> None:
+            snap = ref.get(transaction=tx)
+            if (snap.to_dict() or {}).get("lease_owner") != owner:
+                raise LeaseLost(f"backfill {job_id} is no longer held by {owner}")
+            until = datetime.now(UTC) + timedelta(seconds=seconds)
+            tx.set(ref, {**fields, "lease_until": until}, merge=True)
+
+        txn(self.collection._client.transaction())
+
+    def release(self, job_id: str, owner: str) -> None:
+        ref = self.collection.document(job_id)
+
+        @fs.transactional
+        def txn(tx: fs.Transaction) -> None:
+            snap = ref.get(transaction=tx)
+            if snap.exists and (snap.to_dict() or {}).get("lease_owner") == owner:
+                tx.set(ref, {"lease_owner": None, "lease_until": None}, merge=True)
+
+        txn(self.collection._client.transaction())
+
     def is_done(self, job: Job, watermark: datetime) -> bool:
         """Whether the backfill up to `watermark` finished (cached once true: it never becomes false)."""
         key = (job.id, watermark.isoformat())
@@ -339,107 +381,209 @@ class AuditReader:
                 return
 
 
-def run_backfill(
-    rt: Runtime,
-    job: Job,
-    *,
-    writer: TableWriter,
-    audit: TableRef,
-    progress: Callable[[Progress], None] | None = None,
-    page_rows: int = PAGE_ROWS,
-    sleep: Callable[[float], None] = time.sleep,
-) -> BackfillResult:
-    """Copy the job's events of its backfill range from the audit table into its target table.
+# -- the backfill loop: shared by BigQuery one-time/backfill exports and webhook batch exports ------------
+class LeaseLost(RuntimeError):
+    """Another runner took the backfill over (this one's lease ran out): stop without writing more."""
 
-    Emits the lifecycle events; resumes from the stored cursor; returns at once when already done.
-    For backfill_then_continuous it first waits until the watermark + hand-over delay has passed.
-    """
+
+class DeliveryRetry(RuntimeError):
+    """A page could not be delivered this time (transient); `retry_after` seconds asked by the receiver."""
+
+    def __init__(self, reason: str, retry_after: float | None = None):
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class DeliveryRefused(RuntimeError):
+    """A page will never be delivered as is (refused destination, HTTP 4xx, template error): fail now."""
+
+
+@dataclass
+class Backfill:
+    """One job's backfill as the loop sees it: what it reads from the audit table and how it delivers a page."""
+
+    job: Job
+    start: datetime | None
+    end: datetime
+    ready_at: datetime  # from then on the range's events have reached the audit table
+    label: str  # where the events go, for lifecycle notes ("BigQuery table p.d.t", "webhook")
+    page_rows: int
+    exclude: TableRef | None  # rows already in this table are skipped (BigQuery targets)
+    prepare: Callable[[], None]
+    deliver: Callable[[list[dict[str, Any]]], tuple[int, int]]  # matching rows -> (written, refused)
+    finish: Callable[[], int]  # mark the run done; returns rows written while finishing
+    continues: bool = False  # streaming goes on after it (backfill_then_continuous): no `completed`
+    kind: str = "export"
+
+    @property
+    def range_fields(self) -> dict[str, Any]:
+        return {"start": self.start.isoformat() if self.start else None, "end": self.end.isoformat()}
+
+
+def bigquery_backfill(rt: Runtime, job: Job, *, writer: TableWriter, page_rows: int = PAGE_ROWS) -> Backfill:
     cfg = config_of(job)
     handover = rt.settings.export_handover_seconds
     start, end = backfill_range(job, handover)
     target = target_of(job, rt.settings.project)
     runs = Runs(rt.firestore, rt.settings.exports_collection)
+
+    def deliver(rows: list[dict[str, Any]]) -> tuple[int, int]:
+        items = [(row["event_id"], row_from_query(row)) for row in rows]
+        results = writer.write(target, items, create_if_missing=cfg.create_if_missing, batched=False)
+        refused = 0
+        for (event_id, row), res in zip(items, results, strict=True):
+            if not res.stored:
+                refused += 1
+                _dead_letter_row(rt, job, event_id, row, res.reason or "refused")
+        return len(items) - refused, refused
+
+    def finish() -> int:
+        if cfg.mode is ExportMode.BACKFILL_THEN_CONTINUOUS:
+            return finish_backfill(rt, job, writer=writer)
+        runs.put(job.id, {"state": RunState.DONE.value, "finished_at": datetime.now(UTC)})
+        return 0
+
+    return Backfill(
+        job=job,
+        start=start,
+        end=end,
+        ready_at=end + timedelta(seconds=handover),
+        label=f"BigQuery table {target.id}",
+        page_rows=page_rows,
+        exclude=target,
+        prepare=lambda: writer.table_schema(target, create_if_missing=cfg.create_if_missing),
+        deliver=deliver,
+        finish=finish,
+        continues=cfg.mode is ExportMode.BACKFILL_THEN_CONTINUOUS,
+        kind=f"{cfg.mode.value} export",
+    )
+
+
+def backfill_of(
+    rt: Runtime,
+    job: Job,
+    *,
+    writer: TableWriter | None = None,
+    sender: Any = None,
+    page_rows: int | None = None,
+) -> Backfill:
+    """The backfill of a BigQuery export (one_time, backfill_then_continuous) or a webhook batch export."""
+    if job.workflow is Workflow.WEBHOOK:
+        from .batch import webhook_backfill
+
+        return webhook_backfill(rt, job, sender=sender)
+    if writer is None:
+        raise ValueError("a BigQuery backfill needs a TableWriter")
+    return bigquery_backfill(rt, job, writer=writer, page_rows=page_rows or PAGE_ROWS)
+
+
+def _result(bf: Backfill, run: dict[str, Any], state: RunState) -> BackfillResult:
+    return BackfillResult(
+        bf.job.id,
+        bf.start,
+        bf.end,
+        run.get("scanned", 0),
+        run.get("written", 0),
+        run.get("refused", 0),
+        state,
+    )
+
+
+def advance(
+    rt: Runtime,
+    bf: Backfill,
+    *,
+    audit: TableRef,
+    owner: str,
+    deadline: float | None = None,
+    max_pages: int | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    max_errors: int = 1,
+) -> BackfillResult:
+    """Advance a backfill by one slice: until it is done, `deadline` (time.monotonic()) or `max_pages`.
+
+    The caller holds the run's lease (`Runs.claim` with `owner`); every checkpoint re-checks it, so a
+    runner that lost it stops (LeaseLost) before delivering another page. Resumes from the stored cursor.
+    A page that fails is retried by the next slice; after `max_errors` consecutive failures (or at once
+    for DeliveryRefused) the run fails with a `failed` event. Returns the run's state afterwards.
+    """
+    job = bf.job
+    rng = bf.range_fields
+    runs = Runs(rt.firestore, rt.settings.exports_collection)
+    lease = rt.settings.export_lease_seconds
     run = runs.get(job.id) or {}
-    same = run.get("end") == end.isoformat() and run.get("start") == (start.isoformat() if start else None)
+    same = run.get("end") == rng["end"] and run.get("start") == rng["start"]
     if same and run.get("state") == RunState.DONE:
-        return BackfillResult(
-            job.id,
-            start,
-            end,
-            run.get("scanned", 0),
-            run.get("written", 0),
-            run.get("refused", 0),
-            RunState.DONE,
-        )
+        return _result(bf, run, RunState.DONE)
+    fresh = not same or run.get("state") != RunState.RUNNING
     if not same:
         run = {}
-    mode = cfg.mode.value
-    publish_lifecycle(
-        rt,
-        job,
-        Verb.STARTED,
-        f"{mode} export to {target.id} started",
-        mode=mode,
-        start_time=start.isoformat() if start else None,
-        end_time=end.isoformat(),
-    )
-    runs.put(
-        job.id,
-        {
-            "job_id": job.id,
-            "aid": job.aid,
-            "job_version": job.version,
-            "mode": mode,
-            "target": target.id,
-            "start": start.isoformat() if start else None,
-            "end": end.isoformat(),
-            "state": RunState.RUNNING.value,
-            "started_at": datetime.now(UTC),
-            "error": None,
-        },
-    )
+    scanned, written, refused = run.get("scanned", 0), run.get("written", 0), run.get("refused", 0)
+    total = run.get("total", 0)
+    reader = AuditReader(rt.bigquery, audit, timeout=max(rt.settings.bigquery_timeout, 120.0))
+    verbs = sorted(v.value for v in job.selection.verbs)
     try:
-        if cfg.mode is ExportMode.BACKFILL_THEN_CONTINUOUS:
-            ready_at = end + timedelta(seconds=handover)
-            while (wait := (ready_at - datetime.now(UTC)).total_seconds()) > 0:
-                sleep(min(wait, 1.0))
-        writer.table_schema(target, create_if_missing=cfg.create_if_missing)
-        reader = AuditReader(rt.bigquery, audit, timeout=max(rt.settings.bigquery_timeout, 120.0))
-        verbs = sorted(v.value for v in cfg.verbs())
-        total = reader.count(job.aid, verbs, start, end, target)
+        if fresh:
+            publish_lifecycle(
+                rt,
+                job,
+                Verb.STARTED,
+                f"{bf.kind} to {bf.label} started",
+                mode=bf.kind,
+                start_time=rng["start"],
+                end_time=rng["end"],
+            )
+            runs.checkpoint(
+                job.id,
+                owner,
+                {
+                    "job_id": job.id,
+                    "aid": job.aid,
+                    "job_version": job.version,
+                    "mode": bf.kind,
+                    "target": bf.label,
+                    **rng,
+                    "state": RunState.RUNNING.value,
+                    "started_at": datetime.now(UTC),
+                    "error": None,
+                    "errors": 0,
+                    **({} if same else {"cursor_time": None, "cursor_event_id": None}),
+                },
+                lease,
+            )
+            bf.prepare()
+            total = reader.count(job.aid, verbs, bf.start, bf.end, bf.exclude) + scanned
+            runs.checkpoint(job.id, owner, {"total": total}, lease)
+            publish_lifecycle(
+                rt, job, Verb.SYNCING, f"copying up to {total} event(s) to {bf.label}", total=total
+            )
+        else:
+            bf.prepare()
         cursor = None
         if run.get("cursor_time"):
             cursor = (datetime.fromisoformat(run["cursor_time"]), run["cursor_event_id"])
-        scanned, written, refused = run.get("scanned", 0), run.get("written", 0), run.get("refused", 0)
-        total += scanned
-        publish_lifecycle(
-            rt, job, Verb.SYNCING, f"copying up to {total} event(s) into {target.id}", total=total
-        )
-        f = job.filter
+        selection = job.selection
+        pages = 0
         for page in reader.pages(
-            job.aid, verbs, start, end, target=target, after=cursor, page_rows=page_rows
+            job.aid, verbs, bf.start, bf.end, target=bf.exclude, after=cursor, page_rows=bf.page_rows
         ):
-            items = []
-            for row in page:
-                if matches(f, event_of_row(row)):
-                    items.append((row["event_id"], row_from_query(row)))
-            results = writer.write(target, items, create_if_missing=cfg.create_if_missing, batched=False)
-            for (event_id, row), res in zip(items, results, strict=True):
-                if not res.stored:
-                    refused += 1
-                    _dead_letter_row(rt, job, event_id, row, res.reason or "refused")
-            scanned += len(page)
-            written += sum(1 for r in results if r.stored)
+            runs.checkpoint(job.id, owner, {}, lease)  # still ours: deliver nothing twice
+            w, r = bf.deliver([row for row in page if matches(selection, event_of_row(row))])
+            scanned, written, refused = scanned + len(page), written + w, refused + r
             last = page[-1]
-            runs.put(
+            runs.checkpoint(
                 job.id,
+                owner,
                 {
                     "cursor_time": last["time"].isoformat(),
                     "cursor_event_id": last["event_id"],
                     "scanned": scanned,
                     "written": written,
                     "refused": refused,
+                    "errors": 0,
+                    "error": None,
                 },
+                lease,
             )
             publish_lifecycle(
                 rt,
@@ -452,23 +596,47 @@ def run_backfill(
             )
             if progress:
                 progress(Progress(scanned=scanned, total=total, written=written, refused=refused))
-        if cfg.mode is ExportMode.BACKFILL_THEN_CONTINUOUS:
-            written += finish_backfill(rt, job, writer=writer)
-        else:
-            runs.put(job.id, {"state": RunState.DONE.value, "finished_at": datetime.now(UTC)})
+            pages += 1
+            if (max_pages is not None and pages >= max_pages) or (
+                deadline is not None and time.monotonic() >= deadline
+            ):
+                return _result(bf, runs.get(job.id) or {}, RunState.RUNNING)
+        runs.checkpoint(job.id, owner, {}, lease)
+        written += bf.finish()
+        runs.put(job.id, {"written": written})
+    except LeaseLost:
+        log.warning("backfill %s: lease lost to another runner; stopping this slice", job.id)
+        return _result(bf, runs.get(job.id) or {}, RunState.RUNNING)
     except Exception as err:
-        reason = f"{type(err).__name__}: {err}"
+        reason = f"{type(err).__name__}: {err}"[:1000]
+        errors = (runs.get(job.id) or {}).get("errors", 0) + 1
+        if errors < max_errors and not isinstance(err, DeliveryRefused):
+            wait = err.retry_after if isinstance(err, DeliveryRetry) else None
+            not_before = datetime.now(UTC) + timedelta(seconds=wait) if wait else None
+            runs.put(job.id, {"errors": errors, "error": reason, "not_before": not_before})
+            log.warning(
+                "backfill %s: attempt failed (%d/%d), retried later: %s", job.id, errors, max_errors, reason
+            )
+            return _result(bf, runs.get(job.id) or {}, RunState.RUNNING)
         runs.put(
-            job.id, {"state": RunState.FAILED.value, "error": reason[:1000], "finished_at": datetime.now(UTC)}
+            job.id,
+            {
+                "state": RunState.FAILED.value,
+                "error": reason,
+                "errors": errors,
+                "finished_at": datetime.now(UTC),
+            },
         )
-        publish_lifecycle(rt, job, Verb.FAILED, f"export to {target.id} failed: {reason}"[:1000])
-        raise
-    if cfg.mode is ExportMode.BACKFILL_THEN_CONTINUOUS:
+        publish_lifecycle(rt, job, Verb.FAILED, f"{bf.kind} to {bf.label} failed: {reason}"[:1000])
+        if max_errors <= 1:
+            raise
+        return _result(bf, runs.get(job.id) or {}, RunState.FAILED)
+    if bf.continues:
         publish_lifecycle(
             rt,
             job,
             Verb.SYNCCOMPLETE,
-            f"backfill done ({written} event(s)); streaming continues from {end.isoformat()}",
+            f"backfill done ({written} event(s)); streaming continues from {bf.end.isoformat()}",
             written=written,
             refused=refused,
         )
@@ -477,14 +645,54 @@ def run_backfill(
             rt, job, Verb.SYNCCOMPLETE, f"{written} event(s) copied", written=written, refused=refused
         )
         publish_lifecycle(
-            rt,
-            job,
-            Verb.COMPLETED,
-            f"one-time export to {target.id} completed",
-            written=written,
-            refused=refused,
+            rt, job, Verb.COMPLETED, f"{bf.kind} to {bf.label} completed", written=written, refused=refused
         )
-    return BackfillResult(job.id, start, end, scanned, written, refused, RunState.DONE)
+    return BackfillResult(job.id, bf.start, bf.end, scanned, written, refused, RunState.DONE)
+
+
+def run_backfill(
+    rt: Runtime,
+    job: Job,
+    *,
+    writer: TableWriter | None = None,
+    audit: TableRef,
+    progress: Callable[[Progress], None] | None = None,
+    page_rows: int = PAGE_ROWS,
+    sleep: Callable[[float], None] = time.sleep,
+    sender: Any = None,
+) -> BackfillResult:
+    """Run a job's backfill to the end now (`sysevents export run`), emitting the lifecycle events.
+
+    Returns at once when already done. While a tick holds the backfill, waits for it (reporting the run's
+    progress) and then finishes what is left. For backfill_then_continuous it first waits until the
+    watermark + hand-over delay has passed. Raises the error that failed it.
+    """
+    bf = backfill_of(rt, job, writer=writer, sender=sender, page_rows=page_rows)
+    runs = Runs(rt.firestore, rt.settings.exports_collection)
+    owner = f"run-{uuid.uuid4().hex[:12]}"
+    rng = bf.range_fields
+    wait = max((bf.ready_at - datetime.now(UTC)).total_seconds(), 0.0) if bf.continues else 0.0
+    while True:
+        run = runs.get(job.id) or {}
+        if (
+            run.get("state") == RunState.DONE
+            and run.get("end") == rng["end"]
+            and run.get("start") == rng["start"]
+        ):
+            return _result(bf, run, RunState.DONE)
+        if runs.claim(job.id, owner, rt.settings.export_lease_seconds + wait):
+            break
+        if progress and run.get("total") is not None:
+            progress(
+                Progress(run.get("scanned", 0), run["total"], run.get("written", 0), run.get("refused", 0))
+            )
+        sleep(1.0)
+    try:
+        while (left := (bf.ready_at - datetime.now(UTC)).total_seconds()) > 0 and bf.continues:
+            sleep(min(left, 1.0))
+        return advance(rt, bf, audit=audit, owner=owner, progress=progress, max_errors=1)
+    finally:
+        runs.release(job.id, owner)
 
 
 def finish_backfill(rt: Runtime, job: Job, *, writer: TableWriter) -> int:

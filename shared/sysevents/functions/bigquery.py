@@ -1,5 +1,7 @@
 """BigQuery sink: stream one (event, export job) delivery into the job's table, micro-batched.
 
+POST /tick advances due backfills a slice at a time (sysevents.bigquery.ticks).
+
 Each push request is answered 2xx only once its row is stored (or dead-lettered with its reason); a
 failed insert answers 503 so Pub/Sub redelivers. The hand-over rules of backfill-then-continuous jobs
 are in sysevents.bigquery.export (`streaming_decision`).
@@ -7,23 +9,27 @@ are in sysevents.bigquery.export (`streaming_decision`).
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from datetime import UTC, datetime
 
 from ..bigquery.export import Decision, Runs, streaming_decision, target_of, watermark_of
 from ..bigquery.schema import row_of_event
+from ..bigquery.ticks import tick
 from ..bigquery.writer import InsertFailed, TableMissing, TableWriter
 from ..deliveries import BadDelivery, Delivery
 from ..jobs import JobState, Workflow
 from ..pubsub import BadPushRequest, PushMessage, parse_push
 from ..runtime import Runtime, health, runtime
+from ..webhook import WebhookSender
 from .audit import writer
 
 log = logging.getLogger("sysevents.bigquery")
 SINK = "bigquery"
 
 _runs: Runs | None = None
+_sender: WebhookSender | None = None
 _lock = threading.Lock()
 
 
@@ -116,9 +122,23 @@ def process(rt: Runtime, w: TableWriter, r: Runs, body: bytes) -> tuple[str, int
     return "stored", 200
 
 
+def sender(rt: Runtime) -> WebhookSender:
+    """This instance's sender for webhook batch exports (guarded session, sandboxed templates)."""
+    global _sender
+    if _sender is None:
+        with _lock:
+            if _sender is None:
+                _sender = WebhookSender(rt.settings)
+    return _sender
+
+
 def handle(request):
-    """HTTP entry point for the push subscription on the BigQuery deliveries topic."""
+    """HTTP entry point: Pub/Sub pushes of deliveries on POST /; POST /tick advances due backfills (one-time
+    and backfill-then-continuous exports, webhook batch exports; Cloud Scheduler calls it)."""
     rt = runtime()
     if request.method != "POST":
         return health(rt, "bigquery")
+    if request.path.rstrip("/").endswith("/tick"):
+        report = tick(rt, writer=writer(rt), sender=sender(rt))
+        return json.dumps(report), 200, {"Content-Type": "application/json"}
     return process(rt, writer(rt), runs(rt), request.get_data())

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .. import topology as topology_mod
 from ..admin.keys import key_hash, new_key
-from ..alerts.scheduler import FlushTicker
+from ..alerts.scheduler import tickers
 from ..pubsub import provision
 from ..secrets import generate_key
 from . import emulators
@@ -53,7 +53,7 @@ class LocalStack:
         self.extra_env = extra_env or {}
         self.echo_smtp = echo_smtp  # print each email the SMTP server receives (make dev)
         self.processes: list[Process] = []  # child processes, stopped by PID
-        self.services: list = []  # in-process servers and threads (SMTP server, flush ticker): `.stop()`
+        self.services: list = []  # in-process servers and threads (SMTP server, schedule tickers): `.stop()`
         self.env: dict[str, str] = {}
         self.function_urls: dict[str, str] = {}
         self.bigquery_url: str | None = None
@@ -95,8 +95,9 @@ class LocalStack:
                     self.env.setdefault(key, value)
             self._start_functions(timeout)
             self.provision()
-            if "email" in self.function_urls:  # Cloud Scheduler's part: flush due digests every second
-                self.services.append(FlushTicker(self.function_urls["email"] + "flush").start())
+            # Cloud Scheduler's part: every function's `schedules` (email /flush, bigquery /tick) every second.
+            for ticker in tickers(self.topology, self.function_urls):
+                self.services.append(ticker.start())
         except BaseException:
             self.stop()
             raise
