@@ -179,6 +179,10 @@ variable "bigquery_export_datasets" {
     condition     = alltrue([for d in var.bigquery_export_datasets : can(regex("^([a-z][a-z0-9:-]*[a-z0-9]\\.)?[A-Za-z_][A-Za-z0-9_]{0,1023}$", d))])
     error_message = "bigquery_export_datasets entries must be dataset ids or project.dataset."
   }
+  validation {
+    condition     = length(distinct(var.bigquery_export_datasets)) == length(var.bigquery_export_datasets)
+    error_message = "bigquery_export_datasets lists a dataset twice."
+  }
 }
 
 variable "audit_retention_days" {
