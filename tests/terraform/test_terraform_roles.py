@@ -28,11 +28,20 @@ FIRESTORE_WRITES = [
 ]
 FIRESTORE_READS = FIRESTORE_WRITES + [r"\.cache\b", r"\.jobs\.(?:get|find|page)\("]
 BIGQUERY_JOBS = [r"\.contains\(", r"\bsearch_audit\(", r"\.query\("]  # queries run as jobs in the project
-AUDIT_READS = [r"\bsearch_audit\(", r"\baudit_table\("]
+AUDIT_READS = [r"\bsearch_audit\(", r"\baudit_table\(", r"\btick\("]  # tick: backfills query the audit table
 AUDIT_WRITES = [r"\baudit_table\("]
 EXPORT_WRITES = [r"\btarget_of\("]  # user-chosen target tables (Terraform: var.bigquery_export_datasets)
-PUBLISHES_INGEST = [r"topology\.ingest_topic", r"\blifecycle\.publish\("]
+PUBLISHES_INGEST = [
+    r"topology\.ingest_topic",
+    r"\blifecycle\.publish\(",
+    r"\btick\(",
+]  # tick: export lifecycle
 PUBLISHES_WEBHOOK_DELIVERIES = [r"\breplay\("]  # replays dead-lettered webhook deliveries
+SECRETS = {  # environment variable (topology `secrets`) -> the calls that read it
+    "SYSEVENTS_SEALING_KEYS": [r"\bWebhookSender\(", r"\bseal\(", r"\bunseal\(", r"\bparse_job\("],
+    "SYSEVENTS_OPERATOR_KEY_HASH": [r"\bKeyStore\("],
+    "SYSEVENTS_SMTP_PASSWORD": [r"\bAlertState\("],
+}
 
 DATASTORE_WRITE = {"roles/datastore.user"}
 DATASTORE_READ = {"roles/datastore.user", "roles/datastore.viewer"}
@@ -109,6 +118,12 @@ def test_declared_publishes_match_the_code(name):
     if uses(code, PUBLISHES_WEBHOOK_DELIVERIES):
         expected.add(TOPO.sinks["webhook"].topic)
     assert set(f.publishes) == expected, name
+
+
+@pytest.mark.parametrize("name", sorted(TOPO.functions))
+def test_mounted_secrets_match_the_code(name):
+    f, code = TOPO.functions[name], code_of(name)
+    assert set(f.secrets) == {env for env, marks in SECRETS.items() if uses(code, marks)}, name
 
 
 def test_the_marks_see_the_known_needs():
