@@ -31,3 +31,18 @@ def wait_until(check: Callable[[], object], timeout: float = 60.0, every: float 
         if got or time.monotonic() > deadline:
             return got
         time.sleep(every)
+
+
+def lifecycle_verbs(subscriber, sub, job_id, until="completed", timeout=60):
+    """Verbs of the lifecycle events about `job_id`, in publish order, up to `until`."""
+    import json
+
+    from helpers import pull
+
+    verbs, deadline = [], time.monotonic() + timeout
+    while until not in verbs and time.monotonic() < deadline:
+        for m in pull(subscriber, sub, 1, timeout=5):
+            data = json.loads(m.data)["data"]
+            if data["subject_id"] == job_id:
+                verbs.append(data["verb"])
+    return verbs

@@ -8,8 +8,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from bq_helpers import rows, wait_until
-from helpers import pull
+from bq_helpers import lifecycle_verbs, rows, wait_until
 from standardwebhooks import Webhook
 
 from sysevents.bigquery.export import Runs
@@ -87,11 +86,7 @@ def test_batch_export_sends_every_event_of_the_range_once_in_ndjson_batches(
         at = datetime.fromtimestamp(int(h["webhook-timestamp"]), UTC)
         assert h["webhook-signature"] == Webhook(SECRET).sign(h["webhook-id"], at, r.body.decode())
     assert len({r.headers["webhook-id"] for r in got}) == 3
-    verbs = [
-        json.loads(m.data)["data"]["verb"]
-        for m in pull(subscriber, lifecycle, 7, timeout=30)
-        if json.loads(m.data)["data"]["subject_id"] == job.id
-    ]
+    verbs = lifecycle_verbs(subscriber, lifecycle, job.id)
     assert verbs == ["started", "syncing", "synced", "synced", "synced", "synccomplete", "completed"]
     assert runs.get(job.id)["written"] == 7
 

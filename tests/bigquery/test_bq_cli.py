@@ -75,3 +75,18 @@ def test_one_time_export_and_search_from_the_cli(stack, publisher, bq, audit, ta
         ],
     )
     assert bad.exit_code == 2 and "mode one_time needs start_time and end_time" in bad.output
+
+
+def test_webhook_batch_export_from_the_cli(stack, publisher, bq, audit, receiver, aid):
+    t0 = datetime(2026, 4, 2, tzinfo=UTC)
+    events = [new_event(aid, "work", f"w-{i}", "failed", time=t0 + timedelta(minutes=i)) for i in range(3)]
+    publisher.publish_all([(stack.topology.ingest_topic, e.to_json(), {}) for e in events])
+    assert wait_until(lambda: len(rows(bq, audit, "aid = @aid", aid=aid)) >= 3)
+
+    args = ["export", "webhook", "--aid", aid, "--url", receiver.url("/cli"), "--verb", "failed"]
+    args += ["--start", t0.isoformat(), "--end", (t0 + timedelta(minutes=2)).isoformat(), "--format", "json"]
+    out = CliRunner().invoke(main, args)
+    assert out.exit_code == 0, out.output
+    assert "done: 2 row(s) written" in out.output
+    [batch] = receiver.at("/cli")
+    assert [e["id"] for e in batch.json()] == [e.id for e in events[:2]]

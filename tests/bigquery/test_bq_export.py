@@ -8,7 +8,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from bq_helpers import rows, wait_until
+from bq_helpers import lifecycle_verbs, rows, wait_until
 from google.cloud import bigquery
 from helpers import pull
 
@@ -118,17 +118,6 @@ def test_export_to_a_missing_table_not_to_be_created_is_dead_lettered(
     [msg] = pull(subscriber, dead, 1, timeout=60)
     assert msg.attributes["event_id"] == event.id
     assert msg.attributes["reason"] == f"table {target.id} does not exist and create_if_missing is false"
-
-
-def lifecycle_verbs(subscriber, sub, job_id, until="completed", timeout=60):
-    """Verbs of the lifecycle events about `job_id`, in publish order, up to `until`."""
-    verbs, deadline = [], time.monotonic() + timeout
-    while until not in verbs and time.monotonic() < deadline:
-        for m in pull(subscriber, sub, 1, timeout=5):
-            data = json.loads(m.data)["data"]
-            if data["subject_id"] == job_id:
-                verbs.append(data["verb"])
-    return verbs
 
 
 def range_events(publisher, stack, bq, audit, aid, t0):
