@@ -206,7 +206,11 @@ class TableWriter:
         ds = bigquery.Dataset(f"{ref.project}.{ref.dataset}")
         if self.location:
             ds.location = self.location
-        self.client.create_dataset(ds, exists_ok=True, retry=self._retry(), timeout=self.timeout)
+        try:  # look first: creating an existing dataset needs bigquery.datasets.create, which a
+            # function with only dataEditor on that dataset lacks (real BigQuery answers 403, not 409)
+            self.client.get_dataset(ds.reference, retry=self._retry(), timeout=self.timeout)
+        except gexc.NotFound:
+            self.client.create_dataset(ds, exists_ok=True, retry=self._retry(), timeout=self.timeout)
         table = self.client.create_table(
             schema_mod.new_table(ref.id), exists_ok=True, retry=self._retry(), timeout=self.timeout
         )
