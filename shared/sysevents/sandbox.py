@@ -42,6 +42,7 @@ class _Worker:
         self.sel = selectors.DefaultSelector()
         self.sel.register(self.proc.stdout, selectors.EVENT_READ)
         self.buf = b""
+        self.died = False
         if self._line(STARTUP_TIMEOUT) != b"ready":  # start-up is not charged to the first render
             self.kill()
             raise TemplateError("the template sandbox did not start")
@@ -55,7 +56,8 @@ class _Worker:
             if left <= 0 or not self.sel.select(left):
                 return None
             chunk = os.read(fd, 1 << 20)
-            if not chunk:
+            if not chunk:  # the worker closed its end: it died (it may not be reaped yet)
+                self.died = True
                 return None
             self.buf += chunk
         line, self.buf = self.buf.split(b"\n", 1)
@@ -68,12 +70,13 @@ class _Worker:
             self.proc.stdin.write(json.dumps(request).encode() + b"\n")
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
+            self.died = True
             return None
         line = self._line(timeout)
         return None if line is None else json.loads(line)
 
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        return not self.died and self.proc.poll() is None
 
     def kill(self) -> None:
         if self.proc.poll() is None:
