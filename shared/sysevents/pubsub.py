@@ -33,9 +33,10 @@ class PushMessage:
     attributes: dict[str, str]
     message_id: str
     publish_time: str | None
-    delivery_attempt: int
+    delivery_attempt: int  # 1 when Pub/Sub does not say (the emulator never does)
     subscription: str | None
     ordering_key: str | None = None
+    attempt_reported: bool = False  # Pub/Sub sent deliveryAttempt (subscriptions with a dead-letter policy)
 
 
 def parse_push(body: bytes | str | Mapping[str, Any]) -> PushMessage:
@@ -52,13 +53,15 @@ def parse_push(body: bytes | str | Mapping[str, Any]) -> PushMessage:
         data = base64.b64decode(msg.get("data", ""), validate=True)
     except (binascii.Error, TypeError, ValueError):
         raise BadPushRequest("push message data is not base64") from None
-    attempt = body.get("deliveryAttempt") or msg.get("deliveryAttempt") or 1
+    reported = body.get("deliveryAttempt") or msg.get("deliveryAttempt")
+    attempt = reported or 1
     return PushMessage(
         data=data,
         attributes=dict(msg.get("attributes") or {}),
         message_id=str(msg.get("messageId") or msg.get("message_id") or ""),
         publish_time=msg.get("publishTime") or msg.get("publish_time"),
         delivery_attempt=int(attempt),
+        attempt_reported=reported is not None,
         subscription=body.get("subscription"),
         ordering_key=msg.get("orderingKey") or None,
     )

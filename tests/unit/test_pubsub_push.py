@@ -33,3 +33,11 @@ def test_bad_push_bodies(body, message):
 def test_attributes_are_clipped_to_pubsub_limit():
     assert len(clip_attribute("é" * 1000).encode()) <= 1024
     assert clip_attribute("short") == "short"
+
+
+def test_whether_pubsub_reported_the_attempt_is_kept():
+    data = base64.b64encode(b"x").decode()
+    reported = parse_push(json.dumps({"deliveryAttempt": 1, "message": {"data": data}}))
+    silent = parse_push(json.dumps({"message": {"data": data}}))  # the emulator's push body
+    assert (reported.delivery_attempt, reported.attempt_reported) == (1, True)
+    assert (silent.delivery_attempt, silent.attempt_reported) == (1, False)

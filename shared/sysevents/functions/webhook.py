@@ -217,7 +217,9 @@ def process(
     held = HOLDS.remaining(job.id)
     if held > 0:
         return f"held: receiver asked to wait {held:.0f} s more", 503
-    prior = rt.attempts.failures(job.id, event_id)
+    # A first attempt Pub/Sub reports as such has no failures to look up: production skips the read.
+    first_reported = msg.attempt_reported and msg.delivery_attempt == 1
+    prior = 0 if first_reported else rt.attempts.failures(job.id, event_id)
     attempt = max(prior + 1, msg.delivery_attempt)
     first = prior == 0
     template = _template_for(dlog, job, msg)
