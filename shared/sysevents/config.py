@@ -46,7 +46,7 @@ class Settings(BaseSettings):
         default=7, gt=0, le=400, description="Days the attempt log and dead letters are kept (TTL)."
     )
     template_timeout: float = Field(
-        default=2.0, gt=0, le=60, description="Longest a webhook template may render, in seconds."
+        default=2.0, gt=0, le=60, description="Longest a webhook or email template may render, in seconds."
     )
     template_memory_mb: int = Field(
         default=512, ge=64, le=8192, description="Address-space limit of the template render worker, in MiB."

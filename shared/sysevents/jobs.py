@@ -239,21 +239,8 @@ class EmailConfig(FilterConfig):
     def _recipients(cls, v: Any) -> Any:
         return normalize_recipients(v)
 
-    @model_validator(mode="after")
-    def _templates(self) -> EmailConfig:
-        from .alerts.render import check
-        from .templates import TemplateError
-
-        try:
-            check(
-                self.subject_template,
-                self.body_template,
-                self.digest_template,
-                self.grouping.by if self.grouping else (),
-            )
-        except TemplateError as err:
-            raise ValueError(f"template does not render against a sample event: {err}") from None
-        return self
+    # The templates are checked at save time (admin API: sysevents.admin.validation), not here: every
+    # function's job cache loads every job, and loading must stay cheap (no template sandbox).
 
 
 CONFIG_OF_WORKFLOW: dict[Workflow, type[FilterConfig]] = {

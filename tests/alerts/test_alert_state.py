@@ -4,9 +4,11 @@ redelivery and concurrency, and digest retries. Mail goes to the stack's real SM
 
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from sysevents.alerts.engine import AlertState, Decision
 from sysevents.alerts.mailer import Outcome
 from sysevents.config import Settings
@@ -69,17 +71,21 @@ def test_redelivered_event_is_emailed_once(stack, state, aid, to):
 def test_concurrent_deliveries_of_one_event_send_one_email(stack, state, aid, to):
     j = job(aid, [to])
     ev = failed(aid, "w-1")
-    results = []
+    results, errors = [], []
 
     def worker():
-        acc = state.accept(j, ev, at(0))
-        results.append(state.deliver(acc.outbox_id, j, at(0)))
+        try:
+            acc = state.accept(j, ev, at(0))
+            results.append(state.deliver(acc.outbox_id, j, at(0)))
+        except Exception as err:  # e.g. a transaction that could not commit under contention
+            errors.append(err)
 
     threads = [threading.Thread(target=worker) for _ in range(6)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    assert errors == [] and len(results) == 6
     sent = [r for r in results if r.result.outcome is Outcome.SENT]
     assert len(sent) >= 1 and all(r.busy or r.result.outcome is Outcome.SENT for r in results)
     assert len(mails(stack, to, 2, timeout=2)) == 1
@@ -99,6 +105,7 @@ def test_group_wait_then_group_interval_then_repeat_interval(stack, state, aid, 
         "failed": 0,
         "dead_lettered": 0,
         "dropped_groups": 0,
+        "errors": 0,
     }
     [first] = mails(stack, to, 1)
     assert first.subject == "[sysevents] 3 alert(s): verb=failed"
@@ -145,7 +152,7 @@ def test_digest_lists_max_events_and_counts_the_rest(stack, state, aid, to):
     for i in range(5):
         acc = state.accept(j, failed(aid, f"w-{i}"), at(0))
     assert acc.group_due  # group_wait 0: the function flushes at once
-    assert state.flush_group(j, acc.group_id, at(0))
+    assert state.flush_group(j, acc.group_id, at(0)).outbox_id
     flush(state, j, at(0))
     [mail] = mails(stack, to, 1)
     assert mail.subject == "[sysevents] 5 alert(s): verb=failed" and "... and 3 more not listed." in mail.body
@@ -212,3 +219,69 @@ def test_failing_digest_is_retried_then_dead_lettered(stack, state, aid):
     assert third["dead_lettered"] == 1
     [(oid, reason, attempts)] = dead
     assert attempts == 3 and reason.startswith(f"recipients refused: {to}: 451")
+
+
+def test_concurrent_events_of_one_group_and_redeliveries_are_each_in_one_digest(stack, state, aid, to):
+    # Each accepted event is its own document: 8 threads of 40 events (and a redelivery of each) into one
+    # group all succeed; two instances flushing at once send one digest listing every event once.
+    j = job(aid, [to], grouping={"by": ["verb"], "group_wait": 10, "max_events": 100})
+    events = [failed(aid, f"w-{i}") for i in range(40)]
+    errors, accepted = [], []
+
+    def worker(ev):
+        try:
+            accepted.append(state.accept(j, ev, at(0)))
+        except Exception as err:
+            errors.append(err)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(worker, events + events))
+    assert errors == []
+    assert sum(not a.duplicate for a in accepted) == 40 and sum(a.duplicate for a in accepted) == 40
+    assert {a.decision for a in accepted} == {Decision.GROUPED}
+
+    other = AlertState(state.client, state.settings)  # a second function instance
+    with ThreadPoolExecutor(4) as pool:
+        reports = list(pool.map(lambda s: flush(s, j, at(10)), [state, other, state, other]))
+    assert sum(r["digests"] for r in reports) == 1 and sum(r["errors"] for r in reports) == 0
+    [mail] = mails(stack, to, 1)
+    assert mail.subject == "[sysevents] 40 alert(s): verb=failed"
+    listed = sorted(line.split()[3] for line in mail.body.splitlines() if line.startswith("- "))
+    assert listed == sorted(f"w-{i}" for i in range(40))
+    assert flush(state, j, at(1000))["digests"] == 0  # nothing left pending
+    assert len(mails(stack, to, 2, timeout=2)) == 1
+
+
+def test_a_failing_digest_template_is_dead_lettered_and_other_groups_still_flush(stack, state, aid, to):
+    bad = job(
+        aid,
+        [to],
+        grouping={"by": ["verb"], "group_wait": 0},
+        digest_template='if digest.count > 1 then error "too many: " + digest.count else {subject: "s", body: "b"}',
+    )
+    good = job(aid, [to], grouping={"by": ["verb"], "group_wait": 0})
+    for i in range(2):
+        state.accept(bad, failed(aid, f"bad-{i}"), at(0))
+    state.accept(good, failed(aid, "good-1"), at(0))
+    dead = []
+    jobs = {bad.id: bad, good.id: good}
+    report = state.flush_due(jobs.get, at(0), on_dead=lambda *a: dead.append(a))
+    assert report["digests"] == 1 and report["sent"] == 1 and report["dead_lettered"] == 1
+    [(oid, reason, attempts)] = dead
+    assert reason.startswith("digest template error:") and "too many: 2" in reason and attempts == 0
+    entry = state.outbox.document(oid).get().to_dict()
+    assert entry["state"] == "dead" and entry["job_id"] == bad.id and len(entry["event_ids"]) == 2
+    [mail] = mails(stack, to, 1)
+    assert mail.subject == "[sysevents] 1 alert(s): verb=failed" and "good-1" in mail.body
+    # The failed digest's events are not retried forever: the next flush has nothing for either group.
+    assert state.flush_due(jobs.get, at(1), on_dead=lambda *a: dead.append(a))["dead_lettered"] == 0
+
+
+def test_a_runaway_digest_template_is_dead_lettered_by_the_flush(stack, state, aid, to):
+    spin = "std.toString(std.foldl(function(a, b) a + b, std.range(1, 1e9), 0))"
+    j = job(aid, [to], grouping={"by": ["verb"], "group_wait": 0}, digest_template=spin)
+    state.accept(j, failed(aid, "w-1"), at(0))
+    dead = []
+    report = state.flush_due(lambda _: j, at(0), on_dead=lambda *a: dead.append(a))
+    assert report["dead_lettered"] == 1 and report["errors"] == 0
+    assert "digest template error: template " in dead[0][1]

@@ -7,6 +7,7 @@ import time
 
 import pytest
 from helpers import pull
+
 from sysevents.alerts.mailer import message_id
 from sysevents.events import new_event
 from sysevents.jobs import job_from_dict

@@ -1,10 +1,12 @@
 """Email templates run in the template sandbox: bounded time and memory, at save time and at delivery."""
 
 import pytest
+import requests
 from helpers import pull
+
 from sysevents.alerts.render import check, link_for, render_digest, render_single, sample_digest
 from sysevents.events import new_event
-from sysevents.jobs import InvalidJob, job_from_dict
+from sysevents.jobs import job_from_dict
 from sysevents.sandbox import Sandbox
 from sysevents.store import JobStore
 from sysevents.templates import SAMPLE_EVENT, TemplateError, render_value
@@ -56,22 +58,65 @@ def test_save_time_check_refuses_a_runaway_template_in_bounded_time(sandbox):
     check('"ok"', '"fine"', None, evaluate=sandbox.render_value)
 
 
-def test_a_job_with_a_runaway_template_is_refused_when_saved():
-    # Through the shared sandbox sized from Settings (the job validator's path).
-    with pytest.raises(InvalidJob) as err:
-        job_from_dict(
-            {
-                "workflow": "email_system_events",
-                "config": {
-                    "system_event_type": "failed",
-                    "recipients": ["a@example.com"],
-                    "body_template": SPIN,
-                },
+def test_loading_an_email_job_renders_no_template_and_starts_no_sandbox(monkeypatch):
+    # Every function's job cache loads every job: loading must not run (or even start) the sandbox.
+    from sysevents import sandbox
+    from sysevents.alerts import render
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a template was checked or a sandbox started while loading a job")
+
+    monkeypatch.setattr(render, "check", refuse)
+    monkeypatch.setattr(sandbox, "Sandbox", refuse)
+    monkeypatch.setattr(sandbox, "_shared", None)
+    job = job_from_dict(
+        {
+            "workflow": "email_system_events",
+            "config": {
+                "system_event_type": "failed",
+                "recipients": ["a@example.com"],
+                "subject_template": "nope +",
+                "body_template": SPIN,
+                "digest_template": BOMB,
             },
-            job_id="j",
-            aid="12",
-        )
-    assert "template does not render against a sample event: template did not finish" in err.value.reason
+        },
+        job_id="j",
+        aid="12",
+    )
+    assert job.config.body_template == SPIN and sandbox._shared is None
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("field", "template", "message"),
+    [
+        ("body_template", SPIN, "template did not finish within"),
+        ("subject_template", '"a" +\nerror "no subject"', "subject_template:2:"),
+        ("digest_template", '{subject: "s"}', "digest_template must evaluate to {subject"),
+    ],
+)
+def test_saving_an_email_job_with_a_bad_template_is_refused_naming_the_field(
+    stack, aid, field, template, message
+):
+    api = stack.function_urls["admin"].rstrip("/")
+    operator = {"X-API-Key": stack.operator_key}
+    requests.post(f"{api}/accounts", json={"aid": aid, "name": "t"}, headers=operator, timeout=30)
+    r = requests.post(
+        f"{api}/accounts/{aid}/jobs",
+        headers=operator,
+        timeout=60,
+        json={
+            "workflow": "email_system_events",
+            "config": {"system_event_type": "failed", "recipients": ["a@example.com"], field: template},
+        },
+    )
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["field"] == f"config.{field}"
+    assert (
+        error["message"].startswith("does not render against a sample event: ")
+        and message in error["message"]
+    )
 
 
 @pytest.mark.integration

@@ -3,11 +3,12 @@
 from datetime import UTC, datetime
 
 import pytest
+
 from sysevents.alerts.mailer import build, message_id
 from sysevents.alerts.policy import MuteWindow, RateLimit, Silence, muted_by
-from sysevents.alerts.render import link_for, render_single
+from sysevents.alerts.render import InvalidTemplate, check, link_for, render_single
 from sysevents.jobs import InvalidJob, job_from_dict
-from sysevents.templates import SAMPLE_EVENT
+from sysevents.templates import SAMPLE_EVENT, render_value
 
 
 def email_job(**config):
@@ -29,15 +30,28 @@ def email_job(**config):
      "must be before end_time 06:00 (split ranges that cross midnight in two)"),
     ({"mute_windows": [{"weekdays": ["sunday"], "location": "Mars/Base"}]}, "unknown time zone 'Mars/Base'"),
     ({"mute_windows": [{"location": "UTC"}]}, "set weekdays, times or both"),
-    ({"subject_template": "event.data.nope"}, "config: template does not render against a sample event"),
-    ({"digest_template": '{"subject": "x"}'}, "digest_template must evaluate to {subject: <string>, body: <string>}"),
-    ({"body_template": "42"}, "the body must be a string, got int"),
-    ({"subject_template": 'importstr "/etc/passwd"'}, "imports are not allowed in templates"),
 ])  # fmt: skip
-def test_bad_noise_control_and_templates_are_refused_with_the_reason(config, message):
+def test_bad_noise_control_is_refused_with_the_reason(config, message):
     with pytest.raises(InvalidJob) as err:
         email_job(**config)
     assert message in err.value.reason
+
+
+@pytest.mark.parametrize("config,field,message", [
+    ({"subject_template": "event.data.nope"}, "subject_template", "no such field: nope"),
+    ({"digest_template": '{"subject": "x"}'}, "digest_template",
+     "digest_template must evaluate to {subject: <string>, body: <string>}"),
+    ({"body_template": "42"}, "body_template", "the body must be a string, got int"),
+    ({"subject_template": 'importstr "/etc/passwd"'}, "subject_template", "imports are not allowed in templates"),
+    ({"grouping": {"by": ["verb"]}, "digest_template": '{subject: digest.group.nope, body: ""}'},
+     "digest_template", "no such field: nope"),
+])  # fmt: skip
+def test_the_save_time_check_names_the_failing_template(config, field, message):
+    cfg = email_job(**config).config  # loading does not check templates; saving (the admin API) does
+    with pytest.raises(InvalidTemplate) as err:
+        check(cfg.subject_template, cfg.body_template, cfg.digest_template,
+              cfg.grouping.by if cfg.grouping else (), evaluate=render_value)  # fmt: skip
+    assert err.value.field == field and message in str(err.value)
 
 
 def test_silence_matches_every_matcher_while_active():

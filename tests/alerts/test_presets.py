@@ -4,6 +4,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
+
 from sysevents.alerts import presets
 from sysevents.cli import main
 from sysevents.jobs import EmailConfig, InvalidJob, job_from_dict

@@ -2,8 +2,9 @@
 
 Accepted body: the seed's shape verbatim, `{"workflow": ..., "config": {...}}`, plus optional `id`
 (create only), `name` and `state`. Save-time checks beyond the job model (sysevents.jobs): the
-template is compiled and rendered against a sample event, the webhook URL must be a public https
-address (sysevents.destinations), header names and values are checked, and every field has a size limit.
+templates (webhook JSON; email subject, body, digest in the sandbox) are rendered against a sample event,
+the webhook URL must be a public https address (sysevents.destinations), header names and values are
+checked, and every field has a size limit.
 """
 
 from __future__ import annotations
@@ -17,7 +18,16 @@ from pydantic import ValidationError
 from ..config import Settings
 from ..destinations import RefusedDestination, check_url
 from ..events import MAX_ID_CHARS
-from ..jobs import CONFIG_OF_WORKFLOW, WORKFLOWS, Job, JobState, WebhookConfig, Workflow, job_to_dict
+from ..jobs import (
+    CONFIG_OF_WORKFLOW,
+    WORKFLOWS,
+    EmailConfig,
+    Job,
+    JobState,
+    WebhookConfig,
+    Workflow,
+    job_to_dict,
+)
 from ..secrets import SealingError, is_sealed, redact, seal, unseal
 from ..templates import TemplateError, check
 from .errors import ApiError
@@ -151,6 +161,8 @@ def parse_job(body: Any, *, aid: str, job_id: str, settings: Settings, existing:
         parsed = model.model_validate(config)
     except ValidationError as err:
         raise _pydantic_error(err, "config.", model) from None
+    if isinstance(parsed, EmailConfig):
+        _check_email_templates(parsed)
     if isinstance(parsed, WebhookConfig):
         try:
             check_url(
@@ -179,6 +191,22 @@ def parse_job(body: Any, *, aid: str, job_id: str, settings: Settings, existing:
         name=name,
         version=existing.version if existing else 1,
     )
+
+
+def _check_email_templates(config: EmailConfig) -> None:
+    """Render the email job's templates against a sample event, in the template sandbox."""
+    from ..alerts.render import InvalidTemplate
+    from ..alerts.render import check as check_email
+
+    try:
+        check_email(
+            config.subject_template,
+            config.body_template,
+            config.digest_template,
+            config.grouping.by if config.grouping else (),
+        )
+    except InvalidTemplate as err:
+        raise ApiError(400, f"does not render against a sample event: {err}", f"config.{err.field}") from None
 
 
 SECRET_SET = "(set)"  # noqa: S105 - a placeholder shown instead of secrets

@@ -7,7 +7,7 @@ Digest: `digest_template` evaluates to `{subject: ..., body: ...}` with `digest`
 items: [{event, link, repeat}]}` (`count` events in all; `omitted` of them are not listed).
 
 A job's own templates are evaluated in the template sandbox (`sysevents.sandbox`: worker processes with
-bounded time and memory), at delivery and at save time alike; a runaway one fails with a TemplateError
+bounded time and memory), at delivery and at save time (`check`, from the admin API) alike; a runaway one fails with a TemplateError
 that says so. The built-in defaults below are evaluated in-process (they are ours and linear in the event).
 """
 
@@ -154,6 +154,14 @@ def sample_digest(group: dict[str, str]) -> dict[str, Any]:
     }
 
 
+class InvalidTemplate(TemplateError):
+    """The save-time check failed; `field` is the job config field whose template failed."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
 def check(
     subject_template: str | None,
     body_template: str | None,
@@ -162,8 +170,22 @@ def check(
     *,
     evaluate: Evaluate | None = None,
 ) -> None:
-    """The save-time check: render every template against a sample event (in the sandbox, so a runaway
-    template is refused in bounded time); raises TemplateError."""
-    render_single(subject_template, body_template, SAMPLE_EVENT, link_for(SAMPLE_EVENT), evaluate=evaluate)
-    render_digest(digest_template, sample_digest({k: "x" for k in group_by}), evaluate=evaluate)
-    render_digest(digest_template, {**sample_digest({}), "reason": "rate_limited"}, evaluate=evaluate)
+    """The save-time check (the admin API runs it; loading a job does not): render every template against
+    a sample event (in the sandbox, so a runaway template is refused in bounded time); raises
+    InvalidTemplate naming the field."""
+    scope = {"event": SAMPLE_EVENT, "link": link_for(SAMPLE_EVENT)}
+    grouped = sample_digest({k: "x" for k in group_by})
+    held = {**sample_digest({}), "reason": "rate_limited"}
+    steps: list[tuple[str, Callable[[], Any]]] = [
+        ("subject_template", lambda: _subject(
+            _value(subject_template, DEFAULT_SUBJECT_TEMPLATE, scope, "subject_template", evaluate))),
+        ("body_template", lambda: _body(
+            _value(body_template, DEFAULT_BODY_TEMPLATE, scope, "body_template", evaluate))),
+        ("digest_template", lambda: render_digest(digest_template, grouped, evaluate=evaluate)),
+        ("digest_template", lambda: render_digest(digest_template, held, evaluate=evaluate)),
+    ]  # fmt: skip
+    for field, step in steps:
+        try:
+            step()
+        except TemplateError as err:
+            raise InvalidTemplate(field, str(err)) from None

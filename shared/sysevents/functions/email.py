@@ -101,11 +101,17 @@ def process(rt: Runtime, state: AlertState, body: bytes, now: datetime | None = 
 
 
 def _flush_one(rt: Runtime, state: AlertState, job: Job, group_id: str, now: datetime) -> None:
-    oid = state.flush_group(job, group_id, now)
-    if oid:
-        sent = state.deliver(oid, job, now)
-        if sent.result.outcome is Outcome.PERMANENT:
-            _dead_letter_digest(rt, state, oid, sent.result.reason, sent.attempts)
+    """Flush a group that became due with this event; a failure is left to the next /flush."""
+    try:
+        flushed = state.flush_group(job, group_id, now)
+        if flushed.outbox_id and flushed.dead_reason:
+            _dead_letter_digest(rt, state, flushed.outbox_id, flushed.dead_reason, 0)
+        elif flushed.outbox_id:
+            sent = state.deliver(flushed.outbox_id, job, now)
+            if sent.result.outcome is Outcome.PERMANENT:
+                _dead_letter_digest(rt, state, flushed.outbox_id, sent.result.reason, sent.attempts)
+    except Exception:  # the event is accepted (its pending record is stored): /flush sends its digest
+        log.exception("email: flushing group %s of job %s failed", group_id, job.id)
 
 
 def _dead_letter_digest(rt: Runtime, state: AlertState, oid: str, reason: str, attempts: int) -> None:
@@ -132,7 +138,7 @@ def flush(rt: Runtime, state: AlertState, now: datetime | None = None) -> dict[s
         now,
         on_dead=lambda oid, reason, attempts: _dead_letter_digest(rt, state, oid, reason, attempts),
     )
-    if report["digests"] or report["sent"] or report["failed"] or report["dead_lettered"]:
+    if any(report[k] for k in ("digests", "sent", "failed", "dead_lettered", "errors")):
         log.info("email: flush %s", report)
     return report
 
