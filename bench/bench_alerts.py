@@ -1,8 +1,9 @@
 """Email alerts with grouping: sysevents vs Prometheus Alertmanager 0.25, same run. Prints figures; nothing
 is asserted.
 
-The same stream of N failure events (G subjects, round-robin) goes into both, with the same grouping:
-group_by subject_id, group_wait, group_interval, repeat_interval (GROUPING below).
+The same stream of N failure events goes into both: each about its own subject (N distinct alerts; an alert
+already notified would wait repeat_interval in both), in G groups by a `pipeline` field (round-robin), with
+the same grouping: group_by pipeline, group_wait, group_interval, repeat_interval (GROUPING below).
 - sysevents: the local stack (emulators; ingest, email and admin functions; the local SMTP server; the
   flush ticker), an email job created through the admin API, events published with `Publisher`.
 - Alertmanager: `prometheus-alertmanager` on a free port (clustering off), alerts POSTed to /api/v2/alerts,
@@ -10,6 +11,7 @@ group_by subject_id, group_wait, group_interval, repeat_interval (GROUPING below
   SMTP server: Alertmanager's LOGIN auth rejects aiosmtpd's challenge, so only its webhook is measured.)
 Figures: events accepted/s (Pub/Sub publish vs Alertmanager's API), time until every event has been
 notified, notifications and notifications/s, and latency first event -> first notification per group.
+Then, in-process: concurrent accepts of one group's events (THREADS threads) against the Firestore emulator.
 
     apt-get install -y prometheus-alertmanager     # as root; Debian's package is Alertmanager 0.25
     .venv/bin/python bench/bench_alerts.py [N]
@@ -44,8 +46,11 @@ AID = "77"
 AM_BINARY = "prometheus-alertmanager"
 
 
-def subject_of(i: int) -> str:
-    return f"w-{i % GROUPS}"
+THREADS = 8
+
+
+def group_of(i: int) -> str:
+    return f"p-{i % GROUPS}"
 
 
 def summarize(name: str, accepted_s: float, done_at: float | None, notified: int, firsts: dict[str, float],
@@ -87,20 +92,22 @@ def run_sysevents(stack: LocalStack, to: str) -> dict[str, str]:
             "config": {
                 "system_event_type": "failed",
                 "recipients": [to],
-                "grouping": {"by": ["subject_id"], **GROUPING},
+                "grouping": {"by": ["pipeline"], **GROUPING},
             },
         },
     )
     stack.wait_for_job_caches(datetime.fromisoformat(job["updated_at"]))
     publisher = Publisher(stack.project)
-    events = [new_event(AID, "work", subject_of(i), "failed", notes=f"run {i}") for i in range(N)]
+    events = [
+        new_event(AID, "work", f"w-{i}", "failed", notes=f"run {i}", pipeline=group_of(i)) for i in range(N)
+    ]
     sent_at: dict[str, float] = {}
     t0 = time.time()
     for c in range(0, N, CHUNK):
         chunk = events[c : c + CHUNK]
         publisher.publish_all([(stack.topology.ingest_topic, e.to_json(), {}) for e in chunk])
         for e in chunk:
-            sent_at.setdefault(e.data.subject_id, t0)
+            sent_at.setdefault(e.data.model_extra["pipeline"], t0)
         t0 = time.time()
     accepted_s = time.time() - min(sent_at.values())
     start = min(sent_at.values())
@@ -116,7 +123,7 @@ def run_sysevents(stack: LocalStack, to: str) -> dict[str, str]:
     mails = [m for m in stack.smtp.mails if to in m.rcpt_tos]
     firsts: dict[str, float] = {}
     for m in mails:
-        g = m.subject.rsplit("subject_id=", 1)[-1]
+        g = m.subject.rsplit("pipeline=", 1)[-1]
         firsts[g] = min(firsts.get(g, m.received_at), m.received_at)
     counted = sum(int(re.match(r"\[sysevents\] (\d+) alert", m.subject).group(1)) for m in mails)
     return summarize(
@@ -124,10 +131,54 @@ def run_sysevents(stack: LocalStack, to: str) -> dict[str, str]:
     )
 
 
+def run_contention(stack: LocalStack, events: int = 200) -> str:
+    """Accept `events` events of one group from THREADS threads at once, in-process (AlertState on the
+    stack's Firestore emulator), then flush: accepts/s, slowest accept, failures, events in digests."""
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import UTC, timedelta
+
+    from google.cloud import firestore
+
+    from sysevents.alerts.engine import AlertState
+    from sysevents.config import Settings
+    from sysevents.jobs import job_from_dict
+
+    state = AlertState(
+        firestore.Client(project=stack.project),
+        Settings(alerts_collection_prefix=f"b{uuid.uuid4().hex[:6]}_"),
+    )
+    job = job_from_dict(
+        {"workflow": "email_system_events", "config": {"system_event_type": "failed",
+         "recipients": ["contention@example.com"], "grouping": {"by": ["verb"], "group_wait": 60}}},
+        job_id="bench-contention", aid=AID,
+    )  # fmt: skip
+    evs = [new_event(AID, "work", f"w-{i}", "failed") for i in range(events)]
+    errors: list[str] = []
+
+    def accept(e) -> float:
+        t = time.perf_counter()
+        try:
+            state.accept(job, e, datetime.now(UTC))
+        except Exception as err:  # noqa: BLE001 - counted and shown
+            errors.append(str(err))
+        return time.perf_counter() - t
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(THREADS) as pool:
+        lat = sorted(pool.map(accept, evs))
+    took = time.perf_counter() - start
+    report = state.flush_due(lambda _: job, datetime.now(UTC) + timedelta(seconds=61))
+    return (
+        f"{events} accepts into one group from {THREADS} threads: {events / took:,.0f}/s, "
+        f"p50 {statistics.median(lat) * 1000:.0f} ms, max {lat[-1] * 1000:.0f} ms, "
+        f"failed {len(errors)}{' (' + errors[0][:60] + ')' if errors else ''}; flush: {report['digests']} digest"
+    )
+
+
 AM_CONFIG = """\
 route:
   receiver: bench
-  group_by: [subject_id]
+  group_by: [pipeline]
   group_wait: {group_wait}s
   group_interval: {group_interval}s
   repeat_interval: {repeat_interval}s
@@ -175,7 +226,8 @@ def run_alertmanager(workdir: Path) -> dict[str, str]:
                     "labels": {
                         "alertname": "work_failed",
                         "aid": AID,
-                        "subject_id": subject_of(i),
+                        "subject_id": f"w-{i}",
+                        "pipeline": group_of(i),
                         "event_id": ids[i],
                     },
                     "annotations": {"notes": f"run {i}"},
@@ -184,7 +236,7 @@ def run_alertmanager(workdir: Path) -> dict[str, str]:
             ]
             session.post(url, json=alerts, timeout=30).raise_for_status()
             for a in alerts:
-                sent_at.setdefault(a["labels"]["subject_id"], t0)
+                sent_at.setdefault(a["labels"]["pipeline"], t0)
             t0 = time.time()
         accepted_s = time.time() - start
         done_at, deadline = None, time.monotonic() + TIMEOUT
@@ -198,7 +250,7 @@ def run_alertmanager(workdir: Path) -> dict[str, str]:
         seen = {a["labels"]["event_id"] for r in hooks for a in r.json()["alerts"]}
         firsts: dict[str, float] = {}
         for r in hooks:
-            g = r.json()["groupLabels"]["subject_id"]
+            g = r.json()["groupLabels"]["pipeline"]
             firsts[g] = min(firsts.get(g, r.at), r.at)
         notes = [r.at for r in hooks]
         return summarize("Alertmanager (webhook)", accepted_s, done_at, len(seen), firsts, notes, sent_at)
@@ -217,17 +269,19 @@ def main() -> None:
         return
     version = subprocess.run([AM_BINARY, "--version"], capture_output=True, text=True, timeout=30)
     print((version.stdout + version.stderr).strip().splitlines()[0])
-    print(f"N={N} events, {GROUPS} groups (group_by subject_id), grouping {GROUPING}")
+    print(f"N={N} events (distinct alerts), {GROUPS} groups (group_by pipeline), grouping {GROUPING}")
     workdir = Path(tempfile.mkdtemp(prefix="bench-alerts-"))
     with LocalStack(bigquery=False, functions=("ingest", "email", "admin")) as stack, stack.environment():
         rows = [run_sysevents(stack, "ops-bench@example.com")]
         rows.append(run_alertmanager(workdir))
+        contention = run_contention(stack)
     keys = list(rows[0])
     width = max(len(k) for k in keys) + 2
     cols = [max(len(r[k]) for k in keys) + 2 for r in rows]
     for k in keys:
         print(k.ljust(width) + "".join(r[k].rjust(c) for r, c in zip(rows, cols, strict=True)))
     print("(latency: from the publish/POST of a group's first event to its first notification)")
+    print(contention)
 
 
 if __name__ == "__main__":
