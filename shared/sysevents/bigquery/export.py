@@ -726,21 +726,6 @@ def finish_backfill(rt: Runtime, job: Job, *, writer: TableWriter) -> int:
 def _dead_letter_row(rt: Runtime, job: Job, event_id: str, row: dict[str, Any], reason: str) -> None:
     sink = rt.topology.sinks["bigquery"]
     data = json.dumps(row, separators=(",", ":"), ensure_ascii=False, default=str).encode()
-    rt.publisher.publish_all(
-        [
-            (
-                sink.dead_letter_topic,
-                data,
-                {
-                    "job_id": job.id,
-                    "aid": job.aid,
-                    "event_id": event_id,
-                    "reason": reason,
-                    "attempts": "1",
-                    "source": "backfill",
-                    "dead_lettered_at": datetime.now(UTC).isoformat(),
-                },
-            )
-        ]
-    )
+    attrs = {"job_id": job.id, "aid": job.aid, "event_id": event_id, "source": "backfill"}
+    rt.publisher.dead_letter(sink.dead_letter_topic, data, attrs, reason, attempts=1)
     log.warning("export %s: row for event %s refused: %s", job.id, event_id, reason)

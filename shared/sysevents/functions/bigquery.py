@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from datetime import UTC, datetime
 
 from ..bigquery.export import Decision, Runs, streaming_decision, target_of, watermark_of
 from ..bigquery.schema import row_of_event
@@ -44,20 +43,8 @@ def runs(rt: Runtime) -> Runs:
 
 def _dead_letter(rt: Runtime, msg: PushMessage, reason: str) -> tuple[str, int]:
     sink = rt.topology.sinks[SINK]
-    rt.publisher.publish_all(
-        [
-            (
-                sink.dead_letter_topic,
-                msg.data,
-                {
-                    **msg.attributes,
-                    "reason": reason,
-                    "attempts": str(msg.delivery_attempt),
-                    "source_message_id": msg.message_id,
-                    "dead_lettered_at": datetime.now(UTC).isoformat(),
-                },
-            )
-        ]
+    rt.publisher.dead_letter(
+        sink.dead_letter_topic, msg.data, msg.attributes, reason, msg.delivery_attempt, msg.message_id
     )
     log.warning("bigquery: dead-lettered message %s: %s", msg.message_id, reason)
     return f"dead-lettered: {reason}", 200
