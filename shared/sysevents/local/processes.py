@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -12,6 +13,14 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+
+def _die_with_parent(argv: list[str]) -> list[str]:
+    """Have the child get SIGTERM when the process that started it dies (Linux `setpriv --pdeathsig`,
+    kept across exec), so a test run or `make dev` killed without cleaning up leaves no emulator behind.
+    Where setpriv is missing, the command runs as is and `stop()` remains the way to end it."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else argv
 
 
 def free_port() -> int:
@@ -41,7 +50,7 @@ class Process:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "wb")  # noqa: SIM115 - the child owns it
         self.popen = subprocess.Popen(
-            self.argv,
+            _die_with_parent(self.argv),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
