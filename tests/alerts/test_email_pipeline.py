@@ -6,19 +6,14 @@ import re
 import time
 
 import pytest
-from helpers import pull
+from helpers import publish_events as publish
+from helpers import pull, put_jobs
 
 from sysevents.alerts.mailer import message_id
 from sysevents.events import new_event
 from sysevents.jobs import job_from_dict
-from sysevents.store import JobStore
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def store(firestore_client):
-    return JobStore(firestore_client)
 
 
 @pytest.fixture
@@ -33,17 +28,6 @@ def email_job(job_id, aid, recipients, **config):
         job_id=job_id,
         aid=aid,
     )
-
-
-def put_jobs(stack, store, *jobs):
-    for job in jobs:
-        store.put(job)
-    if hasattr(stack, "wait_for_job_caches") and hasattr(store, "last_write_time"):
-        stack.wait_for_job_caches(since=store.last_write_time)
-
-
-def publish(stack, publisher, *events):
-    publisher.publish_all([(stack.topology.ingest_topic, e.to_json(), {}) for e in events])
 
 
 def test_a_failure_event_is_emailed_once_with_the_default_templates(stack, store, publisher, aid):
