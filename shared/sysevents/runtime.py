@@ -10,6 +10,7 @@ from google.cloud import firestore
 
 from .attempts import AttemptLog
 from .config import Settings, settings
+from .jobs import Job
 from .pubsub import Publisher
 from .store import JobCache, JobStore
 from .topology import Topology, load
@@ -43,6 +44,15 @@ class Runtime:
                         self.firestore, self.settings.jobs_collection, self.settings.job_cache_start_timeout
                     ).start()
         return self._cache
+
+    def job_for(self, job_id: str, version: int) -> Job | None:
+        """The job a delivery names, at least at the version ingest matched it with: from the cache, or
+        from Firestore when this instance's cache has not caught up yet (a just-created or just-changed
+        job). None when the job no longer exists."""
+        job = self.cache.get(job_id)
+        if job is None or job.version < version:
+            job = self.jobs.get(job_id) or job
+        return job
 
     @property
     def bigquery(self):

@@ -60,9 +60,7 @@ def process(rt: Runtime, w: TableWriter, r: Runs, body: bytes) -> tuple[str, int
         delivery = Delivery.from_json(msg.data)
     except BadDelivery as err:
         return _dead_letter(rt, msg, str(err))
-    job = rt.cache.get(delivery.job_id)
-    if job is None or job.version < delivery.job_version:
-        job = rt.jobs.get(delivery.job_id)  # this instance's cache has not caught up with ingest's yet
+    job = rt.job_for(delivery.job_id, delivery.job_version)
     if job is None:
         return _dead_letter(rt, msg, f"job {delivery.job_id} no longer exists")
     if job.workflow is not Workflow.BIGQUERY:

@@ -49,14 +49,6 @@ def _push_dead_letter(
     return f"dead-lettered: {reason}", 200
 
 
-def _job(rt: Runtime, delivery: Delivery) -> Job | None:
-    """The job from the cache; from Firestore when the cache has not caught up with it yet."""
-    job = rt.cache.get(delivery.job_id)
-    if job is None or job.version < delivery.job_version:
-        job = rt.jobs.get(delivery.job_id) or job
-    return job
-
-
 def process(rt: Runtime, state: AlertState, body: bytes, now: datetime | None = None) -> tuple[str, int]:
     now = now or datetime.now(UTC)
     try:
@@ -68,7 +60,7 @@ def process(rt: Runtime, state: AlertState, body: bytes, now: datetime | None = 
         delivery = Delivery.from_json(msg.data)
     except BadDelivery as err:
         return _push_dead_letter(rt, msg, str(err))
-    job = _job(rt, delivery)
+    job = rt.job_for(delivery.job_id, delivery.job_version)
     if job is None:
         return _push_dead_letter(rt, msg, f"job {delivery.job_id} no longer exists")
     if job.state is not JobState.ACTIVE:

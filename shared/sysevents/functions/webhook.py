@@ -198,7 +198,7 @@ def process(
         return _dead_letter(rt, dlog, msg, str(err), None, msg.delivery_attempt, None)
     event_id, job_id = delivery.event.id, delivery.job_id
     msg_id = webhook_id(job_id, [event_id])
-    job = rt.cache.get(job_id)
+    job = rt.job_for(job_id, delivery.job_version)
     if job is None or job.state is not JobState.ACTIVE:
         why = f"job {job_id} no longer exists" if job is None else f"job {job_id} is {job.state.value}"
         prior = rt.attempts.failures(job_id, event_id)
