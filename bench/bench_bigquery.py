@@ -31,7 +31,7 @@ CONCURRENCY = (8, 64)  # 8: a local functions-framework instance's threads; 64: 
 
 def run(writer: TableWriter, ref: TableRef, batched: bool, concurrency: int) -> tuple[float, int, float]:
     events = [new_event("acct-bench", "work", f"w-{i}", "failed", notes="bench") for i in range(ROWS)]
-    before = (writer.batcher.stats.inserts, writer.batcher.stats.rows)
+    before = (writer.batcher.stats.calls, writer.batcher.stats.items)
     calls = 0
 
     def one(event):
@@ -46,8 +46,8 @@ def run(writer: TableWriter, ref: TableRef, batched: bool, concurrency: int) -> 
         list(pool.map(one, events))
     elapsed = time.perf_counter() - started
     if batched:
-        inserts = writer.batcher.stats.inserts - before[0]
-        rows = writer.batcher.stats.rows - before[1]
+        inserts = writer.batcher.stats.calls - before[0]
+        rows = writer.batcher.stats.items - before[1]
     else:
         inserts, rows = calls, ROWS
     return rows / inserts, inserts, ROWS / elapsed

@@ -39,15 +39,15 @@ def main() -> None:
     with LocalStack(bigquery=False, functions=("ingest", "webhook")) as stack, stack.environment():
         from google.cloud import firestore, pubsub_v1
 
-        from sysevents import config, runtime
         from sysevents.deliveries import Delivery
-        from sysevents.functions import webhook as fn
+        from sysevents.delivery.envelope import Envelope
         from sysevents.pubsub import Publisher
-        from sysevents.sandbox import Sandbox
+        from sysevents.runtime import Runtime
+        from sysevents.sinks.webhook.sink import WebhookSink
         from sysevents.store import JobStore
+        from sysevents.templates.sandbox import Sandbox
 
-        config.settings.cache_clear()
-        rt = runtime.Runtime(config.settings())
+        rt = Runtime()
         store = JobStore(firestore.Client(project=stack.project))
         receiver = Receiver().start()
         aid = f"bench-{uuid.uuid4().hex[:8]}"
@@ -68,13 +68,12 @@ def main() -> None:
             )
         )
         stack.wait_for_job_caches(since=store.last_write_time)
-        rt.cache.get(job.id)
         deadline = time.monotonic() + 30
-        while rt.cache.get(job.id) is None and time.monotonic() < deadline:
+        while rt.cache.get(aid, job.id) is None and time.monotonic() < deadline:
             time.sleep(0.05)
 
         # 1. in-process
-        sender = fn.WebhookSender(rt.settings)
+        envelope = Envelope(rt, WebhookSink(rt))
         events = [new_event(aid, "work", f"w{i}", "failed") for i in range(N_INPROC)]
         pushes = [
             json.dumps(
@@ -87,10 +86,10 @@ def main() -> None:
             ).encode()
             for i, e in enumerate(events)
         ]
-        fn.process(rt, sender, pushes[0])
+        envelope.push(pushes[0])
         t = time.perf_counter()
         for p in pushes:
-            fn.process(rt, sender, p)
+            envelope.push(p)
         fn_s = time.perf_counter() - t
         bodies = [render(TEMPLATE, e.to_cloudevent()) for e in events]
         session = requests.Session()
@@ -99,7 +98,7 @@ def main() -> None:
             session.post(receiver.url("/plain"), data=b, headers={"Content-Type": "application/json"}).close()
         plain_s = time.perf_counter() - t
         print(
-            f"webhook process(): {rate(N_INPROC, fn_s)}; plain Session loop: {rate(N_INPROC, plain_s)}; "
+            f"webhook envelope: {rate(N_INPROC, fn_s)}; plain Session loop: {rate(N_INPROC, plain_s)}; "
             f"ratio {plain_s / fn_s:.2f}"
         )
         sb = Sandbox(workers=1)

@@ -29,3 +29,20 @@ def put_jobs(stack, store, *jobs) -> None:
 def publish_events(stack, publisher, *events) -> list[str]:
     """Publish events to the ingest topic; returns once Pub/Sub stored them."""
     return publisher.publish_all([(stack.topology.ingest_topic, e.to_json(), {}) for e in events])
+
+
+def api_account(stack, aid: str, scope: str | None = None) -> dict[str, str]:
+    """Create account `aid` through the stack's admin API (operator key) and a key for it; returns the
+    environment the `sysevents` CLI reads (SYSEVENTS_API_URL, SYSEVENTS_API_KEY)."""
+    import requests
+
+    url = stack.function_urls["admin"].rstrip("/")
+    operator = {"X-API-Key": stack.operator_key}
+    r = requests.post(
+        f"{url}/accounts", json={"aid": aid, "name": f"test {aid}"}, headers=operator, timeout=30
+    )
+    assert r.status_code in (201, 409), r.text
+    body = {"name": "tests", **({"scope": scope} if scope else {})}
+    r = requests.post(f"{url}/accounts/{aid}/keys", json=body, headers=operator, timeout=30)
+    assert r.status_code == 201, r.text
+    return {"SYSEVENTS_API_URL": url, "SYSEVENTS_API_KEY": r.json()["key"]}

@@ -1,10 +1,11 @@
-"""Cloud Function entry point: audit (logic in sysevents.functions.audit)."""
+"""Cloud Function entry point: audit (the audit sink, sysevents.sinks.audit, through the delivery envelope)."""
 
 import functions_framework
 
-from sysevents.functions import audit
+from sysevents.entry import serve
+from sysevents.sinks.audit.sink import AuditSink
 
 
 @functions_framework.http
 def handle(request):
-    return audit.handle(request)
+    return serve(request, AuditSink)

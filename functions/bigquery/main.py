@@ -1,10 +1,11 @@
-"""Cloud Function entry point: bigquery (logic in sysevents.functions.bigquery)."""
+"""Cloud Function entry point: bigquery (the bigquery sink, sysevents.sinks.bigquery, through the delivery envelope)."""
 
 import functions_framework
 
-from sysevents.functions import bigquery
+from sysevents.entry import serve
+from sysevents.sinks.bigquery.sink import BigQuerySink
 
 
 @functions_framework.http
 def handle(request):
-    return bigquery.handle(request)
+    return serve(request, BigQuerySink)

@@ -1,10 +1,11 @@
-"""Cloud Function entry point: email (logic in sysevents.functions.email)."""
+"""Cloud Function entry point: email (the email sink, sysevents.sinks.email, through the delivery envelope)."""
 
 import functions_framework
 
-from sysevents.functions import email
+from sysevents.entry import serve
+from sysevents.sinks.email.sink import EmailSink
 
 
 @functions_framework.http
 def handle(request):
-    return email.handle(request)
+    return serve(request, EmailSink)

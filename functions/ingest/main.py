@@ -1,8 +1,8 @@
-"""Cloud Function entry point: ingest (logic in sysevents.functions.ingest)."""
+"""Cloud Function entry point: ingest (logic in sysevents.ingest)."""
 
 import functions_framework
 
-from sysevents.functions import ingest
+from sysevents import ingest
 
 
 @functions_framework.http

@@ -1,10 +1,11 @@
-"""Cloud Function entry point: webhook (logic in sysevents.functions.webhook)."""
+"""Cloud Function entry point: webhook (the webhook sink, sysevents.sinks.webhook, through the delivery envelope)."""
 
 import functions_framework
 
-from sysevents.functions import webhook
+from sysevents.entry import serve
+from sysevents.sinks.webhook.sink import WebhookSink
 
 
 @functions_framework.http
 def handle(request):
-    return webhook.handle(request)
+    return serve(request, WebhookSink)

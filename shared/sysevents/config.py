@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-from functools import cache
 from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -20,7 +19,9 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("SYSEVENTS_PROJECT", "GOOGLE_CLOUD_PROJECT", "GCP_PROJECT"),
         description="Google Cloud project holding the topics, Firestore and BigQuery.",
     )
-    jobs_collection: str = Field(default="jobs", description="Firestore collection of jobs.")
+    jobs_collection: str = Field(
+        default="jobs", description="Firestore collection of each account's jobs (accounts/{aid}/jobs)."
+    )
     max_event_bytes: int = Field(
         default=MAX_EVENT_BYTES, gt=0, le=10_000_000, description="Largest accepted event, in bytes."
     )
@@ -86,6 +87,16 @@ class Settings(BaseSettings):
         default=100, ge=0, le=5_000, description="Longest a row waits for others to share its insertAll."
     )
     bigquery_timeout: float = Field(default=30.0, gt=0, le=600, description="Deadline of one BigQuery call.")
+    export_dataset_prefix: str = Field(
+        default="export_",
+        pattern=r"^[A-Za-z][A-Za-z0-9_]{0,200}$",
+        description="Export jobs write only to datasets named <prefix><account> or <prefix><account>__<suffix> "
+        "(sysevents.sinks.bigquery.targets).",
+    )
+    export_projects: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Comma-separated projects export targets may be in besides the deployment's own.",
+    )
     exports_collection: str = Field(
         default="exports", description="Firestore collection of export runs (backfill state, watermark)."
     )
@@ -156,14 +167,16 @@ class Settings(BaseSettings):
         "function's /flush (Cloud Scheduler does it in production).",
     )
 
+    @field_validator("export_projects", mode="before")
+    @classmethod
+    def _projects(cls, v: object) -> object:
+        if isinstance(v, str):
+            return tuple(p.strip() for p in v.split(",") if p.strip())
+        return v
+
     @field_validator("destination_allowlist", mode="before")
     @classmethod
     def _networks(cls, v: object) -> object:
         if isinstance(v, str):
             v = [p.strip() for p in v.split(",") if p.strip()]
         return tuple(ipaddress.ip_network(p, strict=False) for p in v)  # type: ignore[union-attr]
-
-
-@cache
-def settings() -> Settings:
-    return Settings()

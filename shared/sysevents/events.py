@@ -254,3 +254,18 @@ def event_from_bytes(
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise InvalidEvent(f"event is not valid JSON: {err}") from None
     return event_from_dict(doc, fallback_id=fallback_id)
+
+
+_JSON_TYPES = {"NoneType": "null", "dict": "object", "list": "array", "tuple": "array", "str": "string",
+               "int": "number", "float": "number", "bool": "boolean", "bytes": "bytes"}  # fmt: skip
+
+
+def plain_types(text: str) -> str:
+    """Say JSON type names (object, array, string, number, boolean, null) where Python's would show."""
+    import re
+
+    return re.sub(
+        r"\b(got|got an?|type) (NoneType|dict|list|tuple|str|int|float|bool)\b",
+        lambda m: f"{m.group(1)} {_JSON_TYPES[m.group(2)]}",
+        text,
+    )

@@ -3,25 +3,37 @@
 The seed's job JSON is accepted verbatim:
 `{"workflow": "webhook_system_events", "config": {"system_event_multiple_types": [...],
 "system_event_sources": {"work": ["id1"]}, "webhook_url": "...", "headers": {...}, "json_template": "..."}}`.
+
+This module is the core: it knows the filter every workflow shares and a *workflow registry*, but no
+sink. Each sink package registers its workflow's config model (`register`); the registry is filled by
+importing `sysevents.sinks`, which `spec()` does on first use. Per-sink behaviour that the core needs
+(does the job stream live events? which Pub/Sub ordering key?) is asked of the config object itself.
+
+A job's identity is `(aid, id)`: ids are chosen per account, and an id in one account says nothing about
+another. `generation` is drawn when a job is created: a job deleted and created again with the same id
+is a new generation, and per-job state (attempt log, counters, dead letters, alert state) is keyed by
+`Job.key`, which includes it, so a new generation inherits nothing.
 """
 
 from __future__ import annotations
 
+import importlib
+import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .alerts.addresses import normalize_recipients
-from .alerts.policy import MAX_MUTE_WINDOWS, MAX_SILENCES, Grouping, MuteWindow, RateLimit, Silence
-from .events import MAX_ID_CHARS, SubjectType, Verb, parse_subject_type, parse_verb
-from .secrets import is_sealed
+from .events import MAX_ID_CHARS, SubjectType, SystemEvent, Verb, parse_subject_type, parse_verb, plain_types
 
 MAX_TEMPLATE_CHARS = 32 * 1024
-MAX_HEADERS = 32
 MAX_SUBJECT_IDS = 1000
+SINKS_PACKAGE = "sysevents.sinks"
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+"""Job ids and account ids: letters, digits, '.', '_', '-' (so they make Firestore paths and keys)."""
 
 
 class Workflow(StrEnum):
@@ -31,9 +43,6 @@ class Workflow(StrEnum):
 
 
 WORKFLOWS = tuple(w.value for w in Workflow)
-
-SINK_OF_WORKFLOW = {Workflow.WEBHOOK: "webhook", Workflow.BIGQUERY: "bigquery", Workflow.EMAIL: "email"}
-"""Which sink (topology `sinks` entry) delivers each workflow's events."""
 
 
 class JobState(StrEnum):
@@ -48,7 +57,7 @@ class InvalidJob(ValueError):
 
 
 class FilterConfig(BaseModel):
-    """The event filter every workflow shares."""
+    """The event filter every workflow shares; each workflow's config model extends it."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -80,7 +89,9 @@ class FilterConfig(BaseModel):
         out = {}
         for key, ids in v.items():
             st = parse_subject_type(key, "system_event_sources key")
-            if not isinstance(ids, list | tuple) or not all(isinstance(i, str | int) for i in ids):
+            if not isinstance(ids, list | tuple) or not all(
+                isinstance(i, str | int) and not isinstance(i, bool) for i in ids
+            ):
                 raise ValueError(f"system_event_sources.{key} must be a list of subject ids ([] = all)")
             if len(ids) > MAX_SUBJECT_IDS:
                 raise ValueError(
@@ -101,153 +112,48 @@ class FilterConfig(BaseModel):
             found.add(self.system_event_type)
         return frozenset(found)
 
+    # -- what the core asks of a workflow's config (overridden by sink configs) ----------------------------
+    def streams(self) -> bool:
+        """False for jobs whose events are never delivered live (one-time exports read the audit log)."""
+        return True
 
-def _is_whsec(secret: str) -> bool:
-    import base64
-    import binascii
+    def ordering_key(self, job: Job, event: SystemEvent) -> str:
+        """The Pub/Sub ordering key of the job's delivery of `event` ("": unordered)."""
+        return ""
 
-    try:
-        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
-    except (binascii.Error, ValueError):
+    def has_backfill(self) -> bool:
+        """True for jobs whose sink copies a time range out of the audit log (sysevents.backfill)."""
         return False
-    return secret.startswith("whsec_") and 24 <= len(key) <= 64
 
 
-class BatchExport(BaseModel):
-    """A one-time export of `[start_time, end_time)` of the account's audit log to the webhook, in POSTs of
-    at most `max_events` events: NDJSON (`application/x-ndjson`) or a JSON array (sysevents.bigquery.batch)."""
+@dataclass(frozen=True)
+class WorkflowSpec:
+    """What a sink registers for its workflow: the topology sink that delivers it and its config model."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    start_time: datetime
-    end_time: datetime
-    format: Literal["ndjson", "json"] = "ndjson"
-    max_events: int = Field(default=100, ge=1, le=10_000)
-
-    @field_validator("start_time", "end_time")
-    @classmethod
-    def _aware(cls, v: datetime) -> datetime:
-        return v.replace(tzinfo=UTC) if v.tzinfo is None else v
-
-    @model_validator(mode="after")
-    def _range(self) -> BatchExport:
-        if self.end_time <= self.start_time:
-            raise ValueError("end_time must be after start_time")
-        return self
+    workflow: Workflow
+    sink: str
+    config: type[FilterConfig]
 
 
-class WebhookConfig(FilterConfig):
-    webhook_url: str = Field(min_length=1, max_length=2048)
-    headers: dict[str, str] = Field(default_factory=dict)
-    json_template: str | None = Field(default=None, max_length=MAX_TEMPLATE_CHARS)
-    # Webhook delivery options (sysevents.webhook; README "Webhooks").
-    signing_secrets: tuple[str, ...] = Field(default=(), max_length=2)
-    """Standard Webhooks secrets (`whsec_<base64>`); each delivery is signed with every one (rotation)."""
-    ordered: bool = False
-    """Deliver in order per subject (Pub/Sub ordering key `<job id>/<subject_id>`)."""
-    batch_max_size: int = Field(default=1, ge=1, le=500)
-    """Events per POST (a JSON array when > 1)."""
-    batch_max_wait_ms: int = Field(default=0, ge=0, le=10_000)
-    """How long an event waits for others to share its POST."""
-    auto_disable_failures: int = Field(default=100, ge=0, le=100_000)
-    """Pause the job after this many consecutive failed attempts (0: never)..."""
-    auto_disable_seconds: int = Field(default=6 * 3600, ge=0, le=30 * 86400)
-    """... spanning at least this many seconds with no successful delivery."""
-    batch_export: BatchExport | None = None
-    """Set: a one-time batch export of a time range of the audit log (no live deliveries)."""
-
-    @field_validator("signing_secrets", mode="before")
-    @classmethod
-    def _secrets(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            v = [v]
-        for secret in v or ():
-            if not isinstance(secret, str) or not (is_sealed(secret) or _is_whsec(secret)):
-                raise ValueError("signing secrets must look like whsec_<base64 of 24 to 64 bytes>")
-        return v
-
-    @field_validator("webhook_url")
-    @classmethod
-    def _url(cls, v: str) -> str:
-        if not v.lower().startswith(("https://", "http://")):
-            raise ValueError("webhook_url must be an https:// URL")
-        return v
-
-    @field_validator("headers")
-    @classmethod
-    def _headers(cls, v: dict[str, str]) -> dict[str, str]:
-        if len(v) > MAX_HEADERS:
-            raise ValueError(f"at most {MAX_HEADERS} headers")
-        for name, value in v.items():
-            if not name or not all(c.isalnum() or c in "-_" for c in name) or len(name) > 256:
-                raise ValueError(f"header name {name!r} is not a valid token")
-            if any(c in value for c in "\r\n\0") or len(value) > 4096:
-                raise ValueError(f"header {name!r} has an invalid value (control characters or too long)")
-        return v
+_REGISTRY: dict[Workflow, WorkflowSpec] = {}
 
 
-class ExportMode(StrEnum):
-    CONTINUOUS = "continuous"  # stream matching events as they arrive
-    ONE_TIME = "one_time"  # copy [start_time, end_time) from the audit table, once
-    BACKFILL_THEN_CONTINUOUS = "backfill_then_continuous"  # copy up to the watermark, stream from it on
+def register(workflow: Workflow, sink: str, config: type[FilterConfig]) -> None:
+    """Called by each sink package's config module (sysevents.sinks.<name>.config)."""
+    _REGISTRY[workflow] = WorkflowSpec(workflow, sink, config)
 
 
-class BigQueryConfig(FilterConfig):
-    """BigQuery export (sysevents.bigquery.export): the target table, the mode and its time range."""
-
-    project: str | None = Field(default=None, max_length=100, pattern=r"^[a-z][a-z0-9.:-]*[a-z0-9]$")
-    dataset: str = Field(min_length=1, max_length=1024, pattern=r"^\w+$")
-    table: str = Field(min_length=1, max_length=1024, pattern=r"^[\w-]+$")
-    create_if_missing: bool = True
-    mode: ExportMode = ExportMode.CONTINUOUS
-    start_time: datetime | None = None
-    end_time: datetime | None = None
-    watermark: datetime | None = None
-
-    @field_validator("start_time", "end_time", "watermark")
-    @classmethod
-    def _aware(cls, v: datetime | None) -> datetime | None:
-        return v.replace(tzinfo=UTC) if v is not None and v.tzinfo is None else v
-
-    @model_validator(mode="after")
-    def _range(self) -> BigQueryConfig:
-        if self.mode is ExportMode.ONE_TIME and (self.start_time is None or self.end_time is None):
-            raise ValueError("mode one_time needs start_time and end_time")
-        if self.mode is not ExportMode.ONE_TIME and self.end_time is not None:
-            raise ValueError(f"end_time applies to mode one_time only, not {self.mode.value}")
-        if self.mode is ExportMode.CONTINUOUS and self.start_time is not None:
-            raise ValueError("start_time applies to one_time and backfill_then_continuous only")
-        if self.start_time and self.end_time and self.end_time <= self.start_time:
-            raise ValueError("end_time must be after start_time")
-        return self
+def _load() -> dict[Workflow, WorkflowSpec]:
+    if len(_REGISTRY) < len(Workflow):
+        importlib.import_module(SINKS_PACKAGE)  # the sink packages register their workflows
+    return _REGISTRY
 
 
-class EmailConfig(FilterConfig):
-    """Email alerts (sysevents.alerts): recipients, Jsonnet templates, and noise control."""
-
-    recipients: tuple[str, ...]
-    subject_template: str | None = Field(default=None, max_length=MAX_TEMPLATE_CHARS)
-    body_template: str | None = Field(default=None, max_length=MAX_TEMPLATE_CHARS)
-    digest_template: str | None = Field(default=None, max_length=MAX_TEMPLATE_CHARS)
-    grouping: Grouping | None = None
-    rate_limit: RateLimit | None = None
-    silences: tuple[Silence, ...] = Field(default=(), max_length=MAX_SILENCES)
-    mute_windows: tuple[MuteWindow, ...] = Field(default=(), max_length=MAX_MUTE_WINDOWS)
-
-    @field_validator("recipients", mode="before")
-    @classmethod
-    def _recipients(cls, v: Any) -> Any:
-        return normalize_recipients(v)
-
-    # The templates are checked at save time (admin API: sysevents.admin.validation), not here: every
-    # function's job cache loads every job, and loading must stay cheap (no template sandbox).
-
-
-CONFIG_OF_WORKFLOW: dict[Workflow, type[FilterConfig]] = {
-    Workflow.WEBHOOK: WebhookConfig,
-    Workflow.BIGQUERY: BigQueryConfig,
-    Workflow.EMAIL: EmailConfig,
-}
+def spec(workflow: Workflow | str) -> WorkflowSpec:
+    try:
+        return _load()[Workflow(workflow)]
+    except (KeyError, ValueError):
+        raise InvalidJob(f"workflow: unknown {workflow!r}; valid values: {', '.join(WORKFLOWS)}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,17 +172,23 @@ class EventFilter:
         return cls(aid=aid, verbs=config.verbs(), sources=sources)
 
 
+def new_generation() -> str:
+    return secrets.token_hex(6)
+
+
 class Job(BaseModel):
-    """A stored job. `version` goes up on every change; deliveries record the version they used."""
+    """A stored job. `version` goes up on every change; deliveries record the version they used and the
+    job's `generation` (drawn at creation)."""
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
-    id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
-    aid: str = Field(min_length=1, max_length=MAX_ID_CHARS)
+    id: str = Field(min_length=1, max_length=MAX_ID_CHARS, pattern=ID_PATTERN)
+    aid: str = Field(min_length=1, max_length=MAX_ID_CHARS, pattern=ID_PATTERN)
     workflow: Workflow
     config: FilterConfig
     state: JobState = JobState.ACTIVE
     version: int = 1
+    generation: str = Field(default_factory=new_generation, min_length=1, max_length=64)
     name: str | None = Field(default=None, max_length=200)
     created_at: datetime | None = None
     updated_at: datetime | None = None
@@ -284,19 +196,19 @@ class Job(BaseModel):
     """Why sysevents paused the job (auto-disable); cleared when the job is active again."""
 
     @property
+    def key(self) -> str:
+        """The job's identity for per-job state: account, id and generation (none contains ':')."""
+        return f"{self.aid}:{self.id}:{self.generation}"
+
+    @property
     def sink(self) -> str:
-        return SINK_OF_WORKFLOW[self.workflow]
+        return spec(self.workflow).sink
 
     @property
     def streams(self) -> bool:
         """False for one-time exports (BigQuery `one_time`, webhook `batch_export`): their events are read
-        from the audit log by a backfill (sysevents.bigquery), never delivered live by ingest."""
-        cfg = self.config
-        if isinstance(cfg, BigQueryConfig):
-            return cfg.mode is not ExportMode.ONE_TIME
-        if isinstance(cfg, WebhookConfig):
-            return cfg.batch_export is None
-        return True
+        from the audit log by a backfill (sysevents.backfill), never delivered live by ingest."""
+        return self.config.streams()
 
     @property
     def selection(self) -> EventFilter:
@@ -310,27 +222,28 @@ class Job(BaseModel):
         f = self.selection
         return f if self.streams else EventFilter(aid=f.aid, verbs=f.verbs, sources={})
 
+    def ordering_key(self, event: SystemEvent) -> str:
+        return self.config.ordering_key(self, event)
 
-def _describe(err: ValidationError, prefix: str = "") -> str:
+
+def describe_error(err: ValidationError, prefix: str = "") -> str:
+    """A pydantic error as one line per field, in plain language (JSON type names)."""
     parts = []
     for e in err.errors(include_url=False):
         loc = ".".join(str(p) for p in e["loc"])
-        msg = e["msg"].removeprefix("Value error, ")
+        msg = plain_types(e["msg"].removeprefix("Value error, "))
         parts.append(f"{prefix}{loc}: {msg}" if loc else f"{prefix.rstrip('.')}: {msg}")
     return "; ".join(parts)
 
 
 def parse_config(workflow: Any, config: Any) -> tuple[Workflow, FilterConfig]:
-    try:
-        wf = Workflow(workflow)
-    except ValueError:
-        raise InvalidJob(f"workflow: unknown {workflow!r}; valid values: {', '.join(WORKFLOWS)}") from None
+    wf = spec(workflow).workflow
     if not isinstance(config, dict):
         raise InvalidJob("config: must be a JSON object")
     try:
-        return wf, CONFIG_OF_WORKFLOW[wf].model_validate(config)
+        return wf, spec(wf).config.model_validate(config)
     except ValidationError as err:
-        raise InvalidJob(_describe(err, "config.")) from None
+        raise InvalidJob(describe_error(err, "config.")) from None
 
 
 def job_from_dict(doc: dict[str, Any], *, job_id: str | None = None, aid: str | None = None) -> Job:
@@ -339,6 +252,8 @@ def job_from_dict(doc: dict[str, Any], *, job_id: str | None = None, aid: str | 
         raise InvalidJob("job must be a JSON object")
     wf, config = parse_config(doc.get("workflow"), doc.get("config"))
     fields = {k: v for k, v in doc.items() if k not in ("workflow", "config")}
+    if fields.get("generation") is None:
+        fields.pop("generation", None)
     if job_id is not None:
         fields["id"] = job_id
     if aid is not None:
@@ -346,7 +261,7 @@ def job_from_dict(doc: dict[str, Any], *, job_id: str | None = None, aid: str | 
     try:
         return Job.model_validate({**fields, "workflow": wf, "config": config})
     except ValidationError as err:
-        raise InvalidJob(_describe(err)) from None
+        raise InvalidJob(describe_error(err)) from None
 
 
 def job_to_dict(job: Job) -> dict[str, Any]:
@@ -358,8 +273,13 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         "config": job.config.model_dump(mode="json", exclude_none=True),
         "state": job.state.value,
         "version": job.version,
+        "generation": job.generation,
         "name": job.name,
         "created_at": job.created_at,
         "updated_at": job.updated_at,
         "disabled_reason": job.disabled_reason if job.state is JobState.PAUSED else None,
     }
+
+
+def workflows_of(sink: str) -> Iterable[Workflow]:
+    return (s.workflow for s in _load().values() if s.sink == sink)

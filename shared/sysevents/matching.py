@@ -29,14 +29,18 @@ def matches(f: EventFilter, event: SystemEvent) -> bool:
     return not ids or event.subject_id in ids
 
 
+JobId = tuple[str, str]
+"""(aid, job id): a job's identity; ids are chosen per account."""
+
+
 class JobIndex:
     """Active jobs keyed by (aid, subject_type|*, subject_id|*, verb). Thread-safe; updated incrementally."""
 
     def __init__(self, jobs: Iterable[Job] = ()):
         self._lock = threading.Lock()
-        self._by_key: dict[tuple, dict[str, tuple[Job, EventFilter]]] = defaultdict(dict)
-        self._keys_of: dict[str, list[tuple]] = {}
-        self._jobs: dict[str, Job] = {}
+        self._by_key: dict[tuple, dict[JobId, tuple[Job, EventFilter]]] = defaultdict(dict)
+        self._keys_of: dict[JobId, list[tuple]] = {}
+        self._jobs: dict[JobId, Job] = {}
         for job in jobs:
             self.upsert(job)
 
@@ -50,22 +54,23 @@ class JobIndex:
 
     def upsert(self, job: Job) -> None:
         """Add or replace a job; paused jobs are kept for lookup by id but never matched."""
+        jid = (job.aid, job.id)
         with self._lock:
-            self._drop(job.id)
-            self._jobs[job.id] = job
+            self._drop(jid)
+            self._jobs[jid] = job
             if job.state is JobState.ACTIVE:
                 f = job.filter
                 keys = self._keys(f)
                 for key in keys:
-                    self._by_key[key][job.id] = (job, f)
-                self._keys_of[job.id] = keys
+                    self._by_key[key][jid] = (job, f)
+                self._keys_of[jid] = keys
 
-    def remove(self, job_id: str) -> None:
+    def remove(self, job_id: JobId) -> None:
         with self._lock:
             self._drop(job_id)
             self._jobs.pop(job_id, None)
 
-    def _drop(self, job_id: str) -> None:
+    def _drop(self, job_id: JobId) -> None:
         for key in self._keys_of.pop(job_id, ()):
             bucket = self._by_key.get(key)
             if bucket is not None:
@@ -73,8 +78,12 @@ class JobIndex:
                 if not bucket:
                     del self._by_key[key]
 
-    def get(self, job_id: str) -> Job | None:
+    def get(self, job_id: JobId) -> Job | None:
         return self._jobs.get(job_id)
+
+    def all(self) -> list[Job]:
+        with self._lock:
+            return list(self._jobs.values())
 
     def __len__(self) -> int:
         return len(self._jobs)

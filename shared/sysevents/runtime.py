@@ -1,20 +1,41 @@
-"""Per-instance clients, built once on first use: settings, publisher, Firestore, the job cache."""
+"""The one context of a function instance: settings, topology, clients, and the components built on them.
+
+A `Runtime` owns everything an instance keeps between requests: the Firestore, Pub/Sub and BigQuery
+clients, the job store and job cache, the template sandbox, the HTTP sender, the delivery accounting,
+the BigQuery writer, backfill runs, alert state and API keys. Components are built on first use (a
+function only pays for what it uses) and shared by the instance's request threads. Nothing else keeps
+module-level state: code receives the Runtime (or the component) it works with.
+
+`instance()` is the Runtime of this process, used by the HTTP entry points (sysevents.http).
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from functools import cache
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from google.cloud import firestore
 
-from .attempts import AttemptLog
-from .config import Settings, settings
+from .config import Settings
 from .jobs import Job
 from .pubsub import Publisher
 from .store import JobCache, JobStore
 from .topology import Topology, load
 
+if TYPE_CHECKING:
+    from .admin.keys import KeyStore
+    from .alerts.engine import AlertState
+    from .backfill.runs import Runs
+    from .bigquery.writer import TableWriter
+    from .delivery.accounting import DeliveryLog
+    from .delivery.attempts import AttemptLog
+    from .sinks.webhook.sender import WebhookSender
+    from .templates.sandbox import Sandbox
+
+T = TypeVar("T")
 _lock = threading.Lock()
 
 
@@ -26,68 +47,176 @@ def _logging() -> None:
 class Runtime:
     def __init__(self, cfg: Settings | None = None, topology: Topology | None = None):
         _logging()
-        self.settings = cfg or settings()
+        self.settings = cfg or Settings()
         self.topology = topology or load()
         self.firestore = firestore.Client(project=self.settings.project)
         self.publisher = Publisher(self.settings.project)
-        self.jobs = JobStore(self.firestore, self.settings.jobs_collection)
-        self.attempts = AttemptLog(self.firestore)
-        self._cache: JobCache | None = None
-        self._bigquery = None
+        self.jobs = JobStore(self.firestore, self.settings.jobs_collection, self.settings.accounts_collection)
+        self._parts: dict[str, Any] = {}
+        self._lock = threading.RLock()  # components build on others (alert state on the sandbox)
 
+    def _part(self, name: str, build: Callable[[], T]) -> T:
+        part = self._parts.get(name)
+        if part is None:
+            with self._lock:
+                part = self._parts.get(name)
+                if part is None:
+                    part = self._parts[name] = build()
+        return part
+
+    # -- components, built on first use ---------------------------------------------------------------------
     @property
     def cache(self) -> JobCache:
-        if self._cache is None:
-            with _lock:
-                if self._cache is None:
-                    self._cache = JobCache(
-                        self.firestore, self.settings.jobs_collection, self.settings.job_cache_start_timeout
-                    ).start()
-        return self._cache
-
-    def job_for(self, job_id: str, version: int) -> Job | None:
-        """The job a delivery names, at least at the version ingest matched it with: from the cache, or
-        from Firestore when this instance's cache has not caught up yet (a just-created or just-changed
-        job). None when the job no longer exists."""
-        job = self.cache.get(job_id)
-        if job is None or job.version < version:
-            job = self.jobs.get(job_id) or job
-        return job
+        return self._part(
+            "cache",
+            lambda: JobCache(
+                self.firestore,
+                self.settings.jobs_collection,
+                self.settings.job_cache_start_timeout,
+                self.settings.accounts_collection,
+            ).start(),
+        )
 
     @property
     def bigquery(self):
-        """The BigQuery client (google.cloud.bigquery.Client), built on first use; the emulator's when
+        """The BigQuery client (google.cloud.bigquery.Client); the emulator's when
         SYSEVENTS_BIGQUERY_ENDPOINT is set."""
-        if self._bigquery is None:
-            with _lock:
-                if self._bigquery is None:
-                    from google.cloud import bigquery
 
-                    if self.settings.bigquery_endpoint:
-                        from google.auth.credentials import AnonymousCredentials
+        def build():
+            from google.cloud import bigquery
 
-                        self._bigquery = bigquery.Client(
-                            project=self.settings.project,
-                            credentials=AnonymousCredentials(),
-                            client_options={"api_endpoint": self.settings.bigquery_endpoint},
-                        )
-                    else:
-                        self._bigquery = bigquery.Client(
-                            project=self.settings.project, location=self.settings.bigquery_location
-                        )
-        return self._bigquery
+            if self.settings.bigquery_endpoint:
+                from google.auth.credentials import AnonymousCredentials
+
+                return bigquery.Client(
+                    project=self.settings.project,
+                    credentials=AnonymousCredentials(),
+                    client_options={"api_endpoint": self.settings.bigquery_endpoint},
+                )
+            return bigquery.Client(project=self.settings.project, location=self.settings.bigquery_location)
+
+        return self._part("bigquery", build)
+
+    @property
+    def sandbox(self) -> Sandbox:
+        """Template rendering with bounded time and memory (worker processes)."""
+        from .templates.sandbox import Sandbox
+
+        s = self.settings
+        return self._part(
+            "sandbox",
+            lambda: Sandbox(
+                workers=s.template_workers, timeout=s.template_timeout, memory_mb=s.template_memory_mb
+            ),
+        )
+
+    @property
+    def sender(self) -> WebhookSender:
+        """The guarded, signed HTTP sender (webhook deliveries, batch exports, alert notifications)."""
+        from .sinks.webhook.sender import WebhookSender
+
+        return self._part("sender", lambda: WebhookSender(self.settings, renderer=self.sandbox.render))
+
+    @property
+    def accounting(self) -> DeliveryLog:
+        """Per-job attempt log, counters and dead letters (sysevents.delivery.accounting)."""
+        from .delivery.accounting import DeliveryLog
+
+        return self._part(
+            "accounting",
+            lambda: DeliveryLog(self.firestore, retention_days=self.settings.webhook_log_retention_days),
+        )
+
+    @property
+    def attempts(self) -> AttemptLog:
+        from .delivery.attempts import AttemptLog
+
+        return self._part("attempts", lambda: AttemptLog(self.firestore))
+
+    @property
+    def runs(self) -> Runs:
+        """Backfill run state, leases and parked events (sysevents.backfill.runs)."""
+        from .backfill.runs import Runs
+
+        return self._part("runs", lambda: Runs(self.firestore, self.settings.exports_collection))
+
+    @property
+    def table_writer(self) -> TableWriter:
+        """Micro-batched, validated streaming inserts, shared by the instance's request threads."""
+        from .bigquery.writer import TableWriter
+
+        s = self.settings
+
+        def build() -> TableWriter:
+            return TableWriter(
+                self.bigquery,
+                max_rows=s.bigquery_batch_rows,
+                max_wait=s.bigquery_batch_wait_ms / 1000,
+                timeout=s.bigquery_timeout,
+                location=s.bigquery_location,
+            )
+
+        return self._part("table_writer", build)
+
+    @property
+    def alert_state(self) -> AlertState:
+        from .alerts.engine import AlertState
+
+        return self._part(
+            "alert_state",
+            lambda: AlertState(self.firestore, self.settings, evaluate=self.sandbox.render_value),
+        )
+
+    @property
+    def keys(self) -> KeyStore:
+        from .admin.keys import KeyStore
+
+        s = self.settings
+        return self._part(
+            "keys",
+            lambda: KeyStore(
+                self.firestore, s.accounts_collection, s.api_keys_collection, s.operator_key_hash
+            ),
+        )
+
+    # -- lookups ---------------------------------------------------------------------------------------------
+    def job_for(self, aid: str, job_id: str, version: int) -> Job | None:
+        """The job a delivery names, at least at the version ingest matched it with: from the cache, or
+        from Firestore when this instance's cache has not caught up yet (a just-created or just-changed
+        job). None when the job no longer exists."""
+        job = self.cache.get(aid, job_id)
+        if job is None or job.version < version:
+            job = self.jobs.get(aid, job_id) or job
+        return job
+
+    def close(self) -> None:
+        """Stop what this Runtime started (sandbox workers, the job cache's listener)."""
+        for name in ("sandbox", "cache"):
+            part = self._parts.pop(name, None)
+            if part is not None:
+                (part.close if name == "sandbox" else part.stop)()
 
 
-_runtime: Runtime | None = None
+_instance: Runtime | None = None
 
 
-def runtime() -> Runtime:
-    global _runtime
-    if _runtime is None:
+def instance() -> Runtime:
+    """This process's Runtime (built on first use from the environment)."""
+    global _instance
+    if _instance is None:
         with _lock:
-            if _runtime is None:
-                _runtime = Runtime()
-    return _runtime
+            if _instance is None:
+                _instance = Runtime()
+    return _instance
+
+
+def reset() -> None:
+    """Forget this process's Runtime (tests that change the environment)."""
+    global _instance
+    with _lock:
+        old, _instance = _instance, None
+    if old is not None:
+        old.close()
 
 
 def health(rt: Runtime, function: str) -> tuple[dict, int]:

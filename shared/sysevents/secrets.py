@@ -28,10 +28,6 @@ def generate_key() -> str:
 
 
 def _text(keys: SecretStr | str | None) -> str:
-    if keys is None:
-        from .config import settings
-
-        keys = settings().sealing_keys
     if isinstance(keys, SecretStr):
         keys = keys.get_secret_value()
     return keys or ""

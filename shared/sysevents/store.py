@@ -1,11 +1,15 @@
 """Jobs in Firestore, and the in-memory job cache the pipeline functions match against.
 
-Cache design: a Firestore snapshot listener on the jobs collection keeps a `JobIndex` current. The
-first snapshot is loaded once per function instance (one read per job); after that only changed
+Layout: a job lives at `accounts/{aid}/jobs/{id}`. Ids are chosen per account: every read, change and
+listing goes through the account's own collection, so a job id in one account says nothing about
+another (a create that collides answers for that account only).
+
+Cache design: a Firestore snapshot listener on the `jobs` collection group keeps a `JobIndex` current.
+The first snapshot is loaded once per function instance (one read per job); after that only changed
 jobs are transferred, so steady-state ingest reads nothing from Firestore per event. A job change
-reaches a running instance as soon as the listener delivers it (p50 12 ms, max 124 ms from the
-write call against the emulator here; bench/bench_job_propagation.py). If the listener stops (network error, emulator restart) the next lookup
-restarts it and reloads, so the cache cannot stay stale silently.
+reaches a running instance as soon as the listener delivers it (p50 12 ms, max 124 ms from the write
+call against the emulator here; bench/bench_job_propagation.py). If the listener stops (network error,
+emulator restart) the next lookup restarts it and reloads, so the cache cannot stay stale silently.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.field_path import FieldPath
 
 from .events import SystemEvent
-from .jobs import InvalidJob, Job, job_from_dict, job_to_dict
+from .jobs import InvalidJob, Job, job_from_dict, job_to_dict, new_generation
 from .matching import JobIndex
 
 log = logging.getLogger(__name__)
@@ -48,59 +52,79 @@ class VersionConflict(ValueError):
         self.job_id, self.current, self.expected = job_id, current, expected
 
 
+def _job_of(snap) -> Job:
+    """A stored job from its snapshot: the id and account come from its path."""
+    return job_from_dict(snap.to_dict() or {}, job_id=snap.id, aid=snap.reference.parent.parent.id)
+
+
 class JobStore:
     """Create, read, replace and delete jobs (the admin API builds on this)."""
 
-    def __init__(self, client: firestore.Client, collection: str = "jobs"):
+    def __init__(self, client: firestore.Client, collection: str = "jobs", accounts: str = "accounts"):
         self.client = client
-        self.collection = client.collection(collection)
+        self.accounts = client.collection(accounts)
+        self.name = collection
         self.last_write_time: datetime | None = None  # commit time of this store's latest write
+
+    def collection(self, aid: str):
+        return self.accounts.document(aid).collection(self.name)
+
+    def ref(self, aid: str, job_id: str):
+        return self.collection(aid).document(job_id)
 
     def put(self, job: Job) -> Job:
         now = datetime.now(UTC)
         job = job.model_copy(update={"created_at": job.created_at or now, "updated_at": now})
-        self.last_write_time = self.collection.document(job.id).set(job_to_dict(job)).update_time
+        self.last_write_time = self.ref(job.aid, job.id).set(job_to_dict(job)).update_time
         return job
 
-    def get(self, job_id: str) -> Job | None:
-        snap = self.collection.document(job_id).get()
-        return job_from_dict(snap.to_dict(), job_id=snap.id) if snap.exists else None
+    def get(self, aid: str, job_id: str) -> Job | None:
+        try:
+            snap = self.ref(aid, job_id).get()
+        except ValueError:  # not a valid document path: no such job
+            return None
+        return _job_of(snap) if snap.exists else None
 
-    def delete(self, job_id: str) -> None:
-        self.last_write_time = self.collection.document(job_id).delete()
+    def delete(self, aid: str, job_id: str) -> None:
+        self.last_write_time = self.ref(aid, job_id).delete()
 
     def list(self, aid: str) -> list[Job]:
-        return [
-            job_from_dict(s.to_dict(), job_id=s.id) for s in self.collection.where("aid", "==", aid).stream()
-        ]
+        return [_job_of(s) for s in self.collection(aid).stream()]
 
     # -- versioned changes (the admin API): version 1 on create, +1 on every change, in a transaction ----
     def create(self, job: Job) -> Job:
-        """Store a new job at version 1; JobExists if its id is taken."""
+        """Store a new job at version 1, with a new generation; JobExists if the account uses its id."""
         now = datetime.now(UTC)
-        job = job.model_copy(update={"version": 1, "created_at": now, "updated_at": now})
+        job = job.model_copy(
+            update={"version": 1, "generation": new_generation(), "created_at": now, "updated_at": now}
+        )
         try:
-            self.last_write_time = self.collection.document(job.id).create(job_to_dict(job)).update_time
+            self.last_write_time = self.ref(job.aid, job.id).create(job_to_dict(job)).update_time
         except gexc.Conflict:
             raise JobExists(job.id) from None
         return job
 
     def change(
-        self, aid: str, job_id: str, change: Callable[[Job], Job], expected_version: int | None = None
+        self, aid: str, job_id: str, change: Callable[[Job], Job | None], expected_version: int | None = None
     ) -> tuple[Job, Job]:
-        """Apply `change` to the account's job and store it at version + 1; returns (old, new).
+        """Apply `change` to the account's job and store it at version + 1; returns (old, new). A `change`
+        that returns None leaves the job as it is (returns (old, old)).
 
-        Raises JobNotFound (absent, or another account's), VersionConflict (`expected_version` is stale).
+        Raises JobNotFound, VersionConflict (`expected_version` is stale).
         """
-        ref = self.collection.document(job_id)
+        ref = self.ref(aid, job_id)
 
         @firestore.transactional
         def run(tx: firestore.Transaction) -> tuple[Job, Job]:
-            old = self._read_for_update(tx, ref, aid, expected_version)
-            new = change(old).model_copy(
+            old = self._read_for_update(tx, ref, expected_version)
+            changed = change(old)
+            if changed is None:
+                return old, old
+            new = changed.model_copy(
                 update={
                     "id": old.id,
                     "aid": old.aid,
+                    "generation": old.generation,
                     "version": old.version + 1,
                     "created_at": old.created_at,
                     "updated_at": datetime.now(UTC),
@@ -115,11 +139,11 @@ class JobStore:
 
     def remove(self, aid: str, job_id: str, expected_version: int | None = None) -> Job:
         """Delete the account's job; returns what was deleted. Same errors as `change`."""
-        ref = self.collection.document(job_id)
+        ref = self.ref(aid, job_id)
 
         @firestore.transactional
         def run(tx: firestore.Transaction) -> Job:
-            old = self._read_for_update(tx, ref, aid, expected_version)
+            old = self._read_for_update(tx, ref, expected_version)
             tx.delete(ref)
             return old
 
@@ -127,23 +151,21 @@ class JobStore:
         self.last_write_time = datetime.now(UTC)
         return old
 
-    def _read_for_update(self, tx, ref, aid: str, expected_version: int | None) -> Job:
+    def _read_for_update(self, tx, ref, expected_version: int | None) -> Job:
         snap = ref.get(transaction=tx)
-        doc = snap.to_dict() if snap.exists else None
-        if doc is None or doc.get("aid") != aid:
+        if not snap.exists:
             raise JobNotFound(ref.id)
-        old = job_from_dict(doc, job_id=snap.id)
+        old = _job_of(snap)
         if expected_version is not None and expected_version != old.version:
             raise VersionConflict(ref.id, old.version, expected_version)
         return old
 
     def find(self, aid: str, job_id: str) -> Job:
-        """The account's job; JobNotFound when absent or another account's."""
-        snap = self.collection.document(job_id).get()
-        doc = snap.to_dict() if snap.exists else None
-        if doc is None or doc.get("aid") != aid:
+        """The account's job; JobNotFound when it has none by that id."""
+        job = self.get(aid, job_id)
+        if job is None:
             raise JobNotFound(job_id)
-        return job_from_dict(doc, job_id=snap.id)
+        return job
 
     def page(
         self,
@@ -159,35 +181,43 @@ class JobStore:
         Equality filters plus document-id order need no composite index. Stored jobs that no longer
         validate are skipped (and logged), as the job cache skips them.
         """
-        q = self.collection.where(filter=FieldFilter("aid", "==", aid))
+        col = self.collection(aid)
+        q = col
         if workflow:
             q = q.where(filter=FieldFilter("workflow", "==", workflow))
         if state:
             q = q.where(filter=FieldFilter("state", "==", state))
         if after:
-            q = q.where(filter=FieldFilter(FieldPath.document_id(), ">", self.collection.document(after)))
+            q = q.where(filter=FieldFilter(FieldPath.document_id(), ">", col.document(after)))
         snaps = list(q.order_by(FieldPath.document_id()).limit(limit + 1).stream())
         jobs = []
         for snap in snaps[:limit]:
             try:
-                jobs.append(job_from_dict(snap.to_dict(), job_id=snap.id))
+                jobs.append(_job_of(snap))
             except InvalidJob as err:
-                log.error("job store: skipping invalid job %s: %s", snap.id, err.reason)
+                log.error("job store: skipping invalid job %s: %s", snap.reference.path, err.reason)
         return jobs, (snaps[limit - 1].id if len(snaps) > limit else None)
 
 
 class JobCache:
     """All jobs, kept current by a snapshot listener; `match` and `get` never touch Firestore."""
 
-    def __init__(self, client: firestore.Client, collection: str = "jobs", start_timeout: float = 60.0):
-        self._query = client.collection(collection)
+    def __init__(
+        self,
+        client: firestore.Client,
+        collection: str = "jobs",
+        start_timeout: float = 60.0,
+        accounts: str = "accounts",
+    ):
+        self._query = client.collection_group(collection)
+        self._accounts = accounts
         self._timeout = start_timeout
         self._lock = threading.Lock()
         self._index = JobIndex()
         self._watch = None
         self._ready = threading.Event()
         self.updated_at: datetime | None = None
-        self.invalid: dict[str, str] = {}  # job id -> why its stored document was skipped
+        self.invalid: dict[str, str] = {}  # job path -> why its stored document was skipped
 
     def start(self) -> JobCache:
         with self._lock:
@@ -213,17 +243,21 @@ class JobCache:
         index = self._index
         for change in changes:
             doc = change.document
+            account = doc.reference.parent.parent
+            if account is None or account.parent.id != self._accounts:
+                continue  # a `jobs` collection somewhere else: not ours
+            key = (account.id, doc.id)
             if change.type.name == "REMOVED":
-                index.remove(doc.id)
-                self.invalid.pop(doc.id, None)
+                index.remove(key)
+                self.invalid.pop(doc.reference.path, None)
                 continue
             try:
-                index.upsert(job_from_dict(doc.to_dict() or {}, job_id=doc.id))
-                self.invalid.pop(doc.id, None)
+                index.upsert(_job_of(doc))
+                self.invalid.pop(doc.reference.path, None)
             except InvalidJob as err:
-                index.remove(doc.id)
-                self.invalid[doc.id] = err.reason
-                log.error("job cache: skipping invalid job %s: %s", doc.id, err.reason)
+                index.remove(key)
+                self.invalid[doc.reference.path] = err.reason
+                log.error("job cache: skipping invalid job %s: %s", doc.reference.path, err.reason)
         self.updated_at = read_time
         self._ready.set()
 
@@ -235,8 +269,12 @@ class JobCache:
     def match(self, event: SystemEvent) -> list[Job]:
         return self._current().match(event)
 
-    def get(self, job_id: str) -> Job | None:
-        return self._current().get(job_id)
+    def get(self, aid: str, job_id: str) -> Job | None:
+        return self._current().get((aid, job_id))
+
+    def jobs(self) -> list[Job]:
+        """Every job this instance knows (active and paused)."""
+        return self._current().all()
 
     def __len__(self) -> int:
         return len(self._current())

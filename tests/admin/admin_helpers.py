@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 PUBLIC_URL = "https://8.8.8.8/hook"  # a public address that needs no DNS (no test publishes what it wants)
 
 
@@ -37,3 +39,22 @@ SLACK = (
     'https://activate.getlytics.com/data/integrations/work/%s?aid=%s" % [event.data.subject_id, event.data.aid] }'
 )
 """The seed's Slack template, verbatim."""
+
+
+@dataclass
+class Account:
+    aid: str
+    key: str
+    prefix: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-API-Key": self.key}
+
+
+def make_account(admin, operator, aid: str, scope: str = "admin") -> Account:
+    r = admin.post("/accounts", json={"aid": aid, "name": f"test {aid}"}, headers=operator)
+    assert r.status_code == 201, r.json
+    r = admin.post(f"/accounts/{aid}/keys", json={"name": "tests", "scope": scope}, headers=operator)
+    assert r.status_code == 201, r.json
+    return Account(aid, r.json["key"], r.json["prefix"])

@@ -88,7 +88,7 @@ def test_keys_are_shown_once_listed_by_prefix_and_revocable(admin, operator, acc
     assert {k["prefix"] for k in listed} == {account.prefix, prefix}
     assert all("key" not in k and new_key not in str(k) for k in listed)
     who = admin.get("/whoami", headers={"X-API-Key": new_key}).json
-    assert who == {"operator": False, "aid": account.aid, "prefix": prefix, "name": "ci"}
+    assert who == {"operator": False, "aid": account.aid, "prefix": prefix, "name": "ci", "scope": "jobs"}
     r = admin.delete(f"/accounts/{account.aid}/keys/{prefix}", headers=operator)
     assert r.status_code == 200 and r.json["revoked_at"]
     assert admin.get("/whoami", headers={"X-API-Key": new_key}).status_code == 401

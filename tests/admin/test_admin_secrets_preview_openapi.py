@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import pytest
 from admin_helpers import SLACK, webhook_job
@@ -30,13 +31,12 @@ def test_header_values_are_sealed_at_rest_and_redacted(admin, account, firestore
     ):
         assert view["config"]["headers"] == {"Authorization": "****42"}
     stored = (
-        firestore_client.collection("jobs")
-        .document(job_id)
+        firestore_client.document(f"accounts/{account.aid}/jobs/{job_id}")
         .get()
         .to_dict()["config"]["headers"]["Authorization"]
     )
     assert stored.startswith(secrets.SEALED_PREFIX) and "s3cr3t" not in stored
-    assert secrets.unseal(stored) == TOKEN
+    assert secrets.unseal(stored, os.environ["SYSEVENTS_SEALING_KEYS"]) == TOKEN
     assert "s3cr3t" not in caplog.text
 
 
@@ -54,8 +54,15 @@ def test_redacted_values_sent_back_keep_the_secret(admin, account, firestore_cli
     assert r.status_code == 200
     r = admin.patch(f"{base}/{job['id']}", json={"name": "patched"}, headers=account.headers)
     assert r.status_code == 200
-    stored = firestore_client.collection("jobs").document(job["id"]).get().to_dict()["config"]["headers"]
-    assert secrets.unseal_all(stored) == {"Authorization": TOKEN, "X-Other": "two"}
+    stored = (
+        firestore_client.document(f"accounts/{account.aid}/jobs/{job['id']}")
+        .get()
+        .to_dict()["config"]["headers"]
+    )
+    assert secrets.unseal_all(stored, os.environ["SYSEVENTS_SEALING_KEYS"]) == {
+        "Authorization": TOKEN,
+        "X-Other": "two",
+    }
 
 
 def test_sealing_round_trip_rotation_and_tampering():
@@ -144,7 +151,7 @@ def test_signing_secrets_are_sealed_at_rest_shown_as_set_and_kept_on_round_trip(
     assert r.status_code == 201, r.json
     job = r.json
     assert job["config"]["signing_secrets"] == "(set)" and secret not in r.get_data(as_text=True)
-    stored = firestore_client.collection("jobs").document(job["id"]).get().to_dict()
+    stored = firestore_client.document(f"accounts/{account.aid}/jobs/{job['id']}").get().to_dict()
     assert [is_sealed(v) for v in stored["config"]["signing_secrets"]] == [True]
 
     # GET, change the name, PUT back what GET showed: the secret is kept, not replaced by "(set)"
@@ -157,7 +164,7 @@ def test_signing_secrets_are_sealed_at_rest_shown_as_set_and_kept_on_round_trip(
     }
     r = admin.put(f"/accounts/{account.aid}/jobs/{job['id']}", json=put, headers=account.headers)
     assert r.status_code == 200, r.json
-    again = firestore_client.collection("jobs").document(job["id"]).get().to_dict()
+    again = firestore_client.document(f"accounts/{account.aid}/jobs/{job['id']}").get().to_dict()
     assert again["config"]["signing_secrets"] == stored["config"]["signing_secrets"]
 
     forged = {

@@ -126,7 +126,7 @@ def test_private_and_metadata_destinations_are_refused(admin, account, url, why)
 def test_http_is_refused_unless_allowed():
     strict = Settings(allow_http=False, destination_allowlist=(), sealing_keys=None)
     with pytest.raises(ApiError) as err:
-        parse_job(webhook_job("http://8.8.8.8/hook"), aid="a", job_id="j", settings=strict)
+        parse_job(webhook_job("http://8.8.8.8/hook"), aid="a", job_id="j", settings=strict, sandbox=None)
     assert (err.value.status, err.value.field) == (400, "config.webhook_url")
     assert err.value.message == "destination must use https, not 'http'"
 
@@ -134,7 +134,7 @@ def test_http_is_refused_unless_allowed():
 def test_loopback_is_refused_without_the_development_allowlist():
     strict = Settings(allow_http=True, destination_allowlist=(), sealing_keys=None)
     with pytest.raises(ApiError) as err:
-        parse_job(webhook_job("http://127.0.0.1:9/hook"), aid="a", job_id="j", settings=strict)
+        parse_job(webhook_job("http://127.0.0.1:9/hook"), aid="a", job_id="j", settings=strict, sandbox=None)
     assert "resolves to non-public address 127.0.0.1" in err.value.message
 
 

@@ -10,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from sysevents.alerts.engine import AlertState, Decision
-from sysevents.alerts.mailer import Outcome
 from sysevents.config import Settings
 from sysevents.events import new_event
 from sysevents.jobs import job_from_dict
+from sysevents.sinks.email.mailer import Outcome
+from sysevents.templates.sandbox import Sandbox
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2031, 3, 3, 12, 0, tzinfo=UTC)  # a Monday
@@ -23,11 +24,18 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
+@pytest.fixture(scope="module")
+def sandbox():
+    s = Sandbox(workers=1, timeout=2.0, memory_mb=512)
+    yield s
+    s.close()
+
+
 @pytest.fixture
-def state(stack, firestore_client):
+def state(stack, firestore_client, sandbox):
     """Alert state in collections of this test's own, out of reach of the stack's flush ticker."""
     settings = Settings(alerts_collection_prefix=f"t{uuid.uuid4().hex[:8]}_", alerts_max_attempts=3)
-    return AlertState(firestore_client, settings)
+    yield AlertState(firestore_client, settings, evaluate=sandbox.render_value)
 
 
 @pytest.fixture
@@ -49,7 +57,7 @@ def failed(aid, subject_id, **extra):
 
 
 def flush(state, j, now):
-    return state.flush_due(lambda job_id: j if job_id == j.id else None, now)
+    return state.flush_due(lambda key: j if key == j.key else None, now)
 
 
 def mails(stack, to, count, timeout=10.0):
@@ -240,7 +248,7 @@ def test_concurrent_events_of_one_group_and_redeliveries_are_each_in_one_digest(
     assert sum(not a.duplicate for a in accepted) == 40 and sum(a.duplicate for a in accepted) == 40
     assert {a.decision for a in accepted} == {Decision.GROUPED}
 
-    other = AlertState(state.client, state.settings)  # a second function instance
+    other = AlertState(state.client, state.settings, evaluate=state.evaluate)  # a second function instance
     with ThreadPoolExecutor(4) as pool:
         reports = list(pool.map(lambda s: flush(s, j, at(10)), [state, other, state, other]))
     assert sum(r["digests"] for r in reports) == 1 and sum(r["errors"] for r in reports) == 0
@@ -264,7 +272,7 @@ def test_a_failing_digest_template_is_dead_lettered_and_other_groups_still_flush
         state.accept(bad, failed(aid, f"bad-{i}"), at(0))
     state.accept(good, failed(aid, "good-1"), at(0))
     dead = []
-    jobs = {bad.id: bad, good.id: good}
+    jobs = {bad.key: bad, good.key: good}
     report = state.flush_due(jobs.get, at(0), on_dead=lambda *a: dead.append(a))
     assert report["digests"] == 1 and report["sent"] == 1 and report["dead_lettered"] == 1
     [(oid, reason, attempts)] = dead

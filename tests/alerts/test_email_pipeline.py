@@ -9,9 +9,9 @@ import pytest
 from helpers import publish_events as publish
 from helpers import pull, put_jobs
 
-from sysevents.alerts.mailer import message_id
 from sysevents.events import new_event
 from sysevents.jobs import job_from_dict
+from sysevents.sinks.email.mailer import message_id
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +39,7 @@ def test_a_failure_event_is_emailed_once_with_the_default_templates(stack, store
 
     [mail] = stack.smtp.wait_for(stack.smtp.to(to), 1, timeout=60)
     assert mail.subject == f"[sysevents] work work-id-1 failed (account {aid})"
-    assert mail.message_id == message_id(f"{job.id}/{ev.id}", "alerts@sysevents.local")
+    assert mail.message_id == message_id(f"{job.key}/{ev.id}", "alerts@sysevents.local")
     assert mail.message["To"] == to and mail.message["Auto-Submitted"] == "auto-generated"
     body = mail.body
     assert "Notes:    Export to warehouse failed: permission denied" in body

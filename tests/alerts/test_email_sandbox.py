@@ -7,9 +7,9 @@ from helpers import pull
 from sysevents.alerts.render import check, link_for, render_digest, render_single, sample_digest
 from sysevents.events import new_event
 from sysevents.jobs import job_from_dict
-from sysevents.sandbox import Sandbox
 from sysevents.store import JobStore
 from sysevents.templates import SAMPLE_EVENT, TemplateError, render_value
+from sysevents.templates.sandbox import Sandbox
 
 BOMB = "std.makeArray(1e8, function(i) i)"
 SPIN = "std.toString(std.foldl(function(a, b) a + b, std.range(1, 1e9), 0))"
@@ -60,15 +60,15 @@ def test_save_time_check_refuses_a_runaway_template_in_bounded_time(sandbox):
 
 def test_loading_an_email_job_renders_no_template_and_starts_no_sandbox(monkeypatch):
     # Every function's job cache loads every job: loading must not run (or even start) the sandbox.
-    from sysevents import sandbox
     from sysevents.alerts import render
+    from sysevents.templates import sandbox
 
     def refuse(*args, **kwargs):
         raise AssertionError("a template was checked or a sandbox started while loading a job")
 
     monkeypatch.setattr(render, "check", refuse)
     monkeypatch.setattr(sandbox, "Sandbox", refuse)
-    monkeypatch.setattr(sandbox, "_shared", None)
+    monkeypatch.setattr(sandbox, "_Worker", refuse)
     job = job_from_dict(
         {
             "workflow": "email_system_events",
@@ -83,7 +83,7 @@ def test_loading_an_email_job_renders_no_template_and_starts_no_sandbox(monkeypa
         job_id="j",
         aid="12",
     )
-    assert job.config.body_template == SPIN and sandbox._shared is None
+    assert job.config.body_template == SPIN
 
 
 @pytest.mark.integration

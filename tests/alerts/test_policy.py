@@ -4,10 +4,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sysevents.alerts.mailer import build, message_id
 from sysevents.alerts.policy import MuteWindow, RateLimit, Silence, muted_by
 from sysevents.alerts.render import InvalidTemplate, check, link_for, render_single
 from sysevents.jobs import InvalidJob, job_from_dict
+from sysevents.sinks.email.mailer import build, message_id
 from sysevents.templates import SAMPLE_EVENT, render_value
 
 
@@ -92,7 +92,9 @@ def test_default_email_has_subject_type_verb_id_account_notes_time_and_link():
 
 
 def test_subject_is_one_line_and_the_message_id_is_fixed_by_job_and_event():
-    email = render_single('"a\\nb\\r\\nBcc: x@example.com"', None, SAMPLE_EVENT, "https://x")
+    email = render_single(
+        '"a\\nb\\r\\nBcc: x@example.com"', None, SAMPLE_EVENT, "https://x", evaluate=render_value
+    )
     assert email.subject == "a b Bcc: x@example.com"
     msg = build(sender="a <alerts@example.org>", recipients=("ops@example.com",), subject=email.subject,
                 body=email.body, msg_id=message_id("job/event", "a <alerts@example.org>"),

@@ -7,8 +7,9 @@ from click.testing import CliRunner
 
 from sysevents.alerts import presets
 from sysevents.cli import main
-from sysevents.jobs import EmailConfig, InvalidJob, job_from_dict
+from sysevents.jobs import InvalidJob, job_from_dict
 from sysevents.local.demo import SLACK_TEMPLATE as DEMO_SLACK_TEMPLATE
+from sysevents.sinks.email.config import EmailConfig
 from sysevents.templates import SAMPLE_EVENT, render
 
 SEED_SLACK_TEMPLATE = (

@@ -10,6 +10,7 @@ from sysevents.bigquery.schema import TableRef
 from sysevents.bigquery.writer import TableWriter
 from sysevents.config import Settings
 from sysevents.runtime import Runtime
+from sysevents.sinks.bigquery.targets import account_dataset
 
 HANDOVER_SECONDS = 3.0  # > the job caches' lag here (about a second)
 
@@ -35,8 +36,11 @@ def audit(rt) -> TableRef:
 
 
 @pytest.fixture
-def target(rt, bq) -> TableRef:
-    """A target table in a dataset of its own (not created: the export creates it)."""
-    ref = TableRef(rt.settings.project, f"exp_{uuid.uuid4().hex[:10]}", "events")
+def target(rt, bq, aid) -> TableRef:
+    """A target table in a dataset of its own, one the account `aid` may export to (not created: the
+    export creates it)."""
+    ref = TableRef(
+        rt.settings.project, f"{account_dataset(rt.settings, aid)}__{uuid.uuid4().hex[:8]}", "events"
+    )
     yield ref
     bq.delete_dataset(f"{ref.project}.{ref.dataset}", delete_contents=True, not_found_ok=True)

@@ -11,11 +11,9 @@ import pytest
 from bq_helpers import lifecycle_verbs, rows, wait_until
 from standardwebhooks import Webhook
 
-from sysevents.bigquery.export import Runs
-from sysevents.bigquery.ticks import tick
+from sysevents.backfill.ticks import tick
 from sysevents.events import new_event
 from sysevents.jobs import job_from_dict
-from sysevents.webhook import WebhookSender
 
 pytestmark = pytest.mark.integration
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -69,8 +67,8 @@ def test_batch_export_sends_every_event_of_the_range_once_in_ndjson_batches(
     lifecycle = fresh_subscription(stack.topology.ingest_topic)
     job = rt.jobs.put(batch_job(aid, receiver.url("/batch"), t0, "ndjson", 3))
 
-    runs = Runs(rt.firestore, rt.settings.exports_collection)
-    assert wait_until(lambda: (runs.get(job.id) or {}).get("state") == "done", timeout=90)
+    runs = rt.runs
+    assert wait_until(lambda: (runs.get(job.key) or {}).get("state") == "done", timeout=90)
     publisher.publish_all(
         [(stack.topology.ingest_topic, new_event(aid, "work", "live", "failed").to_json(), {})]
     )
@@ -88,7 +86,7 @@ def test_batch_export_sends_every_event_of_the_range_once_in_ndjson_batches(
     assert len({r.headers["webhook-id"] for r in got}) == 3
     verbs = lifecycle_verbs(subscriber, lifecycle, job.id)
     assert verbs == ["started", "syncing", "synced", "synced", "synced", "synccomplete", "completed"]
-    assert runs.get(job.id)["written"] == 7
+    assert runs.get(job.key)["written"] == 7
 
 
 def test_overlapping_ticks_send_each_json_array_batch_once(stack, rt, bq, publisher, audit, receiver, aid):
@@ -98,13 +96,13 @@ def test_overlapping_ticks_send_each_json_array_batch_once(stack, rt, bq, publis
     inside, noise = range_and_noise(aid, t0, 10)
     publish_and_archive(stack, publisher, bq, audit, inside + noise)
     job = rt.jobs.put(batch_job(aid, receiver.url("/arrays"), t0, "json", 4))
-    sender = WebhookSender(rt.settings)
-    runs = Runs(rt.firestore, rt.settings.exports_collection)
+    runs = rt.runs
     reports = []
+    assert wait_until(lambda: rt.cache.get(aid, job.id), timeout=30)  # ticks list jobs from the job cache
 
     def ticker():
-        while (runs.get(job.id) or {}).get("state") != "done":
-            reports.append(tick(rt, writer=None, sender=sender, max_pages=1))
+        while (runs.get(job.key) or {}).get("state") != "done":
+            reports.append(tick(rt, max_pages=1))
 
     threads = [threading.Thread(target=ticker) for _ in range(3)]
     for t in threads:
@@ -130,8 +128,8 @@ def test_a_refusing_receiver_fails_the_batch_export_with_the_reason(
     publish_and_archive(stack, publisher, bq, audit, inside)
     receiver.replies["/gone"].append(410)
     job = rt.jobs.put(batch_job(aid, receiver.url("/gone"), t0, "ndjson", 5))
-    runs = Runs(rt.firestore, rt.settings.exports_collection)
-    assert wait_until(lambda: (runs.get(job.id) or {}).get("state") == "failed", timeout=90)
-    assert "HTTP 410 from receiver" in runs.get(job.id)["error"]
+    runs = rt.runs
+    assert wait_until(lambda: (runs.get(job.key) or {}).get("state") == "failed", timeout=90)
+    assert "HTTP 410 from receiver" in runs.get(job.key)["error"]
     time.sleep(2)
     assert receiver.at("/gone") == [] and len(receiver.requests) == 1  # not retried after a 4xx

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from bq_helpers import rows, wait_until
 from click.testing import CliRunner
+from helpers import api_account
 
 from sysevents.cli import main
 from sysevents.events import new_event
@@ -18,7 +19,7 @@ def test_one_time_export_and_search_from_the_cli(stack, publisher, bq, audit, ta
     events = [new_event(aid, "work", f"w-{i}", "failed", time=t0 + timedelta(minutes=i)) for i in range(4)]
     publisher.publish_all([(stack.topology.ingest_topic, e.to_json(), {}) for e in events])
     assert wait_until(lambda: len(rows(bq, audit, "aid = @aid", aid=aid)) >= 4)
-    runner = CliRunner()
+    runner = CliRunner(env=api_account(stack, aid))
 
     out = runner.invoke(
         main,
@@ -85,7 +86,7 @@ def test_webhook_batch_export_from_the_cli(stack, publisher, bq, audit, receiver
 
     args = ["export", "webhook", "--aid", aid, "--url", receiver.url("/cli"), "--verb", "failed"]
     args += ["--start", t0.isoformat(), "--end", (t0 + timedelta(minutes=2)).isoformat(), "--format", "json"]
-    out = CliRunner().invoke(main, args)
+    out = CliRunner(env=api_account(stack, aid)).invoke(main, args)
     assert out.exit_code == 0, out.output
     assert "done: 2 row(s) written" in out.output
     [batch] = receiver.at("/cli")

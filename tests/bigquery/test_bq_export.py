@@ -12,16 +12,11 @@ from bq_helpers import lifecycle_verbs, rows, wait_until
 from google.cloud import bigquery
 from helpers import pull
 
+from sysevents.backfill.engine import advance, backfill_of, run_backfill
 from sysevents.bigquery import schema
-from sysevents.bigquery.export import (
-    Runs,
-    advance,
-    backfill_of,
-    finish_backfill,
-    new_export_job,
-    run_backfill,
-)
 from sysevents.events import new_event
+from sysevents.sinks.bigquery.backfill import finish_backfill
+from sysevents.sinks.bigquery.export import new_export_job
 
 pytestmark = pytest.mark.integration
 
@@ -148,7 +143,7 @@ def test_one_time_export_runs_by_itself_on_the_scheduled_tick(
     verbs = lifecycle_verbs(subscriber, lifecycle, job.id)
     assert verbs == ["started", "syncing", "synced", "synccomplete", "completed"]
     assert sorted(r["event_id"] for r in rows(bq, target)) == sorted(e.id for e in inside)
-    run = Runs(rt.firestore, rt.settings.exports_collection).get(job.id)
+    run = rt.runs.get(job.key)
     assert (run["state"], run["written"], run["lease_owner"]) == ("done", 5, None)
     time.sleep(3)  # later ticks leave a done backfill alone
     assert len(rows(bq, target)) == 5
@@ -162,7 +157,7 @@ def test_backfill_slices_resume_from_the_cursor_one_runner_at_a_time(
     t0 = datetime(2026, 3, 1, tzinfo=UTC)
     inside = range_events(publisher, stack, bq, audit, aid, t0)
     lifecycle = fresh_subscription(stack.topology.ingest_topic)
-    runs = Runs(rt.firestore, rt.settings.exports_collection)
+    runs = rt.runs
     job = new_export_job(
         aid,
         export_config(
@@ -170,23 +165,23 @@ def test_backfill_slices_resume_from_the_cursor_one_runner_at_a_time(
         ),
         handover_seconds=0,
     )
-    assert runs.claim(job.id, "runner-a", 600)  # held before the job exists: the stack's ticks stay off
+    assert runs.claim(job.key, "runner-a", 600)  # held before the job exists: the stack's ticks stay off
     job = rt.jobs.put(job)
-    bf = backfill_of(rt, job, writer=table_writer, page_rows=2)
+    bf = backfill_of(rt, job, page_rows=2)
     seen = []
 
-    first = advance(rt, bf, audit=audit, owner="runner-a", max_pages=1, progress=seen.append)
+    first = advance(rt, bf, owner="runner-a", max_pages=1, progress=seen.append)
     assert (first.state.value, first.scanned, first.written) == ("running", 2, 2)
-    assert not runs.claim(job.id, "runner-b", 600)
-    second = advance(rt, bf, audit=audit, owner="runner-b", max_pages=1)  # lost the lease: does nothing
+    assert not runs.claim(job.key, "runner-b", 600)
+    second = advance(rt, bf, owner="runner-b", max_pages=1)  # lost the lease: does nothing
     assert (second.state.value, second.scanned) == ("running", 2)
     assert len(rows(bq, target)) == 2
 
     while (
-        res := advance(rt, bf, audit=audit, owner="runner-a", max_pages=1, progress=seen.append)
+        res := advance(rt, bf, owner="runner-a", max_pages=1, progress=seen.append)
     ).state.value == "running":
         pass
-    runs.release(job.id, "runner-a")
+    runs.release(job.key, "runner-a")
     assert (res.state.value, res.written, res.refused) == ("done", 5, 0)
     assert [p.scanned for p in seen] == [2, 4, 5] and seen[-1].total == 5
     assert sorted(r["event_id"] for r in rows(bq, target)) == sorted(e.id for e in inside)
@@ -200,7 +195,7 @@ def test_backfill_slices_resume_from_the_cursor_one_runner_at_a_time(
         "completed",
     ]
     # Running it again adds nothing: the run is done.
-    assert run_backfill(rt, job, writer=table_writer, audit=audit).written == 5
+    assert run_backfill(rt, job).written == 5
     assert len(rows(bq, target)) == 5
 
 
@@ -252,7 +247,7 @@ def test_backfill_then_continuous_hands_over_with_no_gap_and_no_duplicate(
             ),
         )
         watermark = job.config.watermark
-        result = run_backfill(rt, job, writer=table_writer, audit=audit, page_rows=10)
+        result = run_backfill(rt, job, page_rows=10)
         time.sleep(2)  # streaming goes on after the hand-over
     finally:
         stop.set()
@@ -284,21 +279,21 @@ def test_a_late_event_is_held_while_the_backfill_runs_and_written_once_after(
         export_config(target, mode="backfill_then_continuous", watermark=watermark.isoformat()),
         handover_seconds=0,
     )
-    runs = Runs(rt.firestore, rt.settings.exports_collection)
-    runs.put(job.id, {"state": "running", "end": watermark.isoformat()})
-    assert runs.claim(job.id, "another-runner", 600)  # a backfill in progress elsewhere: ticks stay off
+    runs = rt.runs
+    runs.put(job.key, {"state": "running", "end": watermark.isoformat()})
+    assert runs.claim(job.key, "another-runner", 600)  # a backfill in progress elsewhere: ticks stay off
     job = save(stack, rt, job)
     late = new_event(aid, "work", "w-late", "failed", time=watermark - timedelta(minutes=1))
     on_time = new_event(aid, "work", "w-now", "failed")
     publish(stack, publisher, [late, on_time])
 
     assert wait_until(lambda: rows(bq, target))  # the on-time event streams at once
-    held = runs.collection.document(job.id).collection("held")
+    held = runs.collection.document(job.key).collection("held")
     assert wait_until(lambda: [d.id for d in held.stream()]) == [late.id]
     assert [r["event_id"] for r in rows(bq, target)] == [on_time.id]
 
-    assert finish_backfill(rt, job, writer=table_writer) == 1
-    assert runs.get(job.id)["state"] == "done" and list(held.stream()) == []
+    assert finish_backfill(rt, job) == 1
+    assert runs.get(job.key)["state"] == "done" and list(held.stream()) == []
     assert Counter(r["event_id"] for r in rows(bq, target)) == {late.id: 1, on_time.id: 1}
     # The same late event delivered again now that the run is done: streaming finds it there, adds nothing.
     publish(stack, publisher, [late])

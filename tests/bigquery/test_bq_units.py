@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from sysevents.bigquery import schema
-from sysevents.bigquery.export import Decision, new_export_job, streaming_decision
 from sysevents.bigquery.writer import InsertFailed, MicroBatcher, insert_errors_by_row
 from sysevents.events import new_event
 from sysevents.jobs import InvalidJob, job_from_dict
+from sysevents.sinks.bigquery.export import Decision, new_export_job, streaming_decision
 
 FIELDS = schema.schema()
 

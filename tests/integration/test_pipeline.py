@@ -123,7 +123,7 @@ def test_job_changes_apply_without_redeploy(stack, store, publisher, receiver, a
     publisher.publish_all([(stack.topology.ingest_topic, e.to_json(), {}) for e in (second, third)])
     assert [r.json()["id"] for r in receiver.wait_for("/b", 1, timeout=60)] == [third.id]
 
-    store.delete(f"{aid}-j")
+    store.delete(aid, f"{aid}-j")
     stack.wait_for_job_caches(since=store.last_write_time)
     fourth = new_event(aid, "work", "w", "created")
     publisher.publish_all([(stack.topology.ingest_topic, fourth.to_json(), {})])

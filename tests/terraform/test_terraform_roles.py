@@ -1,10 +1,10 @@
 """Least privilege, checked against what each function's code does.
 
-Each function's code is its entry point's module (functions/<name>/main.py imports it: a module of
-sysevents.functions, or a package such as sysevents.admin). The marks below are the calls through which
-that code reaches Firestore, BigQuery and Pub/Sub; a function whose code makes such a call needs the
-grant, and a function granted something its code never does has one grant too many. docs/deploy.md has
-the same facts as a table, which must agree with topology.json.
+Each function's code is the library packages it runs (FUNCTION_CODE below: its sink package, the
+delivery envelope, ...; a test checks that each entry point imports from its own). The marks are the calls
+through which that code reaches Firestore, BigQuery and Pub/Sub; a function whose code makes such a call
+needs the grant, and a function granted something its code never does has one grant too many.
+docs/deploy.md has the same facts as a table, which must agree with topology.json.
 """
 
 from __future__ import annotations
@@ -18,29 +18,47 @@ from tfhelpers import FUNCTIONS_DIR, LIBRARY_DIR, REPO, TOPOLOGY_FILE
 
 from sysevents import topology as topology_mod
 
+ENVELOPE = [f"delivery/{m}.py" for m in ("envelope", "sink", "outcome", "accounting", "attempts")]
+"""What every push sink runs (sysevents.entry -> sysevents.delivery.envelope); replay is the admin's."""
+FUNCTION_CODE = {
+    "ingest": ["ingest.py"],
+    "webhook": ["sinks/webhook", *ENVELOPE],
+    "email": ["sinks/email", "alerts", *ENVELOPE],
+    # The bigquery function also runs webhook batch exports (their backfills), through the webhook sink.
+    "bigquery": ["sinks/bigquery", "backfill", "sinks/webhook", *ENVELOPE],
+    "audit": ["sinks/audit"],
+    "admin": ["admin", "delivery/replay.py", "delivery/accounting.py", "bigquery/search.py"],
+}
+"""The library code each function runs (paths under shared/sysevents)."""
+
 FIRESTORE_WRITES = [
     r"\.record_failure\(",  # attempt counters (delivery_attempts)
-    r"\bDeliveryLog\(|_delivery_log\(",  # webhook_jobs/... attempt log, counters, dead letters
+    r"\.accounting\.(?:record|dead_letter|remember_template|streak_failure|reset_streak|forget)\(",
     r"\.jobs\.(?:put|create|change|remove)\(",  # jobs
-    r"\bAlertState\(",  # alert_* state
-    r"\bRuns\(",  # exports/... run state and held events
-    r"\bKeyStore\(",  # accounts and API keys
+    r"\.alert_state\b",  # alert_* state
+    r"\.runs\.(?:put|claim|checkpoint|release|park_unless_done|finish|forget)\(",  # exports/... runs
+    r"\b(?:rt|call)\.keys\.(?:create_account|create_key|revoke_key)\(",  # accounts and API keys
 ]
-FIRESTORE_READS = FIRESTORE_WRITES + [r"\.cache\b", r"\.jobs\.(?:get|find|page)\("]
-BIGQUERY_JOBS = [r"\.contains\(", r"\bsearch_audit\(", r"\.query\("]  # queries run as jobs in the project
-AUDIT_READS = [r"\bsearch_audit\(", r"\baudit_table\(", r"\btick\("]  # tick: backfills query the audit table
-AUDIT_WRITES = [r"\baudit_table\("]
+FIRESTORE_READS = FIRESTORE_WRITES + [
+    r"\.cache\b",
+    r"\.jobs\.(?:get|find|page)\(",
+    r"\.accounting\.",
+    r"\b(?:rt|call)\.keys\b",
+]
+BIGQUERY_JOBS = [
+    r"\bwriter\.contains\(",
+    r"\bsearch_audit\(",
+    r"\.query\(",
+]  # queries run as jobs in the project
+AUDIT_READS = [r"\bsearch_audit\(", r"\baudit_table\(", r"\bAuditReader\("]  # backfills read the audit table
+AUDIT_WRITES = [r"writer\.write\(\s*table\b"]  # the audit sink writes `table = audit_table(...)`
 EXPORT_WRITES = [r"\btarget_of\("]  # user-chosen target tables (Terraform: var.bigquery_export_datasets)
-PUBLISHES_INGEST = [
-    r"topology\.ingest_topic",
-    r"\blifecycle\.publish\(",
-    r"\btick\(",
-]  # tick: export lifecycle
-PUBLISHES_WEBHOOK_DELIVERIES = [r"\breplay\("]  # replays dead-lettered webhook deliveries
+PUBLISHES_INGEST = [r"topology\.ingest_topic", r"\bworkevents\.publish\(", r"\blifecycle\.publish\("]
+PUBLISHES_SINK_TOPICS = [r"\breplay\("]  # replays dead-lettered deliveries to their job's sink topic
 SECRETS = {  # environment variable (topology `secrets`) -> the calls that read it
-    "SYSEVENTS_SEALING_KEYS": [r"\bWebhookSender\(", r"\bseal\(", r"\bunseal\(", r"\bparse_job\("],
-    "SYSEVENTS_OPERATOR_KEY_HASH": [r"\bKeyStore\("],
-    "SYSEVENTS_SMTP_PASSWORD": [r"\bAlertState\("],
+    "SYSEVENTS_SEALING_KEYS": [r"\.sender\b", r"\bseal\(", r"\bunseal\(", r"\bparse_job\(", r"sealing_keys"],
+    "SYSEVENTS_OPERATOR_KEY_HASH": [r"\b(?:rt|call)\.keys\b"],
+    "SYSEVENTS_SMTP_PASSWORD": [r"\.alert_state\b"],
 }
 
 DATASTORE_WRITE = {"roles/datastore.user"}
@@ -49,15 +67,34 @@ BIGQUERY_JOB = {"roles/bigquery.jobUser", "roles/bigquery.user"}
 
 
 def code_of(function: str) -> str:
-    """The source of the function's own module(s), from its entry point's import."""
-    main = (FUNCTIONS_DIR / function / "main.py").read_text()
-    m = re.search(r"^from sysevents(?:\.(\w+))? import (\w+)$", main, re.M)
-    assert m, f"functions/{function}/main.py does not import its handler from sysevents"
-    base = LIBRARY_DIR / m.group(1) if m.group(1) else LIBRARY_DIR
-    module = base / m.group(2)
-    paths: list[Path] = sorted(module.glob("*.py")) if module.is_dir() else [module.with_suffix(".py")]
-    assert paths and all(p.exists() for p in paths), (function, paths)
+    """The source of the library code the function runs (FUNCTION_CODE)."""
+    paths: list[Path] = []
+    for entry in FUNCTION_CODE[function]:
+        path = LIBRARY_DIR / entry
+        found = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+        assert found and all(p.exists() for p in found), (function, entry)
+        paths += found
     return "\n".join(p.read_text() for p in paths)
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTION_CODE))
+def test_each_entry_point_runs_the_code_listed_for_it(name):
+    main = (FUNCTIONS_DIR / name / "main.py").read_text()
+    imported = [
+        "/".join(filter(None, [(package or "").replace(".", "/"), item if not package else ""])) or item
+        for package, item in re.findall(r"^from sysevents(?:\.([\w.]+))? import (\w+)$", main, re.M)
+    ]
+    own = [p for p in imported if p != "entry"]  # sysevents.entry: the shared entry point (the envelope)
+    assert own, f"functions/{name}/main.py imports no handler of its own from sysevents"
+    for path in own:
+        assert any(path == e.removesuffix(".py") or path.startswith(e + "/") for e in FUNCTION_CODE[name]), (
+            name,
+            path,
+        )
+
+
+def test_every_function_has_its_code_listed():
+    assert set(FUNCTION_CODE) == set(topology_mod.load().functions)
 
 
 def uses(code: str, marks: list[str]) -> bool:
@@ -115,8 +152,8 @@ def test_declared_publishes_match_the_code(name):
     expected = set()
     if uses(code, PUBLISHES_INGEST):
         expected.add(TOPO.ingest_topic)
-    if uses(code, PUBLISHES_WEBHOOK_DELIVERIES):
-        expected.add(TOPO.sinks["webhook"].topic)
+    if uses(code, PUBLISHES_SINK_TOPICS):
+        expected.update(sink.topic for sink in TOPO.sinks.values())
     assert set(f.publishes) == expected, name
 
 
@@ -131,7 +168,7 @@ def test_the_marks_see_the_known_needs():
     assert uses(code_of("webhook"), FIRESTORE_WRITES) and uses(code_of("webhook"), PUBLISHES_INGEST)
     assert uses(code_of("audit"), BIGQUERY_JOBS) and not uses(code_of("audit"), FIRESTORE_READS)
     assert uses(code_of("bigquery"), EXPORT_WRITES) and uses(code_of("bigquery"), FIRESTORE_WRITES)
-    assert uses(code_of("admin"), AUDIT_READS) and uses(code_of("admin"), PUBLISHES_WEBHOOK_DELIVERIES)
+    assert uses(code_of("admin"), AUDIT_READS) and uses(code_of("admin"), PUBLISHES_SINK_TOPICS)
     assert uses(code_of("ingest"), FIRESTORE_READS) and not uses(code_of("ingest"), FIRESTORE_WRITES)
     assert uses(code_of("email"), FIRESTORE_WRITES)
 

@@ -15,9 +15,12 @@ from tfhelpers import LIBRARY_DIR, TF_DIR, one, parse, root_blocks
 
 # (module, enclosing function) -> (collection group, how the code names it)
 WRITES = {
-    ("attempts.py", "record_failure"): ("delivery_attempts", r'collection: str = "delivery_attempts"'),
-    ("deliverylog.py", "record"): ("attempts", r'collection\("attempts"\)'),
-    ("deliverylog.py", "dead_letter"): ("dead_letters", r'collection\("dead_letters"\)'),
+    ("delivery/attempts.py", "record_failure"): (
+        "delivery_attempts",
+        r'collection: str = "delivery_attempts"',
+    ),
+    ("delivery/accounting.py", "record"): ("attempts", r'collection\("attempts"\)'),
+    ("delivery/accounting.py", "dead_letter"): ("dead_letters", r'collection\("dead_letters"\)'),
     ("alerts/engine.py", "_accept_single"): ("alert_seen", r'prefix \+ "seen"'),
     ("alerts/engine.py", "_accept_grouped"): ("alert_seen", r'prefix \+ "seen"'),
     ("alerts/engine.py", "_entry"): ("alert_outbox", r'prefix \+ "outbox"'),

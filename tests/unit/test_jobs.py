@@ -1,6 +1,7 @@
 import pytest
 
-from sysevents.jobs import InvalidJob, JobState, WebhookConfig, job_from_dict, job_to_dict
+from sysevents.jobs import InvalidJob, JobState, job_from_dict, job_to_dict
+from sysevents.sinks.webhook.config import WebhookConfig
 
 SEED = {
     "workflow": "webhook_system_events",

@@ -35,10 +35,18 @@ def test_index_updates_and_paused_jobs():
     idx.upsert(job("b", sources={"work": ["w9"]}))
     assert [j.id for j in idx.match(ev)] == ["a"]
     idx.upsert(job("c"))
-    idx.remove("a")
+    idx.remove(("12", "a"))
     assert [j.id for j in idx.match(ev)] == ["c"]
     idx.upsert(job("c", state="paused"))
-    assert idx.match(ev) == [] and idx.get("c").state is JobState.PAUSED
+    assert idx.match(ev) == [] and idx.get(("12", "c")).state is JobState.PAUSED
+
+
+def test_the_same_job_id_in_two_accounts_is_two_jobs():
+    idx = JobIndex([job("same", aid="12"), job("same", aid="13", verbs=("created",))])
+    assert [j.aid for j in idx.match(new_event("12", "work", "w1", "failed"))] == ["12"]
+    assert [j.aid for j in idx.match(new_event("13", "work", "w1", "created"))] == ["13"]
+    idx.remove(("13", "same"))
+    assert idx.get(("12", "same")) is not None and idx.get(("13", "same")) is None
 
 
 ids = st.sampled_from(["s1", "s2", "s3"])

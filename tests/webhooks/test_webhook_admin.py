@@ -17,10 +17,9 @@ MAIN = Path(__file__).resolve().parents[2] / "functions" / "admin" / "main.py"
 
 @pytest.fixture(scope="module")
 def admin(stack):
-    from sysevents import config, runtime
+    from sysevents import runtime
 
-    config.settings.cache_clear()
-    runtime._runtime = None
+    runtime.reset()  # read the stack's SYSEVENTS_* (operator key hash, sealing keys)
     return functions_framework.create_app("handle", str(MAIN), "http").test_client()
 
 

@@ -12,13 +12,14 @@ from helpers import pull
 from helpers import put_jobs as put
 
 from sysevents.deliveries import Delivery
-from sysevents.deliverylog import DeliveryLog, replay
+from sysevents.delivery.accounting import DeliveryLog
+from sysevents.delivery.replay import replay
 from sysevents.events import new_event
 from sysevents.jobs import JobState, job_from_dict
 from sysevents.local.processes import free_port
 from sysevents.local.receiver import Receiver
 from sysevents.runtime import Runtime
-from sysevents.webhook import webhook_id
+from sysevents.sinks.webhook.sender import webhook_id
 
 pytestmark = pytest.mark.integration
 
@@ -126,7 +127,7 @@ def test_counters_reconcile_and_the_attempt_log_records_each_attempt(
     late = new_event(aid, "work", "late", "failed")
     d = Delivery.of(late, paused)
     publisher.publish_all([(stack.topology.sinks["webhook"].topic, d.to_json(), d.attributes())])
-    stats = wait_until(lambda: (s := dlog.stats(job.id))["filtered"] == 1 and s, timeout=60)
+    stats = wait_until(lambda: (s := dlog.stats(job))["filtered"] == 1 and s, timeout=60)
     assert {
         k: stats[k]
         for k in ("received", "delivered", "filtered", "dead_lettered", "pending", "failed_attempts")
@@ -138,7 +139,7 @@ def test_counters_reconcile_and_the_attempt_log_records_each_attempt(
         "pending": 0,
         "failed_attempts": 1,
     }
-    log = dlog.attempts(job.id)
+    log = dlog.attempts(job)
     by_event = defaultdict(list)
     for a in log:
         by_event[a["event_id"]].append((a["attempt"], a["outcome"], a["status"]))
@@ -170,10 +171,7 @@ def test_replay_redelivers_dead_letters_with_the_current_or_a_chosen_template(
     events = [new_event(aid, "work", f"w{i}", "failed") for i in range(2)]
     publish(stack, publisher, *events)
     assert len(pull(subscriber, dead_letters, 2, timeout=60)) == 2
-    assert (
-        len(wait_until(lambda: len(dlog.dead_letters(job.id)) == 2 and True) and dlog.dead_letters(job.id))
-        == 2
-    )
+    assert len(wait_until(lambda: len(dlog.dead_letters(job)) == 2 and True) and dlog.dead_letters(job)) == 2
     v2 = store.put(
         job.model_copy(
             update={
@@ -193,7 +191,7 @@ def test_replay_redelivers_dead_letters_with_the_current_or_a_chosen_template(
     got = receiver.wait_for("/replay", 2, timeout=60)
     assert sorted(r.json()["v"] for r in got) == [1, 2]
     assert {r.json()["id"] for r in got} == {e.id for e in events}
-    assert dlog.dead_letters(job.id) == []
+    assert dlog.dead_letters(job) == []
 
 
 def test_auto_disable_pauses_the_job_and_emits_a_work_failed_event(stack, store, publisher, receiver, aid):
@@ -210,7 +208,7 @@ def test_auto_disable_pauses_the_job_and_emits_a_work_failed_event(stack, store,
     data = alert.json()["data"]
     assert (data["subject_id"], data["verb"], data["actor"]) == (broken.id, "failed", "sysevents")
     assert data["notes"].startswith("auto-disabled: 3 consecutive failed deliveries")
-    job = store.get(broken.id)
+    job = store.get(aid, broken.id)
     assert job.state is JobState.PAUSED and job.disabled_reason == data["notes"]
 
 

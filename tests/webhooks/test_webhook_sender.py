@@ -11,12 +11,13 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from sysevents.config import Settings
 from sysevents.deliveries import Delivery
+from sysevents.delivery.outcome import Kind
 from sysevents.events import new_event
 from sysevents.jobs import job_from_dict
 from sysevents.local.receiver import Reply
-from sysevents.sandbox import Sandbox
+from sysevents.sinks.webhook.sender import WebhookSender, retry_after_seconds, webhook_id
 from sysevents.templates import TemplateError, render
-from sysevents.webhook import Outcome, WebhookSender, retry_after_seconds, webhook_id
+from sysevents.templates.sandbox import Sandbox
 
 LOOPBACK = "127.0.0.1/32"
 
@@ -55,8 +56,8 @@ def test_signatures_verify_with_standardwebhooks_and_rotation_keeps_both_valid(s
     old, new = secret(), secret()
     j = job(receiver.url("/signed"), signing_secrets=[new, old])
     d = delivery(j)
-    assert sender.send(j, d).outcome is Outcome.DELIVERED
-    assert sender.send(j, d).outcome is Outcome.DELIVERED  # a retry of the same delivery
+    assert sender.send(j, d).kind is Kind.DELIVERED
+    assert sender.send(j, d).kind is Kind.DELIVERED  # a retry of the same delivery
     first, again = receiver.at("/signed")
     for got in (first, again):
         for s in (old, new):  # either secret verifies during a rotation
@@ -82,10 +83,10 @@ def test_name_resolving_to_loopback_is_refused_unless_allowlisted(receiver):
     url = f"http://localhost:{receiver.port}/named"
     strict = WebhookSender(settings(allowlist=None), renderer=render)
     r = strict.send(job(url), delivery(job(url)))
-    assert r.outcome is Outcome.PERMANENT
+    assert r.kind is Kind.PERMANENT
     assert r.reason == "refused destination: destination 'localhost' resolves to non-public address 127.0.0.1"
     allowed = WebhookSender(settings(), renderer=render)
-    assert allowed.send(job(url), delivery(job(url))).outcome is Outcome.DELIVERED
+    assert allowed.send(job(url), delivery(job(url))).kind is Kind.DELIVERED
     assert len(receiver.at("/named")) == 1  # only the allowlisted sender reached it
 
 
@@ -97,7 +98,7 @@ def test_connection_level_check_refuses_the_peer_even_when_resolution_passed(rec
 
     s.session = guarded_session(allowlist=())
     r = s.send(job(receiver.url("/rebind")), delivery(job(receiver.url("/rebind"))))
-    assert r.outcome is Outcome.PERMANENT
+    assert r.kind is Kind.PERMANENT
     assert "connected address 127.0.0.1 is not public" in r.reason
     assert receiver.requests == []  # refused before a byte was sent
 
@@ -105,29 +106,29 @@ def test_connection_level_check_refuses_the_peer_even_when_resolution_passed(rec
 def test_redirect_to_a_private_address_is_not_followed(sender, receiver):
     receiver.replies["/moved"].append(Reply(302, {"Location": "http://10.0.0.1/internal"}))
     r = sender.send(job(receiver.url("/moved")), delivery(job(receiver.url("/moved"))))
-    assert (r.outcome, r.status) == (Outcome.PERMANENT, 302)
+    assert (r.kind, r.status) == (Kind.PERMANENT, 302)
     assert r.reason == "HTTP 302 from receiver: redirects are not followed"
 
 
 @pytest.mark.parametrize(
     ("status", "outcome"),
     [
-        (200, Outcome.DELIVERED),
-        (204, Outcome.DELIVERED),
-        (408, Outcome.RETRY),
-        (429, Outcome.RETRY),
-        (500, Outcome.RETRY),
-        (503, Outcome.RETRY),
-        (400, Outcome.PERMANENT),
-        (401, Outcome.PERMANENT),
-        (404, Outcome.PERMANENT),
-        (410, Outcome.PERMANENT),
+        (200, Kind.DELIVERED),
+        (204, Kind.DELIVERED),
+        (408, Kind.RETRY),
+        (429, Kind.RETRY),
+        (500, Kind.RETRY),
+        (503, Kind.RETRY),
+        (400, Kind.PERMANENT),
+        (401, Kind.PERMANENT),
+        (404, Kind.PERMANENT),
+        (410, Kind.PERMANENT),
     ],
 )
 def test_outcome_classes(sender, receiver, status, outcome):
     receiver.replies["/s"].append(status)
     r = sender.send(job(receiver.url("/s")), delivery(job(receiver.url("/s"))))
-    assert (r.outcome, r.status) == (outcome, status)
+    assert (r.kind, r.status) == (outcome, status)
 
 
 def test_retry_after_is_read_and_bounded(receiver):
@@ -135,8 +136,8 @@ def test_retry_after_is_read_and_bounded(receiver):
     receiver.replies["/busy"].extend([Reply(429, {"Retry-After": "7"}), Reply(503, {"Retry-After": "3600"})])
     first = s.send(job(receiver.url("/busy")), delivery(job(receiver.url("/busy"))))
     second = s.send(job(receiver.url("/busy")), delivery(job(receiver.url("/busy"))))
-    assert (first.outcome, first.retry_after) == (Outcome.RETRY, 7)
-    assert (second.outcome, second.retry_after) == (Outcome.RETRY, 30)
+    assert (first.kind, first.retry_after) == (Kind.RETRY, 7)
+    assert (second.kind, second.retry_after) == (Kind.RETRY, 30)
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", 60) == 0  # a past date: no wait
     assert retry_after_seconds("soon", 60) is None
 
@@ -145,13 +146,13 @@ def test_slow_receiver_past_the_read_timeout_is_retried(receiver):
     s = WebhookSender(settings(webhook_read_timeout=0.5), renderer=render)
     receiver.replies["/slow"].append(Reply(200, delay=3))
     r = s.send(job(receiver.url("/slow")), delivery(job(receiver.url("/slow"))))
-    assert (r.outcome, r.reason) == (Outcome.RETRY, "timed out")
+    assert (r.kind, r.reason) == (Kind.RETRY, "timed out")
 
 
 def test_batch_is_one_json_array_with_one_webhook_id(sender, receiver):
     j = job(receiver.url("/batch"), batch_max_size=3, signing_secrets=[secret()])
     ds = [delivery(j, f"w{i}") for i in range(3)]
-    assert sender.send(j, ds, batch=True).outcome is Outcome.DELIVERED
+    assert sender.send(j, ds, batch=True).kind is Kind.DELIVERED
     [got] = receiver.at("/batch")
     assert [e["id"] for e in got.json()] == [d.event.id for d in ds]
     assert got.headers["webhook-id"] == webhook_id("job-1", [d.event.id for d in reversed(ds)])

@@ -23,6 +23,8 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.field_path import FieldPath
 
 KEY_PREFIX = "sek_"
+SCOPES = ("admin", "jobs")
+"""`admin`: the account's keys and jobs; `jobs`: its jobs only (the default for new keys)."""
 PREFIX_CHARS = 12
 AID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MAX_NAME_CHARS = 100
@@ -48,6 +50,7 @@ class Principal:
     aid: str | None
     prefix: str
     name: str
+    scope: str = "jobs"  # "admin" | "jobs"; the operator key may do anything
 
     @property
     def actor(self) -> str:
@@ -56,6 +59,9 @@ class Principal:
 
     def may_act_for(self, aid: str) -> bool:
         return self.operator or self.aid == aid
+
+    def has_scope(self, scope: str) -> bool:
+        return self.operator or scope == "jobs" or self.scope == scope
 
 
 class AccountExists(ValueError):
@@ -91,12 +97,18 @@ class KeyStore:
             return None
         digest = key_hash(key)
         if self.operator_key_hash and hmac.compare_digest(digest, self.operator_key_hash):
-            return Principal(operator=True, aid=None, prefix=prefix_of(key), name="operator")
+            return Principal(operator=True, aid=None, prefix=prefix_of(key), name="operator", scope="admin")
         snap = self.keys.document(digest).get()
         doc = snap.to_dict() if snap.exists else None
         if not doc or doc.get("revoked_at"):
             return None
-        return Principal(operator=False, aid=doc["aid"], prefix=doc["prefix"], name=doc.get("name") or "key")
+        return Principal(
+            operator=False,
+            aid=doc["aid"],
+            prefix=doc["prefix"],
+            name=doc.get("name") or "key",
+            scope=doc.get("scope") if doc.get("scope") in SCOPES else "jobs",
+        )
 
     # -- accounts ------------------------------------------------------------------------------------------
     def create_account(self, aid: str, name: str | None) -> dict[str, Any]:
@@ -121,8 +133,12 @@ class KeyStore:
         )
 
     # -- keys ------------------------------------------------------------------------------------------------
-    def create_key(self, aid: str, name: str, created_by: str) -> tuple[str, dict[str, Any]]:
+    def create_key(
+        self, aid: str, name: str, created_by: str, scope: str = "jobs"
+    ) -> tuple[str, dict[str, Any]]:
         """A new key for the account: (the key, shown once; its record). AccountNotFound if none."""
+        if scope not in SCOPES:
+            raise ValueError(f"unknown scope {scope!r}")
         if not self.accounts.document(aid).get().exists:
             raise AccountNotFound(f"account {aid!r} not found")
         key = new_key()
@@ -132,6 +148,7 @@ class KeyStore:
             "prefix": prefix_of(key),
             "created_at": datetime.now(UTC),
             "created_by": created_by,
+            "scope": scope,
             "revoked_at": None,
         }
         self.keys.document(key_hash(key)).create(doc)

@@ -7,32 +7,20 @@ origin mark (sysevents.origin), so they are never delivered to the job they are 
 
 from __future__ import annotations
 
-import logging
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .. import origin
+from .. import origin, workevents
 from ..events import SystemEvent, Verb, new_event
 from ..jobs import Job, JobState
-from ..runtime import Runtime
 from .keys import Principal
 
-log = logging.getLogger("sysevents.admin")
+if TYPE_CHECKING:
+    from ..runtime import Runtime
 
 
 def lifecycle_event(job: Job, verb: Verb, change: str, principal: Principal) -> SystemEvent:
-    return new_event(
-        job.aid,
-        "work",
-        job.id,
-        verb.value,
-        actor=principal.actor,
-        change=change,
-        job_version=job.version,
-        workflow=job.workflow.value,
-        job_name=job.name,
-        **origin.mark(job.id, origin.Kind.LIFECYCLE),
-    )
+    return workevents.work_event(job, verb, actor=principal.actor, change=change)
 
 
 def test_event(job: Job, overrides: dict[str, Any]) -> SystemEvent:
@@ -62,11 +50,7 @@ def test_event(job: Job, overrides: dict[str, Any]) -> SystemEvent:
 
 def publish(rt: Runtime, *events: SystemEvent) -> list[str]:
     """Publish to the ingest topic; a failure is logged, not raised: the change itself is already stored."""
-    try:
-        return rt.publisher.publish_all([(rt.topology.ingest_topic, e.to_json(), {}) for e in events])
-    except Exception:
-        log.exception("admin: could not publish lifecycle event(s) %s", [e.id for e in events])
-        return []
+    return workevents.publish(rt, *events, quiet=True)
 
 
 def describe(old: Job | None, new: Job | None) -> tuple[Verb, str]:

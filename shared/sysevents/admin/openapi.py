@@ -237,7 +237,14 @@ SCHEMAS: dict[str, Any] = {
     "KeyInput": {
         "type": "object",
         "required": ["name"],
-        "properties": {"name": {"type": "string", "maxLength": 100}},
+        "properties": {
+            "name": {"type": "string", "maxLength": 100},
+            "scope": {
+                "type": "string",
+                "enum": ["admin", "jobs"],
+                "description": "admin: the account's keys and jobs; jobs (default): its jobs only.",
+            },
+        },
     },
     "Key": {
         "type": "object",
@@ -245,6 +252,7 @@ SCHEMAS: dict[str, Any] = {
             "aid": _STR,
             "name": _STR,
             "prefix": _STR,
+            "scope": _STR,
             "created_at": _STR,
             "created_by": _STR,
             "revoked_at": {"type": ["string", "null"]},

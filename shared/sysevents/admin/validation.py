@@ -12,58 +12,32 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
 from ..config import Settings
 from ..destinations import RefusedDestination, check_url
-from ..events import MAX_ID_CHARS
-from ..jobs import (
-    CONFIG_OF_WORKFLOW,
-    WORKFLOWS,
-    EmailConfig,
-    Job,
-    JobState,
-    WebhookConfig,
-    Workflow,
-    job_to_dict,
-)
+from ..events import MAX_ID_CHARS, plain_types
+from ..jobs import WORKFLOWS, InvalidJob, Job, JobState, Workflow, job_to_dict, spec
 from ..secrets import SealingError, is_sealed, redact, seal, unseal
-from ..templates import TemplateError, check
+from ..sinks.bigquery.config import BigQueryConfig
+from ..sinks.bigquery.targets import refusal as target_refusal
+from ..sinks.email.config import EmailConfig
+from ..sinks.webhook.config import WebhookConfig, check_header_name, check_header_value
+from ..templates import SAMPLE_EVENT, TemplateError
 from .errors import ApiError
 
 JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 BODY_FIELDS = ("id", "name", "workflow", "config", "state", "version")
 MAX_NAME_CHARS = 200
-MAX_HEADER_NAME_CHARS = 256
-MAX_HEADER_VALUE_CHARS = 2048  # sealed, it still fits the stored job's 4096-character limit
-RESERVED_HEADERS = frozenset(
-    {
-        "host",
-        "content-length",
-        "content-type",
-        "transfer-encoding",
-        "connection",
-        "keep-alive",
-        "te",
-        "upgrade",
-        "expect",
-        "proxy-authorization",
-        "proxy-connection",
-        "trailer",
-        "webhook-id",
-        "webhook-timestamp",
-        "webhook-signature",
-    }
-)
-"""Set by the sink or by HTTP itself; a job may not override them."""
 STATES = tuple(s.value for s in JobState)
 
 
 def _workflow(value: Any) -> Workflow:
     try:
-        return Workflow(value)
-    except ValueError:
+        return spec(value).workflow
+    except InvalidJob:
         what = "missing" if value is None else f"unknown workflow {value!r}"
         raise ApiError(400, f"{what}; valid values: {', '.join(WORKFLOWS)}", "workflow") from None
 
@@ -72,7 +46,7 @@ def _pydantic_error(err: ValidationError, prefix: str, model: type) -> ApiError:
     errors = err.errors(include_url=False)
     first = errors[0]
     loc = ".".join(str(p) for p in first["loc"])
-    msg = first["msg"].removeprefix("Value error, ")
+    msg = plain_types(first["msg"].removeprefix("Value error, "))
     if first["type"] == "extra_forbidden":
         msg = f"unknown field; allowed: {', '.join(model.model_fields)}"
     if len(errors) > 1:
@@ -80,9 +54,25 @@ def _pydantic_error(err: ValidationError, prefix: str, model: type) -> ApiError:
     return ApiError(400, msg, f"{prefix}{loc}" if loc else prefix.rstrip("."))
 
 
-def _check_headers(headers: Any, existing: dict[str, str]) -> dict[str, str]:
+def origin_of(url: Any) -> tuple[str, str, int | None] | None:
+    """(scheme, host, port) of a URL: where its secrets may go."""
+    if not isinstance(url, str):
+        return None
+    try:
+        parts = urlsplit(url)
+        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme.lower())
+    except ValueError:
+        return None
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port
+
+
+def _check_headers(
+    headers: Any, existing: dict[str, str], keys, *, carry: bool = True, dropped: list[str] | None = None
+) -> dict[str, str]:
     """Header checks, and the round trip of redacted values: a value equal to the redaction of the
-    stored one keeps the stored (sealed) value, so GET, edit, PUT never overwrites a secret with `****`."""
+    stored one keeps the stored (sealed) value, so GET, edit, PUT never overwrites a secret with `****`.
+    Without `carry` (the destination's origin changed) stored values are not kept: they are dropped (and
+    named in `dropped`) unless sent again in clear."""
     if not isinstance(headers, dict):
         raise ApiError(
             400,
@@ -92,27 +82,31 @@ def _check_headers(headers: Any, existing: dict[str, str]) -> dict[str, str]:
     out = {}
     stored = {k.lower(): v for k, v in existing.items()}
     for name, value in headers.items():
-        field = f"config.headers.{name}"
-        if len(name) > MAX_HEADER_NAME_CHARS:
-            raise ApiError(400, f"header name is longer than {MAX_HEADER_NAME_CHARS} characters", field)
-        if name.lower() in RESERVED_HEADERS:
-            raise ApiError(
-                400, f"header {name!r} is set by sysevents or by HTTP and cannot be configured", field
-            )
+        token = (
+            isinstance(name, str)
+            and bool(name)
+            and all(c.isascii() and (c.isalnum() or c in "-_") for c in name)
+        )
+        field = f"config.headers.{name}" if token else "config.headers"
+        why = check_header_name(name)
+        if why:
+            raise ApiError(400, why, field)
         if not isinstance(value, str):
             raise ApiError(400, "header value must be a string", field)
         old = stored.get(name.lower())
-        if old is not None and (value == old or value == _redacted(old)):
-            out[name] = old
+        if old is not None and (value == old or value == _redacted(old, keys)):
+            if carry:
+                out[name] = old
+            elif dropped is not None:
+                dropped.append(f"config.headers.{name}")
             continue
         if is_sealed(value):
             raise ApiError(
                 400, "sealed values cannot be supplied; send the value in clear (over https)", field
             )
-        if len(value) > MAX_HEADER_VALUE_CHARS:
-            raise ApiError(400, f"header value is longer than {MAX_HEADER_VALUE_CHARS} characters", field)
-        if not all(" " <= c <= "~" or c == "\t" for c in value):
-            raise ApiError(400, "header value must be printable ASCII (no control characters)", field)
+        why = check_header_value(value)
+        if why:
+            raise ApiError(400, why, field)
         out[name] = value
     return out
 
@@ -129,8 +123,22 @@ def _check_sources(sources: Any) -> None:
                     )
 
 
-def parse_job(body: Any, *, aid: str, job_id: str, settings: Settings, existing: Job | None = None) -> Job:
-    """A job to store from a request body; raises ApiError(400) naming the offending field."""
+def parse_job(
+    body: Any,
+    *,
+    aid: str,
+    job_id: str,
+    settings: Settings,
+    sandbox,
+    existing: Job | None = None,
+    dropped: list[str] | None = None,
+) -> Job:
+    """A job to store from a request body; raises ApiError(400) naming the offending field. Templates are
+    checked in `sandbox` (the template sandbox: bounded time and memory).
+
+    Secrets follow the destination: when a change moves a webhook job to another origin (scheme, host,
+    port), its stored header values and signing secrets are not carried over -- only those sent again in
+    clear are kept; the fields dropped are appended to `dropped`."""
     if not isinstance(body, dict):
         raise ApiError(400, "request body must be a JSON object")
     for key in body:
@@ -147,14 +155,24 @@ def parse_job(body: Any, *, aid: str, job_id: str, settings: Settings, existing:
     if state not in STATES:
         raise ApiError(400, f"unknown state {state!r}; valid values: {', '.join(STATES)}", "state")
     config = dict(config)
-    model = CONFIG_OF_WORKFLOW[workflow]
+    model = spec(workflow).config
     if issubclass(model, WebhookConfig):
         prior = existing.config if existing and isinstance(existing.config, WebhookConfig) else None
+        carry = prior is not None and origin_of(config.get("webhook_url")) == origin_of(prior.webhook_url)
         if "headers" in config:
-            config["headers"] = _check_headers(config["headers"], prior.headers if prior else {})
+            config["headers"] = _check_headers(
+                config["headers"],
+                prior.headers if prior else {},
+                settings.sealing_keys,
+                carry=carry,
+                dropped=dropped,
+            )
         if "signing_secrets" in config:
             config["signing_secrets"] = _check_signing_secrets(
-                config["signing_secrets"], prior.signing_secrets if prior else ()
+                config["signing_secrets"],
+                prior.signing_secrets if prior else (),
+                carry=carry,
+                dropped=dropped,
             )
     _check_sources(config.get("system_event_sources"))
     try:
@@ -162,7 +180,11 @@ def parse_job(body: Any, *, aid: str, job_id: str, settings: Settings, existing:
     except ValidationError as err:
         raise _pydantic_error(err, "config.", model) from None
     if isinstance(parsed, EmailConfig):
-        _check_email_templates(parsed)
+        _check_email_templates(parsed, sandbox)
+    if isinstance(parsed, BigQueryConfig):
+        refused = target_refusal(settings, aid, parsed.project, parsed.dataset)
+        if refused:
+            raise ApiError(400, refused[1], refused[0])
     if isinstance(parsed, WebhookConfig):
         try:
             check_url(
@@ -171,7 +193,7 @@ def parse_job(body: Any, *, aid: str, job_id: str, settings: Settings, existing:
         except RefusedDestination as err:
             raise ApiError(400, str(err), "config.webhook_url") from None
         try:
-            check(parsed.json_template)
+            sandbox.render(parsed.json_template, SAMPLE_EVENT)
         except TemplateError as err:
             raise ApiError(400, str(err), "config.json_template") from None
         try:
@@ -193,7 +215,7 @@ def parse_job(body: Any, *, aid: str, job_id: str, settings: Settings, existing:
     )
 
 
-def _check_email_templates(config: EmailConfig) -> None:
+def _check_email_templates(config: EmailConfig, sandbox) -> None:
     """Render the email job's templates against a sample event, in the template sandbox."""
     from ..alerts.render import InvalidTemplate
     from ..alerts.render import check as check_email
@@ -204,6 +226,7 @@ def _check_email_templates(config: EmailConfig) -> None:
             config.body_template,
             config.digest_template,
             config.grouping.by if config.grouping else (),
+            evaluate=sandbox.render_value,
         )
     except InvalidTemplate as err:
         raise ApiError(400, f"does not render against a sample event: {err}", f"config.{err.field}") from None
@@ -213,36 +236,51 @@ SECRET_SET = "(set)"  # noqa: S105 - a placeholder shown instead of secrets
 """How job_view shows a secret-named config field that has a value."""
 
 
-def _check_signing_secrets(value: Any, stored: tuple[str, ...]) -> Any:
+def _check_signing_secrets(
+    value: Any, stored: tuple[str, ...], *, carry: bool = True, dropped: list[str] | None = None
+) -> Any:
     """`"(set)"` (as GET shows them) keeps the stored secrets; sealed values are accepted only when they
-    are the stored ones (a PATCH merges into the stored config); anything else is validated as given."""
+    are the stored ones (a PATCH merges into the stored config); anything else is validated as given.
+    Without `carry` (the destination's origin changed) the stored secrets are dropped."""
     if value == SECRET_SET:
-        return list(stored)
+        if not carry and stored and dropped is not None:
+            dropped.append("config.signing_secrets")
+        return list(stored) if carry else []
     values = [value] if isinstance(value, str) else value
     if isinstance(values, list):
+        kept = []
         for v in values:
-            if isinstance(v, str) and is_sealed(v) and v not in stored:
-                raise ApiError(
-                    400,
-                    "sealed values cannot be supplied; send the secret in clear (over https)",
-                    "config.signing_secrets",
-                )
+            if isinstance(v, str) and is_sealed(v):
+                if v not in stored:
+                    raise ApiError(
+                        400,
+                        "sealed values cannot be supplied; send the secret in clear (over https)",
+                        "config.signing_secrets",
+                    )
+                if not carry:
+                    if dropped is not None and "config.signing_secrets" not in dropped:
+                        dropped.append("config.signing_secrets")
+                    continue
+            kept.append(v)
+        return kept
     return value
 
 
-def _redacted(stored: str) -> str:
+def _redacted(stored: str, keys) -> str:
     try:
-        return redact(unseal(stored))
+        return redact(unseal(stored, keys))
     except SealingError:
         return "****"
 
 
-def job_view(job: Job) -> dict[str, Any]:
-    """A job as the API shows it: header values and any secret-named config field redacted."""
+def job_view(job: Job, keys) -> dict[str, Any]:
+    """A job as the API shows it: header values and any secret-named config field redacted (`keys`: the
+    sealing keys, to show the last characters of each value)."""
     doc = job_to_dict(job)
+    doc.pop("generation", None)
     config = doc["config"]
     if isinstance(config.get("headers"), dict):
-        config["headers"] = {k: _redacted(v) for k, v in config["headers"].items()}
+        config["headers"] = {k: _redacted(v, keys) for k, v in config["headers"].items()}
     for key, value in list(config.items()):
         if "secret" in key.lower() and value:
             config[key] = SECRET_SET

@@ -35,11 +35,12 @@ from google.cloud import firestore
 
 from ..config import Settings
 from ..events import SystemEvent
-from ..jobs import EmailConfig, Job
+from ..jobs import Job
+from ..sinks.email.config import EmailConfig
+from ..sinks.email.mailer import Mailer, Outcome, Result, build, message_id
 from ..templates import TemplateError
-from .mailer import Mailer, Outcome, Result, build, message_id
 from .policy import Grouping, alert_key, muted_by
-from .render import link_for, render_digest, render_single
+from .render import Evaluate, link_for, render_digest, render_single
 
 log = logging.getLogger("sysevents.alerts")
 
@@ -89,6 +90,11 @@ class Flushed:
 
     outbox_id: str | None
     dead_reason: str | None = None
+
+
+def _job_fields(job: Job) -> dict[str, str]:
+    """How alert state documents name their job: its key (account, id, generation), and id and account."""
+    return {"job_id": job.id, "aid": job.aid, "job_key": job.key}
 
 
 def _hash(*parts: str) -> str:
@@ -145,10 +151,18 @@ def group_due(g: dict[str, Any] | None, grouping: Grouping, items: list[dict[str
 
 
 class AlertState:
-    def __init__(self, client: firestore.Client, settings: Settings, mailer: Mailer | None = None):
+    def __init__(
+        self,
+        client: firestore.Client,
+        settings: Settings,
+        mailer: Mailer | None = None,
+        *,
+        evaluate: Evaluate | None = None,
+    ):
         self.client = client
         self.settings = settings
         self.mailer = mailer or Mailer(settings)
+        self.evaluate = evaluate  # runs a job's own templates: the template sandbox (Runtime.sandbox)
         prefix = settings.alerts_collection_prefix
         self.groups = client.collection(prefix + "groups")
         self.pending = client.collection(prefix + "pending")
@@ -167,7 +181,7 @@ class AlertState:
         why = muted_by(cfg.silences, cfg.mute_windows, ce["data"], now)
         if why:
             return Accepted(Decision.DROPPED, why)
-        key = _hash(job.id, event.id)
+        key = _hash(job.key, event.id)
         if cfg.grouping is None:
             return self._accept_single(job, cfg, ce, key, now)
         return self._accept_grouped(job, cfg.grouping, ce, key, now)
@@ -182,7 +196,7 @@ class AlertState:
     def _pending_doc(self, job: Job, group_id: str, key: dict, ce: dict, alert: str | None, now: datetime,
                      due: datetime, repeat: bool = False) -> dict[str, Any]:  # fmt: skip
         return {
-            "job_id": job.id,
+            **_job_fields(job),
             "group_id": group_id,
             "key": key,
             "event": summary(ce),
@@ -194,13 +208,15 @@ class AlertState:
 
     def _accept_single(self, job: Job, cfg: EmailConfig, ce: dict, key: str, now: datetime) -> Accepted:
         seen_ref = self.seen.document(key)
-        oid = _hash("single", job.id, ce["id"])
-        email = render_single(cfg.subject_template, cfg.body_template, ce, self._link(ce))
+        oid = self.single_outbox_id(job, ce["id"])
+        email = render_single(
+            cfg.subject_template, cfg.body_template, ce, self._link(ce), evaluate=self.evaluate
+        )
         entry = self._entry(
-            job, "single", email.subject, email.body, f"{job.id}/{ce['id']}", now, event_ids=[ce["id"]]
+            job, "single", email.subject, email.body, f"{job.key}/{ce['id']}", now, event_ids=[ce["id"]]
         )
         seen_email = {
-            "job_id": job.id,
+            **_job_fields(job),
             "event_id": ce["id"],
             "at": now,
             "decision": "email",
@@ -217,8 +233,8 @@ class AlertState:
                 return self._duplicate(seen_ref)
             return Accepted(Decision.EMAIL, "email", outbox_id=oid)
 
-        overflow_id = _hash(job.id, OVERFLOW)
-        rate_ref = self.rates.document(job.id)
+        overflow_id = _hash(job.key, OVERFLOW)
+        rate_ref = self.rates.document(job.key)
 
         @firestore.transactional
         def tx(t) -> Accepted:
@@ -239,7 +255,7 @@ class AlertState:
             t.create(
                 seen_ref,
                 {
-                    "job_id": job.id,
+                    **_job_fields(job),
                     "event_id": ce["id"],
                     "at": now,
                     "decision": "held",
@@ -260,7 +276,7 @@ class AlertState:
         group document is only read, for the due time the flush looks for; the flush decides for itself."""
         seen_ref = self.seen.document(key)
         gkey = grouping.key(ce["data"])
-        group_id = _hash(job.id, json.dumps(gkey, sort_keys=True))
+        group_id = _hash(job.key, json.dumps(gkey, sort_keys=True))
         alert = _hash(alert_key(ce["data"]))
         snap = self.groups.document(group_id).get()
         due = event_due(snap.to_dict() if snap.exists else None, grouping, alert, now)
@@ -268,7 +284,7 @@ class AlertState:
         batch.create(
             seen_ref,
             {
-                "job_id": job.id,
+                **_job_fields(job),
                 "event_id": ce["id"],
                 "at": now,
                 "decision": "grouped",
@@ -325,9 +341,9 @@ class AlertState:
         cfg = job.config
         assert isinstance(cfg, EmailConfig)
         group_ref = self.groups.document(group_id)
-        overflow_id = _hash(job.id, OVERFLOW)
+        overflow_id = _hash(job.key, OVERFLOW)
         held_group = group_id == overflow_id
-        rate_ref = self.rates.document(job.id)
+        rate_ref = self.rates.document(job.key)
         grouping = cfg.grouping
         repeat = timedelta(seconds=grouping.repeat_interval if grouping else 0)
         query = self.pending.where(filter=firestore.FieldFilter("group_id", "==", group_id)).limit(FLUSH_CAP)
@@ -364,10 +380,10 @@ class AlertState:
             seq = (g or {}).get("seq", 0)
             oid, dead = None, None
             if allowed:
-                oid = _hash("digest", job.id, group_id, str(seq))
+                oid = _hash("digest", job.key, group_id, str(seq))
                 digest = self._digest(job, items, "rate_limited" if held_group else "grouped")
                 try:
-                    email = render_digest(cfg.digest_template, digest)
+                    email = render_digest(cfg.digest_template, digest, evaluate=self.evaluate)
                     subject, body = email.subject, email.body
                 except TemplateError as err:
                     dead, subject, body = f"digest template error: {err}", "", ""
@@ -376,7 +392,7 @@ class AlertState:
                     "digest",
                     subject,
                     body,
-                    f"{job.id}/{group_id}/{seq}",
+                    f"{job.key}/{group_id}/{seq}",
                     now,
                     event_ids=[i["event"]["id"] for i in items],
                     group_id=group_id,
@@ -400,7 +416,7 @@ class AlertState:
             t.set(
                 group_ref,
                 {
-                    "job_id": job.id,
+                    **_job_fields(job),
                     "key": items[0].get("key") or {},
                     "seq": seq + 1,
                     "last_sent_at": now,
@@ -427,12 +443,12 @@ class AlertState:
         }
 
     def _due_groups(self, now: datetime, page: int) -> dict[str, str]:
-        """{group id: job id} of the groups with a pending event due by `now`."""
+        """{group id: job key} of the groups with a pending event due by `now`."""
         found: dict[str, str] = {}
         query = (
             self.pending.where(filter=firestore.FieldFilter("due_at", "<=", now))
             .order_by("due_at")
-            .select(["job_id", "group_id", "due_at"])
+            .select(["job_key", "group_id", "due_at"])
             .limit(page)
         )
         last = None
@@ -440,7 +456,7 @@ class AlertState:
             snaps = list((query.start_after(last) if last is not None else query).stream())
             for s in snaps:
                 d = s.to_dict()
-                found.setdefault(d["group_id"], d["job_id"])
+                found.setdefault(d["group_id"], d["job_key"])
             if len(snaps) < page:
                 break
             last = snaps[-1]
@@ -462,7 +478,7 @@ class AlertState:
 
     def flush_due(
         self,
-        get_job: Callable[[str], Job | None],
+        get_job: Callable[[str], Job | None],  # job key -> the job, if it still exists at that generation
         now: datetime,
         limit: int = 200,
         on_dead: Callable[[str, str, int], None] | None = None,
@@ -471,8 +487,8 @@ class AlertState:
         A group whose flush fails (its digest template, Firestore) does not stop the others."""
         report = {"digests": 0, "sent": 0, "failed": 0, "dead_lettered": 0, "dropped_groups": 0, "errors": 0}
         dead = on_dead or self._mark_dead3
-        for group_id, job_id in self._due_groups(now, max(limit, 50)).items():
-            job = get_job(job_id)
+        for group_id, job_key in self._due_groups(now, max(limit, 50)).items():
+            job = get_job(job_key)
             if job is None or job.state.value != "active" or not isinstance(job.config, EmailConfig):
                 dropped = self._drop_group(group_id)
                 report["dropped_groups"] += 1
@@ -480,7 +496,7 @@ class AlertState:
                     "alerts: dropped group %s of job %s with %d pending event(s) (job gone, paused or not "
                     "an email job)",
                     group_id,
-                    job_id,
+                    job_key,
                     dropped,
                 )
                 continue
@@ -506,7 +522,7 @@ class AlertState:
             e = snap.to_dict()
             if e.get("next_attempt_at") and e["next_attempt_at"] > now:
                 continue
-            job = get_job(e["job_id"])
+            job = get_job(e["job_key"])
             if job is None or not isinstance(job.config, EmailConfig):
                 dead(snap.id, "job no longer exists", e["attempts"])
                 report["dead_lettered"] += 1
@@ -539,7 +555,7 @@ class AlertState:
         group_id: str | None = None,
     ) -> dict[str, Any]:
         return {
-            "job_id": job.id,
+            **_job_fields(job),
             "kind": kind,
             "state": "pending",
             "subject": subject,
@@ -640,6 +656,11 @@ class AlertState:
 
     def _mark_dead3(self, oid: str, reason: str, attempts: int) -> None:
         self.mark_dead(oid, reason)
+
+    @staticmethod
+    def single_outbox_id(job: Job, event_id: str) -> str:
+        """The outbox entry of an ungrouped event's email."""
+        return _hash("single", job.key, event_id)
 
     def mark_dead(self, oid: str, reason: str) -> dict[str, Any] | None:
         ref = self.outbox.document(oid)

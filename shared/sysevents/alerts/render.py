@@ -6,7 +6,7 @@ Digest: `digest_template` evaluates to `{subject: ..., body: ...}` with `digest`
 `{job: {id, name}, group: {field: value}, reason: "grouped" | "rate_limited", count, omitted,
 items: [{event, link, repeat}]}` (`count` events in all; `omitted` of them are not listed).
 
-A job's own templates are evaluated in the template sandbox (`sysevents.sandbox`: worker processes with
+A job's own templates are evaluated in the template sandbox (`sysevents.templates.sandbox`: workers with
 bounded time and memory), at delivery and at save time (`check`, from the admin API) alike; a runaway one fails with a TemplateError
 that says so. The built-in defaults below are evaluated in-process (they are ours and linear in the event).
 """
@@ -103,19 +103,14 @@ def _body(value: Any) -> str:
     return value
 
 
-def _sandboxed(template: str, variables: dict[str, Any], *, name: str) -> Any:
-    from .. import sandbox
-    from ..config import settings
-
-    return sandbox.shared(settings()).render_value(template, variables, name=name)
-
-
 def _value(
     template: str | None, default: str, variables: dict[str, Any], name: str, evaluate: Evaluate | None
 ) -> Any:
     if template is None or not template.strip():
         return render_value(default, variables, name=name)
-    return (evaluate or _sandboxed)(template, variables, name=name)
+    if evaluate is None:  # a job's own template never runs unbounded in-process
+        raise TemplateError(f"{name}: no template sandbox to render it with")
+    return evaluate(template, variables, name=name)
 
 
 def render_single(
@@ -126,7 +121,8 @@ def render_single(
     *,
     evaluate: Evaluate | None = None,
 ) -> Email:
-    """The email for one event. `evaluate` runs the job's templates (default: the shared sandbox)."""
+    """The email for one event. `evaluate` runs the job's own templates: the template sandbox's
+    `render_value` (Runtime.sandbox)."""
     scope = {"event": event, "link": link}
     subject = _value(subject_template, DEFAULT_SUBJECT_TEMPLATE, scope, "subject_template", evaluate)
     body = _value(body_template, DEFAULT_BODY_TEMPLATE, scope, "body_template", evaluate)
@@ -136,7 +132,7 @@ def render_single(
 def render_digest(
     digest_template: str | None, digest: dict[str, Any], *, evaluate: Evaluate | None = None
 ) -> Email:
-    """The digest email of a group. `evaluate` runs the job's template (default: the shared sandbox)."""
+    """The digest email of a group. `evaluate` runs the job's own template (the template sandbox)."""
     out = _value(digest_template, DEFAULT_DIGEST_TEMPLATE, {"digest": digest}, "digest_template", evaluate)
     if not isinstance(out, dict) or set(out) != {"subject", "body"}:
         raise TemplateError("digest_template must evaluate to {subject: <string>, body: <string>}")

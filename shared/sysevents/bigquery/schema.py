@@ -63,6 +63,11 @@ class TableRef:
         return f"`{self.id}`"
 
 
+def audit_table(settings) -> TableRef:
+    """The deployment's audit table (SYSEVENTS_AUDIT_DATASET.SYSEVENTS_AUDIT_TABLE)."""
+    return TableRef(settings.project, settings.audit_dataset, settings.audit_table)
+
+
 def _ts(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 

@@ -86,12 +86,12 @@ def search_audit(
     end: datetime | str | None = None,
     page_size: int = DEFAULT_PAGE_SIZE,
     page_token: str | None = None,
-    client: bigquery.Client | None = None,
-    table: TableRef | None = None,
+    client: bigquery.Client,
+    table: TableRef,
 ) -> AuditPage:
     """One page of the account's audit log, newest first. Raises InvalidSearch for bad input.
 
-    `start` is inclusive, `end` exclusive. `client` and `table` default to the runtime's.
+    `start` is inclusive, `end` exclusive. `client` is the BigQuery client, `table` the audit table.
     """
     if not isinstance(aid, str) or not aid:
         raise InvalidSearch("aid: required")
@@ -105,12 +105,6 @@ def search_audit(
     lo, hi = _aware(start, "start"), _aware(end, "end")
     if lo and hi and hi <= lo:
         raise InvalidSearch("end: must be after start")
-    if client is None or table is None:
-        from ..runtime import runtime
-
-        rt = runtime()
-        client = client or rt.bigquery
-        table = table or TableRef(rt.settings.project, rt.settings.audit_dataset, rt.settings.audit_table)
     filters = {"subject_type": st, "subject_id": subject_id, "verb": vb, "start": lo, "end": hi}
     fingerprint = _fingerprint(aid, filters)
 

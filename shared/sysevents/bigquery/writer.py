@@ -1,10 +1,9 @@
 """Streaming inserts: rows validated against the table's schema, coalesced across concurrent requests.
 
-`MicroBatcher` lets the request threads of one function instance share insertAll calls: the first row
-for a table opens a batch and waits up to `max_wait` seconds (or until `max_rows` rows joined, or no row
-joined for a tenth of `max_wait`), then sends the whole batch; every submitter blocks until its own row's
-outcome is known, so a push request is answered 2xx only once its row is stored. No background thread: the thread that opened a batch
-sends it (Cloud Functions allocate CPU only while requests run).
+`MicroBatcher` lets the request threads of one function instance share insertAll calls (sysevents.coalesce):
+the first row for a table opens a batch and waits up to `max_wait` seconds (or until `max_rows` rows
+joined, or no row joined for a tenth of `max_wait`), then sends the whole batch; every submitter blocks
+until its own row's outcome is known, so a push request is answered 2xx only once its row is stored.
 
 `TableWriter` adds what surrounds an insert: the table is created with the audit schema when missing
 (and allowed), rows are validated here (the emulator accepts bad rows silently; real BigQuery rejects
@@ -18,8 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,6 +25,7 @@ from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
 from google.cloud import bigquery
 
+from ..coalesce import Coalescer, Stats
 from . import schema as schema_mod
 from .schema import TableRef
 
@@ -51,92 +50,33 @@ class RowResult:
     reason: str | None = None  # why the row was refused (bad row); None when stored
 
 
-@dataclass
-class BatchStats:
-    inserts: int = 0
-    rows: int = 0
-    sizes: list[int] = field(default_factory=list)
-
-    @property
-    def rows_per_insert(self) -> float:
-        return self.rows / self.inserts if self.inserts else 0.0
-
-
-class _Batch:
-    __slots__ = ("entries", "full")
-
-    def __init__(self) -> None:
-        self.entries: list[tuple[str, Row, Future]] = []
-        self.full = threading.Event()
-
-
 class MicroBatcher:
+    """Rows of concurrent requests share insertAll calls (a `Coalescer` keyed by table): each submitter
+    blocks until its own rows' outcomes are known. A failed insert fails every row of its batch."""
+
     def __init__(self, insert: InsertFn, *, max_rows: int = 500, max_wait: float = 0.1):
         self._insert = insert
         self.max_rows = max_rows
-        self.max_wait = max_wait
-        self._lock = threading.Lock()
-        self._open: dict[str, _Batch] = {}
-        self.stats = BatchStats()
+        self._coalescer: Coalescer[str, tuple[str, Row], RowResult] = Coalescer(
+            self._send, max_size=max_rows, max_wait=max_wait, idle=max_wait / 10
+        )
+
+    @property
+    def stats(self) -> Stats:
+        return self._coalescer.stats
 
     def submit(self, table_id: str, items: Sequence[tuple[str, Row]]) -> list[RowResult]:
         """Store rows (row id, row); blocks until each outcome is known. Raises InsertFailed."""
-        futures: list[Future] = []
-        with self._lock:
-            batch = self._open.get(table_id)
-            leader = batch is None
-            if batch is None:
-                batch = self._open[table_id] = _Batch()
-            for row_id, row in items:
-                fut: Future = Future()
-                batch.entries.append((row_id, row, fut))
-                futures.append(fut)
-            if len(batch.entries) >= self.max_rows:
-                self._open.pop(table_id, None)  # later rows start a new batch
-                batch.full.set()
-        if leader:
-            self._gather(batch)
-            with self._lock:
-                if self._open.get(table_id) is batch:
-                    del self._open[table_id]
-            self._send(table_id, batch.entries)
-        return [f.result() for f in futures]
+        return self._coalescer.submit(table_id, items)
 
-    def _gather(self, batch: _Batch) -> None:
-        """Wait until the batch is full, `max_wait` has passed, or no row joined for `max_wait / 10`
-        (when every request thread is already waiting, waiting longer only adds latency)."""
-        deadline = time.monotonic() + self.max_wait
-        idle = self.max_wait / 10
-        seen = -1
-        while (left := deadline - time.monotonic()) > 0:
-            with self._lock:
-                count = len(batch.entries)
-            if count == seen:
-                return
-            seen = count
-            if batch.full.wait(min(idle, left)):
-                return
-
-    def _send(self, table_id: str, entries: list[tuple[str, Row, Future]]) -> None:
-        for start in range(0, len(entries), self.max_rows):
-            chunk = entries[start : start + self.max_rows]
-            try:
-                reasons = self._insert(table_id, [e[0] for e in chunk], [e[1] for e in chunk])
-            except Exception as err:  # noqa: BLE001 - every submitter must hear about it
-                failure = (
-                    err
-                    if isinstance(err, InsertFailed | TableMissing)
-                    else InsertFailed(f"insert into {table_id} failed: {type(err).__name__}: {err}")
-                )
-                for _, _, fut in chunk:
-                    fut.set_exception(failure)
-                continue
-            with self._lock:
-                self.stats.inserts += 1
-                self.stats.rows += len(chunk)
-                self.stats.sizes.append(len(chunk))
-            for (_, _, fut), reason in zip(chunk, reasons, strict=True):
-                fut.set_result(RowResult(stored=reason is None, reason=reason))
+    def _send(self, table_id: str, items: list[tuple[str, Row]]) -> list[RowResult]:
+        try:
+            reasons = self._insert(table_id, [i[0] for i in items], [i[1] for i in items])
+        except (InsertFailed, TableMissing):
+            raise
+        except Exception as err:
+            raise InsertFailed(f"insert into {table_id} failed: {type(err).__name__}: {err}") from None
+        return [RowResult(stored=reason is None, reason=reason) for reason in reasons]
 
 
 def insert_errors_by_row(count: int, errors: Sequence[dict[str, Any]]) -> list[str | None]:

@@ -137,11 +137,17 @@ def _seed_through_admin_api(stack: LocalStack, receiver: Receiver, state_dir: Pa
         return r.json()
 
     call("POST", "/accounts", operator, json={"aid": DEMO_AID, "name": "Demo account"})
-    key = call("POST", f"/accounts/{DEMO_AID}/keys", operator, json={"name": "sysevents dev"})["key"]
+    key = call(
+        "POST", f"/accounts/{DEMO_AID}/keys", operator, json={"name": "sysevents dev", "scope": "admin"}
+    )["key"]
     admin_file = state_dir / "admin.json"
     admin_file.touch(mode=0o600)
     admin_file.write_text(
         json.dumps({"url": api + "/", "aid": DEMO_AID, "key": key, "operator_key": stack.operator_key})
+    )
+    click.echo(
+        f"\nAccount {DEMO_AID}'s API key (scope admin; also in {admin_file}):\n  {key}\n"
+        f"Sign in to the web console with it: {api}/console/"
     )
     click.echo(f"\nDemo jobs (account {DEMO_AID}), created through the admin API:")
     jobs = []

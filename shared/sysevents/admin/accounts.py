@@ -1,0 +1,80 @@
+"""Admin API: accounts and API keys (handlers; the route table is sysevents.admin.api)."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Response
+
+from .errors import ApiError, json_response
+from .http import MAX_PAGE_SIZE, Call
+from .keys import AID_PATTERN, MAX_NAME_CHARS, SCOPES, AccountExists, AccountNotFound, KeyNotFound
+
+log = logging.getLogger("sysevents.admin")
+
+
+def whoami(call: Call) -> Response:
+    p = call.principal
+    assert p is not None
+    return json_response(
+        {"operator": p.operator, "aid": p.aid, "prefix": p.prefix, "name": p.name, "scope": p.scope}
+    )
+
+
+def create_account(call: Call) -> Response:
+    body = call.body if isinstance(call.body, dict) else {}
+    aid = body.get("aid")
+    if not isinstance(aid, str) or not AID_PATTERN.match(aid):
+        raise ApiError(
+            400, "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", "aid"
+        )
+    name = body.get("name")
+    if name is not None and (not isinstance(name, str) or len(name) > MAX_NAME_CHARS):
+        raise ApiError(400, f"must be a string of at most {MAX_NAME_CHARS} characters", "name")
+    try:
+        return json_response(call.keys.create_account(aid, name), 201)
+    except AccountExists as err:
+        raise ApiError(409, str(err), "aid") from None
+
+
+def list_accounts(call: Call) -> Response:
+    items, token = call.keys.list_accounts(
+        call.query_int("page_size", 50, 1, MAX_PAGE_SIZE), call.request.args.get("page_token")
+    )
+    return json_response({"accounts": items, "next_page_token": token})
+
+
+def create_key(call: Call, aid: str) -> Response:
+    body = call.body if isinstance(call.body, dict) else {}
+    name = body.get("name")
+    if not isinstance(name, str) or not 1 <= len(name) <= MAX_NAME_CHARS:
+        raise ApiError(
+            400, f"required: a name of 1-{MAX_NAME_CHARS} characters saying who uses the key", "name"
+        )
+    scope = body.get("scope", "jobs")
+    if scope not in SCOPES:
+        raise ApiError(400, f"must be one of: {', '.join(SCOPES)}", "scope")
+    try:
+        key, record = call.keys.create_key(aid, name, call.principal.actor if call.principal else "", scope)
+    except AccountNotFound as err:
+        raise ApiError(404, str(err), "aid") from None
+    log.info("admin: key %s created for account %s by %s", record["prefix"], aid, record["created_by"])
+    return json_response({**record, "key": key, "note": "store this key now: it is not shown again"}, 201)
+
+
+def list_keys(call: Call, aid: str) -> Response:
+    return json_response({"keys": call.keys.list_keys(aid)})
+
+
+def revoke_key(call: Call, aid: str, prefix: str) -> Response:
+    try:
+        record = call.keys.revoke_key(aid, prefix)
+    except KeyNotFound as err:
+        raise ApiError(404, str(err), "prefix") from None
+    log.info(
+        "admin: key %s of account %s revoked by %s",
+        prefix,
+        aid,
+        call.principal.actor if call.principal else "",
+    )
+    return json_response(record)

@@ -1,0 +1,32 @@
+"""Admin API: the account's audit log (BigQuery search)."""
+
+from __future__ import annotations
+
+from flask import Response
+
+from .errors import ApiError, json_response
+from .http import Call
+
+AUDIT_FILTERS = ("subject_type", "subject_id", "verb", "start", "end", "page_token")
+
+
+def search_audit(call: Call, aid: str) -> Response:
+    """The account's audit log (BigQuery), newest first; only ever the caller's own account."""
+    from ..bigquery.schema import audit_table
+    from ..bigquery.search import MAX_PAGE_SIZE as MAX_AUDIT_PAGE
+    from ..bigquery.search import InvalidSearch
+    from ..bigquery.search import search_audit as search
+
+    args = {k: call.request.args.get(k) or None for k in AUDIT_FILTERS}
+    try:
+        page = search(
+            aid,
+            **args,
+            page_size=call.query_int("page_size", 100, 1, MAX_AUDIT_PAGE),
+            client=call.rt.bigquery,
+            table=audit_table(call.rt.settings),
+        )
+    except InvalidSearch as err:
+        field = err.reason.split(":", 1)[0] if err.reason.split(":", 1)[0] in AUDIT_FILTERS else None
+        raise ApiError(400, err.reason, field) from None
+    return json_response(page.to_dict())

@@ -1,0 +1,231 @@
+"""Admin API: jobs (create, read, replace, patch, pause, resume, delete, preview, test)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from flask import Response
+
+from ..events import InvalidEvent, event_from_dict
+from ..jobs import WORKFLOWS, Job, JobState
+from ..sinks.webhook.config import WebhookConfig
+from ..store import JobExists, VersionConflict
+from ..templates import SAMPLE_EVENT, TemplateError
+from . import lifecycle
+from .errors import ApiError, json_response
+from .http import MAX_PAGE_SIZE, Call
+from .validation import JOB_ID, STATES, editable, job_view, merge_patch, parse_job
+
+log = logging.getLogger("sysevents.admin")
+
+
+def job_response(call: Call, job: Job, status: int = 200, **extra: Any) -> Response:
+    return json_response(
+        {**job_view(job, call.rt.settings.sealing_keys), **extra}, status, {"ETag": f'"{job.version}"'}
+    )
+
+
+def list_jobs(call: Call, aid: str) -> Response:
+    workflow = call.request.args.get("workflow")
+    if workflow and workflow not in WORKFLOWS:
+        raise ApiError(
+            400, f"unknown workflow {workflow!r}; valid values: {', '.join(WORKFLOWS)}", "workflow"
+        )
+    state = call.request.args.get("state")
+    if state and state not in STATES:
+        raise ApiError(400, f"unknown state {state!r}; valid values: {', '.join(STATES)}", "state")
+    jobs, token = call.rt.jobs.page(
+        aid,
+        workflow=workflow,
+        state=state,
+        limit=call.query_int("page_size", 50, 1, MAX_PAGE_SIZE),
+        after=call.request.args.get("page_token"),
+    )
+    keys = call.rt.settings.sealing_keys
+    return json_response({"jobs": [job_view(j, keys) for j in jobs], "next_page_token": token})
+
+
+def create_job(call: Call, aid: str) -> Response:
+    body = call.body
+    job_id = (
+        body.get("id") if isinstance(body, dict) and body.get("id") is not None else f"job-{uuid.uuid4().hex}"
+    )
+    if not isinstance(job_id, str) or not JOB_ID.match(job_id):
+        raise ApiError(
+            400, "must be 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit", "id"
+        )
+    if isinstance(body, dict) and "version" in body:
+        raise ApiError(400, "a new job starts at version 1; do not send version", "version")
+    job = parse_job(body, aid=aid, job_id=job_id, settings=call.rt.settings, sandbox=call.rt.sandbox)
+    if call.dry_run():
+        return job_response(call, job, 200, dry_run=True)
+    try:
+        job = call.rt.jobs.create(job)
+    except JobExists as err:
+        raise ApiError(409, str(err), "id") from None
+    lifecycle.publish(call.rt, lifecycle.lifecycle_event(job, *lifecycle.describe(None, job), call.principal))
+    return job_response(call, job, 201)
+
+
+def get_job(call: Call, aid: str, job_id: str) -> Response:
+    return job_response(call, call.rt.jobs.find(aid, job_id))
+
+
+def _change(
+    call: Call, aid: str, job_id: str, make: Callable[[Job], Job], dropped: list[str] | None = None
+) -> Response:
+    expected = call.expected_version()
+    extra = {}
+    if call.dry_run():
+        current = call.rt.jobs.find(aid, job_id)
+        if expected is not None and expected != current.version:
+            raise VersionConflict(job_id, current.version, expected)
+        job = make(current)
+        if dropped:
+            extra["secrets_dropped"] = sorted(set(dropped))
+        return job_response(call, job, 200, dry_run=True, **extra)
+    old, new = call.rt.jobs.change(aid, job_id, make, expected)
+    lifecycle.publish(call.rt, lifecycle.lifecycle_event(new, *lifecycle.describe(old, new), call.principal))
+    if dropped:  # the destination moved: its stored secrets stayed behind (parse_job)
+        extra["secrets_dropped"] = sorted(set(dropped))
+    return job_response(call, new, **extra)
+
+
+def _without_version(body: Any) -> Any:
+    return {k: v for k, v in body.items() if k != "version"} if isinstance(body, dict) else body
+
+
+def replace_job(call: Call, aid: str, job_id: str) -> Response:
+    body = _without_version(call.body)
+    if isinstance(body, dict) and body.get("id", job_id) != job_id:
+        raise ApiError(400, f"does not match the job id in the path ({job_id!r})", "id")
+    dropped: list[str] = []
+    return _change(
+        call,
+        aid,
+        job_id,
+        lambda old: parse_job(
+            body,
+            aid=aid,
+            job_id=job_id,
+            settings=call.rt.settings,
+            sandbox=call.rt.sandbox,
+            existing=old,
+            dropped=dropped,
+        ),
+        dropped,
+    )
+
+
+def patch_job(call: Call, aid: str, job_id: str) -> Response:
+    patch = _without_version(call.body)
+    if not isinstance(patch, dict):
+        raise ApiError(400, "request body must be a JSON merge patch object")
+    if "id" in patch:
+        raise ApiError(400, "a job's id cannot change", "id")
+    dropped: list[str] = []
+    return _change(
+        call,
+        aid,
+        job_id,
+        lambda old: parse_job(
+            merge_patch(editable(old), patch),
+            aid=aid,
+            job_id=job_id,
+            settings=call.rt.settings,
+            sandbox=call.rt.sandbox,
+            existing=old,
+            dropped=dropped,
+        ),
+        dropped,
+    )
+
+
+def set_state(state: JobState) -> Callable[..., Response]:
+    def handler(call: Call, aid: str, job_id: str) -> Response:
+        return _change(call, aid, job_id, lambda old: old.model_copy(update={"state": state}))
+
+    handler.__name__ = f"{state.value}_job"
+    return handler
+
+
+def delete_job(call: Call, aid: str, job_id: str) -> Response:
+    old = call.rt.jobs.remove(aid, job_id, call.expected_version())
+    lifecycle.publish(call.rt, lifecycle.lifecycle_event(old, *lifecycle.describe(old, None), call.principal))
+    forget(call.rt, old)
+    return json_response({"id": job_id, "deleted": True, "version": old.version})
+
+
+def forget(rt, job: Job) -> None:
+    """Delete what was kept for a deleted job (attempt log, counters, dead letters, backfill run). Its
+    generation is gone either way: a job created again with the same id starts from nothing."""
+    try:
+        rt.accounting.forget(job)
+        rt.runs.forget(job)
+    except Exception:  # the job is deleted; leftovers expire by TTL and are never read again
+        log.exception("admin: could not delete the state of job %s/%s", job.aid, job.id)
+
+
+def _event_arg(body: dict, aid: str) -> dict:
+    given = body.get("event")
+    if given is None:
+        sample = json.loads(json.dumps(SAMPLE_EVENT))
+        sample["data"]["aid"] = aid
+        sample["source"] = f"//sysevents/accounts/{aid}"
+        return sample
+    try:
+        return event_from_dict(given, fallback_id="preview").to_cloudevent()
+    except InvalidEvent as err:
+        raise ApiError(400, err.reason, "event") from None
+
+
+def preview_job(call: Call, aid: str, job_id: str) -> Response:
+    """Render the job's template (or `json_template` from the body) against the body's event or a sample."""
+    body = call.body if isinstance(call.body, dict) else {}
+    job = call.rt.jobs.find(aid, job_id)
+    template = body.get("json_template")
+    if template is None and isinstance(job.config, WebhookConfig):
+        template = job.config.json_template
+    return _preview(call, aid, body, template)
+
+
+def preview_template(call: Call, aid: str) -> Response:
+    """Render `json_template` from the body (no job needed) against the body's event or a sample."""
+    body = call.body if isinstance(call.body, dict) else {}
+    return _preview(call, aid, body, body.get("json_template"))
+
+
+def _preview(call: Call, aid: str, body: dict, template: Any) -> Response:
+    if template is not None and not isinstance(template, str):
+        raise ApiError(400, "must be a string (a Jsonnet template)", "json_template")
+    event = _event_arg(body, aid)
+    try:
+        rendered = call.rt.sandbox.render(
+            template, event, max_output_bytes=call.rt.settings.template_max_output_bytes
+        )
+    except TemplateError as err:
+        raise ApiError(422, str(err), "json_template") from None
+    return json_response({"rendered": json.loads(rendered), "event": event})
+
+
+def test_job(call: Call, aid: str, job_id: str) -> Response:
+    """Publish a test event the job's filter selects; ingest delivers it to this job only."""
+    body = call.body if isinstance(call.body, dict) else {}
+    overrides = body.get("event") or {}
+    if not isinstance(overrides, dict):
+        raise ApiError(400, "must be an object of event data fields to override", "event")
+    job = call.rt.jobs.find(aid, job_id)
+    if job.state is not JobState.ACTIVE:
+        raise ApiError(409, f"job {job_id!r} is {job.state.value}; resume it to test it", "state")
+    try:
+        event = lifecycle.test_event(job, {k: v for k, v in overrides.items() if k != "aid"})
+    except InvalidEvent as err:
+        raise ApiError(400, err.reason, "event") from None
+    ids = lifecycle.publish(call.rt, event)
+    if not ids:
+        raise ApiError(503, "could not publish the test event; try again")
+    return json_response({"event": event.to_cloudevent(), "message_id": ids[0]}, 202)

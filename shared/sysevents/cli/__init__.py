@@ -1,0 +1,105 @@
+"""The `sysevents` command: publish events, run the local stack."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from ..events import SUBJECT_TYPES, VERBS, InvalidEvent, new_event
+from .alerts import alerts
+from .common import DEV_DIR, use_dev_stack_env
+from .export import export
+from .jobs import jobs
+from .keys import keys
+
+
+@click.group()
+@click.version_option(package_name="sysevents")
+def main() -> None:
+    """sysevents: capture system events and run export and alert jobs on them."""
+
+
+@main.command()
+@click.option("--aid", help="Account id.")
+@click.option(
+    "--subject-type",
+    "subject_type",
+    type=click.Choice(SUBJECT_TYPES),
+    metavar="TYPE",
+    help="One of: " + ", ".join(SUBJECT_TYPES) + ".",
+)
+@click.option("--subject-id", "subject_id", help="Id of the subject the event is about.")
+@click.option(
+    "--verb",
+    type=click.Choice([*VERBS, "update"]),
+    metavar="VERB",
+    help="One of: " + ", ".join(VERBS) + ".",
+)
+@click.option("--actor", help="Who did it (user or service id).")
+@click.option("--notes", help="Free-form notes.")
+@click.option("--data", "extra", help="Extra free-form fields, as a JSON object.")
+@click.option("--project", envvar=["SYSEVENTS_PROJECT", "GOOGLE_CLOUD_PROJECT"], help="Google Cloud project.")
+@click.option("--topic", help="Topic (default: the topology's ingest topic).")
+@click.option(
+    "--raw",
+    is_flag=True,
+    help="Publish --data as the message verbatim, without building an event (to try invalid input).",
+)
+def publish(aid, subject_type, subject_id, verb, actor, notes, extra, project, topic, raw) -> None:
+    """Publish one system event to Pub/Sub (the local stack's emulator when `sysevents dev` runs).
+
+    --aid, --subject-type, --subject-id and --verb are required, except with --raw."""
+    from ..pubsub import Publisher
+    from ..topology import load
+
+    use_dev_stack_env()
+    project = project or os.environ.get("SYSEVENTS_PROJECT") or os.environ.get("GOOGLE_CLOUD_PROJECT")
+    if not project:
+        raise click.UsageError("no project: pass --project or set GOOGLE_CLOUD_PROJECT")
+    topic = topic or load().ingest_topic
+    if raw:
+        if extra is None:
+            raise click.UsageError("--raw publishes the bytes of --data: pass --data '...'")
+        payload = extra.encode()
+    else:
+        missing = [f"--{n.replace('_', '-')}" for n, v in
+                   (("aid", aid), ("subject_type", subject_type), ("subject_id", subject_id), ("verb", verb)) if not v]  # fmt: skip
+        if missing:
+            raise click.UsageError(f"missing option(s) {', '.join(missing)} (or use --raw --data '...')")
+        fields = {}
+        if extra:
+            try:
+                fields = json.loads(extra)
+            except json.JSONDecodeError as err:
+                raise click.BadParameter(f"not JSON: {err}", param_hint="--data") from None
+            if not isinstance(fields, dict):
+                raise click.BadParameter("must be a JSON object", param_hint="--data")
+        if notes:
+            fields["notes"] = notes
+        try:
+            event = new_event(aid, subject_type, subject_id, verb, actor=actor, **fields)
+        except InvalidEvent as err:
+            raise click.UsageError(err.reason) from None
+        payload = event.to_json()
+    [message_id] = Publisher(project).publish_all([(topic, payload, {})])
+    click.echo(f"published message {message_id} to {topic}" + ("" if raw else f" (event {event.id})"))
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Run the demo, then stop (instead of waiting for Ctrl-C).")
+@click.option("--no-bigquery", is_flag=True, help="Do not start the BigQuery emulator.")
+def dev(once: bool, no_bigquery: bool) -> None:
+    """Run the whole pipeline locally: emulators, functions, demo jobs, sample events."""
+    from ..local.demo import run
+
+    sys.exit(run(once=once, bigquery=not no_bigquery, state_dir=DEV_DIR))
+
+
+for group in (jobs, keys, export, alerts):
+    main.add_command(group)
+
+if __name__ == "__main__":
+    main()

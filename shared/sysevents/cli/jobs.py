@@ -1,0 +1,152 @@
+"""`sysevents jobs ...`: manage jobs through the admin API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .common import Api, echo, error_text, key_option, read_json, url_option
+
+
+@click.group()
+@url_option
+@key_option
+@click.option("--aid", envvar="SYSEVENTS_AID", help="Account id (default: the key's account).")
+@click.pass_context
+def jobs(ctx: click.Context, url: str | None, key: str | None, aid: str | None) -> None:
+    """Manage export and alert jobs through the admin API."""
+    ctx.obj = api = Api(url, key)
+    api.aid = (
+        aid or (api.dev_aid if api.key_from_dev else None) or api.call("GET", "/whoami").json().get("aid")
+    )
+    if not api.aid:
+        raise click.UsageError("the operator key belongs to no account: pass --aid")
+
+
+def _base(api: Api) -> str:
+    return f"/accounts/{api.aid}/jobs"
+
+
+@jobs.command("create")
+@click.argument("file")
+@click.option("--id", "job_id", help="Job id (default: generated).")
+@click.option("--dry-run", is_flag=True, help="Validate only; store nothing.")
+@click.pass_obj
+def create(api: Api, file: str, job_id: str | None, dry_run: bool) -> None:
+    """Create a job from a JSON FILE (the seed's shape; - reads stdin)."""
+    body = read_json(file, "FILE")
+    if job_id:
+        body["id"] = job_id
+    echo(api.call("POST", _base(api), json=body, params={"dry_run": "true"} if dry_run else None).json())
+
+
+@jobs.command("list")
+@click.option("--workflow", help="Only jobs of this workflow.")
+@click.option("--state", type=click.Choice(["active", "paused"]), help="Only jobs in this state.")
+@click.option("--json", "as_json", is_flag=True, help="Print the jobs as JSON.")
+@click.pass_obj
+def list_(api: Api, workflow: str | None, state: str | None, as_json: bool) -> None:
+    """List the account's jobs (every page)."""
+    found, token = [], None
+    while True:
+        params = {"workflow": workflow, "state": state, "page_size": 200, "page_token": token}
+        page = api.call("GET", _base(api), params={k: v for k, v in params.items() if v}).json()
+        found += page["jobs"]
+        token = page["next_page_token"]
+        if not token:
+            break
+    if as_json:
+        echo(found)
+        return
+    for j in found:
+        click.echo(
+            f"{j['id']:<40} {j['state']:<7} v{j['version']:<4} {j['workflow']:<24} {j.get('name') or ''}"
+        )
+
+
+@jobs.command("get")
+@click.argument("job_id")
+@click.pass_obj
+def get(api: Api, job_id: str) -> None:
+    """Show one job (header values redacted)."""
+    echo(api.call("GET", f"{_base(api)}/{job_id}").json())
+
+
+@jobs.command("update")
+@click.argument("job_id")
+@click.argument("file")
+@click.option("--replace", is_flag=True, help="FILE is the whole job (PUT), not a JSON merge patch.")
+@click.option("--version", "version", type=int, help="Expected version (default: the one read just before).")
+@click.option("--dry-run", is_flag=True, help="Validate only; store nothing.")
+@click.pass_obj
+def update(api: Api, job_id: str, file: str, replace: bool, version: int | None, dry_run: bool) -> None:
+    """Change a job: FILE is a JSON merge patch (or, with --replace, the whole job). Refused if the job
+    changed since its version was read."""
+    body = read_json(file, "FILE")
+    if version is None:
+        version = api.call("GET", f"{_base(api)}/{job_id}").json()["version"]
+    r = api.call(
+        "PUT" if replace else "PATCH",
+        f"{_base(api)}/{job_id}",
+        json=body,
+        headers={"If-Match": f'"{version}"'},
+        params={"dry_run": "true"} if dry_run else None,
+    )
+    echo(r.json())
+
+
+@jobs.command("delete")
+@click.argument("job_id")
+@click.option("--version", "version", type=int, help="Refuse unless the job is at this version.")
+@click.pass_obj
+def delete(api: Api, job_id: str, version: int | None) -> None:
+    """Delete a job."""
+    headers = {"If-Match": f'"{version}"'} if version is not None else {}
+    echo(api.call("DELETE", f"{_base(api)}/{job_id}", headers=headers).json())
+
+
+def _state_command(verb: str) -> click.Command:
+    @click.argument("job_id")
+    @click.pass_obj
+    def command(api: Api, job_id: str) -> None:
+        job = api.call("POST", f"{_base(api)}/{job_id}/{verb}").json()
+        click.echo(f"{job['id']}: {job['state']} (version {job['version']})")
+
+    command.__doc__ = f"{verb.capitalize()} a job."
+    return jobs.command(verb)(command)
+
+
+pause = _state_command("pause")
+resume = _state_command("resume")
+
+
+@jobs.command("preview")
+@click.argument("job_id")
+@click.option("--event", "event_file", help="JSON file of an event (default: a sample event).")
+@click.option("--template", "template_file", help="A Jsonnet file to try instead of the job's template.")
+@click.pass_obj
+def preview(api: Api, job_id: str, event_file: str | None, template_file: str | None) -> None:
+    """Render the job's template against an event; prints the JSON, or the Jsonnet error with line/column."""
+    body: dict[str, Any] = {}
+    if event_file:
+        body["event"] = read_json(event_file, "--event")
+    if template_file:
+        body["json_template"] = Path(template_file).read_text()
+    r = api.call("POST", f"{_base(api)}/{job_id}/preview", json=body, expect_error=True)
+    if r.status_code >= 400:
+        raise click.ClickException(error_text(r))
+    echo(r.json()["rendered"])
+
+
+@jobs.command("test")
+@click.argument("job_id")
+@click.option("--notes", help="Notes of the test event.")
+@click.pass_obj
+def test(api: Api, job_id: str, notes: str | None) -> None:
+    """Send a test event through the real pipeline to this job only."""
+    r = api.call(
+        "POST", f"{_base(api)}/{job_id}/test", json={"event": {"notes": notes} if notes else {}}
+    ).json()
+    click.echo(f"published test event {r['event']['id']} (message {r['message_id']})")

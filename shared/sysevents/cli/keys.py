@@ -1,0 +1,76 @@
+"""`sysevents keys ...`: accounts and API keys through the admin API (operator)."""
+
+from __future__ import annotations
+
+import click
+
+from .common import Api, echo, url_option
+
+
+@click.group()
+@url_option
+@click.option(
+    "--key", envvar="SYSEVENTS_OPERATOR_KEY", help="Operator key (or an account's key for its own keys)."
+)
+@click.pass_context
+def keys(ctx: click.Context, url: str | None, key: str | None) -> None:
+    """Accounts and API keys (operator)."""
+    if ctx.invoked_subcommand != "operator":
+        ctx.obj = Api(url, key, operator=True)
+
+
+@keys.command("add-account")
+@click.argument("aid")
+@click.option("--name", help="A readable name.")
+@click.pass_obj
+def add_account(api: Api, aid: str, name: str | None) -> None:
+    """Create an account."""
+    echo(api.call("POST", "/accounts", json={"aid": aid, "name": name}).json())
+
+
+@keys.command("create")
+@click.argument("aid")
+@click.option("--name", required=True, help="Who or what uses the key.")
+@click.option(
+    "--scope",
+    type=click.Choice(["jobs", "admin"]),
+    default="jobs",
+    show_default=True,
+    help="jobs: the account's jobs; admin: its jobs and its keys.",
+)
+@click.pass_obj
+def create_key(api: Api, aid: str, name: str, scope: str) -> None:
+    """Create a key for an account; it is printed once."""
+    r = api.call("POST", f"/accounts/{aid}/keys", json={"name": name, "scope": scope}).json()
+    click.echo(f"{r['key']}\n(prefix {r['prefix']}, scope {r['scope']}; store it now: it is not shown again)")
+
+
+@keys.command("list")
+@click.argument("aid")
+@click.pass_obj
+def list_keys(api: Api, aid: str) -> None:
+    """List an account's keys by prefix."""
+    for k in api.call("GET", f"/accounts/{aid}/keys").json()["keys"]:
+        state = f"revoked {k['revoked_at']}" if k.get("revoked_at") else "active"
+        click.echo(f"{k['prefix']}  {state:<40} {k['name']}")
+
+
+@keys.command("revoke")
+@click.argument("aid")
+@click.argument("prefix")
+@click.pass_obj
+def revoke(api: Api, aid: str, prefix: str) -> None:
+    """Revoke a key by its prefix."""
+    api.call("DELETE", f"/accounts/{aid}/keys/{prefix}")
+    click.echo(f"revoked {prefix}")
+
+
+@keys.command("operator")
+def operator() -> None:
+    """Make a new operator key: keep the key, deploy its hash (SYSEVENTS_OPERATOR_KEY_HASH)."""
+    from ..admin.keys import key_hash, new_key
+
+    key = new_key()
+    click.echo(
+        f"operator key (keep it secret):        {key}\nSYSEVENTS_OPERATOR_KEY_HASH (deploy it): {key_hash(key)}"
+    )

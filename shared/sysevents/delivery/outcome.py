@@ -1,0 +1,53 @@
+"""What delivering one (event, job) came to: the value every sink's `deliver` returns to the envelope."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    DELIVERED = "delivered"  # the destination has it
+    ACCEPTED = "accepted"  # taken into the sink's own durable state, sent later (a digest, a backfill)
+    FILTERED = "filtered"  # skipped on purpose: the job's state or policy (paused, deleted, silenced, ...)
+    RETRY = "retry"  # transient: try again later (optionally not before `retry_after` seconds)
+    PERMANENT = "permanent"  # will never succeed as is: dead-letter now
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: Kind
+    reason: str = ""
+    status: int | None = None  # HTTP status (or SMTP code) of the destination's answer, when it answered
+    latency_ms: float | None = None
+    retry_after: float | None = None  # seconds the destination asked us to wait (bounded), if it did
+    counts_against_receiver: bool = True  # False for our own errors (template): no auto-disable streak
+    attempted: bool = True  # False when nothing was sent (held, filtered): no attempt record
+
+    @classmethod
+    def delivered(cls, reason: str = "delivered", **kw) -> Outcome:
+        return cls(Kind.DELIVERED, reason, **kw)
+
+    @classmethod
+    def accepted(cls, reason: str, **kw) -> Outcome:
+        return cls(Kind.ACCEPTED, reason, attempted=False, **kw)
+
+    @classmethod
+    def filtered(cls, reason: str, **kw) -> Outcome:
+        return cls(Kind.FILTERED, reason, attempted=False, **kw)
+
+    @classmethod
+    def retry(cls, reason: str, **kw) -> Outcome:
+        return cls(Kind.RETRY, reason, **kw)
+
+    @classmethod
+    def permanent(cls, reason: str, **kw) -> Outcome:
+        return cls(Kind.PERMANENT, reason, **kw)
+
+    @property
+    def done(self) -> bool:
+        """Nothing more will happen to the delivery (delivered, accepted or filtered)."""
+        return self.kind in (Kind.DELIVERED, Kind.ACCEPTED, Kind.FILTERED)
+
+    def but(self, **changes) -> Outcome:
+        return replace(self, **changes)

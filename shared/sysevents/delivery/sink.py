@@ -1,0 +1,78 @@
+"""The sink interface: one subclass per sink package, run by the envelope (sysevents.delivery.envelope).
+
+A sink names its topology sink, says which workflows it delivers (from the workflow registry), and
+implements `deliver(delivery, job, attempt) -> Outcome`: everything before (parsing, the job lookup, the
+state policy) and after (acknowledging, retrying, dead-lettering, accounting, the log line) is the
+envelope's, the same for every sink. Hooks let a sink react to what the envelope settled (`settled`,
+`dead_lettered`), add routes to its function (`routes`: /flush, /tick) and take part in backfills.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..jobs import Job, Workflow, workflows_of
+from ..pubsub import PushMessage
+from .outcome import Outcome
+
+if TYPE_CHECKING:
+    from ..deliveries import Delivery
+    from ..runtime import Runtime
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """Which attempt of a delivery this is, and the push message that carried it."""
+
+    number: int  # 1 for the first attempt
+    first: bool  # no earlier attempt was recorded (the delivery counts as received now)
+    message: PushMessage
+
+    @property
+    def attributes(self) -> dict[str, str]:
+        return self.message.attributes
+
+
+class Sink:
+    name: ClassVar[str]  # the topology sink (topology.json `sinks`), or the function for job-less sinks
+    function: ClassVar[str]  # the function it runs in
+    per_job: ClassVar[bool] = True  # False: messages are bare events, not deliveries to a job (audit)
+
+    def __init__(self, rt: Runtime):
+        self.rt = rt
+
+    @property
+    def workflows(self) -> frozenset[Workflow]:
+        return frozenset(workflows_of(self.name))
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return self.rt.topology.sinks[self.name].dead_letter_topic
+
+    @property
+    def max_attempts(self) -> int:
+        return self.rt.topology.sink_subscription(self.name).max_delivery_attempts or 1
+
+    def deliver(self, delivery: Delivery, job: Job, attempt: Attempt) -> Outcome:
+        raise NotImplementedError
+
+    def deliver_event(self, message: PushMessage, attempt: Attempt) -> Outcome:
+        """Job-less sinks (`per_job = False`): handle the message itself."""
+        raise NotImplementedError
+
+    # -- hooks ---------------------------------------------------------------------------------------------
+    def settled(self, delivery: Delivery, job: Job, attempt: Attempt, outcome: Outcome) -> None:
+        """After the envelope recorded the outcome (auto-disable, holds). Errors are logged, not raised."""
+
+    def dead_lettered(self, delivery: Delivery, job: Job, reason: str) -> None:
+        """After the delivery was dead-lettered (e.g. the email sink marks its outbox entry dead)."""
+
+    def routes(self) -> dict[str, Callable[[Any], Any]]:
+        """Extra POST routes of the sink's function: path -> handler(request) (e.g. /tick)."""
+        return {}
+
+    def backfill(self, job: Job, **kw: Any) -> Any:
+        """The sink's part of a backfill of `job` (sysevents.backfill.engine.Backfill), if it has one."""
+        raise ValueError(f"job {job.id}: the {self.name} sink has no backfill")

@@ -1,0 +1,35 @@
+"""HTTP entry points of the push functions: `functions/<name>/main.py` calls `serve(request, SinkClass)`.
+
+GET answers the health check (which function this is, and its job cache's freshness); POST to one of the
+sink's own routes (`/flush`, `/tick`) runs it; any other POST is a Pub/Sub push, run through the envelope.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .delivery.envelope import Envelope
+from .delivery.sink import Sink
+from .runtime import Runtime, health, instance
+
+
+def sink_of(rt: Runtime, sink_class: type[Sink]) -> Sink:
+    """The instance's one sink object of this class (it keeps per-instance state such as holds)."""
+    return rt._part(f"sink:{sink_class.__name__}", lambda: sink_class(rt))
+
+
+def serve(request: Any, sink_class: type[Sink], rt: Runtime | None = None):
+    rt = rt or instance()
+    sink = sink_of(rt, sink_class)
+    if request.method != "POST":
+        if not sink.per_job:
+            return {"function": sink.function}, 200
+        return health(rt, sink.function)
+    route = sink.routes().get(request.path.rstrip("/") or "/")
+    if route is not None:
+        result = route(request)
+        if isinstance(result, dict):
+            return json.dumps(result), 200, {"Content-Type": "application/json"}
+        return result
+    return Envelope(rt, sink).push(request.get_data())

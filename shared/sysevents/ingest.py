@@ -1,0 +1,94 @@
+"""Ingest: validate each event, quarantine the invalid ones, fan valid ones out to matching jobs.
+
+Every message gets an outcome the code decides: an event that cannot be fully processed (invalid,
+or failing anywhere in parsing, validation or matching) is published to the quarantine topic with a
+reason and acknowledged, so nothing is retried forever and nothing is dropped silently. Only a failure to
+publish (Pub/Sub unavailable) answers 503, to be retried.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from . import origin
+from .deliveries import Delivery
+from .events import InvalidEvent, SystemEvent, event_from_bytes
+from .pubsub import BadPushRequest, PushMessage, parse_push
+from .runtime import Runtime, health, instance
+
+log = logging.getLogger("sysevents.ingest")
+
+
+def _quarantine(rt: Runtime, msg: PushMessage, reason: str) -> tuple[str, int]:
+    rt.publisher.publish_all(
+        [
+            (
+                rt.topology.quarantine_topic,
+                msg.data,
+                {
+                    "reason": reason,
+                    "source_message_id": msg.message_id,
+                    "source_subscription": msg.subscription or "",
+                    "quarantined_at": datetime.now(UTC).isoformat(),
+                },
+            )
+        ]
+    )
+    log.warning("ingest: quarantined message %s: %s", msg.message_id, reason)
+    return f"quarantined: {reason}", 200
+
+
+def _fan_out(rt: Runtime, event: SystemEvent) -> list[tuple[str, bytes, dict[str, str], str]]:
+    jobs, held = origin.deliverable(event, rt.cache.match(event))  # loop protection: see sysevents.origin
+    for job_id, why in held:
+        log.info("ingest: event %s not delivered to job %s: %s", event.id, job_id, why)
+    out = []
+    for job in jobs:
+        d = Delivery.of(event, job)
+        out.append((rt.topology.sinks[job.sink].topic, d.to_json(), d.attributes(), job.ordering_key(event)))
+    return out
+
+
+def process(rt: Runtime, body: bytes) -> tuple[str, int]:
+    try:
+        msg = parse_push(body)
+    except BadPushRequest as err:
+        # Not a Pub/Sub push: nothing to quarantine. 400 tells the caller.
+        log.error("ingest: %s", err)
+        return str(err), 400
+    try:
+        event = event_from_bytes(
+            msg.data, fallback_id=msg.message_id or None, max_bytes=rt.settings.max_event_bytes
+        )
+        out = _fan_out(rt, event)
+    except InvalidEvent as err:
+        return _quarantine(rt, msg, err.reason)
+    except (TimeoutError, OSError):
+        raise  # the job cache or the network, not the event: retried
+    except Exception as err:  # anything else about this event: it cannot be processed, ever
+        log.exception("ingest: message %s could not be processed", msg.message_id)
+        return _quarantine(rt, msg, f"the event could not be processed: {type(err).__name__}: {err}"[:1000])
+    try:
+        rt.publisher.publish_all(out)
+    except Exception as err:  # Pub/Sub did not take them: retried (deliveries already published repeat,
+        # with the same delivery ids, which sinks and receivers de-duplicate)
+        log.exception("ingest: publishing the deliveries of event %s failed", event.id)
+        return f"retry: could not publish deliveries: {type(err).__name__}", 503
+    log.info(
+        "ingest: event %s (%s/%s %s) matched %d job(s)",
+        event.id,
+        event.subject_type,
+        event.subject_id,
+        event.verb,
+        len(out),
+    )
+    return f"matched {len(out)}", 200
+
+
+def handle(request) -> tuple[str, int]:
+    """HTTP entry point for the push subscription on the system-events topic."""
+    rt = instance()
+    if request.method != "POST":
+        return health(rt, "ingest")
+    return process(rt, request.get_data())

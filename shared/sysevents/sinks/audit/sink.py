@@ -1,0 +1,59 @@
+"""Audit: archive every valid event in the BigQuery audit table (its own push subscription on system-events).
+
+A job-less sink: its messages are the events themselves. One row per event, insertId = event id.
+Invalid events are acknowledged without a row (ingest quarantines them with the reason). A row BigQuery
+(or our validation) refuses goes to the audit dead-letter topic with the reason; a failed insert is
+retried and dead-lettered after the last attempt. Redeliveries check the table first, so a lost
+acknowledgement does not archive an event twice.
+"""
+
+from __future__ import annotations
+
+from ...bigquery.schema import audit_table, row_of_event
+from ...bigquery.writer import InsertFailed, TableMissing
+from ...delivery.outcome import Outcome
+from ...delivery.sink import Attempt, Sink
+from ...events import InvalidEvent, event_from_bytes
+from ...pubsub import PushMessage
+
+SUBSCRIPTION = "system-events-audit"
+
+
+class AuditSink(Sink):
+    name = "audit"
+    function = "audit"
+    per_job = False
+
+    @property
+    def dead_letter_topic(self) -> str:
+        topic = self.rt.topology.subscriptions[SUBSCRIPTION].dead_letter_topic
+        assert topic is not None
+        return topic
+
+    @property
+    def max_attempts(self) -> int:
+        return self.rt.topology.subscriptions[SUBSCRIPTION].max_delivery_attempts or 1
+
+    def deliver_event(self, message: PushMessage, attempt: Attempt) -> Outcome:
+        rt = self.rt
+        try:
+            event = event_from_bytes(
+                message.data, fallback_id=message.message_id or None, max_bytes=rt.settings.max_event_bytes
+            )
+        except InvalidEvent as err:
+            return Outcome.filtered(f"not archived (invalid event; ingest quarantines it): {err.reason}")
+        table = audit_table(rt.settings)
+        writer = rt.table_writer
+        try:
+            if attempt.number > 1 and writer.contains(table, event.id, event.time):
+                return Outcome.delivered("already archived")
+            [result] = writer.write(
+                table,
+                [(event.id, row_of_event(event, published_at=message.publish_time))],
+                create_if_missing=True,
+            )
+        except (InsertFailed, TableMissing) as err:
+            return Outcome.retry(str(err))
+        if not result.stored:
+            return Outcome.permanent(result.reason or "refused")
+        return Outcome.delivered("archived")

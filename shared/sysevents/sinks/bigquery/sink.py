@@ -1,0 +1,82 @@
+"""BigQuery sink: stream one (event, export job) delivery into the job's table, micro-batched.
+
+Each push is answered only once its row is stored (micro-batched with concurrent requests' rows,
+sysevents.bigquery.writer), refused with the reason (a bad row, a missing table: permanent), or found
+failed (retried). The hand-over rules of backfill-then-continuous jobs are in
+sysevents.sinks.bigquery.export (`streaming_decision`). POST /tick advances due backfills a slice at a time
+(sysevents.backfill.ticks).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ...backfill.ticks import tick
+from ...bigquery.schema import row_of_event
+from ...bigquery.writer import InsertFailed, TableMissing
+from ...deliveries import Delivery
+from ...delivery.outcome import Outcome
+from ...delivery.sink import Attempt, Sink
+from ...jobs import Job
+from .backfill import bigquery_backfill
+from .config import SINK
+from .export import Decision, config_of, streaming_decision, target_of, watermark_of
+from .targets import refusal as target_refusal
+
+log = logging.getLogger("sysevents.bigquery")
+
+
+class BigQuerySink(Sink):
+    name = SINK
+    function = "bigquery"
+
+    def deliver(self, delivery: Delivery, job: Job, attempt: Attempt) -> Outcome:
+        rt, event, msg = self.rt, delivery.event, attempt.message
+        cfg = config_of(job)
+        refused = target_refusal(rt.settings, job.aid, cfg.project, cfg.dataset)
+        if refused:
+            return Outcome.permanent(f"refused target: {refused[1]}")
+        handover = rt.settings.export_handover_seconds
+        writer = rt.table_writer
+        try:
+            if attempt.attributes.get("replay"):
+                decision = Decision.WRITE_IF_ABSENT  # a replayed dead letter: written unless already there
+            else:
+                decision = streaming_decision(
+                    job, event, handover_seconds=handover, backfill_done=rt.runs.is_done
+                )
+            if decision is Decision.SKIP:
+                return Outcome.filtered(f"not streamed: job {job.id} is exported by its backfill")
+            if decision is Decision.HOLD:
+                # Before the watermark while the backfill runs: parked for the backfill to finish with (acked,
+                # so it neither slows this subscription down nor runs out of attempts) -- unless the backfill
+                # finished in the meantime.
+                wm = watermark_of(job, handover)
+                if not rt.runs.park_unless_done(job, wm, event, msg.publish_time):
+                    return Outcome.accepted(
+                        "parked: event before the watermark, the backfill is still running"
+                    )
+                decision = Decision.WRITE_IF_ABSENT
+            target = target_of(job, rt.settings.project)
+            if (decision is Decision.WRITE_IF_ABSENT or attempt.number > 1) and writer.contains(
+                target, event.id, event.time
+            ):
+                return Outcome.delivered("already stored")
+            [result] = writer.write(
+                target,
+                [(event.id, row_of_event(event, published_at=msg.publish_time))],
+                create_if_missing=config_of(job).create_if_missing,
+            )
+        except TableMissing as err:
+            return Outcome.permanent(str(err))
+        except InsertFailed as err:
+            return Outcome.retry(str(err))
+        if not result.stored:
+            return Outcome.permanent(result.reason or "refused")
+        return Outcome.delivered("stored")
+
+    def routes(self):
+        return {"/tick": lambda request: tick(self.rt)}
+
+    def backfill(self, job: Job, **kw):
+        return bigquery_backfill(self.rt, job, **kw)

@@ -1,0 +1,37 @@
+"""The `email_system_events` job config: recipients, Jsonnet templates, and noise control."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from ...alerts.policy import MAX_MUTE_WINDOWS, MAX_SILENCES, Grouping, MuteWindow, RateLimit, Silence
+from ...jobs import MAX_TEMPLATE_CHARS, FilterConfig, Workflow, register
+from .addresses import normalize_recipients
+
+SINK = "email"
+
+
+class EmailConfig(FilterConfig):
+    """Email alerts (sysevents.sinks.email, sysevents.alerts): recipients, templates, noise control."""
+
+    recipients: tuple[str, ...]
+    subject_template: str | None = Field(default=None, max_length=MAX_TEMPLATE_CHARS)
+    body_template: str | None = Field(default=None, max_length=MAX_TEMPLATE_CHARS)
+    digest_template: str | None = Field(default=None, max_length=MAX_TEMPLATE_CHARS)
+    grouping: Grouping | None = None
+    rate_limit: RateLimit | None = None
+    silences: tuple[Silence, ...] = Field(default=(), max_length=MAX_SILENCES)
+    mute_windows: tuple[MuteWindow, ...] = Field(default=(), max_length=MAX_MUTE_WINDOWS)
+
+    @field_validator("recipients", mode="before")
+    @classmethod
+    def _recipients(cls, v: Any) -> Any:
+        return normalize_recipients(v)
+
+    # The templates are checked at save time (admin API: sysevents.admin.validation), not here: every
+    # function's job cache loads every job, and loading must stay cheap (no template sandbox).
+
+
+register(Workflow.EMAIL, SINK, EmailConfig)

@@ -1,0 +1,175 @@
+"""The `webhook_system_events` job config: destination, headers, template and delivery options.
+
+Header rules live here once (`check_header_name`, `check_header_value`): the admin API applies them to the
+clear values a client sends, the model to the stored (sealed) values.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ...jobs import MAX_TEMPLATE_CHARS, FilterConfig, Workflow, register
+from ...secrets import is_sealed
+
+if TYPE_CHECKING:
+    from ...events import SystemEvent
+    from ...jobs import Job
+
+SINK = "webhook"
+MAX_HEADERS = 32
+MAX_HEADER_NAME_CHARS = 256
+MAX_HEADER_VALUE_CHARS = 2048
+"""Longest clear header value a client may send."""
+MAX_STORED_HEADER_CHARS = 4096
+"""Longest stored value: a sealed 2048-character value still fits."""
+RESERVED_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "content-type",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "te",
+        "upgrade",
+        "expect",
+        "proxy-authorization",
+        "proxy-connection",
+        "trailer",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+    }
+)
+"""Set by the sink or by HTTP itself; a job may not override them."""
+
+
+def check_header_name(name: Any) -> str | None:
+    """Why a header name is refused, or None."""
+    if not isinstance(name, str) or not name:
+        return "header name must be a non-empty string"
+    if len(name) > MAX_HEADER_NAME_CHARS:
+        return f"header name is longer than {MAX_HEADER_NAME_CHARS} characters"
+    if not all(c.isascii() and (c.isalnum() or c in "-_") for c in name):
+        return f"header name {name!r} is not a valid token (letters, digits, '-', '_')"
+    if name.lower() in RESERVED_HEADERS:
+        return f"header {name!r} is set by sysevents or by HTTP and cannot be configured"
+    return None
+
+
+def check_header_value(value: Any, *, stored: bool = False) -> str | None:
+    """Why a header value is refused, or None. Clear values (what a client sends) are printable ASCII of
+    at most MAX_HEADER_VALUE_CHARS; stored values may be sealed, up to MAX_STORED_HEADER_CHARS."""
+    if not isinstance(value, str):
+        return "header value must be a string"
+    if stored and is_sealed(value):
+        return None if len(value) <= MAX_STORED_HEADER_CHARS else "sealed header value is too long"
+    limit = MAX_STORED_HEADER_CHARS if stored else MAX_HEADER_VALUE_CHARS
+    if len(value) > limit:
+        return f"header value is longer than {limit} characters"
+    if not all(" " <= c <= "~" or c == "\t" for c in value):
+        return "header value must be printable ASCII (no control characters)"
+    return None
+
+
+def is_whsec(secret: str) -> bool:
+    try:
+        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return secret.startswith("whsec_") and 24 <= len(key) <= 64
+
+
+class BatchExport(BaseModel):
+    """A one-time export of `[start_time, end_time)` of the account's audit log to the webhook, in POSTs of
+    at most `max_events` events: NDJSON (`application/x-ndjson`) or a JSON array
+    (sysevents.sinks.webhook.batch_export)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start_time: datetime
+    end_time: datetime
+    format: Literal["ndjson", "json"] = "ndjson"
+    max_events: int = Field(default=100, ge=1, le=10_000)
+
+    @field_validator("start_time", "end_time")
+    @classmethod
+    def _aware(cls, v: datetime) -> datetime:
+        return v.replace(tzinfo=UTC) if v.tzinfo is None else v
+
+    @model_validator(mode="after")
+    def _range(self) -> BatchExport:
+        if self.end_time <= self.start_time:
+            raise ValueError("end_time must be after start_time")
+        return self
+
+
+class WebhookConfig(FilterConfig):
+    webhook_url: str = Field(min_length=1, max_length=2048)
+    headers: dict[str, str] = Field(default_factory=dict)
+    json_template: str | None = Field(default=None, max_length=MAX_TEMPLATE_CHARS)
+    # Webhook delivery options (sysevents.sinks.webhook; README "Webhooks").
+    signing_secrets: tuple[str, ...] = Field(default=(), max_length=2)
+    """Standard Webhooks secrets (`whsec_<base64>`); each delivery is signed with every one (rotation)."""
+    ordered: bool = False
+    """Deliver in order per subject (Pub/Sub ordering key `<job key>/<subject_id>`)."""
+    batch_max_size: int = Field(default=1, ge=1, le=500)
+    """Events per POST (a JSON array when > 1)."""
+    batch_max_wait_ms: int = Field(default=0, ge=0, le=10_000)
+    """How long an event waits for others to share its POST."""
+    auto_disable_failures: int = Field(default=100, ge=0, le=100_000)
+    """Pause the job after this many consecutive failed attempts (0: never)..."""
+    auto_disable_seconds: int = Field(default=6 * 3600, ge=0, le=30 * 86400)
+    """... spanning at least this many seconds with no successful delivery."""
+    batch_export: BatchExport | None = None
+    """Set: a one-time batch export of a time range of the audit log (no live deliveries)."""
+
+    @field_validator("signing_secrets", mode="before")
+    @classmethod
+    def _secrets(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [v]
+        for secret in v or ():
+            if not isinstance(secret, str) or not (is_sealed(secret) or is_whsec(secret)):
+                raise ValueError("signing secrets must look like whsec_<base64 of 24 to 64 bytes>")
+        return v
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.lower().startswith(("https://", "http://")):
+            raise ValueError("webhook_url must be an https:// URL")
+        return v
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, v: dict[str, str]) -> dict[str, str]:
+        if len(v) > MAX_HEADERS:
+            raise ValueError(f"at most {MAX_HEADERS} headers")
+        for name, value in v.items():
+            why = check_header_name(name)
+            if why:
+                raise ValueError(why)
+            why = check_header_value(value, stored=True)
+            if why:
+                raise ValueError(f"header {name!r} has an invalid value: {why}")
+        return v
+
+    def streams(self) -> bool:
+        return self.batch_export is None
+
+    def has_backfill(self) -> bool:
+        return self.batch_export is not None
+
+    def ordering_key(self, job: Job, event: SystemEvent) -> str:
+        # One key per (job, subject): a subject's events arrive in order while other subjects (and jobs,
+        # and accounts: the job key holds the account) are not held up behind a failing one.
+        return f"{job.key}/{event.subject_id}" if self.ordered else ""
+
+
+register(Workflow.WEBHOOK, SINK, WebhookConfig)

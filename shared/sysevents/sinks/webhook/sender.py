@@ -1,0 +1,159 @@
+"""The guarded, signed HTTP sender: render a job's template, check the destination, sign, POST, classify.
+
+Used by webhook deliveries, webhook batch exports and alert notifications alike; it returns the envelope's
+`Outcome` (sysevents.delivery.outcome).
+
+Signatures follow Standard Webhooks (https://www.standardwebhooks.com): `webhook-id` is derived from
+the job and event ids, so every retry (and a replay) of one delivery carries the same id and receivers
+can de-duplicate; `webhook-timestamp` is the time of the attempt; `webhook-signature` holds one
+`v1,<base64 HMAC-SHA256>` per configured secret (two during a rotation), made by the `standardwebhooks`
+library over `<id>.<timestamp>.<body>`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+from standardwebhooks import Webhook
+
+from ...config import Settings
+from ...deliveries import Delivery, delivery_id
+from ...delivery.outcome import Kind, Outcome
+from ...destinations import RefusedDestination, check_url, guarded_session
+from ...jobs import Job
+from ...secrets import unseal, unseal_all
+from ...templates import TemplateError
+from .config import WebhookConfig
+
+USER_AGENT = "sysevents-webhook/0.1"
+RETRYABLE_STATUS = frozenset({408, 425, 429})
+
+Renderer = Callable[..., bytes]
+
+
+def classify(status: int) -> Kind:
+    if 200 <= status < 300:
+        return Kind.DELIVERED
+    if status in RETRYABLE_STATUS or status >= 500:
+        return Kind.RETRY
+    return Kind.PERMANENT
+
+
+webhook_id = delivery_id
+"""Stable per (job, event), or per (job, set of events) for a batch (sysevents.deliveries.delivery_id)."""
+
+
+def signature_headers(
+    secrets: Sequence[str], msg_id: str, body: bytes, now: datetime | None = None
+) -> dict[str, str]:
+    now = now or datetime.now(UTC)
+    headers = {"webhook-id": msg_id, "webhook-timestamp": str(int(now.timestamp()))}
+    if secrets:
+        text = body.decode()
+        headers["webhook-signature"] = " ".join(Webhook(s).sign(msg_id, now, text) for s in secrets)
+    return headers
+
+
+def retry_after_seconds(value: str | None, limit: float, now: float | None = None) -> float | None:
+    """Retry-After as seconds (delta-seconds or an HTTP date), clipped to [0, limit]; None if absent/bad."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = (
+            float(value)
+            if value.isdigit()
+            else (parsedate_to_datetime(value).timestamp() - (now if now is not None else time.time()))
+        )
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return max(0.0, min(seconds, limit))
+
+
+class WebhookSender:
+    def __init__(self, settings: Settings, *, renderer: Renderer, session: requests.Session | None = None):
+        self.settings = settings
+        self.session = session or guarded_session(settings.destination_allowlist)
+        self.render = renderer  # the template sandbox's render (Runtime.sandbox)
+
+    def send(
+        self, job: Job, deliveries: Delivery | Sequence[Delivery], *, template: Any = ..., batch: bool = False
+    ) -> Outcome:
+        """POST one delivery (or, with `batch`, a JSON array of several). `template` overrides the job's."""
+        config = job.config
+        assert isinstance(config, WebhookConfig)
+        items = [deliveries] if isinstance(deliveries, Delivery) else list(deliveries)
+        template = config.json_template if template is ... else template
+        try:
+            bodies = [
+                self.render(
+                    template,
+                    d.event.to_cloudevent(),
+                    max_output_bytes=self.settings.template_max_output_bytes,
+                )
+                for d in items
+            ]
+        except TemplateError as err:
+            return Outcome.permanent(f"template error: {err}", counts_against_receiver=False)
+        body = b"[" + b",".join(bodies) + b"]" if batch else bodies[0]
+        return self.post(job, body, webhook_id(job.id, [d.event.id for d in items]))
+
+    def post(self, job: Job, body: bytes, msg_id: str, *, content_type: str = "application/json") -> Outcome:
+        """POST a ready body to the job's webhook: destination checks, sealed headers, signatures."""
+        config = job.config
+        assert isinstance(config, WebhookConfig)
+        try:
+            check_url(
+                config.webhook_url,
+                allow_http=self.settings.allow_http,
+                allowlist=self.settings.destination_allowlist,
+            )
+        except RefusedDestination as err:
+            return Outcome.permanent(f"refused destination: {err}")
+        secrets = [unseal(s, self.settings.sealing_keys) for s in config.signing_secrets]
+        headers = {
+            "User-Agent": USER_AGENT,
+            **unseal_all(config.headers, self.settings.sealing_keys),
+            "Content-Type": content_type,
+            **signature_headers(secrets, msg_id, body),
+        }
+        started = time.perf_counter()
+        try:
+            with self.session.post(
+                config.webhook_url,
+                data=body,
+                headers=headers,
+                allow_redirects=False,
+                stream=True,
+                timeout=(self.settings.webhook_connect_timeout, self.settings.webhook_read_timeout),
+            ) as resp:
+                resp.raw.read(self.settings.webhook_max_response_bytes, decode_content=False)
+                status = resp.status_code
+                retry_after = resp.headers.get("Retry-After")
+        except RefusedDestination as err:
+            return Outcome.permanent(f"refused destination: {err}", latency_ms=_ms(started))
+        except requests.Timeout:
+            return Outcome.retry("timed out", latency_ms=_ms(started))
+        except requests.RequestException as err:
+            return Outcome.retry(f"connection error: {type(err).__name__}", latency_ms=_ms(started))
+        kind = classify(status)
+        if kind is Kind.DELIVERED:
+            return Outcome.delivered(status=status, latency_ms=_ms(started))
+        reason = f"HTTP {status} from receiver"
+        if 300 <= status < 400:
+            reason += ": redirects are not followed"
+        wait = None
+        if kind is Kind.RETRY:
+            wait = retry_after_seconds(retry_after, self.settings.webhook_max_retry_after)
+            if wait is not None:
+                reason += f" (Retry-After {wait:g} s)"
+        return Outcome(kind, reason, status=status, latency_ms=_ms(started), retry_after=wait)
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)

@@ -1,0 +1,196 @@
+"""Tenants are walls: job ids are per account, a job deleted and created again inherits nothing, key scopes.
+
+The first test replays the reported attack against the real pipeline: account B's job `reuse-1`
+dead-letters B's event, B deletes the job, account A creates `reuse-1` -- and sees nothing of B's.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from admin_helpers import make_account, webhook_job
+from helpers import publish_events
+
+from sysevents.events import new_event
+
+pytestmark = pytest.mark.integration
+
+
+def wait_until(check, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := check():
+            return value
+        time.sleep(0.2)
+    return check()
+
+
+def create(admin, account, job_id, url, **config):
+    body = {**webhook_job(url), "id": job_id}
+    body["config"] = {
+        **body["config"],
+        "system_event_type": "failed",
+        "system_event_sources": {"work": []},
+        **config,
+    }
+    r = admin.post(f"/accounts/{account.aid}/jobs", json=body, headers=account.headers)
+    assert r.status_code == 201, r.json
+    return r.json
+
+
+def test_a_reused_job_id_sees_nothing_of_the_deleted_job_of_another_account(
+    stack, admin, operator, publisher, receiver, aid
+):
+    a = make_account(admin, operator, aid + "-a")
+    b = make_account(admin, operator, aid + "-b")
+    receiver.replies["/b"].extend([410] * 5)
+    job_b = create(admin, b, "reuse-1", receiver.url("/b"))
+    stack.wait_for_job_caches(since=_time(job_b))
+    publish_events(stack, publisher, new_event(b.aid, "work", "w-b", "failed", notes="B's secret"))
+    base_b = f"/accounts/{b.aid}/jobs/reuse-1"
+    assert wait_until(lambda: admin.get(base_b + "/stats", headers=b.headers).json["dead_lettered"] == 1)
+    assert admin.delete(base_b, headers=b.headers).status_code == 200
+
+    job_a = create(admin, a, "reuse-1", receiver.url("/a"))  # the same id, another account: allowed
+    stack.wait_for_job_caches(since=_time(job_a))
+    base_a = f"/accounts/{a.aid}/jobs/reuse-1"
+    stats = admin.get(base_a + "/stats", headers=a.headers).json
+    assert (stats["received"], stats["dead_lettered"], stats["pending"]) == (0, 0, 0)
+    deliveries = admin.get(base_a + "/deliveries", headers=a.headers).json
+    assert deliveries["attempts"] == [] and deliveries["dead_letters"] == []
+    replayed = admin.post(base_a + "/replay", json={}, headers=a.headers).json
+    assert replayed["replayed"] == 0
+    time.sleep(2)
+    assert receiver.at("/a") == []  # B's event never reaches A's receiver
+
+
+def test_job_ids_are_per_account_and_a_taken_id_says_nothing_about_others(admin, operator, aid):
+    a = make_account(admin, operator, aid + "-a")
+    b = make_account(admin, operator, aid + "-b")
+    create(admin, a, "same-id", "https://8.8.8.8/a")
+    create(admin, b, "same-id", "https://8.8.8.8/b")  # not 409: ids are chosen per account
+    again = admin.post(
+        f"/accounts/{a.aid}/jobs",
+        json={**webhook_job("https://8.8.8.8/a"), "id": "same-id"},
+        headers=a.headers,
+    )
+    assert again.status_code == 409
+    for acct, url in ((a, "https://8.8.8.8/a"), (b, "https://8.8.8.8/b")):
+        got = admin.get(f"/accounts/{acct.aid}/jobs/same-id", headers=acct.headers).json
+        assert got["config"]["webhook_url"] == url and got["aid"] == acct.aid
+    assert admin.delete(f"/accounts/{b.aid}/jobs/same-id", headers=b.headers).status_code == 200
+    assert admin.get(f"/accounts/{a.aid}/jobs/same-id", headers=a.headers).status_code == 200
+
+
+def test_deleting_a_job_deletes_its_state_and_a_new_job_with_its_id_starts_from_nothing(
+    stack, admin, account, publisher, receiver, firestore_client
+):
+    receiver.replies["/gone"].extend([410] * 5)
+    job = create(admin, account, "again", receiver.url("/gone"))
+    stack.wait_for_job_caches(since=_time(job))
+    publish_events(stack, publisher, new_event(account.aid, "work", "w-1", "failed"))
+    base = f"/accounts/{account.aid}/jobs/again"
+    assert wait_until(lambda: admin.get(base + "/stats", headers=account.headers).json["dead_lettered"] == 1)
+    state = [
+        d
+        for d in firestore_client.collection("job_state").list_documents()
+        if d.id.startswith(f"{account.aid}:again:")
+    ]
+    assert state and list(state[0].collection("dead_letters").stream())
+    assert admin.delete(base, headers=account.headers).status_code == 200
+    assert list(state[0].collection("dead_letters").stream()) == []
+    assert list(state[0].collection("counters").stream()) == []
+    create(admin, account, "again", receiver.url("/gone"))
+    stats = admin.get(base + "/stats", headers=account.headers).json
+    assert (stats["received"], stats["dead_lettered"]) == (0, 0)
+    assert admin.get(base + "/deliveries", headers=account.headers).json["dead_letters"] == []
+
+
+def test_a_jobs_scoped_key_manages_jobs_but_not_keys(admin, operator, aid):
+    owner = make_account(admin, operator, aid)
+    r = admin.post(f"/accounts/{aid}/keys", json={"name": "ci", "scope": "jobs"}, headers=owner.headers)
+    assert r.status_code == 201 and r.json["scope"] == "jobs"
+    ci = {"X-API-Key": r.json["key"]}
+    assert admin.get("/whoami", headers=ci).json["scope"] == "jobs"
+    assert (
+        admin.post(f"/accounts/{aid}/jobs", json=webhook_job("https://8.8.8.8/x"), headers=ci).status_code
+        == 201
+    )
+    for method, path in (("post", f"/accounts/{aid}/keys"), ("get", f"/accounts/{aid}/keys"),
+                         ("delete", f"/accounts/{aid}/keys/{owner.prefix}")):  # fmt: skip
+        r = getattr(admin, method)(path, json={"name": "escalate", "scope": "admin"}, headers=ci)
+        assert r.status_code == 403, (method, path)
+        assert r.json["error"]["message"] == "this route needs a key with the admin scope; this key has jobs"
+    bad = admin.post(f"/accounts/{aid}/keys", json={"name": "x", "scope": "root"}, headers=owner.headers)
+    assert bad.status_code == 400 and bad.json["error"]["field"] == "scope"
+
+
+def _time(job_view):
+    from datetime import datetime
+
+    return datetime.fromisoformat(job_view["updated_at"])
+
+
+def test_bigquery_targets_are_bound_to_the_account(admin, operator, aid):
+    from sysevents.config import Settings
+    from sysevents.sinks.bigquery.targets import account_dataset
+
+    a = make_account(admin, operator, aid + "-a")
+    settings = Settings()
+
+    def save(dataset, **extra):
+        body = {"workflow": "bigquery_system_events",
+                "config": {"dataset": dataset, "table": "t", "system_event_type": "failed", **extra}}  # fmt: skip
+        return admin.post(
+            f"/accounts/{a.aid}/jobs", json=body, headers=a.headers, query_string={"dry_run": "1"}
+        )
+
+    assert save(account_dataset(settings, a.aid)).status_code == 200
+    assert save(account_dataset(settings, a.aid) + "__daily").status_code == 200
+    for dataset in (account_dataset(settings, aid + "-b"), settings.audit_dataset, "analytics"):
+        r = save(dataset)
+        assert r.status_code == 400 and r.json["error"]["field"] == "config.dataset", dataset
+    r = save(account_dataset(settings, a.aid), project="another-project")
+    assert r.status_code == 400 and r.json["error"]["field"] == "config.project"
+
+
+def test_moving_a_webhook_to_another_origin_drops_its_secrets_unless_sent_again(admin, account):
+    base = f"/accounts/{account.aid}/jobs"
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    body = {**webhook_job("https://8.8.8.8/hook"), "id": "moving"}
+    body["config"] = {**body["config"], "headers": {"Authorization": "Bearer top-secret-1", "X-Tag": "t1"},
+                      "signing_secrets": [secret]}  # fmt: skip
+    assert admin.post(base, json=body, headers=account.headers).status_code == 201
+    # The same origin keeps them (a GET-edit-PUT round trip, or a PATCH of the path).
+    same = admin.patch(
+        f"{base}/moving", json={"config": {"webhook_url": "https://8.8.8.8/other"}}, headers=account.headers
+    )
+    assert same.status_code == 200 and "secrets_dropped" not in same.json
+    assert same.json["config"]["headers"] == {"Authorization": "****-1", "X-Tag": "****"}
+    # Another origin, with only the URL changed: the stored secrets stay behind.
+    moved = admin.patch(
+        f"{base}/moving", json={"config": {"webhook_url": "https://1.1.1.1/hook"}}, headers=account.headers
+    )
+    assert moved.status_code == 200, moved.json
+    assert moved.json["secrets_dropped"] == [
+        "config.headers.Authorization",
+        "config.headers.X-Tag",
+        "config.signing_secrets",
+    ]
+    assert moved.json["config"].get("headers", {}) == {} and moved.json["config"].get("signing_secrets") in (
+        None,
+        [],
+    )
+    # Sent again in clear, a value goes with the move.
+    again = admin.patch(
+        f"{base}/moving",
+        json={
+            "config": {
+                "webhook_url": "https://9.9.9.9/hook",
+                "headers": {"Authorization": "Bearer new-value-2"},
+            }
+        },
+        headers=account.headers,
+    )
+    assert again.status_code == 200 and again.json["config"]["headers"] == {"Authorization": "****-2"}

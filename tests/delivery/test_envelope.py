@@ -1,0 +1,269 @@
+"""Every sink through the one envelope, for every outcome (in-process, against the real emulators, the
+stack's SMTP server and real HTTP receivers): delivered, retried, permanent (dead-lettered to the topic
+and the job's list), and the state policy's refusals -- paused, deleted, re-created, workflow changed,
+another account -- and a malformed delivery."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+
+import pytest
+from helpers import pull
+
+from sysevents.config import Settings
+from sysevents.deliveries import Delivery
+from sysevents.delivery.envelope import Envelope
+from sysevents.events import new_event
+from sysevents.jobs import JobState, job_from_dict
+from sysevents.local.processes import free_port
+from sysevents.runtime import Runtime
+from sysevents.sinks.bigquery.sink import BigQuerySink
+from sysevents.sinks.bigquery.targets import account_dataset
+from sysevents.sinks.email.sink import EmailSink
+from sysevents.sinks.webhook.sink import WebhookSink
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def rt(stack):
+    r = Runtime()
+    yield r
+    r.close()
+
+
+def push_body(data: bytes, attributes: dict[str, str] | None = None) -> bytes:
+    return json.dumps(
+        {
+            "subscription": "projects/p/subscriptions/test",
+            "message": {
+                "data": base64.b64encode(data).decode(),
+                "attributes": attributes or {},
+                "messageId": uuid.uuid4().hex,
+                "publishTime": "2026-01-01T00:00:00Z",
+            },
+        }
+    ).encode()
+
+
+def deliver(rt, sink, job, event=None, **delivery_fields):
+    event = event or new_event(job.aid, "work", f"w-{uuid.uuid4().hex[:6]}", "failed")
+    d = Delivery.of(event, job)
+    if delivery_fields:
+        d = Delivery(**{**d.__dict__, **delivery_fields})
+    return d, Envelope(rt, sink).push(push_body(d.to_json(), d.attributes()))
+
+
+def webhook(aid, url, **config):
+    return job_from_dict(
+        {
+            "workflow": "webhook_system_events",
+            "config": {"webhook_url": url, "system_event_type": "failed", **config},
+        },
+        job_id=f"wh-{uuid.uuid4().hex[:8]}",
+        aid=aid,
+    )
+
+
+def email(aid, to):
+    return job_from_dict(
+        {"workflow": "email_system_events", "config": {"recipients": [to], "system_event_type": "failed"}},
+        job_id=f"em-{uuid.uuid4().hex[:8]}",
+        aid=aid,
+    )
+
+
+def bigquery(aid, dataset, **config):
+    return job_from_dict(
+        {
+            "workflow": "bigquery_system_events",
+            "config": {"dataset": dataset, "table": "events", "system_event_type": "failed", **config},
+        },
+        job_id=f"bq-{uuid.uuid4().hex[:8]}",
+        aid=aid,
+    )
+
+
+def cached(rt, aid, job_id, version=None):
+    """Wait until the runtime's job cache has seen the job at `version` (None: seen it deleted)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        job = rt.cache.get(aid, job_id)
+        if (job.version if job else None) == version:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"the job cache did not catch up with {aid}/{job_id} v{version}")
+
+
+def stats(rt, job):
+    s = rt.accounting.stats(job)
+    return {k: s[k] for k in ("received", "delivered", "accepted", "filtered", "dead_lettered", "pending")}
+
+
+@pytest.fixture
+def sinks(rt):
+    return {"webhook": WebhookSink(rt), "email": EmailSink(rt), "bigquery": BigQuerySink(rt)}
+
+
+@pytest.fixture
+def destinations(stack, receiver, aid):
+    """For each sink: a job whose destination accepts, one that fails for now, one that refuses for good."""
+    dataset = f"{account_dataset(Settings(), aid)}__{uuid.uuid4().hex[:8]}"
+    receiver.replies["/retry"].extend([503] * 5)
+    receiver.replies["/refuse"].extend([410] * 5)
+    return {
+        "webhook": {
+            "delivered": webhook(aid, receiver.url("/ok")),
+            "retry": webhook(aid, receiver.url("/retry")),
+            "permanent": webhook(aid, receiver.url("/refuse")),
+        },
+        "email": {
+            "delivered": email(aid, f"ok-{aid}@example.com"),
+            "retry": email(aid, f"x+smtp451-{aid}@example.com"),
+            "permanent": email(aid, f"x+smtp550-{aid}@example.com"),
+        },
+        "bigquery": {
+            "delivered": bigquery(aid, dataset),
+            "permanent": bigquery(aid, dataset, table="missing", create_if_missing=False),
+        },
+    }
+
+
+OUTCOMES = {
+    "delivered": (200, "delivered", {"received": 1, "delivered": 1, "pending": 0}),
+    "retry": (503, "retry: ", {"received": 1, "delivered": 0, "pending": 1}),
+    "permanent": (200, "dead-lettered: ", {"received": 1, "dead_lettered": 1, "pending": 0}),
+}
+
+
+@pytest.mark.parametrize(
+    ("sink_name", "case", "status", "text", "counts"),
+    [
+        (sink, case, *OUTCOMES[case])
+        for sink in ("webhook", "email", "bigquery")
+        for case in OUTCOMES
+        if (sink, case) != ("bigquery", "retry")  # test_a_bigquery_insert_that_fails_is_retried
+    ],
+)
+def test_outcomes_from_the_destination(
+    rt, sinks, destinations, subscriber, fresh_subscription, stack, sink_name, case, status, text, counts
+):
+    job = destinations[sink_name][case]
+    dead = fresh_subscription(stack.topology.sinks[sink_name].dead_letter_topic)
+    rt.jobs.put(job)
+    delivery, (body, code) = deliver(rt, sinks[sink_name], job)
+    assert (code, body.startswith(text)) == (status, True), body
+    got = stats(rt, job)
+    assert {k: got[k] for k in counts} == counts
+    listed = rt.accounting.dead_letters(job)
+    if case == "permanent":
+        [msg] = pull(subscriber, dead, 1, timeout=30)
+        assert msg.attributes["job_id"] == job.id and msg.attributes["reason"] == body.removeprefix(text)
+        assert msg.attributes["webhook_id"] == delivery.id
+        assert [d["webhook_id"] for d in listed] == [delivery.id] and listed[0]["reason"] == msg.attributes[
+            "reason"
+        ]
+    else:
+        assert listed == []
+    attempts = rt.accounting.attempts(job)
+    assert [a["outcome"] for a in attempts] == [
+        {"delivered": "delivered", "retry": "retry", "permanent": "dead_lettered"}[case]
+    ]
+
+
+def test_a_bigquery_insert_that_fails_is_retried(stack, aid):
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens: every BigQuery call fails
+    rt = Runtime(Settings(bigquery_endpoint=closed, bigquery_timeout=2))
+    try:
+        job = bigquery(aid, f"{account_dataset(rt.settings, aid)}__x")
+        rt.jobs.put(job)
+        _, (body, code) = deliver(rt, BigQuerySink(rt), job)
+        assert code == 503 and body.startswith("retry: ")
+        assert stats(rt, job)["pending"] == 1
+    finally:
+        rt.close()
+
+
+@pytest.mark.parametrize("sink_name", ["webhook", "email", "bigquery"])
+@pytest.mark.parametrize("refusal", ["paused", "deleted", "recreated", "workflow changed", "another account"])
+def test_the_state_policy_filters_with_the_reason(rt, sinks, destinations, sink_name, refusal, receiver, aid):
+    job = destinations[sink_name]["delivered"]
+    stored = rt.jobs.put(job)
+    event = None
+    fields = {}
+    if refusal == "paused":
+        stored = rt.jobs.put(job.model_copy(update={"state": JobState.PAUSED, "version": 2}))
+        cached(rt, aid, job.id, 2)  # a pause applies once the instance's job cache has it (milliseconds)
+        why = f"job {job.id} is paused"
+    elif refusal == "deleted":
+        cached(rt, aid, job.id, 1)
+        rt.jobs.delete(job.aid, job.id)
+        cached(rt, aid, job.id, None)
+        why = f"job {job.id} no longer exists"
+    elif refusal == "recreated":
+        fields = {"generation": "an-earlier-one"}
+        why = f"job {job.id} was deleted and created again since the event matched"
+    elif refusal == "workflow changed":
+        other = "email" if sink_name != "email" else "webhook"
+        changed = {"email": email(aid, f"x-{aid}@example.com"), "webhook": webhook(aid, receiver.url("/x"))}[
+            other
+        ]
+        stored = rt.jobs.put(
+            changed.model_copy(update={"id": job.id, "generation": job.generation, "version": 2})
+        )
+        cached(rt, aid, job.id, 2)
+        why = f"job {job.id} is now a {stored.workflow.value} job"
+    else:
+        event = new_event(f"{aid}-intruder", "work", "w-1", "failed")
+        why = f"the event's account is not job {job.id}'s account"
+    _, (body, code) = deliver(rt, sinks[sink_name], job, event=event, **fields)
+    assert (code, body) == (200, f"filtered: {why}")
+    # Still the job's delivery (paused, workflow changed): counted as filtered. Another job's, or nobody's
+    # (deleted, re-created, another account's event): counted nowhere.
+    counted = refusal in ("paused", "workflow changed")
+    assert stats(rt, stored) == {
+        "received": int(counted), "delivered": 0, "accepted": 0, "filtered": int(counted), "dead_lettered": 0,
+        "pending": 0,
+    }  # fmt: skip
+    assert receiver.at("/ok") == []
+
+
+@pytest.mark.parametrize("sink_name", ["webhook", "email", "bigquery"])
+def test_a_malformed_delivery_is_dead_lettered_with_the_reason(
+    rt, sinks, stack, subscriber, fresh_subscription, sink_name
+):
+    dead = fresh_subscription(stack.topology.sinks[sink_name].dead_letter_topic)
+    body, code = Envelope(rt, sinks[sink_name]).push(
+        push_body(b'{"event": {"id": 1}, "job": {}}', {"job_id": "x"})
+    )
+    assert code == 200 and body.startswith("dead-lettered: malformed delivery message: ")
+    [msg] = pull(subscriber, dead, 1, timeout=30)
+    assert msg.attributes["reason"].startswith("malformed delivery message: ")
+    assert msg.data == b'{"event": {"id": 1}, "job": {}}'
+
+
+def test_a_sink_that_raises_gets_a_retry_with_the_error_then_a_dead_letter(
+    rt, stack, subscriber, fresh_subscription, aid
+):
+    class Broken(WebhookSink):
+        def deliver(self, delivery, job, attempt):
+            raise KeyError("a bug in the sink")
+
+    dead = fresh_subscription(stack.topology.sinks["webhook"].dead_letter_topic)
+    job = webhook(aid, "http://127.0.0.1:9/never")
+    rt.jobs.put(job)
+    event = new_event(aid, "work", "w-1", "failed")
+    sink = Broken(rt)
+    for _ in range(sink.max_attempts - 1):
+        _, (body, code) = deliver(rt, sink, job, event=event)
+        assert code == 503 and body == "retry: sink error: KeyError: 'a bug in the sink'"
+    _, (body, code) = deliver(rt, sink, job, event=event)
+    assert code == 200 and body == "dead-lettered: sink error: KeyError: 'a bug in the sink'"
+    [msg] = pull(subscriber, dead, 1, timeout=30)
+    assert msg.attributes["attempts"] == str(sink.max_attempts)
+    assert [d["reason"] for d in rt.accounting.dead_letters(job)] == [
+        "sink error: KeyError: 'a bug in the sink'"
+    ]
