@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .events import InvalidEvent, SystemEvent, event_from_dict
+from .events import MAX_DEPTH, InvalidEvent, SystemEvent, _json_type, _load_json, event_from_dict
 from .jobs import Job
 
 
@@ -45,7 +45,9 @@ class Delivery:
         return delivery_id(self.job_id, [self.event.id])
 
     def to_json(self) -> bytes:
-        job = {"aid": self.job_aid, "id": self.job_id, "version": self.job_version}
+        job: dict[str, Any] = {"id": self.job_id, "version": self.job_version}
+        if self.aid:
+            job["aid"] = self.aid
         if self.generation:
             job["generation"] = self.generation
         doc = {"event": self.event.to_cloudevent(), "job": job}
@@ -67,19 +69,34 @@ class Delivery:
 
     @classmethod
     def from_json(cls, raw: bytes) -> Delivery:
+        """Read what to_json wrote; anything else raises BadDelivery with a one-line reason."""
         try:
-            doc: Any = json.loads(raw)
-            job = doc["job"]
-            version = job["version"]
-            if isinstance(version, bool) or not isinstance(version, int):
-                raise TypeError(f"job.version must be a number, got {version!r:.40}")
+            # The delivery wraps the event one level deeper.
+            doc: Any = _load_json(raw, what="message", max_depth=MAX_DEPTH + 1)
+            if not isinstance(doc, dict):
+                raise InvalidEvent(f"must be a JSON object, got {_json_type(doc)}")
+            job = doc.get("job")
+            if not isinstance(job, dict):
+                raise InvalidEvent(f"job: must be a JSON object with id and version, got {_json_type(job)}")
+            job_id, version = job.get("id"), job.get("version")
+            if isinstance(job_id, int) and not isinstance(job_id, bool):
+                job_id = str(job_id)
+            if not isinstance(job_id, str) or not job_id:
+                got = "an empty string" if job_id == "" else _json_type(job_id)
+                raise InvalidEvent(f"job.id: must be a non-empty string, got {got}")
+            if isinstance(version, str) and version.isascii() and version.isdigit() and len(version) < 20:
+                version = int(version)
+            if not isinstance(version, int) or isinstance(version, bool):
+                raise InvalidEvent(f"job.version: must be an integer, got {_json_type(version)}")
+            aid, generation = job.get("aid") or "", job.get("generation") or ""
+            if not isinstance(aid, str) or not isinstance(generation, str):
+                raise InvalidEvent("job.aid and job.generation: must be strings")
             return cls(
-                event=event_from_dict(doc["event"]),
-                job_id=str(job["id"]),
+                event=event_from_dict(doc.get("event")),
+                job_id=job_id,
                 job_version=version,
-                aid=str(job.get("aid") or ""),
-                generation=str(job.get("generation") or ""),
+                aid=aid,
+                generation=generation,
             )
-        except (ValueError, KeyError, TypeError, RecursionError) as err:
-            reason = err.reason if isinstance(err, InvalidEvent) else f"{type(err).__name__}: {err}"
-            raise BadDelivery(f"malformed delivery message: {reason}") from None
+        except InvalidEvent as err:
+            raise BadDelivery(f"malformed delivery message: {err.reason}") from None

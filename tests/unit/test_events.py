@@ -86,7 +86,7 @@ def test_not_json():
 
 
 def test_not_an_object():
-    with pytest.raises(InvalidEvent, match="must be a JSON object, got list"):
+    with pytest.raises(InvalidEvent, match="must be a JSON object, got array"):
         event_from_bytes(b"[1, 2]")
 
 
