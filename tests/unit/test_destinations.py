@@ -3,7 +3,7 @@ import socket
 
 import pytest
 
-from sysevents.destinations import RefusedDestination, check_url
+from sysevents.destinations import RefusedDestination, check_address, check_url
 
 
 def resolver(*addresses):
@@ -37,8 +37,60 @@ def test_public_https_is_allowed():
     ],
 )
 def test_non_public_addresses_are_refused(address):
-    with pytest.raises(RefusedDestination, match="non-public address"):
+    with pytest.raises(RefusedDestination, match="is not a public address"):
         check_url("https://innocent.example.com/", resolve=resolver("93.184.216.34", address))
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
+        "2002:7f00:1::1",  # 6to4 of 127.0.0.1
+        "2002:a00:1::1",  # 6to4 of 10.0.0.1
+        "2001:0:a9fe:a9fe::f7f7:f7f7",  # Teredo, server 169.254.169.254 (client 8.8.8.8)
+        "2001:0:808:808::80ff:fffe",  # Teredo, client 127.0.0.1 (bits inverted; server 8.8.8.8)
+        "64:ff9b::a9fe:a9fe",  # NAT64 well-known prefix, 169.254.169.254
+        "64:ff9b::7f00:1",  # NAT64 well-known prefix, 127.0.0.1
+        "64:ff9b:1::a00:1",  # NAT64 local-use prefix
+        "::a9fe:a9fe",  # IPv4-compatible 169.254.169.254
+        "::7f00:1",  # IPv4-compatible 127.0.0.1
+    ],
+)
+def test_ipv6_forms_of_non_public_ipv4_addresses_are_refused(address):
+    with pytest.raises(RefusedDestination, match="is not a public address"):
+        check_url("https://innocent.example.com/", resolve=resolver(address))
+    with pytest.raises(RefusedDestination):
+        check_address(address)
+
+
+@pytest.mark.parametrize("address", ["2002:808:808::1", "::ffff:8.8.8.8", "2606:4700::1111"])
+def test_ipv6_forms_of_public_addresses_are_allowed(address):
+    assert check_url("https://hooks.example.com/", resolve=resolver(address)) == [address]
+    check_address(address)
+
+
+def test_messages_name_the_host_never_its_addresses():
+    with pytest.raises(RefusedDestination) as err:
+        check_url("https://innocent.example.com/", resolve=resolver("93.184.216.34", "10.1.2.3"))
+    assert str(err.value) == "destination 'innocent.example.com' is not a public address"
+    assert "10.1.2.3" in err.value.detail and "93.184.216.34" in err.value.detail
+
+    with pytest.raises(RefusedDestination) as err:
+        check_url("https://10.0.0.1/hook")
+    assert str(err.value) == "destination '10.0.0.1' is not a public address"
+
+    def unresolvable(host, port, type=None):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    with pytest.raises(RefusedDestination) as err:
+        check_url("https://nx.example.com/", resolve=unresolvable)
+    assert str(err.value) == "destination 'nx.example.com' does not resolve"
+    assert "Name or service not known" in err.value.detail
+
+    with pytest.raises(RefusedDestination) as err:
+        check_address("10.1.2.3", host="innocent.example.com")
+    assert str(err.value) == "destination 'innocent.example.com' is not a public address"
+    assert "10.1.2.3" in err.value.detail
 
 
 def test_metadata_names_scheme_and_credentials():

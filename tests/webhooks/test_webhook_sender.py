@@ -84,22 +84,24 @@ def test_name_resolving_to_loopback_is_refused_unless_allowlisted(receiver):
     strict = WebhookSender(settings(allowlist=None), renderer=render)
     r = strict.send(job(url), delivery(job(url)))
     assert r.kind is Kind.PERMANENT
-    assert r.reason == "refused destination: destination 'localhost' resolves to non-public address 127.0.0.1"
+    assert r.reason == "refused destination: destination 'localhost' is not a public address"
+    assert "127.0.0.1" not in r.reason  # tenants never see internal DNS answers
     allowed = WebhookSender(settings(), renderer=render)
     assert allowed.send(job(url), delivery(job(url))).kind is Kind.DELIVERED
     assert len(receiver.at("/named")) == 1  # only the allowlisted sender reached it
 
 
 def test_connection_level_check_refuses_the_peer_even_when_resolution_passed(receiver):
-    # The resolve-time check allowlists loopback here, the connection's own policy does not: what a
-    # DNS-rebinding name would do (public at check time, private at connect time).
+    # The resolve-time check allowlists loopback here, the session's own policy does not: the session
+    # resolves, checks and pins the address itself, so what a DNS-rebinding name would do (public at
+    # check time, private at connect time) is refused before any connection.
     s = WebhookSender(settings(), renderer=render)
     from sysevents.destinations import guarded_session
 
     s.session = guarded_session(allowlist=())
     r = s.send(job(receiver.url("/rebind")), delivery(job(receiver.url("/rebind"))))
     assert r.kind is Kind.PERMANENT
-    assert "connected address 127.0.0.1 is not public" in r.reason
+    assert r.reason == "refused destination: destination '127.0.0.1' is not a public address"
     assert receiver.requests == []  # refused before a byte was sent
 
 

@@ -12,6 +12,7 @@ library over `<id>.<timestamp>.<body>`.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ from ...secrets import unseal, unseal_all
 from ...templates import TemplateError
 from .config import WebhookConfig
 
+log = logging.getLogger("sysevents.webhook")
 USER_AGENT = "sysevents-webhook/0.1"
 RETRYABLE_STATUS = frozenset({408, 425, 429})
 
@@ -107,13 +109,15 @@ class WebhookSender:
         """POST a ready body to the job's webhook: destination checks, sealed headers, signatures."""
         config = job.config
         assert isinstance(config, WebhookConfig)
-        try:
+        try:  # the URL itself; the guarded session resolves, checks and pins the address
             check_url(
                 config.webhook_url,
                 allow_http=self.settings.allow_http,
                 allowlist=self.settings.destination_allowlist,
+                resolve=None,
             )
         except RefusedDestination as err:
+            log.warning("refused destination for job %s/%s: %s", job.aid, job.id, err.detail or err)
             return Outcome.permanent(f"refused destination: {err}")
         secrets = [unseal(s, self.settings.sealing_keys) for s in config.signing_secrets]
         headers = {
@@ -136,6 +140,7 @@ class WebhookSender:
                 status = resp.status_code
                 retry_after = resp.headers.get("Retry-After")
         except RefusedDestination as err:
+            log.warning("refused destination for job %s/%s: %s", job.aid, job.id, err.detail or err)
             return Outcome.permanent(f"refused destination: {err}", latency_ms=_ms(started))
         except requests.Timeout:
             return Outcome.retry("timed out", latency_ms=_ms(started))
