@@ -1,4 +1,4 @@
-"""Starting and stopping the local stack's processes: free ports, readiness checks, stop by PID."""
+"""Starting and stopping the local stack's processes: ports handed out once, readiness checks, stop by PID."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -23,11 +24,42 @@ def _die_with_parent(argv: list[str]) -> list[str]:
     return [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else argv
 
 
-def free_port() -> int:
-    """A port nobody is listening on now, on 127.0.0.1."""
+def _unbound_port(host: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return s.getsockname()[1]
+
+
+class PortAllocator:
+    """Ports on 127.0.0.1 for one stack's listeners: each unbound when handed out, none handed out twice.
+
+    The OS is asked for an unbound port (bind to port 0, then close); a port this allocator gave out before
+    is skipped, since its listener may not have bound it yet. Another process can still take a port before
+    our child binds it; the child then fails to bind and exits.
+    """
+
+    def __init__(self, host: str = "127.0.0.1"):
+        self.host = host
+        self.handed_out: set[int] = set()
+        self._lock = threading.Lock()
+
+    def take(self) -> int:
+        with self._lock:
+            for _ in range(1000):
+                port = _unbound_port(self.host)
+                if port not in self.handed_out:
+                    self.handed_out.add(port)
+                    return port
+        raise RuntimeError(f"no unbound port on {self.host} that this allocator has not handed out already")
+
+
+_PORTS = PortAllocator()
+
+
+def free_port() -> int:
+    """A port nobody is listening on now, on 127.0.0.1, never the same twice in this process. A stack takes
+    its ports from its own `PortAllocator`."""
+    return _PORTS.take()
 
 
 class StartFailed(RuntimeError):

@@ -1,6 +1,7 @@
 """The whole pipeline on this machine: emulators, each function under functions-framework, the topology.
 
-Everything listens on 127.0.0.1 on free ports; `stop()` ends exactly the processes it started.
+Everything listens on 127.0.0.1 on ports from the stack's own `PortAllocator` (none handed out twice);
+`stop()` ends exactly the processes it started.
 Used by `sysevents dev` (make dev) and by the integration tests' session fixture.
 """
 
@@ -23,7 +24,7 @@ from ..alerts.scheduler import tickers
 from ..pubsub import provision
 from ..secrets import generate_key
 from . import emulators
-from .processes import Process, free_port, http_ok
+from .processes import PortAllocator, Process, http_ok
 from .smtp import SmtpServer
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -52,6 +53,7 @@ class LocalStack:
         self.backoff = backoff
         self.extra_env = extra_env or {}
         self.echo_smtp = echo_smtp  # print each email the SMTP server receives (make dev)
+        self.ports = PortAllocator()  # every port this stack's emulators, functions and SMTP server get
         self.processes: list[Process] = []  # child processes, stopped by PID
         self.services: list = []  # in-process servers and threads (SMTP server, schedule tickers): `.stop()`
         self.env: dict[str, str] = {}
@@ -63,12 +65,12 @@ class LocalStack:
     def start(self, timeout: float = 120.0) -> LocalStack:
         started = time.monotonic()
         try:
-            ps, ps_host = emulators.pubsub(self.workdir)
+            ps, ps_host = emulators.pubsub(self.workdir, self.ports)
             self.processes.append(ps)
-            fs, fs_host = emulators.firestore(self.workdir)
+            fs, fs_host = emulators.firestore(self.workdir, self.ports)
             self.processes.append(fs)
             if self.with_bigquery:
-                bq, self.bigquery_url = emulators.bigquery(self.workdir, self.project)
+                bq, self.bigquery_url = emulators.bigquery(self.workdir, self.project, self.ports)
                 self.processes.append(bq)
             for p in self.processes:
                 p.wait_ready(timeout)
@@ -89,7 +91,9 @@ class LocalStack:
             if self.bigquery_url:
                 self.env["SYSEVENTS_BIGQUERY_ENDPOINT"] = self.bigquery_url
             if "email" in self.function_names:  # email alerts: a real SMTP server (STARTTLS, AUTH)
-                self.smtp = SmtpServer(self.workdir / "smtp", echo=self.echo_smtp).start()
+                self.smtp = SmtpServer(
+                    self.workdir / "smtp", echo=self.echo_smtp, port=self.ports.take()
+                ).start()
                 self.services.append(self.smtp)
                 for key, value in self.smtp.env().items():
                     self.env.setdefault(key, value)
@@ -111,7 +115,7 @@ class LocalStack:
         procs = []
         for name in self.function_names:
             fn = self.topology.functions[name]
-            port = free_port()
+            port = self.ports.take()
             proc = Process(
                 f"function-{name}",
                 [
