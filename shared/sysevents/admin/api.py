@@ -109,7 +109,7 @@ def _job_response(job: Job, status: int = 200, **extra: Any) -> Response:
 
 # -- handlers ------------------------------------------------------------------------------------------------
 def index(call: Call) -> Response:
-    return json_response({"service": "sysevents admin API", "openapi": "/openapi.json"})
+    return json_response({"function": "admin", "service": "sysevents admin API", "openapi": "/openapi.json"})
 
 
 def openapi_doc(call: Call) -> Response:

@@ -1,6 +1,6 @@
 """Finding and starting Google's Pub/Sub and Firestore emulators and the BigQuery emulator.
 
-Each start function returns at once, the process not ready yet: the caller waits for it.
+Each start function returns at once, the process not ready yet: the caller waits (`wait_all_ready`).
 Ports come from the caller's `PortAllocator` (a stack's), else from `free_port`."""
 
 from __future__ import annotations
