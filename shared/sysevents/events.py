@@ -95,7 +95,10 @@ _JSON_TYPES = {
     "list": "array",
     "tuple": "array",
 }
-_PY_TYPE_WORD = re.compile(r"\b(NoneType|bool|int|float|str|dict|dictionary|list|tuple)\b")
+_PY_TYPE_WORD = re.compile(
+    r"\b(got|got an?|type|valid) (NoneType|bool|int|float|str|dict|dictionary|list|tuple)\b"
+)
+"""A Python type name where a message names a value's type ("got NoneType", "a valid dictionary")."""
 
 
 def _json_type(value: Any) -> str:
@@ -112,7 +115,7 @@ def _json_type(value: Any) -> str:
 
 def _plain(msg: str) -> str:
     """A message with Python type names replaced by JSON ones ("got NoneType" -> "got null")."""
-    return _PY_TYPE_WORD.sub(lambda m: _JSON_TYPES.get(m.group(1), "object"), msg)
+    return _PY_TYPE_WORD.sub(lambda m: f"{m.group(1)} {_JSON_TYPES.get(m.group(2), 'object')}", msg)
 
 
 def _show(value: Any, limit: int = 40) -> str:

@@ -98,7 +98,9 @@ def test_overlapping_ticks_send_each_json_array_batch_once(stack, rt, bq, publis
     job = rt.jobs.put(batch_job(aid, receiver.url("/arrays"), t0, "json", 4))
     runs = rt.runs
     reports = []
-    assert wait_until(lambda: rt.cache.get(aid, job.id), timeout=30)  # ticks list jobs from the job cache
+    assert wait_until(
+        lambda: rt.cache.get(aid, job.id), timeout=30, every=0.01
+    )  # ticks list from the job cache
 
     def ticker():
         while (runs.get(job.key) or {}).get("state") != "done":

@@ -156,6 +156,26 @@ def test_another_accounts_key_sees_nothing_of_the_first(stack, page, admin_url, 
 
 def test_an_invalid_key_is_refused(stack, page, admin_url):
     page.goto(f"{admin_url}/console/")
-    page.fill("#signin-key", "sk_not_a_real_key")
+    page.fill("#signin-key", "sek_not_a_real_key")
     page.click("#signin-form button[type=submit]")
     assert "not valid" in page.wait_for_selector("#signin-error").inner_text()
+
+
+def test_signed_out_shows_only_the_sign_in_form(stack, page, admin_url, aid):
+    page.goto(f"{admin_url}/console/")
+    page.wait_for_selector("#signin-form")
+    assert page.get_attribute("#signin-key", "placeholder").startswith("sek_")
+    assert not page.is_visible("#nav") and not page.is_visible("#who")
+    assert not page.get_by_text("Sign out").is_visible() and not page.get_by_text("New job").is_visible()
+
+    sign_in(page, admin_url, new_account(stack, admin_url, aid))
+    assert page.is_visible("#nav") and page.get_by_text("Sign out").is_visible()
+    page.click("#signout")
+    page.wait_for_selector("#signin-form")
+    assert not page.is_visible("#nav") and not page.get_by_text("Sign out").is_visible()
+
+
+def test_the_admin_function_names_itself(admin_url):
+    """The stack's readiness check wants each function's `GET /` to name it."""
+    r = requests.get(f"{admin_url}/", timeout=30)
+    assert r.status_code == 200 and r.json()["function"] == "admin"

@@ -1,4 +1,7 @@
-"""Finding and starting Google's Pub/Sub and Firestore emulators and the BigQuery emulator."""
+"""Finding and starting Google's Pub/Sub and Firestore emulators and the BigQuery emulator.
+
+Each start function returns at once, the process not ready yet: the caller waits (`wait_all_ready`).
+Ports come from the caller's `PortAllocator` (a stack's), else from `free_port`."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .processes import Process, free_port, http_ok, log_contains
+from .processes import PortAllocator, Process, free_port, http_ok, log_contains
 
 INSTALL_HINT = (
     "Install Google's emulators (they need Java 17+):\n"
@@ -61,6 +64,10 @@ def _find(relative: str, what: str) -> Path:
     raise EmulatorMissing(f"{what} not found (looked in {', '.join(map(str, sdk_roots()))}).\n{INSTALL_HINT}")
 
 
+def _port(ports: PortAllocator | None) -> int:
+    return ports.take() if ports is not None else free_port()
+
+
 def _java() -> str:
     java = shutil.which("java")
     if not java:
@@ -71,11 +78,11 @@ def _java() -> str:
     return java
 
 
-def pubsub(workdir: Path) -> tuple[Process, str]:
+def pubsub(workdir: Path, ports: PortAllocator | None = None) -> tuple[Process, str]:
     """Start the Pub/Sub emulator; returns the process and its host:port (for PUBSUB_EMULATOR_HOST)."""
     script = _find("pubsub-emulator/bin/cloud-pubsub-emulator", "Pub/Sub emulator")
     _java()
-    port = free_port()
+    port = _port(ports)
     data = workdir / "pubsub-data"
     data.mkdir(parents=True, exist_ok=True)
     log = workdir / "logs" / "pubsub-emulator.log"
@@ -88,10 +95,10 @@ def pubsub(workdir: Path) -> tuple[Process, str]:
     return proc, f"127.0.0.1:{port}"
 
 
-def firestore(workdir: Path) -> tuple[Process, str]:
+def firestore(workdir: Path, ports: PortAllocator | None = None) -> tuple[Process, str]:
     """Start the Firestore emulator; returns the process and its host:port (for FIRESTORE_EMULATOR_HOST)."""
     jar = _find("cloud-firestore-emulator/cloud-firestore-emulator.jar", "Firestore emulator")
-    port = free_port()
+    port = _port(ports)
     log = workdir / "logs" / "firestore-emulator.log"
     proc = Process(
         "firestore-emulator",
@@ -119,13 +126,13 @@ def prepare_bigquery() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120)
 
 
-def bigquery(workdir: Path, project: str) -> tuple[Process, str]:
+def bigquery(workdir: Path, project: str, ports: PortAllocator | None = None) -> tuple[Process, str]:
     """Start bqemulator (REST + gRPC); returns the process and its REST endpoint URL."""
     exe = shutil.which("bqemulator") or str(Path(sys.executable).with_name("bqemulator"))
     if not Path(exe).exists():
         raise EmulatorMissing("bqemulator not found: run `make install` (it is a dev dependency).")
     prepare_bigquery()
-    rest, grpc = free_port(), free_port()
+    rest, grpc = _port(ports), _port(ports)
     log = workdir / "logs" / "bigquery-emulator.log"
     proc = Process(
         "bigquery-emulator",

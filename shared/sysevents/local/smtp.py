@@ -98,17 +98,23 @@ class _Handler:
 
 
 class SmtpServer:
-    """`start()` listens on 127.0.0.1 on a free port; `env()` gives the SYSEVENTS_SMTP_* settings for it."""
+    """`start()` listens on 127.0.0.1 on `port` (else a free one); `env()` gives the SYSEVENTS_SMTP_* settings
+    for it."""
 
     def __init__(
-        self, workdir: Path, on_receive: Callable[[Mail], None] | None = None, *, echo: bool = False
+        self,
+        workdir: Path,
+        on_receive: Callable[[Mail], None] | None = None,
+        *,
+        echo: bool = False,
+        port: int | None = None,
     ):
         self.workdir = Path(workdir)
         self.on_receive = on_receive
         self.echo = echo
         self.username = "sysevents"
         self.password = secrets.token_urlsafe(16)
-        self.port = 0
+        self.port = port or 0
         self.mails: list[Mail] = []
         self._cond = threading.Condition()
         self._controller: Controller | None = None
@@ -124,7 +130,7 @@ class SmtpServer:
         self.cert_path, key_path = self_signed(self.workdir)
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(self.cert_path, key_path)
-        self.port = free_port()
+        self.port = self.port or free_port()
         self._controller = Controller(
             _Handler(self), hostname="127.0.0.1", port=self.port, server_hostname="localhost",
             tls_context=ctx, require_starttls=True, auth_required=True, authenticator=self._authenticate,

@@ -1,7 +1,10 @@
 """The whole pipeline on this machine: emulators, each function under functions-framework, the topology.
 
-Everything listens on 127.0.0.1 on free ports; `stop()` ends exactly the processes it started.
-Used by `sysevents dev` (make dev) and by the integration tests' session fixture.
+Everything listens on 127.0.0.1 on ports from the stack's own `PortAllocator` (none handed out twice).
+The emulators start together, then the functions; a function counts as ready when its `GET /` answers
+with its own name, an emulator when its check passes, each only while its process still runs, and any
+child that exits during start-up fails the start at once with its log tail. `stop()` ends exactly the
+processes it started. Used by `sysevents dev` (make dev) and by the integration tests' session fixture.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from ..alerts.scheduler import tickers
 from ..pubsub import provision
 from ..secrets import generate_key
 from . import emulators
-from .processes import Process, free_port, http_ok
+from .processes import PortAllocator, Process, answers_as, wait_all_ready
 from .smtp import SmtpServer
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -52,6 +55,7 @@ class LocalStack:
         self.backoff = backoff
         self.extra_env = extra_env or {}
         self.echo_smtp = echo_smtp  # print each email the SMTP server receives (make dev)
+        self.ports = PortAllocator()  # every port this stack's emulators, functions and SMTP server get
         self.processes: list[Process] = []  # child processes, stopped by PID
         self.services: list = []  # in-process servers and threads (SMTP server, schedule tickers): `.stop()`
         self.env: dict[str, str] = {}
@@ -61,17 +65,20 @@ class LocalStack:
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def start(self, timeout: float = 120.0) -> LocalStack:
+        """Start everything and wait, `timeout` seconds in all, until it is ready; on any failure, stop what
+        was started and raise (StartFailed when a child exited or was not ready in time)."""
         started = time.monotonic()
+        deadline = started + timeout
         try:
-            ps, ps_host = emulators.pubsub(self.workdir)
+            ps, ps_host = emulators.pubsub(self.workdir, self.ports)
             self.processes.append(ps)
-            fs, fs_host = emulators.firestore(self.workdir)
+            fs, fs_host = emulators.firestore(self.workdir, self.ports)
             self.processes.append(fs)
             if self.with_bigquery:
-                bq, self.bigquery_url = emulators.bigquery(self.workdir, self.project)
+                bq, self.bigquery_url = emulators.bigquery(self.workdir, self.project, self.ports)
                 self.processes.append(bq)
-            for p in self.processes:
-                p.wait_ready(timeout)
+            # Emulators first: booting the functions alongside them was no faster (both CPU-bound).
+            wait_all_ready(self.processes, deadline)
             self.operator_key = new_key()
             self.env = {
                 "PUBSUB_EMULATOR_HOST": ps_host,
@@ -89,11 +96,14 @@ class LocalStack:
             if self.bigquery_url:
                 self.env["SYSEVENTS_BIGQUERY_ENDPOINT"] = self.bigquery_url
             if "email" in self.function_names:  # email alerts: a real SMTP server (STARTTLS, AUTH)
-                self.smtp = SmtpServer(self.workdir / "smtp", echo=self.echo_smtp).start()
+                self.smtp = SmtpServer(
+                    self.workdir / "smtp", echo=self.echo_smtp, port=self.ports.take()
+                ).start()
                 self.services.append(self.smtp)
                 for key, value in self.smtp.env().items():
                     self.env.setdefault(key, value)
-            self._start_functions(timeout)
+            functions = [self._start_function(name) for name in self.function_names]
+            wait_all_ready(functions, deadline, watch=self.processes)
             self.provision()
             # Cloud Scheduler's part: every function's `schedules` (email /flush, bigquery /tick) every second.
             for ticker in tickers(self.topology, self.function_urls):
@@ -104,33 +114,30 @@ class LocalStack:
         self.started_in = time.monotonic() - started
         return self
 
-    def _start_functions(self, timeout: float) -> None:
+    def _start_function(self, name: str) -> Process:
         exe = shutil.which("functions-framework") or str(
             Path(sys.executable).with_name("functions-framework")
         )
-        procs = []
-        for name in self.function_names:
-            fn = self.topology.functions[name]
-            port = free_port()
-            proc = Process(
-                f"function-{name}",
-                [
-                    exe,
-                    f"--target={fn.entry_point}",
-                    f"--source={FUNCTIONS_DIR / name / 'main.py'}",
-                    "--signature-type=http",
-                    "--host=127.0.0.1",
-                    f"--port={port}",
-                ],
-                self.workdir / "logs" / f"function-{name}.log",
-                env={**self.env, "PYTHONUNBUFFERED": "1"},
-                ready=http_ok(f"http://127.0.0.1:{port}/"),
-            ).start()
-            self.processes.append(proc)
-            procs.append(proc)
-            self.function_urls[name] = f"http://127.0.0.1:{port}/"
-        for proc in procs:
-            proc.wait_ready(timeout)
+        fn = self.topology.functions[name]
+        port = self.ports.take()
+        url = f"http://127.0.0.1:{port}/"
+        proc = Process(
+            f"function-{name}",
+            [
+                exe,
+                f"--target={fn.entry_point}",
+                f"--source={FUNCTIONS_DIR / name / 'main.py'}",
+                "--signature-type=http",
+                "--host=127.0.0.1",
+                f"--port={port}",
+            ],
+            self.workdir / "logs" / f"function-{name}.log",
+            env={**self.env, "PYTHONUNBUFFERED": "1"},
+            ready=answers_as(url, name),  # its own name: not another process that took the port
+        ).start()
+        self.processes.append(proc)
+        self.function_urls[name] = url
+        return proc
 
     def provision(self) -> None:
         with self.environment():
@@ -151,6 +158,12 @@ class LocalStack:
         self.stop()
 
     # -- helpers -----------------------------------------------------------------------------------------
+    def check_alive(self) -> None:
+        """Raise ProcessExited (name, exit code, log tail) when any child of this stack is no longer running,
+        e.g. a function that crashed after start; a test can call it to explain a failure."""
+        for p in self.processes:
+            p.check_alive()
+
     def wait_for_job_caches(self, since: datetime, timeout: float = 30.0) -> None:
         """Wait until every function's job cache has seen Firestore as of `since` (a write's update time)."""
         pending = dict(self.function_urls)
