@@ -517,3 +517,11 @@ def event_from_bytes(
 
 plain_types = _plain
 """Say JSON type names (object, array, string, number, boolean, null) where Python's would show."""
+
+
+def load_json(raw: bytes | str, *, what: str, max_depth: int = MAX_DEPTH) -> Any:
+    """Parse a JSON document strictly, as events are (UTF-8, no BOM, at most `max_depth` levels, finite
+    numbers in range, no unpaired surrogates in keys or values); raises InvalidEvent naming the field."""
+    doc = _load_json(raw, what=what, max_depth=max_depth)
+    _check(doc if isinstance(doc, dict) else {"": doc})
+    return doc

@@ -35,6 +35,10 @@ def _quarantine(rt: Runtime, msg: PushMessage, reason: str) -> tuple[str, int]:
             )
         ]
     )
+    try:
+        rt.quarantine.record(msg.data, reason, msg.message_id, msg.subscription)
+    except Exception:  # the topic has it (with the reason); the index is for reading it back
+        log.exception("ingest: could not index quarantined message %s", msg.message_id)
     log.warning("ingest: quarantined message %s: %s", msg.message_id, reason)
     return f"quarantined: {reason}", 200
 

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .bigquery.writer import TableWriter
     from .delivery.accounting import DeliveryLog
     from .delivery.attempts import AttemptLog
+    from .quarantine import Quarantine
     from .sinks.webhook.sender import WebhookSender
     from .templates.sandbox import Sandbox
 
@@ -166,6 +167,13 @@ class Runtime:
             "alert_state",
             lambda: AlertState(self.firestore, self.settings, evaluate=self.sandbox.render_value),
         )
+
+    @property
+    def quarantine(self) -> Quarantine:
+        """The index of quarantined events (sysevents.quarantine)."""
+        from .quarantine import Quarantine
+
+        return self._part("quarantine", lambda: Quarantine(self.firestore))
 
     @property
     def keys(self) -> KeyStore:

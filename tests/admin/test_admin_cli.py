@@ -56,3 +56,12 @@ def test_jobs_commands_end_to_end(stack, aid, tmp_path):
     )
     assert json.loads(run(*jobs, "delete", f"{aid}-cli"))["deleted"] is True
     assert f"{aid}-cli" not in run(*jobs, "list")
+
+
+def test_publish_raw_needs_only_data_and_plain_publish_names_what_is_missing(stack):
+    env = {k: v for k, v in stack.env.items()}
+    ok = CliRunner(env=env).invoke(main, ["publish", "--raw", "--data", "not json"])
+    assert ok.exit_code == 0, ok.output
+    assert ok.output.startswith("published message ")
+    missing = CliRunner(env=env).invoke(main, ["publish", "--aid", "12", "--verb", "failed"])
+    assert missing.exit_code == 2 and "missing option(s) --subject-type, --subject-id" in missing.output

@@ -175,3 +175,28 @@ def test_signing_secrets_are_sealed_at_rest_shown_as_set_and_kept_on_round_trip(
     r = admin.put(f"/accounts/{account.aid}/jobs/{job['id']}", json=forged, headers=account.headers)
     assert r.status_code == 400 and r.json["error"]["field"] == "config.signing_secrets"
     assert "sealed values cannot be supplied" in r.json["error"]["message"]
+
+
+RUNAWAY = {
+    "local f(n) = if n == 0 then 1 else f(n - 1) + f(n - 1); f(26)": "did not finish within",
+    "std.length(std.makeArray(1e8, function(i) i))": ("memory limit", "did not finish within"),
+}
+
+
+@pytest.mark.parametrize("template", sorted(RUNAWAY))
+def test_runaway_templates_are_bounded_on_save_and_in_both_previews(admin, account, template):
+    """Every render of the admin API runs in the template sandbox: save (and dry run), the template
+    preview and the job preview all stop a runaway template and say so; the API keeps serving."""
+    want = RUNAWAY[template]
+    want = want if isinstance(want, tuple) else (want,)
+    base = f"/accounts/{account.aid}"
+    r = admin.post(f"{base}/templates/preview", json={"json_template": template}, headers=account.headers)
+    assert r.status_code == 422 and any(w in r.json["error"]["message"] for w in want), r.json
+    r = admin.post(f"{base}/jobs", json=webhook_job(json_template=template), headers=account.headers,
+                   query_string={"dry_run": "1"})  # fmt: skip
+    assert r.status_code == 400 and r.json["error"]["field"] == "config.json_template"
+    assert any(w in r.json["error"]["message"] for w in want)
+    job = admin.post(f"{base}/jobs", json=webhook_job(), headers=account.headers).json["id"]
+    r = admin.post(f"{base}/jobs/{job}/preview", json={"json_template": template}, headers=account.headers)
+    assert r.status_code == 422 and any(w in r.json["error"]["message"] for w in want)
+    assert admin.get(f"{base}/jobs/{job}", headers=account.headers).status_code == 200

@@ -211,3 +211,42 @@ def test_bad_state_and_version_values(admin, account):
         headers={**account.headers, "If-Match": "latest"},
     )
     assert error(r) == {"field": "If-Match", "message": "must be a job version number, got 'latest'"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field", "message"),
+    [
+        ("post", "/jobs", b"[" * 2000 + b"]" * 2000, None, "nested 2000 levels deep; the limit is 16"),
+        ("put", "/jobs/{job}", b'{"version": 1e400}', "version", "number 1e400 is out of range"),
+        ("put", "/jobs/{job}", b'{"version": 1.5}', "version", "must be a job version number"),
+        ("post", "/jobs", b'{"name": "\\ud800"}', "name", "unpaired surrogate"),
+        ("post", "/jobs/{job}/replay", b"[1]", None, "request body must be a JSON object"),
+        ("post", "/jobs/{job}/test", b'{"event": {"time": "2020-01-01T00:00:00Z"}}', "event.time", "cannot be overridden"),
+        ("post", "/jobs/{job}/test", b'{"event": {"event_id": "x"}}', "event.event_id", "cannot be overridden"),
+        ("post", "/jobs/{job}/test", b'{"event": {"sysevents_origin": {}}}', "event.sysevents_origin", "cannot be overridden"),
+    ],
+)  # fmt: skip
+def test_malformed_requests_get_a_400_naming_the_field(admin, account, method, path, body, field, message):
+    """Each of these answered 500 before (RecursionError, OverflowError, TypeError, AttributeError)."""
+    job = admin.post(f"/accounts/{account.aid}/jobs", json=webhook_job(), headers=account.headers).json["id"]
+    url = f"/accounts/{account.aid}" + path.format(job=job)
+    r = getattr(admin, method)(
+        url, data=body, headers={**account.headers, "Content-Type": "application/json"}
+    )
+    assert r.status_code == 400, r.json
+    assert r.json["error"]["field"] == field and message in r.json["error"]["message"]
+
+
+@pytest.mark.parametrize("token", ["a/b", "..", "__x__", "x" * 300])
+def test_page_tokens_that_were_never_handed_out_are_refused(admin, account, token):
+    r = admin.get(
+        f"/accounts/{account.aid}/jobs", query_string={"page_token": token}, headers=account.headers
+    )
+    assert r.status_code == 400 and r.json["error"]["field"] == "page_token"
+
+
+def test_path_parameters_that_name_nothing_are_404(admin, operator):
+    r = admin.get("/accounts/a%2Fb/jobs", headers=operator)
+    assert r.status_code in (404, 400)
+    r = admin.get("/accounts/__x__/jobs/..", headers=operator)
+    assert r.status_code == 404

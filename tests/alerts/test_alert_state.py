@@ -293,3 +293,18 @@ def test_a_runaway_digest_template_is_dead_lettered_by_the_flush(stack, state, a
     report = state.flush_due(lambda _: j, at(0), on_dead=lambda *a: dead.append(a))
     assert report["dead_lettered"] == 1 and report["errors"] == 0
     assert "digest template error: template " in dead[0][1]
+
+
+def test_a_pending_digest_never_goes_to_a_job_created_again_with_the_same_id(stack, state, aid):
+    """Account B's job's pending events stay B's: after B deletes the job and a job with the same id is
+    created (a new generation, maybe in another account), the flush drops B's group, mailing no one."""
+    b_to, a_to = f"b-{aid}@example.com", f"a-{aid}@example.com"
+    old = job(aid + "-b", [b_to], grouping={"by": ["verb"], "group_wait": 30})
+    state.accept(old, failed(aid + "-b", "w-secret"), at(0))
+    reborn = job(aid + "-a", [a_to], grouping={"by": ["verb"], "group_wait": 30}).model_copy(
+        update={"id": old.id}
+    )
+    current = {reborn.key: reborn}  # the job store now has only the new generation
+    report = state.flush_due(current.get, at(60))
+    assert report["dropped_groups"] == 1 and report["digests"] == 0
+    assert mails(stack, a_to, 1, timeout=2) == [] and mails(stack, b_to, 1, timeout=1) == []

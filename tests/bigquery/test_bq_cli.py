@@ -91,3 +91,18 @@ def test_webhook_batch_export_from_the_cli(stack, publisher, bq, audit, receiver
     assert "done: 2 row(s) written" in out.output
     [batch] = receiver.at("/cli")
     assert [e["id"] for e in batch.json()] == [e.id for e in events[:2]]
+
+
+def test_the_cli_writes_jobs_only_through_the_admin_api(stack, aid):
+    """What the API refuses, the CLI cannot store: a metadata-server URL, another account's dataset."""
+    runner = CliRunner(env=api_account(stack, aid))
+    args = ["export", "webhook", "--url", "http://169.254.169.254/computeMetadata/v1/", "--verb", "failed"]
+    out = runner.invoke(main, [*args, "--start", "2026-01-01T00:00:00Z", "--end", "2026-01-02T00:00:00Z"])
+    assert (
+        out.exit_code == 2
+        and "config.webhook_url: destination '169.254.169.254' is not a public" in out.output
+    )
+    out = runner.invoke(
+        main, ["export", "create", "--dataset", "somebody_else", "--table", "t", "--verb", "failed"]
+    )
+    assert out.exit_code == 2 and "config.dataset: must be this account's dataset" in out.output

@@ -267,3 +267,19 @@ def test_a_sink_that_raises_gets_a_retry_with_the_error_then_a_dead_letter(
     assert [d["reason"] for d in rt.accounting.dead_letters(job)] == [
         "sink error: KeyError: 'a bug in the sink'"
     ]
+
+
+def test_a_failure_streak_reads_zero_again_once_a_delivery_succeeds(rt, receiver, aid):
+    receiver.replies["/flaky"].extend([503, 503])
+    job = webhook(aid, receiver.url("/flaky"))
+    rt.jobs.put(job)
+    sink = WebhookSink(rt)
+    event = new_event(aid, "work", "w-1", "failed")
+    for _ in range(2):
+        deliver(rt, sink, job, event=event)
+    failing = rt.accounting.stats(job)
+    assert failing["consecutive_failures"] == 2 and failing["failing_since"] is not None
+    _, (body, code) = deliver(rt, sink, job, event=event)
+    assert (code, body) == (200, "delivered")
+    recovered = rt.accounting.stats(job)
+    assert recovered["consecutive_failures"] == 0 and recovered["failing_since"] is None

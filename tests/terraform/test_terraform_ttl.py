@@ -21,6 +21,7 @@ WRITES = {
     ),
     ("delivery/accounting.py", "record"): ("attempts", r'collection\("attempts"\)'),
     ("delivery/accounting.py", "dead_letter"): ("dead_letters", r'collection\("dead_letters"\)'),
+    ("quarantine.py", "record"): ("quarantine", r'COLLECTION = "quarantine"'),
     ("alerts/engine.py", "_accept_single"): ("alert_seen", r'prefix \+ "seen"'),
     ("alerts/engine.py", "_accept_grouped"): ("alert_seen", r'prefix \+ "seen"'),
     ("alerts/engine.py", "_entry"): ("alert_outbox", r'prefix \+ "outbox"'),

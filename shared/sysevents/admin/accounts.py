@@ -39,7 +39,7 @@ def create_account(call: Call) -> Response:
 
 def list_accounts(call: Call) -> Response:
     items, token = call.keys.list_accounts(
-        call.query_int("page_size", 50, 1, MAX_PAGE_SIZE), call.request.args.get("page_token")
+        call.query_int("page_size", 50, 1, MAX_PAGE_SIZE), call.query_token("page_token", AID_PATTERN)
     )
     return json_response({"accounts": items, "next_page_token": token})
 

@@ -140,6 +140,19 @@ ROUTES: tuple[Route, ...] = (
             ("page_token", "next_page_token of the previous page"),
         ),
     ),
+    Route(
+        "GET",
+        "/quarantine",
+        audit.list_quarantine,
+        "Events ingest refused, newest first, each with its reason (operator)",
+        auth="operator",
+        response="Quarantine",
+        query=(
+            ("aid", "only events naming this account"),
+            ("page_size", "1-200, default 50"),
+            ("before", "events quarantined before this time (next_before)"),
+        ),
+    ),
     Route("GET", J, jobs.get_job, "Get a job (ETag: its version)", response="Job"),
     Route(
         "PUT",

@@ -30,3 +30,20 @@ def search_audit(call: Call, aid: str) -> Response:
         field = err.reason.split(":", 1)[0] if err.reason.split(":", 1)[0] in AUDIT_FILTERS else None
         raise ApiError(400, err.reason, field) from None
     return json_response(page.to_dict())
+
+
+def list_quarantine(call: Call) -> Response:
+    """Events ingest refused, newest first, with the reason (operator): `aid`, `page_size`, `before`."""
+    from datetime import UTC, datetime
+
+    aid = call.request.args.get("aid") or None
+    before = call.request.args.get("before")
+    when = None
+    if before:
+        try:
+            when = datetime.fromisoformat(before.replace("Z", "+00:00"))
+        except ValueError:
+            raise ApiError(400, "must be an ISO 8601 time, e.g. 2026-01-01T00:00:00Z", "before") from None
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    items = call.rt.quarantine.list(aid=aid, limit=call.query_int("page_size", 50, 1, 200), before=when)
+    return json_response({"events": items, "next_before": items[-1]["quarantined_at"] if items else None})

@@ -8,8 +8,8 @@ the operator key may act for any account and alone manages accounts.
 
 from __future__ import annotations
 
-import json
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -18,16 +18,20 @@ from flask import Request, Response
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map
 
+from ..events import InvalidEvent, load_json
 from ..secrets import SealingError
 from ..store import JobNotFound, VersionConflict
 from .errors import ApiError
-from .keys import KeyStore, Principal
+from .keys import AID_PATTERN, KeyStore, Principal
+from .validation import JOB_ID
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
 
 log = logging.getLogger("sysevents.admin")
 MAX_PAGE_SIZE = 200
+MAX_BODY_DEPTH = 16
+"""Nesting levels a request body may have (a job's config is a few levels deep)."""
 
 
 @dataclass
@@ -55,6 +59,15 @@ class Call:
             raise ApiError(400, f"must be an integer from {lo} to {hi}", name)
         return value
 
+    def query_token(self, name: str, pattern: re.Pattern) -> str | None:
+        """A page token (the id to continue after): only ever an id this API handed out."""
+        raw = self.request.args.get(name)
+        if raw is None or raw == "":
+            return None
+        if not pattern.match(raw):
+            raise ApiError(400, "not a page token this API handed out (use next_page_token as given)", name)
+        return raw
+
     def dry_run(self) -> bool:
         return self.request.args.get("dry_run", "").lower() in ("1", "true", "yes")
 
@@ -69,11 +82,14 @@ class Call:
         versions = []
         for name, raw in found:
             try:
-                if isinstance(raw, bool):
+                if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
                     raise ValueError
-                versions.append(int(raw))
-            except (TypeError, ValueError):
-                raise ApiError(400, f"must be a job version number, got {raw!r}", name) from None
+                version = int(raw)
+                if not 1 <= version < 2**63:
+                    raise ValueError
+                versions.append(version)
+            except (TypeError, ValueError, OverflowError):
+                raise ApiError(400, f"must be a job version number, got {str(raw)[:40]!r}", name) from None
         if len(set(versions)) > 1:
             raise ApiError(400, f"If-Match ({versions[0]}) and version ({versions[1]}) disagree", "version")
         return versions[0] if versions else None
@@ -130,9 +146,25 @@ def _body(route: Route, request: Request, rt: Runtime) -> Any:
     if not raw.strip():
         return None
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ApiError(400, f"request body is not valid JSON: {err}") from None
+        body = load_json(raw, what="request body", max_depth=MAX_BODY_DEPTH)
+    except InvalidEvent as err:
+        field, sep, _ = err.reason.partition(": ")
+        named = sep and field and not field.startswith(("request body", "event"))
+        raise ApiError(400, err.reason, field if named else None) from None
+    if route.body is not None and not isinstance(body, dict):
+        raise ApiError(400, "request body must be a JSON object")
+    return body
+
+
+PATH_PARAMS = {"aid": AID_PATTERN, "job_id": JOB_ID, "prefix": re.compile(r"^[A-Za-z0-9_]{1,40}$")}
+"""What each path parameter may be; anything else names no resource (checked before any lookup)."""
+
+
+def _check_path(args: dict[str, str]) -> None:
+    for name, value in args.items():
+        pattern = PATH_PARAMS.get(name)
+        if pattern is not None and not pattern.match(value):
+            raise ApiError(404, f"no such {name.replace('_', ' ')}: {value[:40]!r} is not a valid one", name)
 
 
 def dispatch(request: Request, routes: tuple[Route, ...], url_map: Map, rt: Runtime) -> Response:
@@ -147,6 +179,7 @@ def dispatch(request: Request, routes: tuple[Route, ...], url_map: Map, rt: Runt
                 405, f"{request.method} is not allowed on {request.path}; allowed: {allowed}"
             ) from None
         route = routes[index_]
+        _check_path(args)
         principal = _authorize(route, args, rt.keys, request)
         body = _body(route, request, rt) if request.method in ("POST", "PUT", "PATCH", "DELETE") else None
         return route.handler(Call(request, rt, principal, body), **args)

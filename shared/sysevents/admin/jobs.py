@@ -12,6 +12,7 @@ from flask import Response
 
 from ..events import InvalidEvent, event_from_dict
 from ..jobs import WORKFLOWS, Job, JobState
+from ..origin import FIELD as ORIGIN_FIELD
 from ..sinks.webhook.config import WebhookConfig
 from ..store import JobExists, VersionConflict
 from ..templates import SAMPLE_EVENT, TemplateError
@@ -43,7 +44,7 @@ def list_jobs(call: Call, aid: str) -> Response:
         workflow=workflow,
         state=state,
         limit=call.query_int("page_size", 50, 1, MAX_PAGE_SIZE),
-        after=call.request.args.get("page_token"),
+        after=call.query_token("page_token", JOB_ID),
     )
     keys = call.rt.settings.sealing_keys
     return json_response({"jobs": [job_view(j, keys) for j in jobs], "next_page_token": token})
@@ -212,17 +213,26 @@ def _preview(call: Call, aid: str, body: dict, template: Any) -> Response:
     return json_response({"rendered": json.loads(rendered), "event": event})
 
 
+TEST_RESERVED = frozenset({"aid", "id", "event_id", "time", "actor", "test", ORIGIN_FIELD})
+"""Fields of a test event that are sysevents' own (its account, identity, time and marks)."""
+
+
 def test_job(call: Call, aid: str, job_id: str) -> Response:
     """Publish a test event the job's filter selects; ingest delivers it to this job only."""
     body = call.body if isinstance(call.body, dict) else {}
     overrides = body.get("event") or {}
     if not isinstance(overrides, dict):
         raise ApiError(400, "must be an object of event data fields to override", "event")
+    for name in overrides:
+        if name in TEST_RESERVED:
+            raise ApiError(
+                400, f"{name} is set by sysevents for a test event and cannot be overridden", f"event.{name}"
+            )
     job = call.rt.jobs.find(aid, job_id)
     if job.state is not JobState.ACTIVE:
         raise ApiError(409, f"job {job_id!r} is {job.state.value}; resume it to test it", "state")
     try:
-        event = lifecycle.test_event(job, {k: v for k, v in overrides.items() if k != "aid"})
+        event = lifecycle.test_event(job, overrides)
     except InvalidEvent as err:
         raise ApiError(400, err.reason, "event") from None
     ids = lifecycle.publish(call.rt, event)

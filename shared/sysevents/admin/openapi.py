@@ -234,6 +234,28 @@ SCHEMAS: dict[str, Any] = {
             "next_page_token": {"type": ["string", "null"]},
         },
     },
+    "Quarantine": {
+        "type": "object",
+        "properties": {
+            "events": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": _STR,
+                        "reason": _STR,
+                        "aid": {"type": ["string", "null"]},
+                        "size": {"type": "integer"},
+                        "truncated": {"type": "boolean"},
+                        "quarantined_at": _STR,
+                        "data": _STR,
+                        "data_base64": _STR,
+                    },
+                },
+            },
+            "next_before": {"type": ["string", "null"]},
+        },
+    },
     "KeyInput": {
         "type": "object",
         "required": ["name"],

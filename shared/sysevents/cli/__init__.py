@@ -14,6 +14,7 @@ from .common import DEV_DIR, use_dev_stack_env
 from .export import export
 from .jobs import jobs
 from .keys import keys
+from .quarantine import quarantine
 
 
 @click.group()
@@ -98,7 +99,7 @@ def dev(once: bool, no_bigquery: bool) -> None:
     sys.exit(run(once=once, bigquery=not no_bigquery, state_dir=DEV_DIR))
 
 
-for group in (jobs, keys, export, alerts):
+for group in (jobs, keys, export, alerts, quarantine):
     main.add_command(group)
 
 if __name__ == "__main__":
