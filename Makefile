@@ -5,14 +5,22 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHECKOV_VENV ?= .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+TASKS_VENV ?= .venv-tasks
+TASKS_STAMP := $(TASKS_VENV)/.installed
 
 .PHONY: install dev test unit lint fmt bench lock clean checkov browser
 
-install: $(STAMP)
+install: $(STAMP) $(TASKS_STAMP)
 
 $(STAMP): pyproject.toml requirements/lock.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -c requirements/lock.txt -e '.[dev]'
+	touch $@
+
+# The Cloud Tasks emulator (the delay queue of the local stack and the tests) needs protobuf<5: its own venv.
+$(TASKS_STAMP): requirements/tasks-emulator.txt
+	$(PYTHON) -m venv $(TASKS_VENV)
+	$(TASKS_VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements/tasks-emulator.txt
 	touch $@
 
 dev: install  ## start emulators + functions, seed demo jobs, publish sample events, show deliveries (Ctrl-C stops)
@@ -55,4 +63,4 @@ $(CHECKOV_STAMP): requirements/checkov.txt
 	touch $@
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) .sysevents-dev
+	rm -rf $(VENV) $(CHECKOV_VENV) $(TASKS_VENV) .sysevents-dev

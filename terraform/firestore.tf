@@ -46,12 +46,11 @@ resource "google_firestore_index" "index" {
 # tests/terraform/test_terraform_ttl.py finds every write of expire_at in the library and checks this list.
 locals {
   ttl_collection_groups = {
-    delivery_attempts = "failed attempts per (job, event) (sysevents.delivery.attempts)"
-    attempts          = "job_state/{job key}/attempts: every job's attempt log (sysevents.delivery.accounting)"
-    dead_letters      = "job_state/{job key}/dead_letters: dead-lettered deliveries, for replay"
-    quarantine        = "quarantine/{message id}: events ingest refused, with the reason (sysevents.quarantine)"
-    alert_seen        = "email alerts: (event, job) pairs already accepted (sysevents.alerts.engine)"
-    alert_outbox      = "email alerts: rendered emails and digests and their send state"
+    attempts     = "job_state/{job key}/attempts: every job's attempt log (sysevents.delivery.accounting)"
+    dead_letters = "job_state/{job key}/dead_letters: dead-lettered deliveries, for replay"
+    quarantine   = "quarantine/{message id}: events ingest refused, with the reason (sysevents.quarantine)"
+    alert_seen   = "email alerts: (event, job) pairs already accepted (sysevents.alerts.engine)"
+    alert_outbox = "email alerts: rendered emails and digests and their send state"
   }
 }
 

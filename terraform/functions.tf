@@ -5,12 +5,15 @@
 
 locals {
   common_env = {
-    GOOGLE_CLOUD_PROJECT        = var.project_id
-    SYSEVENTS_PROJECT           = var.project_id
-    SYSEVENTS_AUDIT_DATASET     = google_bigquery_dataset.sysevents.dataset_id
-    SYSEVENTS_AUDIT_TABLE       = var.audit_table
-    SYSEVENTS_BIGQUERY_LOCATION = var.bigquery_location
-    LOG_EXECUTION_ID            = "true"
+    GOOGLE_CLOUD_PROJECT            = var.project_id
+    SYSEVENTS_PROJECT               = var.project_id
+    SYSEVENTS_AUDIT_DATASET         = google_bigquery_dataset.sysevents.dataset_id
+    SYSEVENTS_AUDIT_TABLE           = var.audit_table
+    SYSEVENTS_BIGQUERY_LOCATION     = var.bigquery_location
+    SYSEVENTS_DELAY_QUEUE           = google_cloud_tasks_queue.delays.id
+    SYSEVENTS_DELAY_SERVICE_ACCOUNT = google_service_account.releaser.email
+    SYSEVENTS_TIME_SCALE            = tostring(var.time_scale)
+    LOG_EXECUTION_ID                = "true"
   }
 }
 

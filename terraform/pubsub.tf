@@ -30,7 +30,7 @@ resource "google_pubsub_subscription" "push" {
   }
 
   push_config {
-    push_endpoint = google_cloudfunctions2_function.function[each.value.push_function].service_config[0].uri
+    push_endpoint = "${google_cloudfunctions2_function.function[each.value.push_function].service_config[0].uri}${each.value.push_path}"
 
     oidc_token {
       service_account_email = google_service_account.push.email

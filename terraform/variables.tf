@@ -259,3 +259,43 @@ variable "enable_apis" {
   type        = bool
   default     = true
 }
+
+variable "delay_queue_max_dispatches_per_second" {
+  description = "Most released waits per second the delay queue publishes (Cloud Tasks allows up to 500 per queue)."
+  type        = number
+  default     = 500
+  validation {
+    condition     = var.delay_queue_max_dispatches_per_second > 0 && var.delay_queue_max_dispatches_per_second <= 500
+    error_message = "delay_queue_max_dispatches_per_second must be in (0, 500]."
+  }
+}
+
+variable "delay_queue_max_concurrent_dispatches" {
+  description = "Most releases of the delay queue in flight at once."
+  type        = number
+  default     = 1000
+  validation {
+    condition     = var.delay_queue_max_concurrent_dispatches >= 1 && var.delay_queue_max_concurrent_dispatches <= 5000
+    error_message = "delay_queue_max_concurrent_dispatches must be between 1 and 5000."
+  }
+}
+
+variable "delay_queue_log_sampling_ratio" {
+  description = "Fraction of delay-queue task operations Cloud Tasks logs (0 to 1)."
+  type        = number
+  default     = 0.0
+  validation {
+    condition     = var.delay_queue_log_sampling_ratio >= 0 && var.delay_queue_log_sampling_ratio <= 1
+    error_message = "delay_queue_log_sampling_ratio must be between 0 and 1."
+  }
+}
+
+variable "time_scale" {
+  description = "SYSEVENTS_TIME_SCALE of the functions: 1 in production (a staging deployment may shorten retry schedules and windows, e.g. 0.01)."
+  type        = number
+  default     = 1
+  validation {
+    condition     = var.time_scale > 0 && var.time_scale <= 1
+    error_message = "time_scale must be in (0, 1]."
+  }
+}

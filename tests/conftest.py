@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
+from helpers import TIME_SCALE
 
 from sysevents.local.receiver import Receiver
 from sysevents.local.stack import LocalStack
@@ -16,7 +17,11 @@ from sysevents.local.stack import LocalStack
 def stack(tmp_path_factory) -> Iterator[LocalStack]:
     """Pub/Sub, Firestore and BigQuery emulators plus every function, on free ports, for the whole session."""
     only = os.environ.get("SYSEVENTS_TEST_FUNCTIONS")  # e.g. "ingest,webhook" to iterate on a few functions
-    s = LocalStack(tmp_path_factory.mktemp("stack"), functions=tuple(only.split(",")) if only else None)
+    s = LocalStack(
+        tmp_path_factory.mktemp("stack"),
+        functions=tuple(only.split(",")) if only else None,
+        time_scale=TIME_SCALE,
+    )
     s.start()
     saved = {k: os.environ.get(k) for k in s.env}
     os.environ.update(s.env)
@@ -60,9 +65,20 @@ def subscriber(stack):
 
 
 @pytest.fixture
-def aid() -> str:
-    """A fresh account id per test: tests share the stack, accounts keep them apart."""
-    return f"acct-{uuid.uuid4().hex[:12]}"
+def aid(request) -> Iterator[str]:
+    """A fresh account id per test: tests share the stack, accounts keep them apart. Afterwards the
+    account's jobs are deleted, so retries a test leaves waiting in the delay queue end filtered instead
+    of reaching later tests' dead-letter subscriptions."""
+    value = f"acct-{uuid.uuid4().hex[:12]}"
+    client = request.getfixturevalue("firestore_client") if "stack" in request.fixturenames else None
+    yield value
+    if client is not None:
+        from sysevents.store import JobStore
+
+        store = JobStore(client)
+        for account in {value, f"{value}-other", f"{value}-a", f"{value}-b"}:
+            for ref in store.collection(account).list_documents():
+                ref.delete()
 
 
 @pytest.fixture

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import time
 
+TIME_SCALE = 1 / 3000
+"""The test stack's SYSEVENTS_TIME_SCALE: the default 27.6-hour retry schedule plays in about 33 s."""
+
 
 def pull(subscriber, path: str, count: int, timeout: float = 30.0) -> list:
     """Synchronously pull and ack until `count` messages arrived or `timeout` passed."""
@@ -26,9 +29,17 @@ def put_jobs(stack, store, *jobs) -> None:
     stack.wait_for_job_caches(since=store.last_write_time)
 
 
-def publish_events(stack, publisher, *events) -> list[str]:
-    """Publish events to the ingest topic; returns once Pub/Sub stored them."""
-    return publisher.publish_all([(stack.topology.ingest_topic, e.to_json(), {}) for e in events])
+def publish_events(stack, publisher, *events, ordered: bool = False) -> list[str]:
+    """Publish events to the ingest topic; returns once Pub/Sub stored them. `ordered`: with each event's
+    ordering key, as a producer does whose subjects' events must stay in order end to end."""
+    from sysevents.events import event_ordering_key
+
+    return publisher.publish_all(
+        [
+            (stack.topology.ingest_topic, e.to_json(), {}, event_ordering_key(e) if ordered else "")
+            for e in events
+        ]
+    )
 
 
 def api_account(stack, aid: str, scope: str | None = None) -> dict[str, str]:

@@ -38,10 +38,36 @@ class Settings(BaseSettings):
     webhook_max_response_bytes: int = Field(default=64 * 1024, gt=0)
     template_max_output_bytes: int = Field(default=1024 * 1024, gt=0)
     webhook_max_retry_after: float = Field(
-        default=300.0,
+        default=3600.0,
         ge=0,
-        le=3600,
+        le=86_400,
         description="Longest Retry-After (seconds) honoured: the job's deliveries are held this long at most.",
+    )
+    # The durable delay queue (sysevents.delays): retries, holds, rate-limit slots, alert timers.
+    delay_queue: str | None = Field(
+        default=None,
+        pattern=r"^projects/[^/]+/locations/[^/]+/queues/[A-Za-z0-9-]+$",
+        description="Cloud Tasks queue of the waits (projects/P/locations/L/queues/Q). Terraform sets it.",
+    )
+    delay_service_account: str | None = Field(
+        default=None,
+        description="Service account whose OAuth token a released wait publishes to Pub/Sub with "
+        "(production; Terraform sets it).",
+    )
+    tasks_emulator_host: str | None = Field(
+        default=None, description="host:port of the Cloud Tasks emulator (local stack only)."
+    )
+    pubsub_url: str = Field(
+        default="https://pubsub.googleapis.com",
+        description="Pub/Sub REST endpoint released waits publish to (the emulator's, locally).",
+    )
+    time_scale: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        description="Scales retry schedules, auto-disable windows and alert windows (local stack: 1/600, "
+        "so a 24-hour outage plays in about 2.5 minutes; production: 1). A receiver's Retry-After and "
+        "rate limits stay in real seconds.",
     )
     webhook_log_retention_days: int = Field(
         default=7, gt=0, le=400, description="Days the attempt log and dead letters are kept (TTL)."

@@ -1,7 +1,8 @@
 """HTTP entry points of the push functions: `functions/<name>/main.py` calls `serve(request, SinkClass)`.
 
 GET answers the health check (which function this is, and its job cache's freshness); POST to one of the
-sink's own routes (`/flush`, `/tick`) runs it; any other POST is a Pub/Sub push, run through the envelope.
+sink's own routes (`/flush`, `/tick`) runs it; POST /dead-letters (pushed from the sink's dead-letter topic)
+lists what Pub/Sub dead-lettered itself in the job's dead letters (sysevents.delivery.recorder); any other POST is a Pub/Sub push, run through the envelope.
 """
 
 from __future__ import annotations
@@ -9,9 +10,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .delivery import recorder
 from .delivery.envelope import Envelope
+from .delivery.jobless import JoblessEnvelope
 from .delivery.sink import Sink
 from .runtime import Runtime, health, instance
+
+RECORDER_PATH = "/dead-letters"
 
 
 def sink_of(rt: Runtime, sink_class: type[Sink]) -> Sink:
@@ -26,10 +31,14 @@ def serve(request: Any, sink_class: type[Sink], rt: Runtime | None = None):
         if not sink.per_job:
             return {"function": sink.function}, 200
         return health(rt, sink.function)
-    route = sink.routes().get(request.path.rstrip("/") or "/")
+    path = request.path.rstrip("/") or "/"
+    if path == RECORDER_PATH and sink.per_job:  # fed by the sink's dead-letter topic (the crash guard)
+        return recorder.record(rt, sink, request.get_data())
+    route = sink.routes().get(path)
     if route is not None:
         result = route(request)
         if isinstance(result, dict):
             return json.dumps(result), 200, {"Content-Type": "application/json"}
         return result
-    return Envelope(rt, sink).push(request.get_data())
+    envelope = Envelope(rt, sink) if sink.per_job else JoblessEnvelope(rt, sink)
+    return envelope.push(request.get_data())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import sys
@@ -250,6 +251,25 @@ class SystemEvent(BaseModel):
 
     def to_json(self) -> bytes:
         return json.dumps(self.to_cloudevent(), separators=(",", ":"), ensure_ascii=False).encode()
+
+
+MAX_ORDERING_KEY_BYTES = 512
+"""Pub/Sub takes ordering keys up to 1,024 bytes; longer keys are hashed to stay well inside it."""
+
+
+def ordering_key(*parts: str) -> str:
+    """A Pub/Sub ordering key of these parts ('/'-joined), hashed (SHA-256, hex) when it would be long: ids
+    of 256 characters of 4-byte UTF-8 must not make a publish fail."""
+    key = "/".join(parts)
+    if len(key.encode()) <= MAX_ORDERING_KEY_BYTES:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def event_ordering_key(event: SystemEvent) -> str:
+    """The ordering key producers publish an event with when its subject's events must stay in order all the
+    way (the ingest subscription is ordering-enabled): one key per account and subject."""
+    return ordering_key(event.aid, event.subject_id)
 
 
 def new_event(

@@ -31,6 +31,12 @@ from .events import MAX_ID_CHARS, SubjectType, SystemEvent, Verb, parse_subject_
 
 MAX_TEMPLATE_CHARS = 32 * 1024
 MAX_SUBJECT_IDS = 1000
+DEFAULT_RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 36000)
+"""Seconds before each retry after the first attempt (immediate): 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h
+-- about 27.6 hours of retrying in all, as Svix does. Each wait is jittered by up to RETRY_JITTER."""
+MAX_RETRIES = 20
+MAX_RETRY_SPAN = 7 * 86_400
+RETRY_JITTER = 0.1
 SINKS_PACKAGE = "sysevents.sinks"
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 """Job ids and account ids: letters, digits, '.', '_', '-' (so they make Firestore paths and keys)."""
@@ -64,6 +70,26 @@ class FilterConfig(BaseModel):
     system_event_type: Verb | None = None
     system_event_multiple_types: tuple[Verb, ...] | None = None
     system_event_sources: dict[SubjectType, tuple[str, ...]] | None = None
+    retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
+    """Seconds to wait before each retry of a failed delivery; its length is the number of retries."""
+
+    @field_validator("retry_schedule", mode="before")
+    @classmethod
+    def _schedule(cls, v: Any) -> Any:
+        if not isinstance(v, list | tuple):
+            raise ValueError("must be a list of seconds to wait before each retry, e.g. [5, 300, 1800]")
+        if len(v) > MAX_RETRIES:
+            raise ValueError(f"{len(v)} retries; the limit is {MAX_RETRIES}")
+        out = []
+        for wait in v:
+            if isinstance(wait, bool) or not isinstance(wait, int | float) or not 0 < wait <= 86_400:
+                raise ValueError("each wait must be a number of seconds above 0 and at most 86400 (a day)")
+            out.append(float(wait))
+        if sum(out) > MAX_RETRY_SPAN:
+            raise ValueError(
+                f"the waits add up to {sum(out):.0f} s; the limit is {MAX_RETRY_SPAN} s (7 days)"
+            )
+        return tuple(out)
 
     @field_validator("system_event_type", mode="before")
     @classmethod
@@ -124,6 +150,10 @@ class FilterConfig(BaseModel):
     def has_backfill(self) -> bool:
         """True for jobs whose sink copies a time range out of the audit log (sysevents.backfill)."""
         return False
+
+    @property
+    def max_attempts(self) -> int:
+        return 1 + len(self.retry_schedule)
 
 
 @dataclass(frozen=True)
@@ -194,6 +224,10 @@ class Job(BaseModel):
     updated_at: datetime | None = None
     disabled_reason: str | None = Field(default=None, max_length=1000)
     """Why sysevents paused the job (auto-disable); cleared when the job is active again."""
+    disabled_at: datetime | None = None
+    """When sysevents paused it (auto-disable): `resume` can replay what was dead-lettered since."""
+    hold_until: datetime | None = None
+    """Its receiver asked for time (Retry-After): no delivery is attempted before then, on any instance."""
 
     @property
     def key(self) -> str:
@@ -278,6 +312,8 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         "created_at": job.created_at,
         "updated_at": job.updated_at,
         "disabled_reason": job.disabled_reason if job.state is JobState.PAUSED else None,
+        "disabled_at": job.disabled_at if job.state is JobState.PAUSED else None,
+        "hold_until": job.hold_until,
     }
 
 

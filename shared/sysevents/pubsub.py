@@ -177,7 +177,9 @@ def provision(
             "message_retention_duration": _duration(sub.message_retention_seconds),
         }
         if sub.push_function:
-            request["push_config"] = {"push_endpoint": push_endpoints[sub.push_function]}
+            request["push_config"] = {
+                "push_endpoint": push_endpoints[sub.push_function].rstrip("/") + sub.push_path
+            }
         if sub.retry_policy:
             lo, hi = backoff_override or (
                 sub.retry_policy.minimum_backoff_seconds,

@@ -30,8 +30,10 @@ if TYPE_CHECKING:
     from .alerts.engine import AlertState
     from .backfill.runs import Runs
     from .bigquery.writer import TableWriter
+    from .delays import DelayQueue
     from .delivery.accounting import DeliveryLog
-    from .delivery.attempts import AttemptLog
+    from .delivery.ordering import KeyQueues
+    from .delivery.ratelimit import RateLimiter
     from .quarantine import Quarantine
     from .sinks.webhook.sender import WebhookSender
     from .templates.sandbox import Sandbox
@@ -129,10 +131,38 @@ class Runtime:
         )
 
     @property
-    def attempts(self) -> AttemptLog:
-        from .delivery.attempts import AttemptLog
+    def delays(self) -> DelayQueue:
+        """The durable delay queue (Cloud Tasks; its emulator locally): sysevents.delays."""
+        from .delays import DelayQueue
 
-        return self._part("attempts", lambda: AttemptLog(self.firestore))
+        s = self.settings
+
+        def build() -> DelayQueue:
+            if not s.delay_queue:
+                raise RuntimeError("SYSEVENTS_DELAY_QUEUE is not set: the delay queue is needed to wait")
+            return DelayQueue(
+                s.project,
+                s.delay_queue,
+                emulator_host=s.tasks_emulator_host,
+                pubsub_url=s.pubsub_url,
+                service_account=s.delay_service_account,
+            )
+
+        return self._part("delays", build)
+
+    @property
+    def limiter(self) -> RateLimiter:
+        """Per-job delivery rate limits across instances (sysevents.delivery.ratelimit)."""
+        from .delivery.ratelimit import RateLimiter
+
+        return self._part("limiter", lambda: RateLimiter(self.firestore))
+
+    @property
+    def key_queues(self) -> KeyQueues:
+        """Ordered jobs' per-subject queues while a delivery waits (sysevents.delivery.ordering)."""
+        from .delivery.ordering import KeyQueues
+
+        return self._part("key_queues", lambda: KeyQueues(self.firestore, self.publisher))
 
     @property
     def runs(self) -> Runs:

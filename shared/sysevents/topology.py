@@ -25,6 +25,7 @@ class Subscription:
     dead_letter_topic: str | None = None
     max_delivery_attempts: int | None = None
     enable_message_ordering: bool = False
+    push_path: str = ""  # appended to the function's URL ("/dead-letters": the function's recorder route)
 
 
 @dataclass(frozen=True)
@@ -56,12 +57,14 @@ class Function:
     max_instances: int | None = None
     concurrency: int | None = None
     schedules: list[dict] = field(default_factory=list)  # [{name, cron, time_zone, path, body}]
+    waits: bool = False  # puts waits on the delay queue (sysevents.delays): may enqueue release tasks
 
 
 @dataclass(frozen=True)
 class Topology:
     ingest_topic: str
     quarantine_topic: str
+    delay_queue: str
     topics: tuple[str, ...]
     functions: dict[str, Function]
     sinks: dict[str, Sink]
@@ -85,10 +88,12 @@ def parse(doc: dict) -> Topology:
             dead_letter_topic=s.get("dead_letter_topic"),
             max_delivery_attempts=s.get("max_delivery_attempts"),
             enable_message_ordering=bool(s.get("enable_message_ordering", False)),
+            push_path=s.get("push_path", ""),
         )
     topo = Topology(
         ingest_topic=doc["ingest_topic"],
         quarantine_topic=doc["quarantine_topic"],
+        delay_queue=doc["delay_queue"],
         topics=tuple(t["name"] for t in doc["topics"]),
         functions={f["name"]: Function(**f) for f in doc["functions"]},
         sinks={s["name"]: Sink(**s) for s in doc["sinks"]},
@@ -108,6 +113,10 @@ def _check(topo: Topology) -> None:
             raise ValueError(f"topology: subscription {sub.name!r} names an undeclared topic")
         if sub.push_function and sub.push_function not in topo.functions:
             raise ValueError(f"topology: subscription {sub.name!r} pushes to unknown function")
+        if sub.push_path and not (
+            sub.push_path.startswith("/") and sub.push_path[1:].replace("-", "").isalnum()
+        ):
+            raise ValueError(f"topology: subscription {sub.name!r}: push_path must look like /name")
         if sub.push_function and not (
             sub.dead_letter_topic and sub.retry_policy and sub.max_delivery_attempts
         ):

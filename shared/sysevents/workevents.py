@@ -13,7 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from . import origin
-from .events import SubjectType, SystemEvent, Verb, new_event
+from .events import SubjectType, SystemEvent, Verb, event_ordering_key, new_event
 from .jobs import Job
 
 if TYPE_CHECKING:
@@ -53,7 +53,9 @@ def publish(rt: Runtime, *events: SystemEvent, quiet: bool = False) -> list[str]
     """Publish to the ingest topic; returns the message ids. With `quiet`, a failure is logged and an
     empty list returned (the change the events describe is already stored)."""
     try:
-        ids = rt.publisher.publish_all([(rt.topology.ingest_topic, e.to_json(), {}) for e in events])
+        ids = rt.publisher.publish_all(
+            [(rt.topology.ingest_topic, e.to_json(), {}, event_ordering_key(e)) for e in events]
+        )
     except Exception:
         if not quiet:
             raise

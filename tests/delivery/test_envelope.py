@@ -49,12 +49,13 @@ def push_body(data: bytes, attributes: dict[str, str] | None = None) -> bytes:
     ).encode()
 
 
-def deliver(rt, sink, job, event=None, **delivery_fields):
+def deliver(rt, sink, job, event=None, attempt=1, **delivery_fields):
     event = event or new_event(job.aid, "work", f"w-{uuid.uuid4().hex[:6]}", "failed")
     d = Delivery.of(event, job)
     if delivery_fields:
         d = Delivery(**{**d.__dict__, **delivery_fields})
-    return d, Envelope(rt, sink).push(push_body(d.to_json(), d.attributes()))
+    attrs = {**d.attributes(), **({"attempt": str(attempt)} if attempt > 1 else {})}
+    return d, Envelope(rt, sink).push(push_body(d.to_json(), attrs))
 
 
 def webhook(aid, url, **config):
@@ -100,7 +101,8 @@ def cached(rt, aid, job_id, version=None):
 
 def stats(rt, job):
     s = rt.accounting.stats(job)
-    return {k: s[k] for k in ("received", "delivered", "accepted", "filtered", "dead_lettered", "pending")}
+    keys = ("received", "delivered", "accepted", "filtered", "dead_lettered", "pending", "delayed")
+    return {k: s[k] for k in keys}
 
 
 @pytest.fixture
@@ -134,7 +136,7 @@ def destinations(stack, receiver, aid):
 
 OUTCOMES = {
     "delivered": (200, "delivered", {"received": 1, "delivered": 1, "pending": 0}),
-    "retry": (503, "retry: ", {"received": 1, "delivered": 0, "pending": 1}),
+    "retry": (200, "retry: ", {"received": 1, "delivered": 0, "pending": 1, "delayed": 1}),
     "permanent": (200, "dead-lettered: ", {"received": 1, "dead_lettered": 1, "pending": 0}),
 }
 
@@ -168,10 +170,12 @@ def test_outcomes_from_the_destination(
         ]
     else:
         assert listed == []
-    attempts = rt.accounting.attempts(job)
-    assert [a["outcome"] for a in attempts] == [
-        {"delivered": "delivered", "retry": "retry", "permanent": "dead_lettered"}[case]
-    ]
+    # The first attempt's record (a retry's next attempts are the stack's, released by the delay queue).
+    first = rt.accounting.attempts(job)[-1]
+    assert first["attempt"] == 1
+    assert (
+        first["outcome"] == {"delivered": "delivered", "retry": "retry", "permanent": "dead_lettered"}[case]
+    )
 
 
 def test_a_bigquery_insert_that_fails_is_retried(stack, aid):
@@ -181,7 +185,7 @@ def test_a_bigquery_insert_that_fails_is_retried(stack, aid):
         job = bigquery(aid, f"{account_dataset(rt.settings, aid)}__x")
         rt.jobs.put(job)
         _, (body, code) = deliver(rt, BigQuerySink(rt), job)
-        assert code == 503 and body.startswith("retry: ")
+        assert code == 200 and body.startswith("retry: ") and "(next at " in body
         assert stats(rt, job)["pending"] == 1
     finally:
         rt.close()
@@ -189,7 +193,7 @@ def test_a_bigquery_insert_that_fails_is_retried(stack, aid):
 
 @pytest.mark.parametrize("sink_name", ["webhook", "email", "bigquery"])
 @pytest.mark.parametrize("refusal", ["paused", "deleted", "recreated", "workflow changed", "another account"])
-def test_the_state_policy_filters_with_the_reason(rt, sinks, destinations, sink_name, refusal, receiver, aid):
+def test_the_state_policy_refuses_with_the_reason(rt, sinks, destinations, sink_name, refusal, receiver, aid):
     job = destinations[sink_name]["delivered"]
     stored = rt.jobs.put(job)
     event = None
@@ -219,14 +223,20 @@ def test_the_state_policy_filters_with_the_reason(rt, sinks, destinations, sink_
     else:
         event = new_event(f"{aid}-intruder", "work", "w-1", "failed")
         why = f"the event's account is not job {job.id}'s account"
-    _, (body, code) = deliver(rt, sinks[sink_name], job, event=event, **fields)
-    assert (code, body) == (200, f"filtered: {why}")
-    # Still the job's delivery (paused, workflow changed): counted as filtered. Another job's, or nobody's
-    # (deleted, re-created, another account's event): counted nowhere.
+    delivery, (body, code) = deliver(rt, sinks[sink_name], job, event=event, **fields)
+    if refusal == "paused":  # kept unsent in the job's dead letters, for `resume` with replay
+        why += ": kept in its dead letters (resume with replay sends it)"
+        assert (code, body) == (200, f"dead-lettered: {why}")
+        [kept] = rt.accounting.dead_letters(stored)
+        assert (kept["webhook_id"], kept["reason"]) == (delivery.id, why)
+    else:
+        assert (code, body) == (200, f"filtered: {why}")
+    # Still the job's delivery (paused, workflow changed): counted. Another job's, or nobody's (deleted,
+    # re-created, another account's event): counted nowhere.
     counted = refusal in ("paused", "workflow changed")
     assert stats(rt, stored) == {
-        "received": int(counted), "delivered": 0, "accepted": 0, "filtered": int(counted), "dead_lettered": 0,
-        "pending": 0,
+        "received": int(counted), "delivered": 0, "accepted": 0, "filtered": int(refusal == "workflow changed"),
+        "dead_lettered": int(refusal == "paused"), "pending": 0, "delayed": 0,
     }  # fmt: skip
     assert receiver.at("/ok") == []
 
@@ -257,13 +267,14 @@ def test_a_sink_that_raises_gets_a_retry_with_the_error_then_a_dead_letter(
     rt.jobs.put(job)
     event = new_event(aid, "work", "w-1", "failed")
     sink = Broken(rt)
-    for _ in range(sink.max_attempts - 1):
-        _, (body, code) = deliver(rt, sink, job, event=event)
-        assert code == 503 and body == "retry: sink error: KeyError: 'a bug in the sink'"
-    _, (body, code) = deliver(rt, sink, job, event=event)
+    last = job.config.max_attempts
+    for attempt in range(1, last):  # each attempt as the delay queue would release it
+        _, (body, code) = deliver(rt, sink, job, event=event, attempt=attempt)
+        assert code == 200 and body.startswith("retry: sink error: KeyError: 'a bug in the sink' (next at ")
+    _, (body, code) = deliver(rt, sink, job, event=event, attempt=last)
     assert code == 200 and body == "dead-lettered: sink error: KeyError: 'a bug in the sink'"
     [msg] = pull(subscriber, dead, 1, timeout=30)
-    assert msg.attributes["attempts"] == str(sink.max_attempts)
+    assert msg.attributes["attempts"] == str(last)
     assert [d["reason"] for d in rt.accounting.dead_letters(job)] == [
         "sink error: KeyError: 'a bug in the sink'"
     ]
@@ -275,11 +286,11 @@ def test_a_failure_streak_reads_zero_again_once_a_delivery_succeeds(rt, receiver
     rt.jobs.put(job)
     sink = WebhookSink(rt)
     event = new_event(aid, "work", "w-1", "failed")
-    for _ in range(2):
-        deliver(rt, sink, job, event=event)
+    for attempt in (1, 2):
+        deliver(rt, sink, job, event=event, attempt=attempt)
     failing = rt.accounting.stats(job)
     assert failing["consecutive_failures"] == 2 and failing["failing_since"] is not None
-    _, (body, code) = deliver(rt, sink, job, event=event)
+    _, (body, code) = deliver(rt, sink, job, event=event, attempt=3)
     assert (code, body) == (200, "delivered")
     recovered = rt.accounting.stats(job)
     assert recovered["consecutive_failures"] == 0 and recovered["failing_since"] is None

@@ -67,9 +67,10 @@ def test_template_error_is_dead_lettered_with_the_jsonnet_message(
 def test_receiver_that_never_recovers_ends_in_dead_letter_after_max_attempts(
     stack, store, publisher, receiver, subscriber, dead_letters, aid
 ):
-    max_attempts = stack.topology.sink_subscription("webhook").max_delivery_attempts
+    job = webhook_job(f"{aid}-down", aid, receiver.url("/down"), system_event_type="failed")
+    max_attempts = job.config.max_attempts  # 1 + the retry schedule (scaled by SYSEVENTS_TIME_SCALE here)
     receiver.replies["/down"].extend([500] * (max_attempts + 5))
-    put_jobs(stack, store, webhook_job(f"{aid}-down", aid, receiver.url("/down"), system_event_type="failed"))
+    put_jobs(stack, store, job)
     publish(stack, publisher, new_event(aid, "work", "w", "failed"))
     [msg] = pull(subscriber, dead_letters, 1, timeout=180)
     assert msg.attributes["reason"] == "HTTP 500 from receiver"

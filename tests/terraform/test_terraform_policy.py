@@ -26,6 +26,7 @@ CONCERNS = [
     "variables.tf",
     "main.tf",
     "pubsub.tf",
+    "tasks.tf",
     "functions.tf",
     "bundle.tf",
     "iam.tf",

@@ -18,7 +18,9 @@ from tfhelpers import FUNCTIONS_DIR, LIBRARY_DIR, REPO, TOPOLOGY_FILE
 
 from sysevents import topology as topology_mod
 
-ENVELOPE = [f"delivery/{m}.py" for m in ("envelope", "sink", "outcome", "accounting", "attempts")]
+ENVELOPE = [
+    f"delivery/{m}.py" for m in ("envelope", "sink", "outcome", "accounting", "ordering", "ratelimit")
+]
 """What every push sink runs (sysevents.entry -> sysevents.delivery.envelope); replay is the admin's."""
 FUNCTION_CODE = {
     "ingest": ["ingest.py"],
@@ -26,13 +28,14 @@ FUNCTION_CODE = {
     "email": ["sinks/email", "alerts", *ENVELOPE],
     # The bigquery function also runs webhook batch exports (their backfills), through the webhook sink.
     "bigquery": ["sinks/bigquery", "backfill", "sinks/webhook", *ENVELOPE],
-    "audit": ["sinks/audit"],
+    "audit": ["sinks/audit", "delivery/jobless.py", "delivery/sink.py", "delivery/outcome.py"],
     "admin": ["admin", "delivery/replay.py", "delivery/accounting.py", "bigquery/search.py"],
 }
 """The library code each function runs (paths under shared/sysevents)."""
 
 FIRESTORE_WRITES = [
-    r"\.record_failure\(",  # attempt counters (delivery_attempts)
+    r"\.key_queues\.(?:admit|block|advance)\(",  # ordered jobs' per-subject queues
+    r"\.limiter\.(?:reserve|push_back)\(",  # rate-limit slots
     r"\.accounting\.(?:record|dead_letter|remember_template|streak_failure|reset_streak|forget)\(",
     r"\.jobs\.(?:put|create|change|remove)\(",  # jobs
     r"\.alert_state\b",  # alert_* state
@@ -56,6 +59,7 @@ AUDIT_WRITES = [r"writer\.write\(\s*table\b"]  # the audit sink writes `table = 
 EXPORT_WRITES = [r"\btarget_of\("]  # user-chosen target tables (Terraform: var.bigquery_export_datasets)
 PUBLISHES_INGEST = [r"topology\.ingest_topic", r"\bworkevents\.publish\(", r"\blifecycle\.publish\("]
 PUBLISHES_SINK_TOPICS = [r"\breplay\("]  # replays dead-lettered deliveries to their job's sink topic
+WAITS = [r"\.delays\.put\("]  # puts waits on the delay queue: enqueues release tasks
 SECRETS = {  # environment variable (topology `secrets`) -> the calls that read it
     "SYSEVENTS_SEALING_KEYS": [r"\.sender\b", r"\bseal\(", r"\bunseal\(", r"\bparse_job\(", r"sealing_keys"],
     "SYSEVENTS_OPERATOR_KEY_HASH": [r"\b(?:rt|call)\.keys\b"],
@@ -156,6 +160,13 @@ def test_declared_publishes_match_the_code(name):
     if uses(code, PUBLISHES_SINK_TOPICS):
         expected.update(sink.topic for sink in TOPO.sinks.values())
     assert set(f.publishes) == expected, name
+
+
+@pytest.mark.parametrize("name", sorted(TOPO.functions))
+def test_functions_that_wait_say_so(name):
+    """`waits` in topology.json (Terraform grants the delay queue's enqueuer role and the releaser) is
+    exactly the functions whose code puts waits on the delay queue."""
+    assert TOPO.functions[name].waits == uses(code_of(name), WAITS), name
 
 
 @pytest.mark.parametrize("name", sorted(TOPO.functions))

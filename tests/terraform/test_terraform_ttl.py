@@ -15,10 +15,6 @@ from tfhelpers import LIBRARY_DIR, TF_DIR, one, parse, root_blocks
 
 # (module, enclosing function) -> (collection group, how the code names it)
 WRITES = {
-    ("delivery/attempts.py", "record_failure"): (
-        "delivery_attempts",
-        r'collection: str = "delivery_attempts"',
-    ),
     ("delivery/accounting.py", "record"): ("attempts", r'collection\("attempts"\)'),
     ("delivery/accounting.py", "dead_letter"): ("dead_letters", r'collection\("dead_letters"\)'),
     ("quarantine.py", "record"): ("quarantine", r'COLLECTION = "quarantine"'),

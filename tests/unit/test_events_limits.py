@@ -282,3 +282,13 @@ def test_delivery_round_trip():
 )
 def test_malformed_deliveries_say_why(raw, expected):
     assert delivery_reason(raw) == f"malformed delivery message: {expected}"
+
+
+def test_ordering_keys_stay_inside_pubsubs_limit_for_the_longest_ids():
+    from sysevents.events import MAX_ID_CHARS, event_ordering_key, ordering_key
+
+    longest = new_event("a" * MAX_ID_CHARS, "work", "\U0001f600" * MAX_ID_CHARS, "failed")  # 4-byte UTF-8
+    key = event_ordering_key(longest)
+    assert key.startswith("sha256:") and len(key.encode()) <= 1024
+    assert event_ordering_key(new_event("acct-1", "work", "w-1", "failed")) == "acct-1/w-1"
+    assert ordering_key("x" * 600) != ordering_key("x" * 601)  # hashed, still one key per subject

@@ -180,7 +180,14 @@ ROUTES: tuple[Route, ...] = (
         "Pause a job: it matches no events until resumed",
         response="Job",
     ),
-    Route("POST", J + "/resume", jobs.set_state(JobState.ACTIVE), "Resume a paused job", response="Job"),
+    Route(
+        "POST",
+        J + "/resume",
+        jobs.resume_job,
+        "Resume a paused job; with replay, re-deliver what was dead-lettered while it was paused",
+        body="ResumeInput",
+        response="Job",
+    ),
     Route(
         "POST",
         J + "/preview",

@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Response
 
+from ..delivery.replay import replay
 from ..events import InvalidEvent, event_from_dict
 from ..jobs import WORKFLOWS, Job, JobState
 from ..origin import FIELD as ORIGIN_FIELD
@@ -152,6 +153,32 @@ def set_state(state: JobState) -> Callable[..., Response]:
 
     handler.__name__ = f"{state.value}_job"
     return handler
+
+
+def resume_job(call: Call, aid: str, job_id: str) -> Response:
+    """Resume a paused job; `{"replay": true}` also re-delivers what was dead-lettered while it was paused
+    (since sysevents auto-disabled it, or every dead letter when a person paused it)."""
+    body = call.body if call.body is not None else {}
+    if not isinstance(body, dict):
+        raise ApiError(400, "request body must be a JSON object (or empty)")
+    unknown = sorted(set(body) - {"replay", "version"})
+    if unknown:
+        raise ApiError(400, "unknown field; resume takes replay (and version)", unknown[0])
+    again = body.get("replay", False)
+    if not isinstance(again, bool):
+        raise ApiError(400, "must be true or false", "replay")
+    before = call.rt.jobs.find(aid, job_id)
+    since = before.disabled_at if before.state is JobState.PAUSED else None
+    active = {"state": JobState.ACTIVE, "disabled_reason": None, "disabled_at": None}
+    response = _change(call, aid, job_id, lambda old: old.model_copy(update=active))
+    if not again or call.dry_run():
+        return response
+    job = call.rt.jobs.find(aid, job_id)
+    ids = replay(call.rt, job, since=since)
+    payload = json.loads(response.get_data())
+    payload["replayed"] = len(ids)
+    response.set_data(json.dumps(payload))
+    return response
 
 
 def delete_job(call: Call, aid: str, job_id: str) -> Response:

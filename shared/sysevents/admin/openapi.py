@@ -89,6 +89,18 @@ SCHEMAS: dict[str, Any] = {
         },
     },
     "JobPatch": {"type": "object", "description": "JSON merge patch (RFC 7386) of JobInput (not id)."},
+    "ResumeInput": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "replay": {
+                "type": "boolean",
+                "description": "Also re-deliver what was dead-lettered while the job was paused (since it was "
+                "auto-disabled; every dead letter when a person paused it).",
+            },
+            "version": {"type": "integer", "description": "Expected current version (or If-Match)."},
+        },
+    },
     "Job": {
         "type": "object",
         "properties": {
@@ -102,6 +114,7 @@ SCHEMAS: dict[str, Any] = {
             "created_at": _STR,
             "updated_at": _STR,
             "dry_run": {"type": "boolean"},
+            "replayed": {"type": "integer", "description": "resume with replay: dead letters re-delivered"},
         },
     },
     "JobList": {
@@ -340,7 +353,7 @@ def document(routes) -> dict[str, Any]:
             )
         if r.body:
             op["requestBody"] = {
-                "required": r.method != "POST" or r.body not in ("PreviewInput", "TestInput"),
+                "required": r.method != "POST" or r.body not in ("PreviewInput", "TestInput", "ResumeInput"),
                 "content": {"application/json": {"schema": _ref(r.body)}},
             }
         if r.auth == "none":

@@ -107,19 +107,24 @@ def delete(api: Api, job_id: str, version: int | None) -> None:
     echo(api.call("DELETE", f"{_base(api)}/{job_id}", headers=headers).json())
 
 
-def _state_command(verb: str) -> click.Command:
-    @click.argument("job_id")
-    @click.pass_obj
-    def command(api: Api, job_id: str) -> None:
-        job = api.call("POST", f"{_base(api)}/{job_id}/{verb}").json()
-        click.echo(f"{job['id']}: {job['state']} (version {job['version']})")
-
-    command.__doc__ = f"{verb.capitalize()} a job."
-    return jobs.command(verb)(command)
+@jobs.command("pause")
+@click.argument("job_id")
+@click.pass_obj
+def pause(api: Api, job_id: str) -> None:
+    """Pause a job: it matches no events until resumed."""
+    job = api.call("POST", f"{_base(api)}/{job_id}/pause").json()
+    click.echo(f"{job['id']}: {job['state']} (version {job['version']})")
 
 
-pause = _state_command("pause")
-resume = _state_command("resume")
+@jobs.command("resume")
+@click.argument("job_id")
+@click.option("--replay", is_flag=True, help="Also re-deliver what was dead-lettered while it was paused.")
+@click.pass_obj
+def resume(api: Api, job_id: str, replay: bool) -> None:
+    """Resume a paused job."""
+    job = api.call("POST", f"{_base(api)}/{job_id}/resume", json={"replay": True} if replay else None).json()
+    again = f", {job['replayed']} replayed" if "replayed" in job else ""
+    click.echo(f"{job['id']}: {job['state']} (version {job['version']}){again}")
 
 
 @jobs.command("preview")

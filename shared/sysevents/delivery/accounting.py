@@ -7,7 +7,8 @@ again starts from nothing, and nothing of one account is reachable from another'
   latency, error, event id, delivery id), removed by a TTL policy on `expire_at` (bounded retention).
 - `counters/{0..SHARDS-1}`: sharded counters (a document takes about one sustained write per second;
   shards spread a busy job's writes): received, delivered, accepted, filtered, dead_lettered,
-  failed_attempts, and `last_delivered_at`.
+  failed_attempts, delayed (waiting in the delay queue: for a retry, a hold or a rate-limit slot), and
+  `last_delivered_at`.
 - `dead_letters/{delivery id}`: each dead-lettered delivery (message, reason, attempts), for listing and
   replay; same TTL.
 - `templates/{version}`: the template each job version used, written once per version per instance,
@@ -15,9 +16,9 @@ again starts from nothing, and nothing of one account is reachable from another'
 - the `job_state/{key}` document itself: the failure streak (`streak_failures`, `streak_since`).
 
 The counters reconcile: received = delivered + accepted + filtered + dead_lettered + pending. "received"
-counts deliveries the sink has seen at least once; "pending" ones have failed at least once and are
-waiting for a retry (messages still in the Pub/Sub backlog are not counted yet: that is the
-subscription's `num_undelivered_messages`). "accepted" counts deliveries taken into the sink's own
+counts deliveries the sink has seen at least once; "pending" ones have not ended yet: most of them are
+"delayed" (in the delay queue, for a retry, a hold or a rate-limit slot), the rest in flight (messages
+still in the Pub/Sub backlog are not counted yet: that is the subscription's `num_undelivered_messages`). "accepted" counts deliveries taken into the sink's own
 durable state to be sent later (an email digest, a backfill's hand-over). "filtered" counts deliveries
 skipped on purpose: the job was paused, deleted or re-created after the event matched, or its policy
 dropped the event (silence, mute window). A redelivery of an already delivered message (Pub/Sub is
@@ -37,7 +38,7 @@ from ..jobs import Job
 
 SHARDS = 8
 COLLECTION = "job_state"
-COUNTERS = ("received", "delivered", "accepted", "filtered", "dead_lettered", "failed_attempts")
+COUNTERS = ("received", "delivered", "accepted", "filtered", "dead_lettered", "failed_attempts", "delayed")
 TERMINAL = {
     "delivered": "delivered",
     "accepted": "accepted",
@@ -75,9 +76,11 @@ class DeliveryLog:
         latency_ms: float | None = None,
         error: str | None = None,
         log_attempt: bool = True,
+        delayed: int = 0,
     ) -> None:
         """One attempt's record and the counters it moves, in one batch (two document writes; one when
-        `log_attempt` is False: nothing reached the destination)."""
+        `log_attempt` is False: nothing reached the destination). `delayed` moves the count of deliveries
+        waiting in the delay queue (+1 put away, -1 released)."""
         now = datetime.now(UTC)
         doc = self.doc(job)
         batch = self.client.batch()
@@ -101,8 +104,10 @@ class DeliveryLog:
             inc["received"] = firestore.Increment(1)
         if outcome in TERMINAL:
             inc[TERMINAL[outcome]] = firestore.Increment(1)
-        else:
+        elif outcome != "waiting":
             inc["failed_attempts"] = firestore.Increment(1)
+        if delayed:
+            inc["delayed"] = firestore.Increment(delayed)
         if outcome == "delivered":
             inc["last_delivered_at"] = now
         batch.set(doc.collection("counters").document(self._shard(event_id)), inc, merge=True)

@@ -3,28 +3,39 @@
 Stages, over one context (the Runtime) and one sink:
 1. parse the push body (not a push: 400);
 2. read the delivery (malformed: dead-lettered with the reason);
-3. look the job up (by account and id: the instance's cache, or Firestore when it is behind);
+3. look the job up (by account and id: the instance's job cache, or Firestore when it is behind);
 4. the state policy (`refusal`): a delivery whose job is gone, belongs to another account, was re-created
-   since (another generation), changed workflow, or is paused, is *filtered*: acknowledged, counted and
-   logged with the reason, never sent;
-5. `sink.deliver(delivery, job, attempt)` returns an Outcome (delivered, accepted, filtered, retry — with
-   an optional Retry-After — or permanent); an exception is a retry with its type and message;
-6. settle: the outcome is recorded (attempt log and counters, sysevents.delivery.accounting), and the
-   request is acknowledged, retried, or dead-lettered — to the sink's dead-letter topic *and* the job's
-   dead-letter list, from where it can be replayed. The last attempt is decided here, once for every
-   sink: when the delivery has failed `max_delivery_attempts` times. One log line per outcome.
+   since (another generation) or changed workflow is *filtered*: acknowledged, counted and logged with
+   the reason, never sent; one for a paused job (a retry coming back after it was paused, by a person or by
+   auto-disable) is dead-lettered to the job's list unsent, so that `resume` with replay delivers it;
+5. `sink.deliver(delivery, job, attempt)` returns an Outcome (delivered, accepted, filtered, retry -- with
+   an optional Retry-After --, wait until a time, or permanent); an exception is a retry with its type
+   and message;
+6. settle: the outcome is recorded (attempt log and counters, sysevents.delivery.accounting); a retry is
+   put on the durable delay queue (sysevents.delays) for the job's retry schedule, a wait for its time;
+   a permanent outcome, or a failure with no retry left, is dead-lettered -- to the sink's dead-letter
+   topic *and* the job's dead-letter list, from where it can be replayed. The message is acknowledged in
+   every case: the sink decides every outcome, and nothing waits by being nacked. Only when the delay
+   queue cannot take a wait does the request answer 503 (Pub/Sub then redelivers it). One log line per
+   outcome.
+
+The attempt number travels with the delivery (message attribute `attempt`): no read per attempt.
 """
 
 from __future__ import annotations
 
 import logging
+import random
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from ..delays import DelayFailed, Release, task_id
 from ..deliveries import BadDelivery, Delivery
-from ..jobs import Job, JobState
+from ..jobs import DEFAULT_RETRY_SCHEDULE, RETRY_JITTER, Job, JobState
 from ..pubsub import BadPushRequest, PushMessage, parse_push
+from .ordering import HEAD_ATTR
 from .outcome import Kind, Outcome
-from .sink import Attempt, Sink
+from .sink import ATTEMPT_ATTR, SLOT_ATTR, WAITED_ATTR, Attempt, Sink
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -49,6 +60,14 @@ def refusal(sink_workflows: frozenset, delivery: Delivery, job: Job | None) -> t
     return None
 
 
+def retry_delay(
+    schedule: tuple[float, ...], attempt: int, scale: float, rng: random.Random | None = None
+) -> float:
+    """Seconds to wait after failed attempt `attempt` (1-based), jittered by up to RETRY_JITTER."""
+    base = schedule[attempt - 1] * scale
+    return base * (1 + (rng or random).uniform(-RETRY_JITTER, RETRY_JITTER))
+
+
 def dead_letter(
     rt: Runtime,
     topic: str,
@@ -64,9 +83,8 @@ def dead_letter(
     """Dead-letter a message: to the sink's dead-letter topic and, when it is a delivery to a known job,
     to the job's dead-letter list, from where it can be replayed. Returns the attributes it carried."""
     extra = {"webhook_id": delivery.id} if delivery is not None else {}
-    attrs = rt.publisher.dead_letter(
-        topic, data, {**attributes, **extra}, reason, attempts, source_message_id
-    )
+    clean = {k: v for k, v in attributes.items() if k not in (ATTEMPT_ATTR, WAITED_ATTR, SLOT_ATTR)}
+    attrs = rt.publisher.dead_letter(topic, data, {**clean, **extra}, reason, attempts, source_message_id)
     if job is not None and delivery is not None:
         rt.accounting.dead_letter(job, delivery.id, data, attrs)
     return attrs
@@ -84,27 +102,31 @@ class Envelope:
             # Not a Pub/Sub push: nothing to dead-letter. 400 tells the caller.
             log.error("%s: %s", self.sink.name, err)
             return str(err), 400
-        if not self.sink.per_job:
-            return self._jobless(msg)
+        attempt = Attempt.of(msg)
         try:
             delivery = Delivery.from_json(msg.data)
         except BadDelivery as err:
-            return self._dead_letter(msg, None, None, str(err), msg.delivery_attempt)
+            return self._dead_letter(msg, None, None, str(err), attempt.number)
         job = self._job(delivery)
         refused = refusal(self.sink.workflows, delivery, job)
         if refused:
             why, counted = refused
+            if counted and job is not None and job.state is JobState.PAUSED:
+                # kept: dead-lettered to the job's list, so `resume` with replay delivers it
+                outcome = Outcome.permanent(f"{why}: kept in its dead letters (resume with replay sends it)")
+                return self.settle(msg, delivery, job, attempt, outcome.but(attempted=False), by_sink=False)
             owner = job if counted else None
+            return self.settle(msg, delivery, owner, attempt, Outcome.filtered(why), by_sink=False)
+        assert job is not None
+        key = job.ordering_key(delivery.event)
+        if key and not attempt.head and not attempt.released and not self.rt.key_queues.admit(job, key, msg):
             return self.settle(
                 msg,
                 delivery,
-                owner,
-                self._attempt(msg, delivery, owner),
-                Outcome.filtered(why),
-                by_sink=False,
+                job,
+                attempt,
+                Outcome.parked_behind("waiting behind an earlier delivery of its subject"),
             )
-        assert job is not None
-        attempt = self._attempt(msg, delivery, job)
         try:
             outcome = self.sink.deliver(delivery, job, attempt)
         except Exception as err:  # the sink's own bug or an unexpected failure: retried, then dead-lettered
@@ -120,14 +142,6 @@ class Envelope:
     def _job(self, delivery: Delivery) -> Job | None:
         return self.rt.job_for(delivery.job_aid, delivery.job_id, delivery.job_version)
 
-    def _attempt(self, msg: PushMessage, delivery: Delivery, job: Job | None) -> Attempt:
-        if job is None:
-            return Attempt(max(msg.delivery_attempt, 1), msg.delivery_attempt <= 1, msg)
-        # A first attempt Pub/Sub reports as such has no failures to look up: production skips the read.
-        first_reported = msg.attempt_reported and msg.delivery_attempt == 1
-        prior = 0 if first_reported else self.rt.attempts.failures(job.key, delivery.event.id)
-        return Attempt(max(prior + 1, msg.delivery_attempt), prior == 0, msg)
-
     def settle(
         self,
         msg: PushMessage,
@@ -137,43 +151,74 @@ class Envelope:
         outcome: Outcome,
         by_sink: bool = True,
     ) -> tuple[str, int]:
-        """Record the outcome, then acknowledge, retry or dead-letter."""
-        if outcome.kind is Kind.RETRY and not outcome.attempted:
-            # Nothing was sent (e.g. the job is held for the receiver's Retry-After): not an attempt.
-            self._log(delivery, job, attempt.number, "waiting", outcome.reason)
-            return f"waiting: {outcome.reason}", 503
-        number = attempt.number
-        if outcome.kind is Kind.RETRY and job is not None:
-            number = self.rt.attempts.record_failure(
-                job.key, delivery.event.id, outcome.reason, outcome.status, attempt.number
-            )
-            if number >= self.sink.max_attempts:
+        """Record the outcome, then put the retry or wait away, or dead-letter; acknowledge."""
+        schedule = job.config.retry_schedule if job is not None else DEFAULT_RETRY_SCHEDULE
+        release: tuple[datetime, Attempt] | None = None
+        if outcome.kind is Kind.RETRY and outcome.attempted:
+            if attempt.number > len(schedule):  # no retry left: the last attempt failed
                 outcome = outcome.but(kind=Kind.PERMANENT)
+            else:
+                wait = outcome.retry_after or retry_delay(
+                    schedule, attempt.number, self.rt.settings.time_scale
+                )
+                release = (datetime.now(UTC) + timedelta(seconds=wait), attempt.next())
+        elif outcome.kind is Kind.RETRY and not outcome.parked:  # a wait, not an attempt (hold, rate slot)
+            until = outcome.not_before or datetime.now(UTC)
+            release = (until, attempt.later(slot=outcome.slot))
+        key = job.ordering_key(delivery.event) if job is not None else ""
+        if release is not None:
+            try:
+                if key:  # an ordered delivery waits: its subject's later deliveries wait behind it
+                    self.rt.key_queues.block(job, key, delivery.id)
+                self._put_away(msg, delivery, release[0], release[1].as_head() if key else release[1], key)
+            except DelayFailed as err:
+                log.error("%s: %s", self.sink.name, err)
+                return f"retry later: {err}", 503  # nothing recorded: Pub/Sub redelivers this message
         name = "dead_lettered" if outcome.kind is Kind.PERMANENT else outcome.kind.value
+        if outcome.kind is Kind.RETRY and not outcome.attempted:
+            name = "waiting"
         if job is not None:
             self.rt.accounting.record(
                 job,
                 event_id=delivery.event.id,
                 delivery_id=delivery.id,
-                attempt=number,
+                attempt=attempt.number,
                 outcome=name,
                 first_seen=attempt.first,
                 status=outcome.status,
                 latency_ms=outcome.latency_ms,
                 error=outcome.reason,
                 log_attempt=outcome.attempted,
+                delayed=(release is not None or outcome.parked) - attempt.released,
             )
             if by_sink:
                 try:
                     self.sink.settled(delivery, job, attempt, outcome)
                 except Exception:  # the delivery's own outcome must not depend on this bookkeeping
                     log.exception("%s: after-delivery step failed for job %s", self.sink.name, job.id)
+        if key and attempt.head and release is None and not outcome.parked:
+            self.rt.key_queues.advance(job, key, self.sink.topic)  # the head ended: the next one's turn
         if outcome.kind is Kind.PERMANENT:
-            return self._dead_letter(msg, delivery, job, outcome.reason, number)
-        self._log(delivery, job, number, name, outcome.reason, outcome)
-        if outcome.kind is Kind.RETRY:
-            return f"retry: {outcome.reason}", 503
+            return self._dead_letter(msg, delivery, job, outcome.reason, attempt.number)
+        when = f" (next at {release[0].isoformat(timespec='milliseconds')})" if release else ""
+        self._log(delivery, job, attempt.number, name, outcome.reason + when, outcome)
+        if release is not None:
+            return f"{name}: {outcome.reason}{when}", 200
         return f"{name}: {outcome.reason}" if outcome.kind is not Kind.DELIVERED else "delivered", 200
+
+    def _put_away(
+        self, msg: PushMessage, delivery: Delivery, at: datetime, then: Attempt, key: str = ""
+    ) -> None:
+        """Republish this message at `at`, as attempt `then` (the delay queue: sysevents.delays)."""
+        attrs = {
+            k: v
+            for k, v in msg.attributes.items()
+            if k not in (ATTEMPT_ATTR, WAITED_ATTR, SLOT_ATTR, HEAD_ATTR)
+        }
+        attrs.update(then.attributes_for_release())
+        topic = self.sink.topic
+        name = task_id(topic, delivery.id, str(then.number), then.kind, at.isoformat())
+        self.rt.delays.put(Release(topic, msg.data, attrs, key), at, name)
 
     def _dead_letter(
         self, msg: PushMessage, delivery: Delivery | None, job: Job | None, reason: str, attempts: int
@@ -189,22 +234,6 @@ class Envelope:
                 log.exception("%s: dead-letter step failed for job %s", self.sink.name, job.id)
         self._log(delivery, job, attempts, "dead_lettered", reason, message_id=msg.message_id)
         return f"dead-lettered: {reason}", 200
-
-    def _jobless(self, msg: PushMessage) -> tuple[str, int]:
-        attempt = Attempt(max(msg.delivery_attempt, 1), msg.delivery_attempt <= 1, msg)
-        try:
-            outcome = self.sink.deliver_event(msg, attempt)
-        except Exception as err:
-            log.exception("%s: message %s failed", self.sink.name, msg.message_id)
-            outcome = Outcome.retry(f"sink error: {type(err).__name__}: {err}"[:1000])
-        if outcome.kind is Kind.RETRY and attempt.number >= self.sink.max_attempts:
-            outcome = outcome.but(kind=Kind.PERMANENT)
-        if outcome.kind is Kind.PERMANENT:
-            return self._dead_letter(msg, None, None, outcome.reason, attempt.number)
-        log.info("%s: message %s %s: %s", self.sink.name, msg.message_id, outcome.kind.value, outcome.reason)
-        if outcome.kind is Kind.RETRY:
-            return f"retry: {outcome.reason}", 503
-        return outcome.reason, 200
 
     def _log(
         self,

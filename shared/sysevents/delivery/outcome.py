@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import datetime
 from enum import StrEnum
 
 
@@ -10,7 +11,8 @@ class Kind(StrEnum):
     DELIVERED = "delivered"  # the destination has it
     ACCEPTED = "accepted"  # taken into the sink's own durable state, sent later (a digest, a backfill)
     FILTERED = "filtered"  # skipped on purpose: the job's state or policy (paused, deleted, silenced, ...)
-    RETRY = "retry"  # transient: try again later (optionally not before `retry_after` seconds)
+    RETRY = "retry"  # transient: try again later (optionally not before `retry_after` seconds); with
+    # attempted=False a wait, not an attempt: the same attempt at `not_before` (a hold, a rate-limit slot)
     PERMANENT = "permanent"  # will never succeed as is: dead-letter now
 
 
@@ -23,6 +25,9 @@ class Outcome:
     retry_after: float | None = None  # seconds the destination asked us to wait (bounded), if it did
     counts_against_receiver: bool = True  # False for our own errors (template): no auto-disable streak
     attempted: bool = True  # False when nothing was sent (held, filtered): no attempt record
+    not_before: datetime | None = None  # a wait: when to try (the same attempt) again
+    slot: bool = False  # a wait for a rate-limit slot reserved for this delivery
+    parked: bool = False  # a wait behind its ordering key's head (sysevents.delivery.ordering)
 
     @classmethod
     def delivered(cls, reason: str = "delivered", **kw) -> Outcome:
@@ -39,6 +44,18 @@ class Outcome:
     @classmethod
     def retry(cls, reason: str, **kw) -> Outcome:
         return cls(Kind.RETRY, reason, **kw)
+
+    @classmethod
+    def wait(cls, until: datetime, reason: str, *, slot: bool = False) -> Outcome:
+        """Not now, and not a failure: the same attempt at `until` (a hold, a rate-limit slot)."""
+        return cls(
+            Kind.RETRY, reason, attempted=False, not_before=until, slot=slot, counts_against_receiver=False
+        )
+
+    @classmethod
+    def parked_behind(cls, reason: str) -> Outcome:
+        """Waiting behind an earlier delivery of its ordering key; released when that one ends."""
+        return cls(Kind.RETRY, reason, attempted=False, parked=True, counts_against_receiver=False)
 
     @classmethod
     def permanent(cls, reason: str, **kw) -> Outcome:

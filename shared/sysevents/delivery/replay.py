@@ -3,7 +3,7 @@
 Each replayed delivery is re-addressed to the job as it is now (its current version and generation; the
 list belongs to the current generation, so nothing of an earlier job with the same id is replayed),
 keeps its delivery id (`webhook-id`), leaves the dead-letter list (it is back in the pipeline, and back
-there if it fails again) and starts counting attempts afresh. Webhook jobs may ask for an older version's
+there if it fails again) and starts again at attempt 1 (the attempt number travels with the message). Webhook jobs may ask for an older version's
 template (`template_version`).
 """
 
@@ -52,7 +52,6 @@ def replay(
         attrs = {**delivery.attributes(), "replay": "1"}
         if template_version is not None:
             attrs[REPLAY_TEMPLATE_ATTR] = str(template_version)
-        rt.attempts.reset(job.key, delivery.event.id)
         rt.publisher.publish_all([(topic, delivery.to_json(), attrs, job.ordering_key(delivery.event))])
         rt.accounting.forget_dead_letter(job, item["webhook_id"])
         done.append(item["webhook_id"])

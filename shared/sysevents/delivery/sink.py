@@ -10,7 +10,7 @@ envelope's, the same for every sink. Hooks let a sink react to what the envelope
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..jobs import Job, Workflow, workflows_of
@@ -22,17 +22,71 @@ if TYPE_CHECKING:
     from ..runtime import Runtime
 
 
+ATTEMPT_ATTR = "attempt"
+"""Message attribute: the attempt number the released message is for (absent: 1)."""
+WAITED_ATTR = "waited"
+"""Message attribute: released after a wait that was not an attempt (a hold, a rate-limit slot)."""
+SLOT_ATTR = "slot"
+"""Message attribute: the release is at its rate-limit slot: send without reserving another."""
+HEAD_ATTR = "head"
+"""Message attribute: the delivery is its ordering key's head (sysevents.delivery.ordering)."""
+
+
 @dataclass(frozen=True)
 class Attempt:
-    """Which attempt of a delivery this is, and the push message that carried it."""
+    """Which attempt of a delivery this is (it travels with the message), and the push message."""
 
     number: int  # 1 for the first attempt
-    first: bool  # no earlier attempt was recorded (the delivery counts as received now)
     message: PushMessage
+    waited: bool = False  # released after a wait that was not an attempt
+    slot: bool = False  # released at a rate-limit slot reserved for it
+    head: bool = False  # its ordering key's head (sysevents.delivery.ordering): it goes ahead
+    kind: str = "attempt"  # what the *next* release is for: "attempt" or "wait" (names its task)
+
+    @classmethod
+    def of(cls, message: PushMessage) -> Attempt:
+        raw = message.attributes.get(ATTEMPT_ATTR, "1")
+        number = int(raw) if raw.isascii() and raw.isdigit() and 0 < len(raw) < 4 else 1
+        return cls(
+            number=max(number, 1),
+            message=message,
+            waited=message.attributes.get(WAITED_ATTR) == "1",
+            slot=message.attributes.get(SLOT_ATTR) == "1",
+            head=message.attributes.get(HEAD_ATTR) == "1",
+        )
+
+    @property
+    def first(self) -> bool:
+        """The sink sees this delivery for the first time (it counts as received now)."""
+        return self.number == 1 and not self.waited
+
+    @property
+    def released(self) -> bool:
+        """This message was released from the delay queue (it was counted as delayed)."""
+        return self.number > 1 or self.waited
 
     @property
     def attributes(self) -> dict[str, str]:
         return self.message.attributes
+
+    def next(self) -> Attempt:
+        return Attempt(self.number + 1, self.message, kind="attempt")
+
+    def later(self, *, slot: bool = False) -> Attempt:
+        return Attempt(self.number, self.message, waited=True, slot=slot, kind="slot" if slot else "wait")
+
+    def as_head(self) -> Attempt:
+        return replace(self, head=True)
+
+    def attributes_for_release(self) -> dict[str, str]:
+        attrs = {ATTEMPT_ATTR: str(self.number)}
+        if self.waited:
+            attrs[WAITED_ATTR] = "1"
+        if self.slot:
+            attrs[SLOT_ATTR] = "1"
+        if self.head:
+            attrs[HEAD_ATTR] = "1"
+        return attrs
 
 
 class Sink:
@@ -48,12 +102,13 @@ class Sink:
         return frozenset(workflows_of(self.name))
 
     @property
-    def dead_letter_topic(self) -> str:
-        return self.rt.topology.sinks[self.name].dead_letter_topic
+    def topic(self) -> str:
+        """Where the sink's messages arrive (released waits are published back to it)."""
+        return self.rt.topology.sinks[self.name].topic
 
     @property
-    def max_attempts(self) -> int:
-        return self.rt.topology.sink_subscription(self.name).max_delivery_attempts or 1
+    def dead_letter_topic(self) -> str:
+        return self.rt.topology.sinks[self.name].dead_letter_topic
 
     def deliver(self, delivery: Delivery, job: Job, attempt: Attempt) -> Outcome:
         raise NotImplementedError

@@ -157,3 +157,44 @@ def bigquery(workdir: Path, project: str, ports: PortAllocator | None = None) ->
         ready=http_ok(f"http://127.0.0.1:{rest}/"),
     ).start()
     return proc, f"http://127.0.0.1:{rest}"
+
+
+TASKS_LAUNCHER = Path(__file__).with_name("tasks_emulator.py")
+
+
+def tasks_python() -> Path:
+    """The Cloud Tasks emulator's interpreter: SYSEVENTS_TASKS_EMULATOR_PYTHON, else the repository's
+    .venv-tasks (made by `make install` from requirements/tasks-emulator.txt)."""
+    override = os.environ.get("SYSEVENTS_TASKS_EMULATOR_PYTHON")
+    exe = (
+        Path(override) if override else Path(__file__).resolve().parents[3] / ".venv-tasks" / "bin" / "python"
+    )
+    if not exe.exists():
+        raise EmulatorMissing(
+            f"the Cloud Tasks emulator is not installed ({exe} is missing): run `make install` "
+            "(it makes .venv-tasks from requirements/tasks-emulator.txt), or set SYSEVENTS_TASKS_EMULATOR_PYTHON."
+        )
+    return exe
+
+
+def tasks(workdir: Path, queue: str, ports: PortAllocator | None = None) -> tuple[Process, str]:
+    """Start the Cloud Tasks emulator on 127.0.0.1 with `queue`; returns the process and its host:port."""
+    port = _port(ports)
+    log = workdir / "logs" / "tasks-emulator.log"
+    proc = Process(
+        "tasks-emulator",
+        [
+            str(tasks_python()),
+            str(TASKS_LAUNCHER),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--queue",
+            queue,
+        ],
+        log,
+        env={"PYTHONUNBUFFERED": "1"},
+        ready=log_contains(log, f"ready on 127.0.0.1:{port}"),
+    ).start()
+    return proc, f"127.0.0.1:{port}"

@@ -31,6 +31,8 @@ from .smtp import SmtpServer
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 FUNCTIONS_DIR = REPO_ROOT / "functions"
+TIME_SCALE = 1 / 600
+"""The local stack's SYSEVENTS_TIME_SCALE: a 24-hour outage plays in about 2.5 minutes."""
 LOCAL_BACKOFF = (1, 4)
 """Retry backoff (min, max seconds) for local runs, instead of topology.json's production values."""
 
@@ -46,6 +48,7 @@ class LocalStack:
         backoff: tuple[int, int] = LOCAL_BACKOFF,
         extra_env: dict[str, str] | None = None,
         echo_smtp: bool = False,
+        time_scale: float = TIME_SCALE,
     ):
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="sysevents-stack-"))
         self.project = project
@@ -55,6 +58,7 @@ class LocalStack:
         self.backoff = backoff
         self.extra_env = extra_env or {}
         self.echo_smtp = echo_smtp  # print each email the SMTP server receives (make dev)
+        self.time_scale = time_scale  # SYSEVENTS_TIME_SCALE of the functions: retry schedules and windows
         self.ports = PortAllocator()  # every port this stack's emulators, functions and SMTP server get
         self.processes: list[Process] = []  # child processes, stopped by PID
         self.services: list = []  # in-process servers and threads (SMTP server, schedule tickers): `.stop()`
@@ -77,6 +81,9 @@ class LocalStack:
             if self.with_bigquery:
                 bq, self.bigquery_url = emulators.bigquery(self.workdir, self.project, self.ports)
                 self.processes.append(bq)
+            queue = f"projects/{self.project}/locations/local/queues/sysevents-{self.topology.delay_queue}"
+            tq, tq_host = emulators.tasks(self.workdir, queue, self.ports)
+            self.processes.append(tq)
             # Emulators first: booting the functions alongside them was no faster (both CPU-bound).
             wait_all_ready(self.processes, deadline)
             self.operator_key = new_key()
@@ -91,6 +98,11 @@ class LocalStack:
                 # Admin API: a fresh operator key (kept in memory: self.operator_key) and sealing key per stack.
                 "SYSEVENTS_OPERATOR_KEY_HASH": key_hash(self.operator_key),
                 "SYSEVENTS_SEALING_KEYS": generate_key(),
+                # The durable delay queue: Cloud Tasks' emulator, releasing to the Pub/Sub emulator's REST API.
+                "SYSEVENTS_DELAY_QUEUE": queue,
+                "SYSEVENTS_TASKS_EMULATOR_HOST": tq_host,
+                "SYSEVENTS_PUBSUB_URL": f"http://{ps_host}",
+                "SYSEVENTS_TIME_SCALE": str(self.time_scale),
                 **self.extra_env,
             }
             if self.bigquery_url:

@@ -18,6 +18,7 @@ locals {
       dead_letter_topic         = try(s.dead_letter_topic, null)
       max_delivery_attempts     = try(s.max_delivery_attempts, null)
       enable_message_ordering   = try(s.enable_message_ordering, false)
+      push_path                 = try(s.push_path, "")
     }
   }
   push_subscriptions = { for k, s in local.subscriptions : k => s if s.push_function != null }
@@ -69,8 +70,16 @@ locals {
       secrets         = { for env, secret in try(f.secrets, {}) : env => tostring(secret) }
       env             = { for k, v in try(f.env, {}) : k => tostring(v) }
       fed_by          = sort([for s in local.push_subscriptions : s.name if s.push_function == f.name])
+      waits           = try(f.waits, false)
     }
   }
+
+  # The delay queue releases waits of the functions that wait back to the topics that feed them, never
+  # to the ingest topic (a released retry of the audit function goes to its own retry topic).
+  release_topics = sort(distinct(flatten([
+    for f in local.doc.functions : [for t in local.fed_from[f.name] : t if t != local.doc.ingest_topic]
+    if try(f.waits, false)
+  ])))
 
   # Cloud Scheduler jobs: a function's `schedules` entries, each an authenticated HTTP POST to a path of
   # that function (e.g. the email digests' flush, continuous batch exports) on a cron.

@@ -94,3 +94,13 @@ output "quarantine_topic" {
   description = "The topic invalid events are quarantined on."
   value       = local.doc.quarantine_topic
 }
+
+output "delay_queue" {
+  description = "Name of the Cloud Tasks queue every wait goes through (sysevents.delays)."
+  value       = local.doc.delay_queue
+}
+
+output "release_topics" {
+  description = "Topics the delay queue publishes released waits to: those feeding the functions that wait."
+  value       = local.release_topics
+}

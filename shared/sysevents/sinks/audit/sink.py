@@ -17,6 +17,8 @@ from ...events import InvalidEvent, event_from_bytes
 from ...pubsub import PushMessage
 
 SUBSCRIPTION = "system-events-audit"
+RETRY_TOPIC = "system-events-audit-retry"
+"""Where a failed archive's next attempt is released (not the ingest topic: ingest would match it again)."""
 
 
 class AuditSink(Sink):
@@ -25,14 +27,14 @@ class AuditSink(Sink):
     per_job = False
 
     @property
+    def topic(self) -> str:
+        return RETRY_TOPIC
+
+    @property
     def dead_letter_topic(self) -> str:
         topic = self.rt.topology.subscriptions[SUBSCRIPTION].dead_letter_topic
         assert topic is not None
         return topic
-
-    @property
-    def max_attempts(self) -> int:
-        return self.rt.topology.subscriptions[SUBSCRIPTION].max_delivery_attempts or 1
 
     def deliver_event(self, message: PushMessage, attempt: Attempt) -> Outcome:
         rt = self.rt

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from ...alerts.engine import AlertState, Decision
 from ...deliveries import Delivery
@@ -60,8 +60,8 @@ class EmailSink(Sink):
         result = sent.result
         if result.outcome is Mail.SENT:
             return Outcome.delivered(result.reason)
-        if sent.busy:  # another instance holds the lease and records the outcome
-            return Outcome.retry(result.reason, attempted=False)
+        if sent.busy:  # another instance holds the lease: look again when it ends
+            return Outcome.wait(now + timedelta(seconds=self.rt.settings.smtp_timeout + 5), result.reason)
         if result.outcome is Mail.PERMANENT:
             return Outcome.permanent(result.reason)
         return Outcome.retry(result.reason)

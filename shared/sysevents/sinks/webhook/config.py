@@ -10,9 +10,11 @@ import base64
 import binascii
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ...events import ordering_key
 from ...jobs import MAX_TEMPLATE_CHARS, FilterConfig, Workflow, register
 from ...secrets import is_sealed
 
@@ -109,6 +111,19 @@ class BatchExport(BaseModel):
         return self
 
 
+SLACK_HOSTS = ("hooks.slack.com",)
+SLACK_RATE_PER_SECOND = 1.0
+
+
+class DeliveryRate(BaseModel):
+    """A job's delivery rate limit: at most `per_second` on average, `burst` at once."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    per_second: float = Field(gt=0, le=1000)
+    burst: int = Field(default=1, ge=1, le=1000)
+
+
 class WebhookConfig(FilterConfig):
     webhook_url: str = Field(min_length=1, max_length=2048)
     headers: dict[str, str] = Field(default_factory=dict)
@@ -122,10 +137,14 @@ class WebhookConfig(FilterConfig):
     """Events per POST (a JSON array when > 1)."""
     batch_max_wait_ms: int = Field(default=0, ge=0, le=10_000)
     """How long an event waits for others to share its POST."""
-    auto_disable_failures: int = Field(default=100, ge=0, le=100_000)
+    auto_disable_failures: int = Field(default=10, ge=0, le=100_000)
     """Pause the job after this many consecutive failed attempts (0: never)..."""
-    auto_disable_seconds: int = Field(default=6 * 3600, ge=0, le=30 * 86400)
-    """... spanning at least this many seconds with no successful delivery."""
+    auto_disable_seconds: int = Field(default=5 * 86400, ge=0, le=30 * 86400)
+    """... spanning at least this many seconds with no successful delivery (default: 5 days of nothing
+    but failures, as Svix does)."""
+    rate_limit: DeliveryRate | None = None
+    """Deliveries per second (and burst) for the whole job, across instances; Slack incoming webhooks get
+    1 per second unless set."""
     batch_export: BatchExport | None = None
     """Set: a one-time batch export of a time range of the audit log (no live deliveries)."""
 
@@ -166,10 +185,19 @@ class WebhookConfig(FilterConfig):
     def has_backfill(self) -> bool:
         return self.batch_export is not None
 
+    def delivery_rate(self) -> DeliveryRate | None:
+        """The rate limit in force: the configured one, or Slack's 1 per second for Slack webhook URLs."""
+        if self.rate_limit is not None:
+            return self.rate_limit
+        host = (urlsplit(self.webhook_url).hostname or "").lower()
+        if host in SLACK_HOSTS:
+            return DeliveryRate(per_second=SLACK_RATE_PER_SECOND, burst=1)
+        return None
+
     def ordering_key(self, job: Job, event: SystemEvent) -> str:
         # One key per (job, subject): a subject's events arrive in order while other subjects (and jobs,
         # and accounts: the job key holds the account) are not held up behind a failing one.
-        return f"{job.key}/{event.subject_id}" if self.ordered else ""
+        return ordering_key(job.key, event.subject_id) if self.ordered else ""
 
 
 register(Workflow.WEBHOOK, SINK, WebhookConfig)

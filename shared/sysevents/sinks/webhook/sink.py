@@ -1,25 +1,28 @@
 """Webhook sink: render the job's template (or a replayed version's), POST it signed, classify the answer.
 
 The envelope (sysevents.delivery.envelope) does everything around `deliver`. Here:
+- a job held for its receiver's Retry-After (`Job.hold_until`, kept on the job document so every instance
+  honours it) waits until then, in the delay queue, without contacting the receiver;
+- a job with a rate limit (`rate_limit`, or 1 per second for Slack webhook URLs) reserves a slot for each
+  delivery across instances (sysevents.delivery.ratelimit) and waits for it in the delay queue;
 - the template: the job's, or the version a replay asked for (`template_version` attribute), kept per job
   version in the accounting (`templates/{version}`);
-- Retry-After: a job whose receiver asked for time is *held* in this instance until then; its deliveries
-  wait (503, not counted as attempts) without contacting the receiver;
 - batching: concurrent deliveries of a job with `batch_max_size` > 1 share one POST (a JSON array);
-- auto-disable (`settled`): a job whose deliveries keep failing is paused, with a `work failed` event.
+- after the envelope settled: a Retry-After holds the whole job; auto-disable pauses a job whose
+  deliveries keep failing, with a `work failed` event.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from ... import workevents
 from ...coalesce import Coalescer
 from ...deliveries import Delivery
 from ...delivery.outcome import Outcome
+from ...delivery.ratelimit import Rate
 from ...delivery.replay import REPLAY_TEMPLATE_ATTR
 from ...delivery.sink import Attempt, Sink
 from ...events import Verb
@@ -28,28 +31,8 @@ from ...store import JobNotFound
 from .config import SINK, WebhookConfig
 
 log = logging.getLogger("sysevents.webhook")
-
-
-class Holds:
-    """Jobs whose receiver asked for time (Retry-After): job key -> monotonic time to wait until."""
-
-    def __init__(self):
-        self._until: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def hold(self, key: str, seconds: float) -> None:
-        with self._lock:
-            self._until[key] = max(self._until.get(key, 0.0), time.monotonic() + seconds)
-
-    def remaining(self, key: str) -> float:
-        with self._lock:
-            until = self._until.get(key)
-            if until is None:
-                return 0.0
-            left = until - time.monotonic()
-            if left <= 0:
-                del self._until[key]
-            return max(left, 0.0)
+SLOT_SLACK = 0.005
+"""A slot this close is now."""
 
 
 def config_of(job: Job) -> WebhookConfig:
@@ -65,14 +48,21 @@ class WebhookSink(Sink):
 
     def __init__(self, rt):
         super().__init__(rt)
-        self.holds = Holds()
         self._batches: Coalescer[str, tuple[Job, Delivery, object], Outcome] = Coalescer(self._send_batch)
 
     def deliver(self, delivery: Delivery, job: Job, attempt: Attempt) -> Outcome:
         config = config_of(job)
-        held = self.holds.remaining(job.key)
-        if held > 0:
-            return Outcome.retry(f"held: receiver asked to wait {held:.0f} s more", attempted=False)
+        now = datetime.now(UTC)
+        if job.hold_until is not None and job.hold_until > now:
+            return Outcome.wait(
+                job.hold_until, f"held: the receiver asked to wait until {job.hold_until.isoformat()}"
+            )
+        rate = config.delivery_rate()
+        if rate is not None and not attempt.slot:
+            at = self.rt.limiter.reserve(job, Rate(rate.per_second, rate.burst))
+            if at > time.time() + SLOT_SLACK:
+                when = datetime.fromtimestamp(at, UTC)
+                return Outcome.wait(when, f"rate limit {rate.per_second:g}/s: sent at its slot", slot=True)
         template = self._template_for(job, attempt)
         if template is ...:
             version = attempt.attributes.get(REPLAY_TEMPLATE_ATTR)
@@ -111,8 +101,11 @@ class WebhookSink(Sink):
     def settled(self, delivery: Delivery, job: Job, attempt: Attempt, outcome: Outcome) -> None:
         if outcome.done or not outcome.attempted:
             return
-        if outcome.retry_after:
-            self.holds.hold(job.key, outcome.retry_after)
+        if outcome.retry_after:  # the whole job waits, on every instance
+            until = datetime.now(UTC) + timedelta(seconds=outcome.retry_after)
+            self.rt.jobs.hold(job, until)
+            if config_of(job).delivery_rate() is not None:
+                self.rt.limiter.push_back(job, until.timestamp())
         if outcome.counts_against_receiver:
             self._auto_disable(job, outcome.reason, delivery)
 
@@ -124,17 +117,24 @@ class WebhookSink(Sink):
             return
         failures, since = self.rt.accounting.streak_failure(job)
         elapsed = (datetime.now(UTC) - since).total_seconds()
-        if failures < config.auto_disable_failures or elapsed < config.auto_disable_seconds:
+        window = config.auto_disable_seconds * self.rt.settings.time_scale
+        if failures < config.auto_disable_failures or elapsed < window:
             return
         why = (
             f"auto-disabled: {failures} consecutive failed deliveries over {elapsed:.0f} s "
-            f"(limit {config.auto_disable_failures} over {config.auto_disable_seconds} s); last: {reason}"
+            f"(limit {config.auto_disable_failures} over {window:g} s); last: {reason}"
         )
 
         def pause(j: Job) -> Job | None:
             if j.state is JobState.PAUSED or j.generation != job.generation:
                 return None  # paused already (by a concurrent failure, or a person), or not this job any more
-            return j.model_copy(update={"state": JobState.PAUSED, "disabled_reason": why[:1000]})
+            return j.model_copy(
+                update={
+                    "state": JobState.PAUSED,
+                    "disabled_reason": why[:1000],
+                    "disabled_at": datetime.now(UTC),
+                }
+            )
 
         try:
             old, new = self.rt.jobs.change(job.aid, job.id, pause)

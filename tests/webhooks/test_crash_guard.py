@@ -1,0 +1,107 @@
+"""The crash guard: a delivery its sink never answers ends in the job's dead-letter list, with a reason.
+
+Pub/Sub dead-letters a message itself only when the consumer never acknowledged it, max_delivery_attempts
+times. The crashing consumer here is a pull subscription the test never acknowledges (each pull ends like
+a function killed mid-request), because the Pub/Sub emulator's *push* loop breaks for good when it
+dead-letters (docs/local-stack notes): the dead-lettering itself, the dead-letter topic, its push to the
+webhook function's /dead-letters route and the listing are all the real ones.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from google.cloud import pubsub_v1
+from helpers import put_jobs as put
+
+from sysevents.deliveries import Delivery
+from sysevents.delivery.accounting import DeliveryLog
+from sysevents.delivery.replay import replay
+from sysevents.events import new_event
+from sysevents.jobs import job_from_dict
+
+pytestmark = pytest.mark.integration
+MAX_ATTEMPTS = 5  # Pub/Sub's minimum
+
+
+def wait_until(check, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := check():
+            return value
+        time.sleep(0.2)
+    return check()
+
+
+def crash_on(stack, subscriber, data: bytes, attrs: dict[str, str]) -> None:
+    """Publish to a private topic whose pull subscription dead-letters like the webhook's, then never
+    acknowledge: every pull ends as a crash would, until Pub/Sub gives up on it."""
+    publisher = pubsub_v1.PublisherClient()
+    topic = publisher.topic_path(stack.project, f"crash-{uuid.uuid4().hex[:10]}")
+    publisher.create_topic(name=topic)
+    sub = subscriber.subscription_path(stack.project, f"crash-{uuid.uuid4().hex[:10]}")
+    dead = publisher.topic_path(stack.project, stack.topology.sinks["webhook"].dead_letter_topic)
+    subscriber.create_subscription(
+        request={
+            "name": sub,
+            "topic": topic,
+            "ack_deadline_seconds": 10,
+            "dead_letter_policy": {"dead_letter_topic": dead, "max_delivery_attempts": MAX_ATTEMPTS},
+        }
+    )
+    try:
+        publisher.publish(topic, data, **attrs).result(timeout=30)
+        pulls = 0
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            got = subscriber.pull(subscription=sub, max_messages=1, timeout=5).received_messages
+            if not got:
+                if pulls >= MAX_ATTEMPTS:
+                    break  # Pub/Sub moved it to the dead-letter topic
+                continue
+            pulls += 1
+            subscriber.modify_ack_deadline(subscription=sub, ack_ids=[got[0].ack_id], ack_deadline_seconds=0)
+        assert pulls >= MAX_ATTEMPTS, f"pulled only {pulls} times"
+    finally:
+        subscriber.delete_subscription(subscription=sub)
+        publisher.delete_topic(topic=topic)
+
+
+def test_a_delivery_the_sink_never_answers_is_listed_with_a_reason_and_replayable(
+    stack, store, subscriber, firestore_client, receiver, aid
+):
+    job = job_from_dict(
+        {
+            "workflow": "webhook_system_events",
+            "config": {"webhook_url": receiver.url("/crash"), "system_event_type": "failed"},
+        },
+        job_id="crashes",
+        aid=aid,
+    )
+    put(stack, store, job)
+    job = store.get(aid, job.id)
+    event = new_event(aid, "work", "w-crash", "failed")
+    delivery = Delivery.of(event, job)
+    crash_on(stack, subscriber, delivery.to_json(), delivery.attributes())
+
+    dlog = DeliveryLog(firestore_client)
+    listed = wait_until(lambda: dlog.dead_letters(job), timeout=60)
+    assert [d["webhook_id"] for d in listed] == [delivery.id]
+    assert "never answered" in listed[0]["reason"] and "crash or a timeout" in listed[0]["reason"]
+    stats = wait_until(lambda: (s := dlog.stats(job))["dead_lettered"] == 1 and s, timeout=30)
+    assert (stats["received"], stats["dead_lettered"], stats["pending"]) == (1, 1, 0)
+    assert receiver.at("/crash") == []  # the sink never sent it
+
+    from sysevents.runtime import Runtime
+
+    rt = Runtime()
+    try:
+        assert replay(rt, job) == [delivery.id]
+    finally:
+        rt.close()
+    got = receiver.wait_for("/crash", 1, timeout=60)
+    assert got[0].headers["webhook-id"] == delivery.id  # the same delivery, once it no longer crashes
+    assert wait_until(lambda: dlog.stats(job)["delivered"] == 1, timeout=30)
+    assert dlog.dead_letters(job) == []
