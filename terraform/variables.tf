@@ -154,8 +154,8 @@ variable "bigquery_dataset" {
   default     = "sysevents"
 
   validation {
-    condition     = can(regex("^[A-Za-z_][A-Za-z0-9_]{0,1023}$", var.bigquery_dataset))
-    error_message = "bigquery_dataset must be letters, digits and underscores."
+    condition     = can(regex("^[A-Za-z_][A-Za-z0-9_]*$", var.bigquery_dataset)) && length(var.bigquery_dataset) <= 1024
+    error_message = "bigquery_dataset must be letters, digits and underscores (at most 1024)."
   }
 }
 
@@ -165,8 +165,8 @@ variable "audit_table" {
   default     = "audit_log"
 
   validation {
-    condition     = can(regex("^[A-Za-z_][A-Za-z0-9_]{0,1023}$", var.audit_table))
-    error_message = "audit_table must be letters, digits and underscores."
+    condition     = can(regex("^[A-Za-z_][A-Za-z0-9_]*$", var.audit_table)) && length(var.audit_table) <= 1024
+    error_message = "audit_table must be letters, digits and underscores (at most 1024)."
   }
 }
 
@@ -176,7 +176,7 @@ variable "bigquery_export_datasets" {
   default     = []
 
   validation {
-    condition     = alltrue([for d in var.bigquery_export_datasets : can(regex("^([a-z][a-z0-9:-]*[a-z0-9]\\.)?[A-Za-z_][A-Za-z0-9_]{0,1023}$", d))])
+    condition     = alltrue([for d in var.bigquery_export_datasets : can(regex("^([a-z][a-z0-9:-]*[a-z0-9]\\.)?[A-Za-z_][A-Za-z0-9_]*$", d)) && length(element(split(".", d), length(split(".", d)) - 1)) <= 1024])
     error_message = "bigquery_export_datasets entries must be dataset ids or project.dataset."
   }
   validation {

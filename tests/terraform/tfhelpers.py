@@ -117,3 +117,88 @@ def one(block: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 PRIMITIVE_ROLE_RE = re.compile(r"roles/(owner|editor|viewer)\b")
+
+
+# -- offline evaluation of the root module's locals ---------------------------------------------------------------
+# Locals that refer to no resource or data source (only variables, the topology module and other such
+# locals) can be computed without the google provider: copied with the variables and the topology module
+# into a scratch root module, the embedded Terraform applies it offline, like evaluate_topology.
+_RESOURCE_REF = re.compile(r"\b(?:data\.[a-z][a-z0-9_]*|google_[a-z0-9_]+|archive_[a-z0-9_]+)\.[a-z_]")
+_LOCAL_REF = re.compile(r"\blocal\.([A-Za-z_][A-Za-z0-9_-]*)")
+
+
+def root_locals_source() -> dict[str, str]:
+    """Every local of the root module, as HCL source of a one-local `locals` block, by name."""
+    found: dict[str, str] = {}
+    for path in sorted(TF_DIR.glob("*.tf")):
+        with path.open() as f:
+            doc = hcl2.load(f)
+        for block in doc.get("locals", []):
+            for name, value in block.items():
+                if name.startswith("__"):
+                    continue
+                # Unformatted (python-hcl2's formatter fails on some expressions): one line per local, then
+                # the block braces on lines of their own (a heredoc's end marker must end its line).
+                tree = hcl2.api.from_dict(
+                    {"locals": [{name: value, "__is_block__": True}]}, apply_format=False
+                )
+                text = hcl2.reconstruct(tree).strip()
+                assert text.startswith("locals {") and text.endswith("}"), text
+                found[name] = "locals {\n" + text[len("locals {") : -1] + "\n}\n"
+    return found
+
+
+def evaluate_locals(
+    workdir: Path,
+    names: list[str],
+    variables: dict[str, Any] | None = None,
+    var_file: Path | None = None,
+) -> tuple[int, dict[str, Any], str]:
+    """Compute root-module locals offline, for the given variable values and .tfvars file (project_id has
+    a default here). The variables' validations run too, so names=[] checks a set of values.
+
+    Returns (exit code, {name: value}, stderr). Fails (rc 1) when a name refers to a resource or a data
+    source, directly or through other locals: those need the provider."""
+    source = root_locals_source()
+    needed: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name in needed:
+            continue
+        if name not in source:
+            return 1, {}, f"no local {name} in {TF_DIR}"
+        if _RESOURCE_REF.search(source[name]):
+            return 1, {}, f"local {name} refers to a resource or data source: not computable offline"
+        needed.add(name)
+        todo.extend(_LOCAL_REF.findall(source[name]))
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "variables.tf").write_text((TF_DIR / "variables.tf").read_text())
+    (workdir / "terraform.tfvars.json").write_text(
+        json.dumps({"project_id": "sysevents-offline-test"} | (variables or {}))
+    )
+    if var_file is not None:
+        (workdir / "given.auto.tfvars").write_text(var_file.read_text())
+    module_source = os.path.relpath(MODULE_DIR, workdir)
+    (workdir / "main.tf").write_text(
+        'module "topology" {\n'
+        f'  source            = "{module_source}"\n'
+        f'  topology_file     = "{TOPOLOGY_FILE}"\n'
+        f'  library_dir       = "{LIBRARY_DIR}"\n'
+        f'  functions_dir     = "{FUNCTIONS_DIR}"\n'
+        "  function_defaults = var.function_defaults\n"
+        "}\n"
+        + "".join(source[n] for n in sorted(needed))
+        + "".join(f'output "{n}" {{\n  value = local.{n}\n}}\n' for n in names)
+    )
+    for step in (
+        ("init", "-input=false", "-no-color", "-backend=false"),
+        ("apply", "-auto-approve", "-input=false", "-no-color"),
+    ):
+        rc, _, err = terraform(*step, cwd=workdir)
+        if rc != 0:
+            return rc, {}, err
+    rc, out, err = terraform("output", "-json", "-no-color", cwd=workdir)
+    if rc != 0:
+        return rc, {}, err
+    return 0, {k: v["value"] for k, v in json.loads(out).items()}, err
