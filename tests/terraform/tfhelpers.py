@@ -127,24 +127,85 @@ _RESOURCE_REF = re.compile(r"\b(?:data\.[a-z][a-z0-9_]*|google_[a-z0-9_]+|archiv
 _LOCAL_REF = re.compile(r"\blocal\.([A-Za-z_][A-Za-z0-9_-]*)")
 
 
+_HEREDOC = re.compile(r"<<-?([A-Za-z_][A-Za-z0-9_]*)\n")
+_ATTRIBUTE = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)\s*=(?!=)")
+
+
+def _skip_comment(text: str, i: int) -> int:
+    """Index after a comment starting at i (a line comment stops before its newline), else i."""
+    if text.startswith("/*", i):
+        return text.index("*/", i) + 2
+    if text[i] == "#" or text.startswith("//", i):
+        end = text.find("\n", i)
+        return len(text) if end < 0 else end
+    return i
+
+
+def _skip_string(text: str, i: int) -> int:
+    """Index after the quoted template string opening at text[i] == '"'."""
+    i += 1
+    while text[i] != '"':
+        if text[i] == "\\":
+            i += 2
+        elif text.startswith("$${", i) or text.startswith("%%{", i):
+            i += 3
+        elif text.startswith("${", i) or text.startswith("%{", i):
+            i = _scan(text, i + 2, stop_at_newline=False) + 1  # the "}" closing the interpolation
+        else:
+            i += 1
+    return i + 1
+
+
+def _scan(text: str, i: int, stop_at_newline: bool) -> int:
+    """From inside an expression, the index of the bracket closing it (one more closing than opening), or
+    with stop_at_newline of the newline ending it outside brackets: strings, heredocs, comments skipped."""
+    depth = 0
+    while i < len(text):
+        c = text[i]
+        if (skipped := _skip_comment(text, i)) != i:
+            i = skipped
+            continue
+        if (m := _HEREDOC.match(text, i)) is not None:
+            i = m.end()
+            while text[i : text.index("\n", i)].strip() != m[1]:
+                i = text.index("\n", i) + 1
+            i = text.index("\n", i)  # the newline after the end marker
+            if stop_at_newline and depth == 0:
+                return i
+            continue
+        if c == '"':
+            i = _skip_string(text, i)
+            continue
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+            if depth < 0:
+                return i
+        elif c == "\n" and stop_at_newline and depth == 0:
+            return i
+        i += 1
+    return i
+
+
 def root_locals_source() -> dict[str, str]:
-    """Every local of the root module, as HCL source of a one-local `locals` block, by name."""
+    """Every local of the root module, by name, as the source of a `locals` block holding it alone (cut
+    from the .tf files as written: terraform fmt puts each top-level block at the start of a line)."""
     found: dict[str, str] = {}
     for path in sorted(TF_DIR.glob("*.tf")):
-        with path.open() as f:
-            doc = hcl2.load(f)
-        for block in doc.get("locals", []):
-            for name, value in block.items():
-                if name.startswith("__"):
-                    continue
-                # Unformatted (python-hcl2's formatter fails on some expressions): one line per local, then
-                # the block braces on lines of their own (a heredoc's end marker must end its line).
-                tree = hcl2.api.from_dict(
-                    {"locals": [{name: value, "__is_block__": True}]}, apply_format=False
-                )
-                text = hcl2.reconstruct(tree).strip()
-                assert text.startswith("locals {") and text.endswith("}"), text
-                found[name] = "locals {\n" + text[len("locals {") : -1] + "\n}\n"
+        text = path.read_text()
+        for block in re.finditer(r"^locals\s*\{", text, re.MULTILINE):
+            i = block.end()
+            while True:
+                while i < len(text) and (text[i].isspace() or _skip_comment(text, i) != i):
+                    i = i + 1 if text[i].isspace() else _skip_comment(text, i)
+                if text[i] == "}":
+                    break
+                m = _ATTRIBUTE.match(text, i)
+                assert m, f"{path}: no attribute at {text[i : i + 40]!r}"
+                end = _scan(text, m.end(), stop_at_newline=True)
+                found[m[1]] = f"locals {{\n  {m[1]} = {text[m.end() : end].strip()}\n}}\n"
+                i = end
     return found
 
 
