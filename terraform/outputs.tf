@@ -47,3 +47,8 @@ output "bundle_bucket" {
   description = "Bucket holding the function bundles (objects named by content hash)."
   value       = google_storage_bucket.bundles.name
 }
+
+output "log_metric_types" {
+  description = "Metric type of each log-based metric (logging_metrics.tf), for charts and alerts of your own."
+  value       = { for k, m in google_logging_metric.metric : k => "logging.googleapis.com/user/${m.name}" }
+}

@@ -248,6 +248,12 @@ variable "dead_letter_alert_duration_seconds" {
   }
 }
 
+variable "metrics_per_job_labels" {
+  description = "Label the delivery log-based metrics (deliveries, retries, dead_lettered) with the job (aid, job_id), so charts and the success-rate alert are per job. Each active job then adds a few time series (one per outcome seen): turn it off with many thousands of jobs (docs/monitoring.md); the success-rate alert is then per sink."
+  type        = bool
+  default     = true
+}
+
 variable "schedule_paused" {
   description = "Create the Cloud Scheduler jobs paused (e.g. in a staging project)."
   type        = bool

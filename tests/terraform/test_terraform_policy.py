@@ -34,6 +34,7 @@ CONCERNS = [
     "bigquery.tf",
     "secrets.tf",
     "scheduler.tf",
+    "logging_metrics.tf",
     "monitoring.tf",
     "outputs.tf",
 ]
@@ -77,6 +78,7 @@ def test_variables_that_can_be_wrong_are_validated():
         "schedule_paused",
         "secret_values",
         "alert_notification_channels",
+        "metrics_per_job_labels",
     }, unvalidated
 
 
