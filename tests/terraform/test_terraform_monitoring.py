@@ -1,6 +1,7 @@
-"""Monitoring, checked offline: the log-based metrics (logging_metrics.tf).
+"""Monitoring, checked offline: the log-based metrics (logging_metrics.tf) and the alert policies
+(monitoring.tf).
 
-The metric definitions are locals that need no provider: the
+The metric definitions and alert filters and texts are locals that need no provider: the
 embedded Terraform computes them (tfhelpers.evaluate_locals), so these tests read the values Terraform would
 send. The log lines they count are the ones sysevents.logs writes: each metric filter is run against such
 lines, parsed the way Cloud Logging parses a structured JSON line.
@@ -15,7 +16,7 @@ import re
 from typing import Any
 
 import pytest
-from tfhelpers import evaluate_locals, one, root_blocks
+from tfhelpers import TF_DIR, blocks, evaluate_locals, one, parse, root_blocks
 
 from sysevents import logs
 from sysevents import topology as topology_mod
@@ -25,6 +26,34 @@ NAMES = [
     "log_metrics",
     "metric_types",
     "function_services",
+    "delivery_group_by",
+    "subscriptions",
+    "oldest_unacked_thresholds",
+    "function_requests",
+    "function_errors",
+    "quarantine_holds",
+    "alert_text",
+    "oldest_unacked_text",
+]
+ALERTS = [
+    "dead_letter_backlog",
+    "delivery_success_rate",
+    "quarantine_spike",
+    "function_error_rate",
+    "oldest_unacked",
+]
+NEW_VARIABLES = [
+    "metrics_per_job_labels",
+    "delivery_success_rate_threshold",
+    "delivery_success_rate_window_seconds",
+    "quarantine_alert_threshold",
+    "quarantine_alert_window_seconds",
+    "function_error_rate_threshold",
+    "function_error_rate_window_seconds",
+    "function_error_ignored_response_codes",
+    "oldest_unacked_alert_seconds",
+    "oldest_unacked_hold_alert_seconds",
+    "oldest_unacked_alert_seconds_by_subscription",
 ]
 
 
@@ -41,12 +70,25 @@ def tf(tmp_path_factory) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def tf_without_job_labels(tmp_path_factory) -> dict[str, Any]:
-    return evaluate(tmp_path_factory, metrics_per_job_labels=False)
+    return evaluate(tmp_path_factory, metrics_per_job_labels=False, function_error_ignored_response_codes=[])
 
 
 @pytest.fixture(scope="module")
 def topo() -> topology_mod.Topology:
     return topology_mod.load()
+
+
+@pytest.fixture(scope="module")
+def policies() -> dict[str, dict]:
+    return {
+        name: body
+        for (kind, name), body in blocks("resource").items()
+        if kind == "google_monitoring_alert_policy"
+    }
+
+
+def condition(policy: dict) -> dict:
+    return one(one(policy, "conditions"), "condition_threshold")
 
 
 # -- the log lines, as Cloud Logging stores them --------------------------------------------------------------------
@@ -287,3 +329,217 @@ def test_distributions_extract_numbers_into_buckets(tf):
     resource = root_blocks("resource")[("google_logging_metric", "metric")]
     assert resource["value_extractor"] == "${each.value.value_extractor}"
     assert "bucket_options" in resource["dynamic"][0]
+
+
+# -- alert policies -------------------------------------------------------------------------------------------------
+def test_every_alert_exists_is_enabled_notifies_and_is_documented(policies):
+    assert set(policies) == set(ALERTS)
+    for name, policy in policies.items():
+        assert policy["enabled"] is True, name
+        assert policy["notification_channels"] == "${local.alert_channels}", name
+        doc = one(policy, "documentation")
+        assert doc["mime_type"] == "text/markdown", name
+        if name == "oldest_unacked":
+            assert doc["content"] == "${local.oldest_unacked_text[each.key].documentation}"
+            assert (
+                one(policy, "conditions")["display_name"]
+                == "${local.oldest_unacked_text[each.key].condition}"
+            )
+        elif name != "dead_letter_backlog":
+            assert doc["content"] == f"${{local.alert_text.{name}.documentation}}", name
+            assert one(policy, "conditions")["display_name"] == f"${{local.alert_text.{name}.condition}}", (
+                name
+            )
+        else:
+            assert len(doc["content"]) > 100
+        assert policy["display_name"].startswith("${var.name}: "), name
+        assert one(policy, "alert_strategy")["auto_close"], name
+        severities = re.findall(r"CRITICAL|ERROR|WARNING", policy.get("severity", "ERROR"))
+        assert severities and set(severities) <= {"CRITICAL", "ERROR", "WARNING"}, name
+
+
+MONITORING_VARIABLE = re.compile(r"\$\{(metric|resource)\.label\.[a-z_]+\}")
+
+
+@pytest.mark.parametrize("values", ["tf", "tf_without_job_labels"])
+def test_alert_texts_render(request, values):
+    """Condition names and documentation, as Terraform renders them: what is left of ${...} is a
+    Monitoring documentation variable of a label the condition's series have."""
+    tf = request.getfixturevalue(values)
+    texts = dict(tf["alert_text"]) | {f"oldest_unacked/{k}": v for k, v in tf["oldest_unacked_text"].items()}
+    assert set(tf["oldest_unacked_text"]) == set(tf["subscriptions"])
+    for name, text in texts.items():
+        assert 10 < len(text["condition"]) <= 300 and "${" not in text["condition"], name
+        assert len(text["documentation"]) > 150, name
+        leftover = MONITORING_VARIABLE.sub("", text["documentation"])
+        assert "${" not in leftover and "$${" not in text["documentation"], name
+        assert "00000" not in text["condition"] + text["documentation"], f"{name}: a float printed in full"
+    success = tf["alert_text"]["delivery_success_rate"]
+    if values == "tf":
+        assert success["condition"] == "Delivery success rate below 95% over 60 min (per job)"
+        assert (
+            "${metric.label.job_id}" in success["documentation"]
+            and "More than 5% " in success["documentation"]
+        )
+    else:
+        assert (
+            success["condition"].endswith("(per sink)")
+            and "${metric.label.job_id}" not in success["documentation"]
+        )
+    assert "${resource.label.service_name}" in tf["alert_text"]["function_error_rate"]["documentation"]
+
+
+def test_alerts_notify_the_email_channels_and_the_given_ones():
+    locals_ = parse(TF_DIR / "monitoring.tf")["locals"][0]
+    channels = locals_["alert_channels"]
+    assert "google_monitoring_notification_channel.email" in channels
+    assert "var.alert_notification_channels" in channels
+
+
+def test_the_dead_letter_backlog_alert_stays(policies):
+    threshold = condition(policies["dead_letter_backlog"])
+    assert "num_undelivered_messages" in threshold["filter"]
+    assert "module.topology.dead_letter_holds" in threshold["filter"]
+
+
+def test_delivery_success_rate_is_the_dead_lettered_share_per_job(policies, tf, tf_without_job_labels):
+    policy = policies["delivery_success_rate"]
+    c = condition(policy)
+    assert "${local.metric_types.deliveries}" in c["filter"]
+    assert 'metric.labels.outcome = \\"dead_lettered\\"' in c["filter"]
+    assert "${local.metric_types.deliveries}" in c["denominator_filter"]
+    assert 'one_of(\\"delivered\\", \\"dead_lettered\\")' in c["denominator_filter"]
+    # success < threshold  <=>  dead-lettered share > 1 - threshold
+    assert (c["comparison"], c["threshold_value"]) == (
+        "COMPARISON_GT",
+        "${1 - var.delivery_success_rate_threshold}",
+    )
+    for agg in (one(c, "aggregations"), one(c, "denominator_aggregations")):
+        assert agg["alignment_period"] == "${var.delivery_success_rate_window_seconds}s"
+        assert (agg["per_series_aligner"], agg["cross_series_reducer"]) == ("ALIGN_DELTA", "REDUCE_SUM")
+        assert agg["group_by_fields"] == "${local.delivery_group_by}"
+    assert tf["delivery_group_by"] == ["metric.label.sink", "metric.label.aid", "metric.label.job_id"]
+    assert tf_without_job_labels["delivery_group_by"] == ["metric.label.sink"]
+    assert policy["depends_on"] == ["${google_logging_metric.metric}"]
+
+
+def test_quarantine_spike_counts_quarantined_events_in_a_window(policies):
+    policy = policies["quarantine_spike"]
+    c = condition(policy)
+    assert "${local.metric_types.quarantined}" in c["filter"]
+    assert (c["comparison"], c["threshold_value"]) == ("COMPARISON_GT", "${var.quarantine_alert_threshold}")
+    agg = one(c, "aggregations")
+    assert agg["alignment_period"] == "${var.quarantine_alert_window_seconds}s"
+    assert (agg["per_series_aligner"], agg["cross_series_reducer"]) == ("ALIGN_DELTA", "REDUCE_SUM")
+    assert policy["depends_on"] == ["${google_logging_metric.metric}"]
+
+
+def test_function_error_rate_is_cloud_runs_5xx_share_per_function(policies, tf, tf_without_job_labels, topo):
+    c = condition(policies["function_error_rate"])
+    assert (c["filter"], c["denominator_filter"]) == (
+        "${local.function_errors}",
+        "${local.function_requests}",
+    )
+    assert (c["comparison"], c["threshold_value"]) == (
+        "COMPARISON_GT",
+        "${var.function_error_rate_threshold}",
+    )
+    for agg in (one(c, "aggregations"), one(c, "denominator_aggregations")):
+        assert agg["group_by_fields"] == ["resource.label.service_name"]
+        assert agg["alignment_period"] == "${var.function_error_rate_window_seconds}s"
+    requests, errors = tf["function_requests"], tf["function_errors"]
+    assert 'metric.type = "run.googleapis.com/request_count"' in requests
+    assert 'resource.type = "cloud_run_revision"' in requests
+    for name in topo.functions:
+        assert f'"sysevents-{name}"' in requests
+    assert errors.startswith(requests + " AND ")
+    assert 'metric.labels.response_code_class = "5xx"' in errors
+    assert 'metric.labels.response_code != "503"' in errors  # redelivery on purpose, by default
+    assert "!=" not in tf_without_job_labels["function_errors"]  # function_error_ignored_response_codes = []
+
+
+def test_one_oldest_unacked_alert_per_topology_subscription(policies, tf, topo):
+    policy = policies["oldest_unacked"]
+    assert policy["for_each"] == "${local.subscriptions}"
+    assert set(tf["subscriptions"]) == set(topo.subscriptions)
+    c = condition(policy)
+    assert 'metric.type = \\"pubsub.googleapis.com/subscription/oldest_unacked_message_age\\"' in c["filter"]
+    assert 'resource.type = \\"pubsub_subscription\\"' in c["filter"]
+    assert 'resource.labels.subscription_id = \\"${each.key}\\"' in c["filter"]
+    assert (c["comparison"], c["threshold_value"]) == (
+        "COMPARISON_GT",
+        "${local.oldest_unacked_thresholds[each.key]}",
+    )
+    assert one(c, "aggregations")["per_series_aligner"] == "ALIGN_MAX"
+    for name, sub in topo.subscriptions.items():
+        expected = 3600 if sub.push_function else 518400
+        assert tf["oldest_unacked_thresholds"][name] == expected, name
+        assert tf["oldest_unacked_thresholds"][name] < sub.message_retention_seconds, name
+
+
+def test_oldest_unacked_thresholds_can_be_set_per_subscription(tmp_path):
+    rc, values, err = evaluate_locals(
+        tmp_path,
+        ["oldest_unacked_thresholds"],
+        {
+            "oldest_unacked_alert_seconds": 900,
+            "oldest_unacked_alert_seconds_by_subscription": {"deliveries-email-push": 7200},
+        },
+    )
+    assert rc == 0, err
+    thresholds = values["oldest_unacked_thresholds"]
+    assert thresholds["deliveries-email-push"] == 7200
+    assert thresholds["deliveries-webhook-push"] == 900
+    assert thresholds["system-events-quarantine-hold"] == 518400
+
+
+def test_oldest_unacked_overrides_are_checked_at_plan():
+    checks = blocks("check")
+    names = one(checks[("oldest_unacked_thresholds_name_subscriptions",)], "assert")["condition"]
+    assert "var.oldest_unacked_alert_seconds_by_subscription" in names and "local.subscriptions" in names
+    retention = one(checks[("oldest_unacked_thresholds_below_retention",)], "assert")["condition"]
+    assert "message_retention_seconds" in retention
+
+
+def test_quarantine_alert_points_at_the_quarantine_hold(tf, topo):
+    holds = [
+        s.name
+        for s in topo.subscriptions.values()
+        if s.topic == topo.quarantine_topic and not s.push_function
+    ]
+    assert tf["quarantine_holds"] == holds and holds
+
+
+# -- variables ------------------------------------------------------------------------------------------------------
+def test_monitoring_variables_are_typed_described_and_validated():
+    variables = root_blocks("variable")
+    for name in NEW_VARIABLES:
+        var = variables[(name,)]
+        assert var["type"] and len(var["description"]) > 30, name
+        if var["type"] != "bool":
+            assert var.get("validation"), f"{name} can be wrong: validate it"
+
+
+def test_wrong_monitoring_values_are_refused(tmp_path):
+    wrong = {
+        "delivery_success_rate_threshold": 1.5,
+        "delivery_success_rate_window_seconds": 90,
+        "quarantine_alert_threshold": 2.5,
+        "quarantine_alert_window_seconds": 30,
+        "function_error_rate_threshold": 0,
+        "function_error_rate_window_seconds": 61,
+        "function_error_ignored_response_codes": ["404"],
+        "oldest_unacked_alert_seconds": 10,
+        "oldest_unacked_hold_alert_seconds": 0,
+        "oldest_unacked_alert_seconds_by_subscription": {"deliveries-email-push": 5},
+        "alert_notification_channels": ["my-channel"],
+    }
+    rc, _, err = evaluate_locals(tmp_path, [], wrong)
+    assert rc != 0
+    for name in wrong:
+        assert f"var.{name} is" in err, name
+
+
+def test_the_examples_set_the_monitoring_thresholds():
+    prod = parse(TF_DIR / "examples" / "production.tfvars")
+    assert {"delivery_success_rate_threshold", "oldest_unacked_alert_seconds"} <= set(prod)

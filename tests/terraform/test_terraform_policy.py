@@ -77,7 +77,6 @@ def test_variables_that_can_be_wrong_are_validated():
         "enable_apis",
         "schedule_paused",
         "secret_values",
-        "alert_notification_channels",
         "metrics_per_job_labels",
     }, unvalidated
 
