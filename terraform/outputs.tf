@@ -53,9 +53,9 @@ output "log_metric_types" {
   value       = { for k, m in google_logging_metric.metric : k => "logging.googleapis.com/user/${m.name}" }
 }
 
-output "log_metric_types" {
-  description = "Metric type of each log-based metric (logging_metrics.tf), for charts and alerts of your own."
-  value       = { for k, m in google_logging_metric.metric : k => "logging.googleapis.com/user/${m.name}" }
+output "dashboard_url" {
+  description = "The sysevents dashboard in the Cloud console."
+  value       = "https://console.cloud.google.com/monitoring/dashboards/builder/${element(split("/", google_monitoring_dashboard.sysevents.id), 3)}?project=${var.project_id}"
 }
 
 output "alert_policies" {

@@ -1,7 +1,7 @@
-"""Monitoring, checked offline: the log-based metrics (logging_metrics.tf) and the alert policies
-(monitoring.tf).
+"""Monitoring, checked offline: the log-based metrics (logging_metrics.tf), the alert policies
+(monitoring.tf) and the dashboard (dashboard.tf).
 
-The metric definitions and alert filters and texts are locals that need no provider: the
+The metric definitions, alert filters and the dashboard JSON are locals that need no provider: the
 embedded Terraform computes them (tfhelpers.evaluate_locals), so these tests read the values Terraform would
 send. The log lines they count are the ones sysevents.logs writes: each metric filter is run against such
 lines, parsed the way Cloud Logging parses a structured JSON line.
@@ -34,6 +34,7 @@ NAMES = [
     "quarantine_holds",
     "alert_text",
     "oldest_unacked_text",
+    "dashboard_json",
 ]
 ALERTS = [
     "dead_letter_backlog",
@@ -508,6 +509,97 @@ def test_quarantine_alert_points_at_the_quarantine_hold(tf, topo):
         if s.topic == topo.quarantine_topic and not s.push_function
     ]
     assert tf["quarantine_holds"] == holds and holds
+
+
+# -- dashboard ------------------------------------------------------------------------------------------------------
+def dashboard(values: dict) -> dict:
+    return json.loads(values["dashboard_json"])
+
+
+def datasets(doc: dict) -> list[dict]:
+    return [
+        d
+        for t in doc["mosaicLayout"]["tiles"]
+        if "xyChart" in t["widget"]
+        for d in t["widget"]["xyChart"]["dataSets"]
+    ]
+
+
+def test_the_dashboard_is_the_json_terraform_sends():
+    resource = root_blocks("resource")[("google_monitoring_dashboard", "sysevents")]
+    assert resource["dashboard_json"] == "${local.dashboard_json}"
+
+
+def test_the_dashboard_parses_and_charts_every_metric(tf):
+    doc = dashboard(tf)
+    assert doc["displayName"].startswith("sysevents")
+    filters = [d["timeSeriesQuery"]["timeSeriesFilter"]["filter"] for d in datasets(doc)]
+    for name, metric_type in tf["metric_types"].items():
+        assert any(f'metric.type="{metric_type}"' in f for f in filters), name
+    for builtin in (
+        "run.googleapis.com/request_count",
+        "pubsub.googleapis.com/subscription/oldest_unacked_message_age",
+        "pubsub.googleapis.com/subscription/num_undelivered_messages",
+    ):
+        assert any(builtin in f for f in filters), builtin
+
+
+def test_dashboard_charts_are_well_formed(tf):
+    doc = dashboard(tf)
+    tiles = doc["mosaicLayout"]["tiles"]
+    columns = doc["mosaicLayout"]["columns"]
+    cells = set()
+    for tile in tiles:
+        assert tile["xPos"] + tile["width"] <= columns
+        for x in range(tile["xPos"], tile["xPos"] + tile["width"]):
+            for y in range(tile["yPos"], tile["yPos"] + tile["height"]):
+                assert (x, y) not in cells, f"tiles overlap at {x},{y}"
+                cells.add((x, y))
+        assert tile["widget"]["title"]
+    for d in datasets(doc):
+        agg = d["timeSeriesQuery"]["timeSeriesFilter"]["aggregation"]
+        assert agg["perSeriesAligner"].startswith("ALIGN_") and agg["crossSeriesReducer"].startswith(
+            "REDUCE_"
+        )
+        assert agg.get("groupByFields", ["x"]), "an empty list is left out (the API drops it: a diff)"
+        assert d["plotType"] in ("LINE", "STACKED_BAR", "STACKED_AREA", "HEATMAP")
+        assert "${" in d["legendTemplate"] or d["legendTemplate"].isidentifier()
+    percentiles = {
+        d["timeSeriesQuery"]["timeSeriesFilter"]["aggregation"]["crossSeriesReducer"]
+        for d in datasets(doc)
+        if tf["metric_types"]["delivery_latency"] in d["timeSeriesQuery"]["timeSeriesFilter"]["filter"]
+    }
+    assert percentiles == {"REDUCE_PERCENTILE_50", "REDUCE_PERCENTILE_95", "REDUCE_PERCENTILE_99"}
+
+
+def test_per_job_charts_only_with_the_job_labels(tf, tf_without_job_labels):
+    def titles(values):
+        return [t["widget"]["title"] for t in dashboard(values)["mosaicLayout"]["tiles"]]
+
+    assert "Top 10 jobs by dead letters" in titles(tf)
+    assert not [t for t in titles(tf_without_job_labels) if "jobs" in t.lower() and "Top" in t]
+    for d in datasets(dashboard(tf_without_job_labels)):
+        assert "metric.label.job_id" not in d["timeSeriesQuery"]["timeSeriesFilter"]["aggregation"].get(
+            "groupByFields", []
+        )
+    top = [
+        d
+        for d in datasets(dashboard(tf))
+        if "pickTimeSeriesFilter" in d["timeSeriesQuery"]["timeSeriesFilter"]
+    ]
+    assert top and all(
+        d["timeSeriesQuery"]["timeSeriesFilter"]["pickTimeSeriesFilter"]["numTimeSeries"] == 10 for d in top
+    )
+
+
+def test_the_dashboard_charts_every_subscription(tf, topo):
+    (age,) = [
+        d
+        for d in datasets(dashboard(tf))
+        if "oldest_unacked_message_age" in d["timeSeriesQuery"]["timeSeriesFilter"]["filter"]
+    ]
+    for name in topo.subscriptions:
+        assert f'"{name}"' in age["timeSeriesQuery"]["timeSeriesFilter"]["filter"], name
 
 
 # -- variables ------------------------------------------------------------------------------------------------------

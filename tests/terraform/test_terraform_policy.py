@@ -36,6 +36,7 @@ CONCERNS = [
     "scheduler.tf",
     "logging_metrics.tf",
     "monitoring.tf",
+    "dashboard.tf",
     "outputs.tf",
 ]
 
