@@ -1,6 +1,7 @@
 # sysevents on Google Cloud. What to deploy comes from shared/sysevents/topology.json (read by the
 # topology module); each concern has its own file: pubsub.tf, functions.tf, bundle.tf, iam.tf,
-# firestore.tf, bigquery.tf, secrets.tf, scheduler.tf, monitoring.tf.
+# firestore.tf, bigquery.tf, secrets.tf, scheduler.tf, logging_metrics.tf (log-based metrics),
+# monitoring.tf (alert policies), dashboard.tf.
 
 module "topology" {
   source = "./modules/topology"

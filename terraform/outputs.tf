@@ -47,3 +47,26 @@ output "bundle_bucket" {
   description = "Bucket holding the function bundles (objects named by content hash)."
   value       = google_storage_bucket.bundles.name
 }
+
+output "log_metric_types" {
+  description = "Metric type of each log-based metric (logging_metrics.tf), for charts and alerts of your own."
+  value       = { for k, m in google_logging_metric.metric : k => "logging.googleapis.com/user/${m.name}" }
+}
+
+output "dashboard_url" {
+  description = "The sysevents dashboard in the Cloud console."
+  value       = "https://console.cloud.google.com/monitoring/dashboards/builder/${element(split("/", google_monitoring_dashboard.sysevents.id), 3)}?project=${var.project_id}"
+}
+
+output "alert_policies" {
+  description = "Alert policy names (projects/P/alertPolicies/N) by alert; oldest-unacked ones by subscription."
+  value = merge(
+    {
+      dead_letter_backlog   = google_monitoring_alert_policy.dead_letter_backlog.name
+      delivery_success_rate = google_monitoring_alert_policy.delivery_success_rate.name
+      quarantine_spike      = google_monitoring_alert_policy.quarantine_spike.name
+      function_error_rate   = google_monitoring_alert_policy.function_error_rate.name
+    },
+    { for k, p in google_monitoring_alert_policy.oldest_unacked : "oldest_unacked/${k}" => p.name },
+  )
+}

@@ -154,8 +154,8 @@ variable "bigquery_dataset" {
   default     = "sysevents"
 
   validation {
-    condition     = can(regex("^[A-Za-z_][A-Za-z0-9_]{0,1023}$", var.bigquery_dataset))
-    error_message = "bigquery_dataset must be letters, digits and underscores."
+    condition     = can(regex("^[A-Za-z_][A-Za-z0-9_]*$", var.bigquery_dataset)) && length(var.bigquery_dataset) <= 1024
+    error_message = "bigquery_dataset must be letters, digits and underscores (at most 1024)."
   }
 }
 
@@ -165,8 +165,8 @@ variable "audit_table" {
   default     = "audit_log"
 
   validation {
-    condition     = can(regex("^[A-Za-z_][A-Za-z0-9_]{0,1023}$", var.audit_table))
-    error_message = "audit_table must be letters, digits and underscores."
+    condition     = can(regex("^[A-Za-z_][A-Za-z0-9_]*$", var.audit_table)) && length(var.audit_table) <= 1024
+    error_message = "audit_table must be letters, digits and underscores (at most 1024)."
   }
 }
 
@@ -176,7 +176,7 @@ variable "bigquery_export_datasets" {
   default     = []
 
   validation {
-    condition     = alltrue([for d in var.bigquery_export_datasets : can(regex("^([a-z][a-z0-9:-]*[a-z0-9]\\.)?[A-Za-z_][A-Za-z0-9_]{0,1023}$", d))])
+    condition     = alltrue([for d in var.bigquery_export_datasets : can(regex("^([a-z][a-z0-9:-]*[a-z0-9]\\.)?[A-Za-z_][A-Za-z0-9_]*$", d)) && length(element(split(".", d), length(split(".", d)) - 1)) <= 1024])
     error_message = "bigquery_export_datasets entries must be dataset ids or project.dataset."
   }
   validation {
@@ -210,7 +210,7 @@ variable "secret_values" {
 }
 
 variable "alert_emails" {
-  description = "Email addresses notified when a dead-letter backlog builds up."
+  description = "Email addresses notified by every alert policy (dead-letter backlog, delivery success rate, quarantine spike, function errors, oldest unacked messages)."
   type        = list(string)
   default     = []
 
@@ -224,6 +224,11 @@ variable "alert_notification_channels" {
   description = "Existing Cloud Monitoring notification channel ids (projects/P/notificationChannels/N) to notify as well."
   type        = list(string)
   default     = []
+
+  validation {
+    condition     = alltrue([for c in var.alert_notification_channels : can(regex("^projects/[^/]+/notificationChannels/[^/]+$", c))])
+    error_message = "alert_notification_channels entries must be notification channel ids: projects/<project>/notificationChannels/<id>."
+  }
 }
 
 variable "dead_letter_alert_threshold" {
@@ -245,6 +250,122 @@ variable "dead_letter_alert_duration_seconds" {
   validation {
     condition     = var.dead_letter_alert_duration_seconds >= 60 && var.dead_letter_alert_duration_seconds % 60 == 0
     error_message = "dead_letter_alert_duration_seconds must be a whole number of minutes (60, 120, ...)."
+  }
+}
+
+variable "metrics_per_job_labels" {
+  description = "Label the delivery log-based metrics (deliveries, retries, dead_lettered) with the job (aid, job_id), so charts and the success-rate alert are per job. Each active job then adds a few time series (one per outcome seen): turn it off with many thousands of jobs (docs/monitoring.md); the success-rate alert is then per sink."
+  type        = bool
+  default     = true
+}
+
+variable "delivery_success_rate_threshold" {
+  description = "Alert when a job's delivery success rate, delivered / (delivered + dead_lettered) over the window, falls below this fraction (0.95: more than 5% of its deliveries dead-lettered)."
+  type        = number
+  default     = 0.95
+
+  validation {
+    condition     = var.delivery_success_rate_threshold > 0 && var.delivery_success_rate_threshold <= 1
+    error_message = "delivery_success_rate_threshold must be a fraction in (0, 1], e.g. 0.95 (1: alert on any dead letter)."
+  }
+}
+
+variable "delivery_success_rate_window_seconds" {
+  description = "Window over which the delivery success rate is computed (a rolling window, in seconds)."
+  type        = number
+  default     = 3600
+
+  validation {
+    condition     = var.delivery_success_rate_window_seconds >= 300 && var.delivery_success_rate_window_seconds <= 86400 && var.delivery_success_rate_window_seconds % 60 == 0
+    error_message = "delivery_success_rate_window_seconds must be whole minutes between 300 (5 minutes) and 86400 (1 day)."
+  }
+}
+
+variable "quarantine_alert_threshold" {
+  description = "Alert when more than this many events are quarantined (invalid events: a producer sends malformed ones) within the window."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.quarantine_alert_threshold >= 0 && floor(var.quarantine_alert_threshold) == var.quarantine_alert_threshold
+    error_message = "quarantine_alert_threshold must be a whole number of events, 0 or more."
+  }
+}
+
+variable "quarantine_alert_window_seconds" {
+  description = "Window over which quarantined events are counted for the quarantine spike alert (seconds)."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.quarantine_alert_window_seconds >= 60 && var.quarantine_alert_window_seconds <= 86400 && var.quarantine_alert_window_seconds % 60 == 0
+    error_message = "quarantine_alert_window_seconds must be whole minutes between 60 and 86400."
+  }
+}
+
+variable "function_error_rate_threshold" {
+  description = "Alert when more than this fraction of a function's requests answer 5xx (Cloud Run request_count) over the window, leaving out function_error_ignored_response_codes."
+  type        = number
+  default     = 0.05
+
+  validation {
+    condition     = var.function_error_rate_threshold > 0 && var.function_error_rate_threshold < 1
+    error_message = "function_error_rate_threshold must be a fraction in (0, 1), e.g. 0.05."
+  }
+}
+
+variable "function_error_rate_window_seconds" {
+  description = "Window over which a function's 5xx ratio is computed (seconds)."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.function_error_rate_window_seconds >= 60 && var.function_error_rate_window_seconds <= 86400 && var.function_error_rate_window_seconds % 60 == 0
+    error_message = "function_error_rate_window_seconds must be whole minutes between 60 and 86400."
+  }
+}
+
+variable "function_error_ignored_response_codes" {
+  description = "5xx response codes the function error-rate alert leaves out. sysevents answers 503 on purpose to have Pub/Sub redeliver (a retry or a wait on a receiver's Retry-After): those are counted by the delivery metrics, not as function errors. [] counts every 5xx."
+  type        = list(string)
+  default     = ["503"]
+
+  validation {
+    condition     = alltrue([for c in var.function_error_ignored_response_codes : can(regex("^5[0-9]{2}$", c))])
+    error_message = "function_error_ignored_response_codes must be 5xx HTTP status codes such as \"503\"."
+  }
+}
+
+variable "oldest_unacked_alert_seconds" {
+  description = "Alert when the oldest unacknowledged message of a push subscription (one that feeds a function) is older than this (seconds). Retries back off up to the topology's maximum_backoff_seconds, so leave room for a few."
+  type        = number
+  default     = 3600
+
+  validation {
+    condition     = var.oldest_unacked_alert_seconds >= 60 && var.oldest_unacked_alert_seconds <= 604800
+    error_message = "oldest_unacked_alert_seconds must be between 60 and 604800 (7 days, the longest Pub/Sub keeps a message by default)."
+  }
+}
+
+variable "oldest_unacked_hold_alert_seconds" {
+  description = "Alert when the oldest message on a hold subscription (dead letters, quarantine) is older than this (seconds): before its message_retention_seconds runs out and Pub/Sub drops it. Default 6 days, for the topology's 7-day retention."
+  type        = number
+  default     = 518400
+
+  validation {
+    condition     = var.oldest_unacked_hold_alert_seconds >= 60 && var.oldest_unacked_hold_alert_seconds <= 2678400
+    error_message = "oldest_unacked_hold_alert_seconds must be between 60 and 2678400 (31 days, Pub/Sub's longest retention)."
+  }
+}
+
+variable "oldest_unacked_alert_seconds_by_subscription" {
+  description = "Oldest-unacked thresholds (seconds) of single subscriptions, by topology.json subscription name, e.g. { \"deliveries-email-push\" = 7200 }."
+  type        = map(number)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for s in values(var.oldest_unacked_alert_seconds_by_subscription) : s >= 60 && s <= 2678400])
+    error_message = "oldest_unacked_alert_seconds_by_subscription values must be between 60 and 2678400 seconds."
   }
 }
 

@@ -14,6 +14,16 @@ api_invokers = [
 alert_emails                = ["oncall@acme.example"]
 dead_letter_alert_threshold = 0
 
+# Monitoring (docs/monitoring.md). Delivery metrics per job (a few time series per active job).
+metrics_per_job_labels               = true
+delivery_success_rate_threshold      = 0.95
+delivery_success_rate_window_seconds = 3600
+oldest_unacked_alert_seconds         = 3600
+# Ingest is quick: a backlog there delays every sink.
+oldest_unacked_alert_seconds_by_subscription = {
+  "system-events-ingest" = 900
+}
+
 function_defaults = {
   max_instances = 50
 }

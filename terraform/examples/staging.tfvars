@@ -24,3 +24,8 @@ labels = {
   app = "sysevents"
   env = "staging"
 }
+
+# Monitoring: test jobs come and go, so no per-job time series; alerts per sink, and less eager.
+metrics_per_job_labels          = false
+delivery_success_rate_threshold = 0.8
+quarantine_alert_threshold      = 50

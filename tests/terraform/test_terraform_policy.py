@@ -14,6 +14,7 @@ from tfhelpers import (
     TF_DIR,
     TOPOLOGY_FILE,
     blocks,
+    evaluate_locals,
     one,
     parse,
     root_blocks,
@@ -34,7 +35,9 @@ CONCERNS = [
     "bigquery.tf",
     "secrets.tf",
     "scheduler.tf",
+    "logging_metrics.tf",
     "monitoring.tf",
+    "dashboard.tf",
     "outputs.tf",
 ]
 
@@ -76,7 +79,7 @@ def test_variables_that_can_be_wrong_are_validated():
         "enable_apis",
         "schedule_paused",
         "secret_values",
-        "alert_notification_channels",
+        "metrics_per_job_labels",
     }, unvalidated
 
 
@@ -349,3 +352,15 @@ def test_email_function_without_smtp_host_is_flagged_at_plan():
     check = blocks("check")[("email_function_has_an_smtp_host",)]
     condition = one(check, "assert")["condition"]
     assert "SYSEVENTS_SMTP_HOST" in condition and "SYSEVENTS_SMTP_PASSWORD" in condition
+
+
+@pytest.mark.parametrize(
+    "var_file",
+    [None, *sorted((TF_DIR / "examples").glob("*.tfvars"))],
+    ids=lambda p: p.name if p else "defaults",
+)
+def test_variables_pass_their_validations_with_defaults_and_examples(tmp_path, var_file):
+    """The validation rules run offline (Terraform evaluates them with the values): a rule that cannot
+    hold for its own default, such as a regex() Terraform refuses (RE2 repeats stop at 1000), fails here."""
+    rc, _, err = evaluate_locals(tmp_path, [], var_file=var_file)
+    assert rc == 0, err

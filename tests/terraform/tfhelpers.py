@@ -117,3 +117,149 @@ def one(block: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 PRIMITIVE_ROLE_RE = re.compile(r"roles/(owner|editor|viewer)\b")
+
+
+# -- offline evaluation of the root module's locals ---------------------------------------------------------------
+# Locals that refer to no resource or data source (only variables, the topology module and other such
+# locals) can be computed without the google provider: copied with the variables and the topology module
+# into a scratch root module, the embedded Terraform applies it offline, like evaluate_topology.
+_RESOURCE_REF = re.compile(r"\b(?:data\.[a-z][a-z0-9_]*|google_[a-z0-9_]+|archive_[a-z0-9_]+)\.[a-z_]")
+_LOCAL_REF = re.compile(r"\blocal\.([A-Za-z_][A-Za-z0-9_-]*)")
+
+
+_HEREDOC = re.compile(r"<<-?([A-Za-z_][A-Za-z0-9_]*)\n")
+_ATTRIBUTE = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)\s*=(?!=)")
+
+
+def _skip_comment(text: str, i: int) -> int:
+    """Index after a comment starting at i (a line comment stops before its newline), else i."""
+    if text.startswith("/*", i):
+        return text.index("*/", i) + 2
+    if text[i] == "#" or text.startswith("//", i):
+        end = text.find("\n", i)
+        return len(text) if end < 0 else end
+    return i
+
+
+def _skip_string(text: str, i: int) -> int:
+    """Index after the quoted template string opening at text[i] == '"'."""
+    i += 1
+    while text[i] != '"':
+        if text[i] == "\\":
+            i += 2
+        elif text.startswith("$${", i) or text.startswith("%%{", i):
+            i += 3
+        elif text.startswith("${", i) or text.startswith("%{", i):
+            i = _scan(text, i + 2, stop_at_newline=False) + 1  # the "}" closing the interpolation
+        else:
+            i += 1
+    return i + 1
+
+
+def _scan(text: str, i: int, stop_at_newline: bool) -> int:
+    """From inside an expression, the index of the bracket closing it (one more closing than opening), or
+    with stop_at_newline of the newline ending it outside brackets: strings, heredocs, comments skipped."""
+    depth = 0
+    while i < len(text):
+        c = text[i]
+        if (skipped := _skip_comment(text, i)) != i:
+            i = skipped
+            continue
+        if (m := _HEREDOC.match(text, i)) is not None:
+            i = m.end()
+            while text[i : text.index("\n", i)].strip() != m[1]:
+                i = text.index("\n", i) + 1
+            i = text.index("\n", i)  # the newline after the end marker
+            if stop_at_newline and depth == 0:
+                return i
+            continue
+        if c == '"':
+            i = _skip_string(text, i)
+            continue
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+            if depth < 0:
+                return i
+        elif c == "\n" and stop_at_newline and depth == 0:
+            return i
+        i += 1
+    return i
+
+
+def root_locals_source() -> dict[str, str]:
+    """Every local of the root module, by name, as the source of a `locals` block holding it alone (cut
+    from the .tf files as written: terraform fmt puts each top-level block at the start of a line)."""
+    found: dict[str, str] = {}
+    for path in sorted(TF_DIR.glob("*.tf")):
+        text = path.read_text()
+        for block in re.finditer(r"^locals\s*\{", text, re.MULTILINE):
+            i = block.end()
+            while True:
+                while i < len(text) and (text[i].isspace() or _skip_comment(text, i) != i):
+                    i = i + 1 if text[i].isspace() else _skip_comment(text, i)
+                if text[i] == "}":
+                    break
+                m = _ATTRIBUTE.match(text, i)
+                assert m, f"{path}: no attribute at {text[i : i + 40]!r}"
+                end = _scan(text, m.end(), stop_at_newline=True)
+                found[m[1]] = f"locals {{\n  {m[1]} = {text[m.end() : end].strip()}\n}}\n"
+                i = end
+    return found
+
+
+def evaluate_locals(
+    workdir: Path,
+    names: list[str],
+    variables: dict[str, Any] | None = None,
+    var_file: Path | None = None,
+) -> tuple[int, dict[str, Any], str]:
+    """Compute root-module locals offline, for the given variable values and .tfvars file (project_id has
+    a default here). The variables' validations run too, so names=[] checks a set of values.
+
+    Returns (exit code, {name: value}, stderr). Fails (rc 1) when a name refers to a resource or a data
+    source, directly or through other locals: those need the provider."""
+    source = root_locals_source()
+    needed: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name in needed:
+            continue
+        if name not in source:
+            return 1, {}, f"no local {name} in {TF_DIR}"
+        if _RESOURCE_REF.search(source[name]):
+            return 1, {}, f"local {name} refers to a resource or data source: not computable offline"
+        needed.add(name)
+        todo.extend(_LOCAL_REF.findall(source[name]))
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "variables.tf").write_text((TF_DIR / "variables.tf").read_text())
+    (workdir / "terraform.tfvars.json").write_text(
+        json.dumps({"project_id": "sysevents-offline-test"} | (variables or {}))
+    )
+    if var_file is not None:
+        (workdir / "given.auto.tfvars").write_text(var_file.read_text())
+    module_source = os.path.relpath(MODULE_DIR, workdir)
+    (workdir / "main.tf").write_text(
+        'module "topology" {\n'
+        f'  source            = "{module_source}"\n'
+        f'  topology_file     = "{TOPOLOGY_FILE}"\n'
+        f'  library_dir       = "{LIBRARY_DIR}"\n'
+        f'  functions_dir     = "{FUNCTIONS_DIR}"\n'
+        "  function_defaults = var.function_defaults\n"
+        "}\n"
+        + "".join(source[n] for n in sorted(needed))
+        + "".join(f'output "{n}" {{\n  value = local.{n}\n}}\n' for n in names)
+    )
+    for step in (
+        ("init", "-input=false", "-no-color", "-backend=false"),
+        ("apply", "-auto-approve", "-input=false", "-no-color"),
+    ):
+        rc, _, err = terraform(*step, cwd=workdir)
+        if rc != 0:
+            return rc, {}, err
+    rc, out, err = terraform("output", "-json", "-no-color", cwd=workdir)
+    if rc != 0:
+        return rc, {}, err
+    return 0, {k: v["value"] for k, v in json.loads(out).items()}, err
