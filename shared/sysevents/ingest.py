@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from . import origin
+from . import logs, origin
 from .deliveries import Delivery
 from .events import InvalidEvent, SystemEvent, event_from_bytes
 from .pubsub import BadPushRequest, PushMessage, parse_push
@@ -39,7 +39,15 @@ def _quarantine(rt: Runtime, msg: PushMessage, reason: str) -> tuple[str, int]:
         rt.quarantine.record(msg.data, reason, msg.message_id, msg.subscription)
     except Exception:  # the topic has it (with the reason); the index is for reading it back
         log.exception("ingest: could not index quarantined message %s", msg.message_id)
-    log.warning("ingest: quarantined message %s: %s", msg.message_id, reason)
+    logs.event(
+        log,
+        "quarantine",
+        f"ingest: quarantined message {msg.message_id}: {reason}",
+        level=logging.WARNING,
+        message_id=msg.message_id,
+        subscription=msg.subscription,
+        reason=reason,
+    )
     return f"quarantined: {reason}", 200
 
 
@@ -47,10 +55,12 @@ def _fan_out(rt: Runtime, event: SystemEvent) -> list[tuple[str, bytes, dict[str
     jobs, held = origin.deliverable(event, rt.cache.match(event))  # loop protection: see sysevents.origin
     for job_id, why in held:
         log.info("ingest: event %s not delivered to job %s: %s", event.id, job_id, why)
+    trace = {logs.TRACEPARENT_ATTR: tp} if (tp := logs.current_traceparent()) else {}
     out = []
     for job in jobs:
         d = Delivery.of(event, job)
-        out.append((rt.topology.sinks[job.sink].topic, d.to_json(), d.attributes(), job.ordering_key(event)))
+        attrs = {**d.attributes(), **trace}  # one event, one trace: every delivery carries it on
+        out.append((rt.topology.sinks[job.sink].topic, d.to_json(), attrs, job.ordering_key(event)))
     return out
 
 
@@ -61,6 +71,11 @@ def process(rt: Runtime, body: bytes) -> tuple[str, int]:
         # Not a Pub/Sub push: nothing to quarantine. 400 tells the caller.
         log.error("ingest: %s", err)
         return str(err), 400
+    with logs.traced(msg.attributes.get(logs.TRACEPARENT_ATTR), rt.settings.project):
+        return _process(rt, msg)
+
+
+def _process(rt: Runtime, msg: PushMessage) -> tuple[str, int]:
     try:
         event = event_from_bytes(
             msg.data, fallback_id=msg.message_id or None, max_bytes=rt.settings.max_event_bytes
@@ -79,13 +94,14 @@ def process(rt: Runtime, body: bytes) -> tuple[str, int]:
         # with the same delivery ids, which sinks and receivers de-duplicate)
         log.exception("ingest: publishing the deliveries of event %s failed", event.id)
         return f"retry: could not publish deliveries: {type(err).__name__}", 503
-    log.info(
-        "ingest: event %s (%s/%s %s) matched %d job(s)",
-        event.id,
-        event.subject_type,
-        event.subject_id,
-        event.verb,
-        len(out),
+    logs.event(
+        log,
+        "ingest",
+        f"ingest: event {event.id} ({event.subject_type.value}/{event.subject_id} {event.verb.value}) "
+        f"matched {len(out)} job(s)",
+        aid=event.aid,
+        event_id=event.id,
+        matched=len(out),
     )
     return f"matched {len(out)}", 200
 

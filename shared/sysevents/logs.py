@@ -40,6 +40,8 @@ SPAN_ID = "logging.googleapis.com/spanId"
 TRACE_SAMPLED = "logging.googleapis.com/trace_sampled"
 SOURCE_LOCATION = "logging.googleapis.com/sourceLocation"
 PAYLOAD = "sysevents"
+TRACEPARENT_ATTR = "traceparent"  # the Pub/Sub message attribute that carries the W3C trace context
+FUNCTION_ENV = "SYSEVENTS_FUNCTION"  # which function this process is (Terraform and the local stack set it)
 
 # The outcomes of one delivery (sysevents.delivery.envelope), as the metrics count them.
 OUTCOMES = ("delivered", "accepted", "filtered", "retry", "dead_lettered", "waiting")
@@ -296,6 +298,11 @@ def formatter(function: str, fmt: str) -> logging.Formatter:
     if fmt == "text":
         return TextFormatter(function)
     raise ValueError(f"log format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+
+
+def function_name() -> str:
+    """This process's function: SYSEVENTS_FUNCTION, else Cloud Run's K_SERVICE, else "sysevents"."""
+    return os.environ.get(FUNCTION_ENV) or os.environ.get("K_SERVICE") or "sysevents"
 
 
 def configure(function: str, *, fmt: str | None = None) -> None:

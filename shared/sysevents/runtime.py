@@ -11,7 +11,6 @@ module-level state: code receives the Runtime (or the component) it works with.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 from functools import cache
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from google.cloud import firestore
 
+from . import logs
 from .config import Settings
 from .jobs import Job
 from .pubsub import Publisher
@@ -44,7 +44,7 @@ _lock = threading.Lock()
 
 @cache
 def _logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logs.configure(logs.function_name())
 
 
 class Runtime:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from . import origin
+from . import logs, origin
 from .events import SubjectType, SystemEvent, Verb, event_ordering_key, new_event
 from .jobs import Job
 
@@ -53,8 +53,9 @@ def publish(rt: Runtime, *events: SystemEvent, quiet: bool = False) -> list[str]
     """Publish to the ingest topic; returns the message ids. With `quiet`, a failure is logged and an
     empty list returned (the change the events describe is already stored)."""
     try:
+        trace = {logs.TRACEPARENT_ATTR: tp} if (tp := logs.current_traceparent()) else {}
         ids = rt.publisher.publish_all(
-            [(rt.topology.ingest_topic, e.to_json(), {}, event_ordering_key(e)) for e in events]
+            [(rt.topology.ingest_topic, e.to_json(), trace, event_ordering_key(e)) for e in events]
         )
     except Exception:
         if not quiet:

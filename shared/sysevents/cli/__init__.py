@@ -9,6 +9,7 @@ import sys
 import click
 
 from ..events import SUBJECT_TYPES, VERBS, InvalidEvent, event_ordering_key, new_event
+from ..logs import TRACEPARENT_ATTR, new_traceparent
 from .alerts import alerts
 from .common import DEV_DIR, use_dev_stack_env
 from .export import export
@@ -86,7 +87,8 @@ def publish(aid, subject_type, subject_id, verb, actor, notes, extra, project, t
             raise click.UsageError(err.reason) from None
         payload = event.to_json()
     key = "" if raw else event_ordering_key(event)  # a subject's events stay in order all the way
-    [message_id] = Publisher(project).publish_all([(topic, payload, {}, key)])
+    trace = {TRACEPARENT_ATTR: new_traceparent()}  # the event's trace starts here
+    [message_id] = Publisher(project).publish_all([(topic, payload, trace, key)])
     click.echo(f"published message {message_id} to {topic}" + ("" if raw else f" (event {event.id})"))
 
 

@@ -29,6 +29,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from .. import logs
 from ..delays import DelayFailed, Release, task_id
 from ..deliveries import BadDelivery, Delivery
 from ..jobs import DEFAULT_RETRY_SCHEDULE, RETRY_JITTER, Job, JobState
@@ -102,6 +103,10 @@ class Envelope:
             # Not a Pub/Sub push: nothing to dead-letter. 400 tells the caller.
             log.error("%s: %s", self.sink.name, err)
             return str(err), 400
+        with logs.traced(msg.attributes.get(logs.TRACEPARENT_ATTR), self.rt.settings.project):
+            return self._push(msg)
+
+    def _push(self, msg: PushMessage) -> tuple[str, int]:
         attempt = Attempt.of(msg)
         try:
             delivery = Delivery.from_json(msg.data)
@@ -201,7 +206,8 @@ class Envelope:
         if outcome.kind is Kind.PERMANENT:
             return self._dead_letter(msg, delivery, job, outcome.reason, attempt.number)
         when = f" (next at {release[0].isoformat(timespec='milliseconds')})" if release else ""
-        self._log(delivery, job, attempt.number, name, outcome.reason + when, outcome)
+        delay = (release[0] - datetime.now(UTC)).total_seconds() if release else None
+        self._log(delivery, job, attempt.number, name, outcome.reason + when, outcome, delay_s=delay)
         if release is not None:
             return f"{name}: {outcome.reason}{when}", 200
         return f"{name}: {outcome.reason}" if outcome.kind is not Kind.DELIVERED else "delivered", 200
@@ -244,23 +250,20 @@ class Envelope:
         reason: str,
         result: Outcome | None = None,
         message_id: str | None = None,
+        delay_s: float | None = None,
     ) -> None:
-        level = logging.WARNING if outcome == "dead_lettered" else logging.INFO
-        what = f"event {delivery.event.id}" if delivery is not None else f"message {message_id}"
-        who = f"job {job.aid}/{job.id} v{job.version}" if job is not None else (
-            f"job {delivery.job_aid}/{delivery.job_id}" if delivery is not None else "no job"
-        )  # fmt: skip
-        detail = ""
-        if result is not None and result.status is not None:
-            detail = f" (status {result.status}, {result.latency_ms or 0:.0f} ms)"
-        log.log(
-            level,
-            "%s: %s %s for %s, attempt %d: %s%s",
-            self.sink.name,
-            outcome,
-            what,
-            who,
-            attempt,
-            reason,
-            detail,
+        """The one structured line of this delivery's outcome (the line the delivery metrics count)."""
+        logs.outcome(
+            log,
+            sink=self.sink.name,
+            outcome=outcome,
+            aid=job.aid if job is not None else (delivery.job_aid if delivery is not None else None),
+            job_id=job.id if job is not None else (delivery.job_id if delivery is not None else None),
+            event_id=delivery.event.id if delivery is not None else None,
+            attempt=attempt,
+            reason=reason if delivery is not None else f"message {message_id}: {reason}",
+            status=result.status if result is not None else None,
+            latency_ms=result.latency_ms if result is not None else None,
+            workflow=job.workflow.value if job is not None else None,
+            delay_s=round(delay_s, 3) if delay_s is not None else None,
         )

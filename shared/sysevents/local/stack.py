@@ -144,7 +144,7 @@ class LocalStack:
                 f"--port={port}",
             ],
             self.workdir / "logs" / f"function-{name}.log",
-            env={**self.env, "PYTHONUNBUFFERED": "1"},
+            env={**self.env, "PYTHONUNBUFFERED": "1", "SYSEVENTS_FUNCTION": name},
             ready=answers_as(url, name),  # its own name: not another process that took the port
         ).start()
         self.processes.append(proc)

@@ -22,7 +22,7 @@ from ... import workevents
 from ...coalesce import Coalescer
 from ...deliveries import Delivery
 from ...delivery.outcome import Outcome
-from ...delivery.ratelimit import Rate
+from ...delivery.ratelimit import Pacer, Rate
 from ...delivery.replay import REPLAY_TEMPLATE_ATTR
 from ...delivery.sink import Attempt, Sink
 from ...events import Verb
@@ -49,6 +49,7 @@ class WebhookSink(Sink):
     def __init__(self, rt):
         super().__init__(rt)
         self._batches: Coalescer[str, tuple[Job, Delivery, object], Outcome] = Coalescer(self._send_batch)
+        self._pacer = Pacer()
 
     def deliver(self, delivery: Delivery, job: Job, attempt: Attempt) -> Outcome:
         config = config_of(job)
@@ -63,6 +64,12 @@ class WebhookSink(Sink):
             if at > time.time() + SLOT_SLACK:
                 when = datetime.fromtimestamp(at, UTC)
                 return Outcome.wait(when, f"rate limit {rate.per_second:g}/s: sent at its slot", slot=True)
+        if rate is not None and self._pacer.pace(job.key, Rate(rate.per_second, rate.burst)) is None:
+            # sent too soon after this instance's previous send of the job: to the delay queue, keeping its slot
+            later = datetime.now(UTC) + timedelta(seconds=self._pacer.later(job.key, Rate(rate.per_second)))
+            return Outcome.wait(
+                later, f"rate limit {rate.per_second:g}/s: spaced after the previous send", slot=True
+            )
         template = self._template_for(job, attempt)
         if template is ...:
             version = attempt.attributes.get(REPLAY_TEMPLATE_ATTR)
