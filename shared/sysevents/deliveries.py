@@ -28,6 +28,10 @@ def delivery_id(job_id: str, event_ids: list[str] | tuple[str, ...]) -> str:
     return "msg_" + hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
+NOTICE_KINDS = ("timer",)
+MAX_NOTICE_FIELD_CHARS = 200
+
+
 @dataclass(frozen=True)
 class Delivery:
     event: SystemEvent
@@ -35,6 +39,9 @@ class Delivery:
     job_version: int
     aid: str = ""  # the job's account ("" in messages of older writers: the event's account)
     generation: str = ""  # the job's generation when matched ("" : not checked)
+    notice: dict[str, str] | None = None
+    """Not an event to deliver but work for the job's sink about it (`{"kind": "timer", "id", "group"}`: an
+    alert group's timer, sysevents.alerts); `event` is then the event that set it."""
 
     @property
     def job_aid(self) -> str:
@@ -42,7 +49,14 @@ class Delivery:
 
     @property
     def id(self) -> str:
+        if self.notice is not None:
+            return self.notice["id"]
         return delivery_id(self.job_id, [self.event.id])
+
+    @property
+    def record_id(self) -> str:
+        """What its accounting records are about: the event, or the notice."""
+        return self.notice["id"] if self.notice is not None else self.event.id
 
     def to_json(self) -> bytes:
         job: dict[str, Any] = {"id": self.job_id, "version": self.job_version}
@@ -50,16 +64,21 @@ class Delivery:
             job["aid"] = self.aid
         if self.generation:
             job["generation"] = self.generation
-        doc = {"event": self.event.to_cloudevent(), "job": job}
+        doc: dict[str, Any] = {"event": self.event.to_cloudevent(), "job": job}
+        if self.notice is not None:
+            doc["notice"] = self.notice
         return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
 
     def attributes(self) -> dict[str, str]:
-        return {
+        attrs = {
             "job_id": self.job_id,
             "job_version": str(self.job_version),
             "event_id": self.event.id,
             "aid": self.job_aid,
         }
+        if self.notice is not None:
+            attrs["notice"] = self.notice["kind"]
+        return attrs
 
     @classmethod
     def of(cls, event: SystemEvent, job: Job) -> Delivery:
@@ -97,6 +116,20 @@ class Delivery:
                 job_version=version,
                 aid=aid,
                 generation=generation,
+                notice=_notice(doc.get("notice")),
             )
         except InvalidEvent as err:
             raise BadDelivery(f"malformed delivery message: {err.reason}") from None
+
+
+def _notice(value: Any) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or value.get("kind") not in NOTICE_KINDS:
+        raise InvalidEvent(f"notice: must be an object with kind one of {', '.join(NOTICE_KINDS)}")
+    if not all(isinstance(k, str) and isinstance(v, str) and len(v) <= MAX_NOTICE_FIELD_CHARS
+               for k, v in value.items()) or not value.get("id"):  # fmt: skip
+        raise InvalidEvent(
+            f"notice: needs an id; every field a string of at most {MAX_NOTICE_FIELD_CHARS} characters"
+        )
+    return dict(value)

@@ -138,6 +138,10 @@ class FilterConfig(BaseModel):
             found.add(self.system_event_type)
         return frozenset(found)
 
+    def match_verbs(self) -> frozenset[Verb]:
+        """The verbs the job is fed: its own, and those that resolve its alerts (`resolve_on`)."""
+        return self.verbs() | frozenset(Verb(v) for v in getattr(self, "resolve_on", ()))
+
     # -- what the core asks of a workflow's config (overridden by sink configs) ----------------------------
     def streams(self) -> bool:
         """False for jobs whose events are never delivered live (one-time exports read the audit log)."""
@@ -199,7 +203,7 @@ class EventFilter:
         sources = None
         if config.system_event_sources is not None:
             sources = {st: frozenset(ids) for st, ids in config.system_event_sources.items()}
-        return cls(aid=aid, verbs=config.verbs(), sources=sources)
+        return cls(aid=aid, verbs=config.match_verbs(), sources=sources)
 
 
 def new_generation() -> str:

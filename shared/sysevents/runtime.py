@@ -27,7 +27,7 @@ from .topology import Topology, load
 
 if TYPE_CHECKING:
     from .admin.keys import KeyStore
-    from .alerts.engine import AlertState
+    from .alerts.store import AlertStore
     from .backfill.runs import Runs
     from .bigquery.writer import TableWriter
     from .delays import DelayQueue
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .delivery.ordering import KeyQueues
     from .delivery.ratelimit import RateLimiter
     from .quarantine import Quarantine
+    from .sinks.email.mailer import Mailer
     from .sinks.webhook.sender import WebhookSender
     from .templates.sandbox import Sandbox
 
@@ -190,13 +191,17 @@ class Runtime:
         return self._part("table_writer", build)
 
     @property
-    def alert_state(self) -> AlertState:
-        from .alerts.engine import AlertState
+    def alert_store(self) -> AlertStore:
+        """Alert groups, pending events, the notification outbox and firing alerts (sysevents.alerts)."""
+        from .alerts.store import AlertStore
 
-        return self._part(
-            "alert_state",
-            lambda: AlertState(self.firestore, self.settings, evaluate=self.sandbox.render_value),
-        )
+        return self._part("alert_store", lambda: AlertStore(self.firestore, self.settings))
+
+    @property
+    def mailer(self) -> Mailer:
+        from .sinks.email.mailer import Mailer
+
+        return self._part("mailer", lambda: Mailer(self.settings))
 
     @property
     def quarantine(self) -> Quarantine:

@@ -34,6 +34,7 @@ class Sink:
     topic: str
     dead_letter_topic: str
     subscription: str
+    timer_topic: str | None = None  # alert group timers (sysevents.alerts), on their own subscription
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,8 @@ def _check(topo: Topology) -> None:
                 f"topology: push subscription {sub.name!r} needs retry, dead letter and max attempts"
             )
     for sink in topo.sinks.values():
+        if sink.timer_topic and sink.timer_topic not in known:
+            raise ValueError(f"topology: sink {sink.name!r} names an undeclared timer topic")
         if sink.subscription not in topo.subscriptions:
             raise ValueError(f"topology: sink {sink.name!r} names an unknown subscription")
     held = {s.topic for s in topo.subscriptions.values()}

@@ -1,19 +1,36 @@
-"""Alert state against the real Firestore emulator with a controlled clock: grouping timers (group_wait,
-group_interval, repeat_interval), digests, rate limits, silences, mute windows, exactly-once under
-redelivery and concurrency, and digest retries. Mail goes to the stack's real SMTP server."""
+"""The alert engine against the real Firestore emulator and SMTP server, with a controlled clock: grouping
+timers (group_wait, group_interval, repeat_interval), digests, rate limits, silences, mute windows, exactly
+once under redelivery and concurrency, template failures, generations.
+
+A `Function` here is one function instance: the real Notifier, AlertStore and EmailChannel, with the
+test's clock. Its timers are kept in a list instead of the Cloud Tasks queue (they are set years ahead on
+this clock), and `run_timers(now)` fires those due, as the queue and the envelope would: a wait is put
+back at its time, a retry one second later until the job's attempts are spent, then dead-lettered. The
+delivery pipeline around it (real queue, envelope, accounting) is tested in test_email_pipeline.py and
+tests/webhooks/test_webhook_alerts.py.
+"""
+
+from __future__ import annotations
 
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 
-from sysevents.alerts.engine import AlertState, Decision
+from sysevents.alerts.notifier import Notifier
+from sysevents.alerts.store import AlertStore
 from sysevents.config import Settings
+from sysevents.deliveries import Delivery
+from sysevents.delivery.outcome import Kind
+from sysevents.delivery.sink import Attempt
 from sysevents.events import new_event
 from sysevents.jobs import job_from_dict
-from sysevents.sinks.email.mailer import Outcome
+from sysevents.pubsub import PushMessage
+from sysevents.sinks.email.channel import EmailChannel
+from sysevents.sinks.email.mailer import Mailer
 from sysevents.templates.sandbox import Sandbox
 
 pytestmark = pytest.mark.integration
@@ -24,6 +41,71 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
+class Timers:
+    """Where this test's timers go (the delay queue's `put`)."""
+
+    def __init__(self):
+        self.items: list[tuple[datetime, bytes, int]] = []
+        self.lock = threading.Lock()
+
+    def put(self, release, when, name) -> None:
+        with self.lock:
+            self.items.append((when, release.data, 1))
+
+
+class Function:
+    """One function instance of the email sink, on the test's clock."""
+
+    def __init__(self, client, settings, sandbox, timers: Timers, clock: list[datetime]):
+        self.rt = SimpleNamespace(alert_store=AlertStore(client, settings), settings=settings, delays=timers)
+        sink = SimpleNamespace(name="email", topic="deliveries-email", timer_topic="deliveries-email-timers")
+        channel = EmailChannel(settings, Mailer(settings), sandbox.render_value)
+        self.clock = clock
+        self.timers = timers
+        self.notifier = Notifier(self.rt, sink, channel, clock=lambda: self.clock[0])
+        self.dead: list[str] = []
+
+    def deliver(self, job, event, when: datetime):
+        self.clock[0] = when
+        return self.notifier.deliver(Delivery.of(event, job), job, attempt(1))
+
+    def run_timers(self, job, when: datetime, max_attempts: int = 3) -> list:
+        """Fire the timers due by `when`; returns the outcomes of those that sent or failed."""
+        self.clock[0] = when
+        outcomes = []
+        while True:
+            with self.timers.lock:
+                mine = [t for t in self.timers.items if Delivery.from_json(t[1]).job_id == job.id]
+                due = [t for t in mine if t[0] <= when]
+                self.timers.items = [t for t in self.timers.items if t not in due]
+            if not due:
+                return outcomes
+            for _, data, number in due:
+                d = Delivery.from_json(data)
+                out = self.notifier.notice(d, job, attempt(number))
+                if out.kind is Kind.RETRY and out.not_before is not None and not out.attempted:
+                    with self.timers.lock:
+                        self.timers.items.append((out.not_before, data, number))
+                    if out.not_before <= when:
+                        continue
+                elif out.kind is Kind.RETRY and number < max_attempts:
+                    outcomes.append(out)
+                    with self.timers.lock:
+                        self.timers.items.append((when + timedelta(seconds=1), data, number + 1))
+                elif out.kind in (Kind.RETRY, Kind.PERMANENT):
+                    outcomes.append(out)
+                    self.notifier.dead_lettered(d, job, out.reason)
+                    self.dead.append(out.reason)
+                elif out.kind is Kind.DELIVERED:
+                    outcomes.append(out)
+
+
+def attempt(number: int) -> Attempt:
+    message = PushMessage(data=b"", attributes={}, message_id="m", publish_time=None, delivery_attempt=1,
+                          subscription="")  # fmt: skip
+    return Attempt(number, message)
+
+
 @pytest.fixture(scope="module")
 def sandbox():
     s = Sandbox(workers=1, timeout=2.0, memory_mb=512)
@@ -32,10 +114,14 @@ def sandbox():
 
 
 @pytest.fixture
-def state(stack, firestore_client, sandbox):
-    """Alert state in collections of this test's own, out of reach of the stack's flush ticker."""
-    settings = Settings(alerts_collection_prefix=f"t{uuid.uuid4().hex[:8]}_", alerts_max_attempts=3)
-    yield AlertState(firestore_client, settings, evaluate=sandbox.render_value)
+def settings(stack):
+    """Alert state in collections of this test's own."""
+    return Settings(alerts_collection_prefix=f"t{uuid.uuid4().hex[:8]}_", time_scale=1.0)  # real seconds
+
+
+@pytest.fixture
+def fn(stack, firestore_client, sandbox, settings):
+    return Function(firestore_client, settings, sandbox, Timers(), [T0])
 
 
 @pytest.fixture
@@ -52,93 +138,74 @@ def job(aid, recipients, **config):
     )
 
 
-def failed(aid, subject_id, **extra):
-    return new_event(aid, "work", subject_id, "failed", **extra)
-
-
-def flush(state, j, now):
-    return state.flush_due(lambda key: j if key == j.key else None, now)
+def failed(aid, subject_id, when=T0, **extra):
+    return new_event(aid, "work", subject_id, "failed", time=when, **extra)
 
 
 def mails(stack, to, count, timeout=10.0):
     return stack.smtp.wait_for(stack.smtp.to(to), count, timeout=timeout)
 
 
-def test_redelivered_event_is_emailed_once(stack, state, aid, to):
+def sent(outcomes) -> int:
+    return sum(o.kind is Kind.DELIVERED and o.reason != "already sent" for o in outcomes)
+
+
+def test_redelivered_event_is_emailed_once(stack, fn, aid, to):
     j = job(aid, [to])
     ev = failed(aid, "w-1")
-    first = state.accept(j, ev, at(0))
-    assert first.decision is Decision.EMAIL and not first.duplicate
-    assert state.deliver(first.outbox_id, j, at(0)).result.outcome is Outcome.SENT
-    again = state.accept(j, ev, at(5))  # Pub/Sub redelivers the same delivery
-    assert again.duplicate and again.outbox_id == first.outbox_id
-    assert state.deliver(again.outbox_id, j, at(5)).result.reason == "already sent"
+    assert fn.deliver(j, ev, at(0)).kind is Kind.DELIVERED
+    again = fn.deliver(j, ev, at(5))  # Pub/Sub redelivers the same delivery
+    assert (again.kind, again.reason) == (Kind.DELIVERED, "already sent")
     assert len(mails(stack, to, 2, timeout=2)) == 1
 
 
-def test_concurrent_deliveries_of_one_event_send_one_email(stack, state, aid, to):
+def test_concurrent_deliveries_of_one_event_send_one_email(stack, fn, aid, to):
     j = job(aid, [to])
     ev = failed(aid, "w-1")
-    results, errors = [], []
-
-    def worker():
-        try:
-            acc = state.accept(j, ev, at(0))
-            results.append(state.deliver(acc.outbox_id, j, at(0)))
-        except Exception as err:  # e.g. a transaction that could not commit under contention
-            errors.append(err)
-
-    threads = [threading.Thread(target=worker) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == [] and len(results) == 6
-    sent = [r for r in results if r.result.outcome is Outcome.SENT]
-    assert len(sent) >= 1 and all(r.busy or r.result.outcome is Outcome.SENT for r in results)
+    with ThreadPoolExecutor(6) as pool:
+        outcomes = list(pool.map(lambda _: fn.deliver(j, ev, at(0)), range(6)))
+    kinds = [o.kind for o in outcomes]
+    assert Kind.DELIVERED in kinds and set(kinds) <= {
+        Kind.DELIVERED,
+        Kind.RETRY,
+    }  # RETRY: a wait (busy lease)
+    assert all(o.reason in ("", "already sent", "another instance is sending it") or o.kind is Kind.DELIVERED
+               for o in outcomes)  # fmt: skip
     assert len(mails(stack, to, 2, timeout=2)) == 1
 
 
-def test_group_wait_then_group_interval_then_repeat_interval(stack, state, aid, to):
+def test_group_wait_then_group_interval_then_repeat_interval(stack, fn, aid, to):
     j = job(
         aid, [to], grouping={"by": ["verb"], "group_wait": 30, "group_interval": 300, "repeat_interval": 3600}
     )
     for i in range(3):
-        acc = state.accept(j, failed(aid, f"w-{i}"), at(i))
-        assert acc.decision is Decision.GROUPED and not acc.group_due
-    assert flush(state, j, at(29))["digests"] == 0  # group_wait not over
-    assert flush(state, j, at(30)) == {
-        "digests": 1,
-        "sent": 1,
-        "failed": 0,
-        "dead_lettered": 0,
-        "dropped_groups": 0,
-        "errors": 0,
-    }
+        assert fn.deliver(j, failed(aid, f"w-{i}", at(i)), at(i)).kind is Kind.ACCEPTED
+    assert sent(fn.run_timers(j, at(29))) == 0  # group_wait not over
+    assert sent(fn.run_timers(j, at(30))) == 1
     [first] = mails(stack, to, 1)
     assert first.subject == "[sysevents] 3 alert(s): verb=failed"
     assert all(f"work w-{i} failed" in first.body for i in range(3))
 
     # A new alert after the first digest waits for group_interval from it, not group_wait.
-    state.accept(j, failed(aid, "w-new"), at(40))
-    assert flush(state, j, at(329))["digests"] == 0
-    assert flush(state, j, at(330))["digests"] == 1
+    fn.deliver(j, failed(aid, "w-new", at(40)), at(40))
+    assert sent(fn.run_timers(j, at(329))) == 0
+    assert sent(fn.run_timers(j, at(330))) == 1
     second = mails(stack, to, 2)[1]
     assert second.subject == "[sysevents] 1 alert(s): verb=failed" and "w-new" in second.body
 
     # A repeat of an alert already emailed waits for repeat_interval (after its email at 30 s) ...
-    state.accept(j, failed(aid, "w-0"), at(400))
-    assert flush(state, j, at(630))["digests"] == 0  # group_interval over, but only a repeat is pending
-    assert flush(state, j, at(3630))["digests"] == 1
+    fn.deliver(j, failed(aid, "w-0", at(400)), at(400))
+    assert sent(fn.run_timers(j, at(630))) == 0  # group_interval over, but only a repeat is pending
+    assert sent(fn.run_timers(j, at(3630))) == 1
     third = mails(stack, to, 3)[2]
     assert "work w-0 failed (repeat)" in third.body
 
     # ... unless a new alert arrives: then the repeat rides along in the group_interval digest.
-    state.accept(j, failed(aid, "w-1"), at(3700))  # emailed at 30 s, 3670 s ago: new again
-    state.accept(j, failed(aid, "w-new"), at(3701))  # emailed at 330 s: a repeat
-    state.accept(j, failed(aid, "w-brand-new"), at(3702))
-    assert flush(state, j, at(3929))["digests"] == 0
-    assert flush(state, j, at(3930))["digests"] == 1
+    fn.deliver(j, failed(aid, "w-1", at(3700)), at(3700))  # emailed at 30 s, 3670 s ago: new again
+    fn.deliver(j, failed(aid, "w-new", at(3701)), at(3701))  # emailed at 330 s: a repeat
+    fn.deliver(j, failed(aid, "w-brand-new", at(3702)), at(3702))
+    assert sent(fn.run_timers(j, at(3929))) == 0
+    assert sent(fn.run_timers(j, at(3930))) == 1
     fourth = mails(stack, to, 4)[3]
     assert "3 alert(s)" in fourth.subject
     assert "work w-new failed (repeat)" in fourth.body
@@ -146,121 +213,110 @@ def test_group_wait_then_group_interval_then_repeat_interval(stack, state, aid, 
     assert len(mails(stack, to, 5, timeout=1)) == 4
 
 
-def test_groups_follow_the_chosen_fields(stack, state, aid, to):
+def test_group_wait_counts_from_when_the_event_happened(stack, fn, aid, to):
+    """The pipeline's own latency is not added to group_wait; an event older than group_wait still waits."""
+    j = job(aid, [to], grouping={"by": ["verb"], "group_wait": 30})
+    fn.deliver(j, failed(aid, "w-late", at(0)), at(12))  # reached the sink 12 s after it happened
+    assert sent(fn.run_timers(j, at(29))) == 0 and sent(fn.run_timers(j, at(30))) == 1
+    k = job(aid, [to], grouping={"by": ["verb"], "group_wait": 30})
+    fn.deliver(k, failed(aid, "w-old", at(0)), at(1000))  # an old event: a full group_wait from now
+    assert sent(fn.run_timers(k, at(1029))) == 0 and sent(fn.run_timers(k, at(1030))) == 1
+
+
+def test_one_timer_per_group_for_a_burst(stack, fn, aid, to):
     j = job(aid, [to], grouping={"by": ["subject_id"], "group_wait": 10})
-    for sid in ("a", "b", "a"):
-        state.accept(j, failed(aid, sid), at(0))
-    assert flush(state, j, at(10))["digests"] == 2
-    subjects = sorted(m.subject for m in mails(stack, to, 2))
-    assert subjects == ["[sysevents] 1 alert(s): subject_id=b", "[sysevents] 2 alert(s): subject_id=a"]
+    for i in range(30):
+        fn.deliver(j, failed(aid, f"s-{i % 3}", at(0)), at(i / 10))
+    assert len(fn.timers.items) == 3  # one per group: the rest of the burst found it set
+    assert sent(fn.run_timers(j, at(10))) == 3
+    assert sorted(m.subject for m in mails(stack, to, 3)) == [
+        f"[sysevents] 10 alert(s): subject_id=s-{i}" for i in range(3)
+    ]
 
 
-def test_digest_lists_max_events_and_counts_the_rest(stack, state, aid, to):
+def test_digest_lists_max_events_and_counts_the_rest(stack, fn, aid, to):
     j = job(aid, [to], grouping={"by": ["verb"], "group_wait": 0, "max_events": 2})
     for i in range(5):
-        acc = state.accept(j, failed(aid, f"w-{i}"), at(0))
-    assert acc.group_due  # group_wait 0: the function flushes at once
-    assert state.flush_group(j, acc.group_id, at(0)).outbox_id
-    flush(state, j, at(0))
+        fn.deliver(j, failed(aid, f"w-{i}"), at(0))
+    assert sent(fn.run_timers(j, at(0))) == 1
     [mail] = mails(stack, to, 1)
     assert mail.subject == "[sysevents] 5 alert(s): verb=failed" and "... and 3 more not listed." in mail.body
 
 
-def test_rate_limit_holds_back_the_rest_until_the_window_ends(stack, state, aid, to):
+def test_rate_limit_holds_back_the_rest_until_the_window_ends(stack, fn, aid, to):
     j = job(aid, [to], rate_limit={"max_emails": 2, "per_seconds": 3600})
-    decisions = [state.accept(j, failed(aid, f"w-{i}"), at(i)) for i in range(5)]
-    assert [d.decision for d in decisions] == [Decision.EMAIL] * 2 + [Decision.HELD] * 3
-    for d in decisions[:2]:
-        state.deliver(d.outbox_id, j, at(0))
-    assert flush(state, j, at(3599))["digests"] == 0
-    assert flush(state, j, at(3600))["digests"] == 1  # the window ended
+    outcomes = [fn.deliver(j, failed(aid, f"w-{i}"), at(i)) for i in range(5)]
+    assert [o.kind for o in outcomes] == [Kind.DELIVERED] * 2 + [Kind.ACCEPTED] * 3
+    assert sent(fn.run_timers(j, at(3599))) == 0
+    assert sent(fn.run_timers(j, at(3600))) == 1  # the window ended
     got = mails(stack, to, 3)
     assert got[2].subject == "[sysevents] 3 alert(s) held back by the rate limit"
     assert all(f"work w-{i} failed" in got[2].body for i in (2, 3, 4))
 
 
-def test_silence_drops_matching_events_until_it_ends(stack, state, aid, to):
-    j = job(
-        aid,
-        [to],
-        silences=[
-            {
-                "matchers": {"subject_id": ["w-1", "w-2"]},
-                "ends_at": at(60).isoformat(),
-                "comment": "maintenance",
-            }
-        ],
-    )
-    assert state.accept(j, failed(aid, "w-1"), at(0)).reason == "silenced by silence 0 (maintenance)"
-    assert state.accept(j, failed(aid, "w-3"), at(0)).decision is Decision.EMAIL
-    assert state.accept(j, failed(aid, "w-2"), at(60)).decision is Decision.EMAIL  # silence over
+def test_silence_drops_matching_events_until_it_ends(stack, fn, aid, to):
+    silence = {
+        "matchers": {"subject_id": ["w-1", "w-2"]},
+        "ends_at": at(60).isoformat(),
+        "comment": "maintenance",
+    }
+    j = job(aid, [to], silences=[silence])
+    dropped = fn.deliver(j, failed(aid, "w-1"), at(0))
+    assert (dropped.kind, dropped.reason) == (Kind.FILTERED, "silenced by silence 0 (maintenance)")
+    assert fn.deliver(j, failed(aid, "w-3"), at(0)).kind is Kind.DELIVERED
+    assert fn.deliver(j, failed(aid, "w-2"), at(60)).kind is Kind.DELIVERED  # silence over
 
 
-def test_mute_window_drops_events_inside_it(stack, state, aid, to):
-    j = job(
-        aid,
-        [to],
-        mute_windows=[
-            {
-                "weekdays": ["monday:friday"],
-                "location": "Europe/Paris",
-                "times": [{"start_time": "12:00", "end_time": "14:00"}],
-                "name": "lunch",
-            }
-        ],
-    )
+def test_mute_window_drops_events_inside_it(stack, fn, aid, to):
+    window = {"weekdays": ["monday:friday"], "location": "Europe/Paris",
+              "times": [{"start_time": "12:00", "end_time": "14:00"}], "name": "lunch"}  # fmt: skip
+    j = job(aid, [to], mute_windows=[window])
     # T0 is Monday 12:00 UTC = 13:00 in Paris: muted; 13:00 UTC = 14:00 Paris: not.
-    assert state.accept(j, failed(aid, "w-1"), at(0)).reason == "in mute window lunch"
-    assert state.accept(j, failed(aid, "w-1"), at(3600)).decision is Decision.EMAIL
+    assert fn.deliver(j, failed(aid, "w-1"), at(0)).reason == "in mute window lunch"
+    assert fn.deliver(j, failed(aid, "w-1"), at(3600)).kind is Kind.DELIVERED
 
 
-def test_failing_digest_is_retried_then_dead_lettered(stack, state, aid):
+def test_failing_digest_is_retried_then_dead_lettered(stack, fn, aid):
     to = f"ops+smtp451-{aid}@example.com"
     j = job(aid, [to], grouping={"by": ["verb"], "group_wait": 0})
-    state.accept(j, failed(aid, "w-1"), at(0))
-    dead = []
-    first = state.flush_due(lambda _: j, at(0), on_dead=lambda *a: dead.append(a))
-    assert first["digests"] == 1 and first["failed"] == 1
-    assert state.flush_due(lambda _: j, at(1), on_dead=lambda *a: dead.append(a))["failed"] == 0  # backoff
-    assert state.flush_due(lambda _: j, at(700), on_dead=lambda *a: dead.append(a))["failed"] == 1
-    third = state.flush_due(lambda _: j, at(1400), on_dead=lambda *a: dead.append(a))
-    assert third["dead_lettered"] == 1
-    [(oid, reason, attempts)] = dead
-    assert attempts == 3 and reason.startswith(f"recipients refused: {to}: 451")
+    fn.deliver(j, failed(aid, "w-1"), at(0))
+    outcomes = [o for t in range(4) for o in fn.run_timers(j, at(t), max_attempts=3)]  # retried each second
+    assert [o.kind for o in outcomes] == [Kind.RETRY] * 3
+    assert outcomes[0].reason.startswith(f"recipients refused: {to}: 451")
+    [reason] = fn.dead
+    assert reason == outcomes[-1].reason
+    [entry] = [s.to_dict() for s in fn.rt.alert_store.outbox.stream() if s.to_dict()["job_id"] == j.id]
+    assert (entry["state"], entry["attempts"]) == ("dead", 3)
 
 
-def test_concurrent_events_of_one_group_and_redeliveries_are_each_in_one_digest(stack, state, aid, to):
+def test_concurrent_events_of_one_group_and_redeliveries_are_each_in_one_digest(
+    stack, firestore_client, sandbox, settings, aid, to
+):
     # Each accepted event is its own document: 8 threads of 40 events (and a redelivery of each) into one
-    # group all succeed; two instances flushing at once send one digest listing every event once.
+    # group all succeed; two instances firing their timers at once send one digest listing every event once.
+    clock = [T0]
+    timers = Timers()
+    one, other = (Function(firestore_client, settings, sandbox, timers, clock) for _ in range(2))
     j = job(aid, [to], grouping={"by": ["verb"], "group_wait": 10, "max_events": 100})
     events = [failed(aid, f"w-{i}") for i in range(40)]
-    errors, accepted = [], []
-
-    def worker(ev):
-        try:
-            accepted.append(state.accept(j, ev, at(0)))
-        except Exception as err:
-            errors.append(err)
-
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(worker, events + events))
-    assert errors == []
-    assert sum(not a.duplicate for a in accepted) == 40 and sum(a.duplicate for a in accepted) == 40
-    assert {a.decision for a in accepted} == {Decision.GROUPED}
-
-    other = AlertState(state.client, state.settings, evaluate=state.evaluate)  # a second function instance
+        outcomes = list(pool.map(lambda ev: (one if hash(ev.id) % 2 else other).deliver(j, ev, at(0)),
+                                 events + events))  # fmt: skip
+    assert {o.kind for o in outcomes} == {Kind.ACCEPTED}
+    assert len(timers.items) <= 2  # one per instance
+    timers.items *= 2  # and each fired twice
     with ThreadPoolExecutor(4) as pool:
-        reports = list(pool.map(lambda s: flush(s, j, at(10)), [state, other, state, other]))
-    assert sum(r["digests"] for r in reports) == 1 and sum(r["errors"] for r in reports) == 0
+        fired = list(pool.map(lambda f: f.run_timers(j, at(10)), [one, other]))
+    assert sum(sent(f) for f in fired) == 1
     [mail] = mails(stack, to, 1)
     assert mail.subject == "[sysevents] 40 alert(s): verb=failed"
     listed = sorted(line.split()[3] for line in mail.body.splitlines() if line.startswith("- "))
     assert listed == sorted(f"w-{i}" for i in range(40))
-    assert flush(state, j, at(1000))["digests"] == 0  # nothing left pending
+    assert sent(one.run_timers(j, at(1000))) == 0  # nothing left pending
     assert len(mails(stack, to, 2, timeout=2)) == 1
 
 
-def test_a_failing_digest_template_is_dead_lettered_and_other_groups_still_flush(stack, state, aid, to):
+def test_a_failing_digest_template_is_dead_lettered_and_other_groups_still_flush(stack, fn, aid, to):
     bad = job(
         aid,
         [to],
@@ -269,42 +325,52 @@ def test_a_failing_digest_template_is_dead_lettered_and_other_groups_still_flush
     )
     good = job(aid, [to], grouping={"by": ["verb"], "group_wait": 0})
     for i in range(2):
-        state.accept(bad, failed(aid, f"bad-{i}"), at(0))
-    state.accept(good, failed(aid, "good-1"), at(0))
-    dead = []
-    jobs = {bad.key: bad, good.key: good}
-    report = state.flush_due(jobs.get, at(0), on_dead=lambda *a: dead.append(a))
-    assert report["digests"] == 1 and report["sent"] == 1 and report["dead_lettered"] == 1
-    [(oid, reason, attempts)] = dead
-    assert reason.startswith("digest template error:") and "too many: 2" in reason and attempts == 0
-    entry = state.outbox.document(oid).get().to_dict()
-    assert entry["state"] == "dead" and entry["job_id"] == bad.id and len(entry["event_ids"]) == 2
+        fn.deliver(bad, failed(aid, f"bad-{i}"), at(0))
+    [bad_out] = fn.run_timers(bad, at(0))
+    assert bad_out.kind is Kind.PERMANENT and bad_out.reason.startswith("digest template error:")
+    assert "too many: 2" in bad_out.reason
+    fn.deliver(good, failed(aid, "good-1"), at(0))
+    assert sent(fn.run_timers(good, at(0))) == 1
+    [entry] = [s.to_dict() for s in fn.rt.alert_store.outbox.stream() if s.to_dict()["job_id"] == bad.id]
+    assert entry["state"] == "dead" and len(entry["event_ids"]) == 2
     [mail] = mails(stack, to, 1)
     assert mail.subject == "[sysevents] 1 alert(s): verb=failed" and "good-1" in mail.body
-    # The failed digest's events are not retried forever: the next flush has nothing for either group.
-    assert state.flush_due(jobs.get, at(1), on_dead=lambda *a: dead.append(a))["dead_lettered"] == 0
+    # The failed digest's events are not retried forever: nothing is pending for the bad job any more.
+    fn.deliver(bad, failed(aid, "bad-2", at(1)), at(1))
+    assert [o.kind for o in fn.run_timers(bad, at(400))] == [Kind.DELIVERED]  # one event: renders
 
 
-def test_a_runaway_digest_template_is_dead_lettered_by_the_flush(stack, state, aid, to):
+def test_a_runaway_digest_template_is_dead_lettered_by_the_flush(stack, fn, aid, to):
     spin = "std.toString(std.foldl(function(a, b) a + b, std.range(1, 1e9), 0))"
     j = job(aid, [to], grouping={"by": ["verb"], "group_wait": 0}, digest_template=spin)
-    state.accept(j, failed(aid, "w-1"), at(0))
-    dead = []
-    report = state.flush_due(lambda _: j, at(0), on_dead=lambda *a: dead.append(a))
-    assert report["dead_lettered"] == 1 and report["errors"] == 0
-    assert "digest template error: template " in dead[0][1]
+    fn.deliver(j, failed(aid, "w-1"), at(0))
+    [out] = fn.run_timers(j, at(0))
+    assert out.kind is Kind.PERMANENT and "digest template error: template " in out.reason
 
 
-def test_a_pending_digest_never_goes_to_a_job_created_again_with_the_same_id(stack, state, aid):
+def test_a_pending_digest_never_goes_to_a_job_created_again_with_the_same_id(stack, fn, aid):
     """Account B's job's pending events stay B's: after B deletes the job and a job with the same id is
-    created (a new generation, maybe in another account), the flush drops B's group, mailing no one."""
+    created (a new generation, maybe in another account), the sweep drops B's group, mailing no one."""
     b_to, a_to = f"b-{aid}@example.com", f"a-{aid}@example.com"
     old = job(aid + "-b", [b_to], grouping={"by": ["verb"], "group_wait": 30})
-    state.accept(old, failed(aid + "-b", "w-secret"), at(0))
+    fn.deliver(old, failed(aid + "-b", "w-secret"), at(0))
     reborn = job(aid + "-a", [a_to], grouping={"by": ["verb"], "group_wait": 30}).model_copy(
         update={"id": old.id}
     )
     current = {reborn.key: reborn}  # the job store now has only the new generation
-    report = state.flush_due(current.get, at(60))
-    assert report["dropped_groups"] == 1 and report["digests"] == 0
+    fn.clock[0] = at(3600)
+    report = fn.notifier.sweep(current.get, at(3600))
+    assert report == {"rearmed": 0, "dropped_groups": 1}
     assert mails(stack, a_to, 1, timeout=2) == [] and mails(stack, b_to, 1, timeout=1) == []
+
+
+def test_resolve_on_sends_a_resolution_only_for_what_fired(stack, fn, aid, to):
+    j = job(aid, [to], resolve_on=["completed"])
+    assert fn.deliver(j, new_event(aid, "work", "w-9", "completed", time=at(0)), at(0)).kind is Kind.FILTERED
+    assert fn.deliver(j, failed(aid, "w-9"), at(1)).kind is Kind.DELIVERED
+    resolved = fn.deliver(j, new_event(aid, "work", "w-9", "completed", time=at(2)), at(2))
+    assert resolved.kind is Kind.DELIVERED
+    got = mails(stack, to, 2)
+    assert got[1].subject == f"[sysevents] Resolved: work w-9 (account {aid})"
+    # resolved: a second completion has nothing to resolve
+    assert fn.deliver(j, new_event(aid, "work", "w-9", "completed", time=at(3)), at(3)).kind is Kind.FILTERED

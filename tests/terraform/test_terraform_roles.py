@@ -24,7 +24,7 @@ ENVELOPE = [
 """What every push sink runs (sysevents.entry -> sysevents.delivery.envelope); replay is the admin's."""
 FUNCTION_CODE = {
     "ingest": ["ingest.py"],
-    "webhook": ["sinks/webhook", *ENVELOPE],
+    "webhook": ["sinks/webhook", "alerts", *ENVELOPE],
     "email": ["sinks/email", "alerts", *ENVELOPE],
     # The bigquery function also runs webhook batch exports (their backfills), through the webhook sink.
     "bigquery": ["sinks/bigquery", "backfill", "sinks/webhook", *ENVELOPE],
@@ -38,7 +38,7 @@ FIRESTORE_WRITES = [
     r"\.limiter\.(?:reserve|push_back)\(",  # rate-limit slots
     r"\.accounting\.(?:record|dead_letter|remember_template|streak_failure|reset_streak|forget)\(",
     r"\.jobs\.(?:put|create|change|remove)\(",  # jobs
-    r"\.alert_state\b",  # alert_* state
+    r"\.alert_store\b",  # alert_* state
     r"\.runs\.(?:put|claim|checkpoint|release|park_unless_done|finish|forget)\(",  # exports/... runs
     r"\b(?:rt|call)\.keys\.(?:create_account|create_key|revoke_key)\(",  # accounts and API keys
     r"\.quarantine\.record\(",  # the quarantine's index
@@ -63,7 +63,7 @@ WAITS = [r"\.delays\.put\("]  # puts waits on the delay queue: enqueues release 
 SECRETS = {  # environment variable (topology `secrets`) -> the calls that read it
     "SYSEVENTS_SEALING_KEYS": [r"\.sender\b", r"\bseal\(", r"\bunseal\(", r"\bparse_job\(", r"sealing_keys"],
     "SYSEVENTS_OPERATOR_KEY_HASH": [r"\b(?:rt|call)\.keys\b"],
-    "SYSEVENTS_SMTP_PASSWORD": [r"\.alert_state\b"],
+    "SYSEVENTS_SMTP_PASSWORD": [r"\brt\.mailer\b"],
 }
 
 DATASTORE_WRITE = {"roles/datastore.user"}

@@ -18,9 +18,9 @@ WRITES = {
     ("delivery/accounting.py", "record"): ("attempts", r'collection\("attempts"\)'),
     ("delivery/accounting.py", "dead_letter"): ("dead_letters", r'collection\("dead_letters"\)'),
     ("quarantine.py", "record"): ("quarantine", r'COLLECTION = "quarantine"'),
-    ("alerts/engine.py", "_accept_single"): ("alert_seen", r'prefix \+ "seen"'),
-    ("alerts/engine.py", "_accept_grouped"): ("alert_seen", r'prefix \+ "seen"'),
-    ("alerts/engine.py", "_entry"): ("alert_outbox", r'prefix \+ "outbox"'),
+    ("alerts/store.py", "_seen"): ("alert_seen", r'prefix \+ "seen"'),
+    ("alerts/outbox.py", "_entry"): ("alert_outbox", r'prefix \+ "outbox"'),
+    ("alerts/store.py", "_firing"): ("alert_firing", r'prefix \+ "firing"'),
 }
 
 

@@ -59,6 +59,35 @@ WEBHOOK_CONFIG = {
             "maxLength": 32768,
             "description": "Jsonnet with `event` in scope; checked against a sample event on save.",
         },
+        "channel": {
+            "type": "string",
+            "enum": ["auto", "slack", "teams", "pagerduty", "webhook"],
+            "description": "The receiver's kind, for the default alert formats (auto: from the URL's host).",
+        },
+        "grouping": {
+            "type": "object",
+            "description": "Alert grouping: {by: [fields], group_wait, group_interval, repeat_interval, "
+            "max_events} (seconds), as Alertmanager's.",
+        },
+        "resolve_on": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Verbs that resolve an alert fired for the same subject.",
+        },
+        "digest_template": {"type": "string", "maxLength": 32768, "description": "Jsonnet with `digest`."},
+        "resolve_template": {
+            "type": "string",
+            "maxLength": 32768,
+            "description": "Jsonnet with `event` (resolving) and `alert` (the one that fired).",
+        },
+        "routing_key": {
+            "type": "string",
+            "description": "PagerDuty integration key; sealed, shown redacted.",
+        },
+        "notify_limit": {
+            "type": "object",
+            "description": "{max_notifications, per_seconds}: the rest goes out as one held-back digest.",
+        },
     },
 }
 SCHEMAS: dict[str, Any] = {

@@ -196,14 +196,23 @@ def parse_job(
             sandbox.render(parsed.json_template, SAMPLE_EVENT)
         except TemplateError as err:
             raise ApiError(400, str(err), "config.json_template") from None
+        _check_alert_templates(parsed, sandbox)
+        routing = parsed.routing_key
+        if routing and is_sealed(routing) and (prior is None or routing != prior.routing_key or not carry):
+            raise ApiError(400, "sealed values cannot be supplied; send the key in clear (over https)",
+                           "config.routing_key")  # fmt: skip
         try:
             sealed = {k: seal(v, settings.sealing_keys) for k, v in parsed.headers.items()}
             secrets = tuple(
                 v if is_sealed(v) else seal(v, settings.sealing_keys) for v in parsed.signing_secrets
             )
+            if routing and not is_sealed(routing):
+                routing = seal(routing, settings.sealing_keys)
         except SealingError as err:
             raise ApiError(500, f"cannot store secret values: {err}") from None
-        parsed = parsed.model_copy(update={"headers": sealed, "signing_secrets": secrets})
+        parsed = parsed.model_copy(
+            update={"headers": sealed, "signing_secrets": secrets, "routing_key": routing}
+        )
     return Job(
         id=job_id,
         aid=aid,
@@ -213,6 +222,27 @@ def parse_job(
         name=name,
         version=existing.version if existing else 1,
     )
+
+
+def _check_alert_templates(config: WebhookConfig, sandbox) -> None:
+    """A webhook alert job's digest and resolve templates, rendered against a sample digest and event."""
+    from ..alerts.render import sample_digest
+
+    samples = (
+        (
+            "digest_template",
+            config.digest_template,
+            {"digest": sample_digest({k: "x" for k in (config.grouping.by if config.grouping else ())})},
+        ),
+        ("resolve_template", config.resolve_template, {"event": SAMPLE_EVENT, "alert": SAMPLE_EVENT}),
+    )
+    for name, template, scope in samples:
+        if not template:
+            continue
+        try:
+            sandbox.render_value(template, scope, name=name)
+        except TemplateError as err:
+            raise ApiError(400, f"does not render against a sample: {err}", f"config.{name}") from None
 
 
 def _check_email_templates(config: EmailConfig, sandbox) -> None:
@@ -281,6 +311,8 @@ def job_view(job: Job, keys) -> dict[str, Any]:
     config = doc["config"]
     if isinstance(config.get("headers"), dict):
         config["headers"] = {k: _redacted(v, keys) for k, v in config["headers"].items()}
+    if isinstance(config.get("routing_key"), str):
+        config["routing_key"] = _redacted(config["routing_key"], keys)
     for key, value in list(config.items()):
         if "secret" in key.lower() and value:
             config[key] = SECRET_SET

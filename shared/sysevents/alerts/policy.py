@@ -1,4 +1,5 @@
-"""Noise-control settings of an email alert job, and the pure decisions built on them.
+"""Noise-control settings of an alert job (email, or a webhook: Slack, Teams, PagerDuty, any receiver), and
+the pure decisions built on them.
 
 Semantics follow Prometheus Alertmanager where it has the concept:
 - `grouping.by`: events with equal values of these fields share a group, and so an email (a digest).
@@ -9,8 +10,10 @@ Semantics follow Prometheus Alertmanager where it has the concept:
 - `silences`: events matching every matcher are dropped while the silence is active.
 - `mute_windows`: recurring times (weekdays, times of day, a time zone) when events are dropped,
   like Alertmanager's `mute_time_intervals`.
-Alertmanager has no rate limit: `rate_limit` caps the emails a job sends per fixed window; what it holds
-back is sent as one "held back" digest when the window ends.
+- `resolve_on`: verbs that resolve an alert: an alert on `work failed` resolves when the same subject later
+  emits `completed` (Alertmanager's resolved notifications, driven by the events themselves).
+Alertmanager has no rate limit: `rate_limit` (email) / `notify_limit` (webhooks) caps the notifications a
+job sends per fixed window; what it holds back is sent as one "held back" digest when the window ends.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..events import parse_verb
+from ..jobs import MAX_TEMPLATE_CHARS
 
 FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -91,10 +97,28 @@ class Grouping(BaseModel):
 
 
 class RateLimit(BaseModel):
+    """At most `max_notifications` notifications (emails, posts) per fixed window of `per_seconds`; what
+    it holds back goes out as one "held back" digest when the window ends. `max_emails` is the email
+    jobs' name for the same number."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_emails: int = Field(ge=1, le=100_000)
     per_seconds: int = Field(default=3600, ge=60, le=DAY)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _alias(cls, v: Any) -> Any:
+        if isinstance(v, dict) and "max_notifications" in v:
+            v = dict(v)
+            if "max_emails" in v:
+                raise ValueError("set max_notifications or max_emails, not both")
+            v["max_emails"] = v.pop("max_notifications")
+        return v
+
+    @property
+    def max_notifications(self) -> int:
+        return self.max_emails
 
     def window(self, now: datetime) -> tuple[datetime, datetime]:
         start = int(now.timestamp()) // self.per_seconds * self.per_seconds
@@ -268,3 +292,41 @@ def muted_by(
         if w.contains(now):
             return f"in mute window {w.name or i}"
     return None
+
+
+class AlertOptions(BaseModel):
+    """The alert fields every alerting workflow's config has (email jobs; webhook jobs that alert)."""
+
+    grouping: Grouping | None = None
+    silences: tuple[Silence, ...] = Field(default=(), max_length=MAX_SILENCES)
+    mute_windows: tuple[MuteWindow, ...] = Field(default=(), max_length=MAX_MUTE_WINDOWS)
+    resolve_on: tuple[str, ...] = Field(default=(), max_length=9)
+    """Verbs that resolve an alert fired for the same subject (e.g. ["completed", "synccomplete"])."""
+    digest_template: str | None = Field(default=None, max_length=MAX_TEMPLATE_CHARS)
+
+    @field_validator("resolve_on", mode="before")
+    @classmethod
+    def _resolve_verbs(cls, v: Any) -> Any:
+        if v is None:
+            return ()
+        if isinstance(v, str):
+            v = [v]
+        if not isinstance(v, list | tuple):
+            raise ValueError('must be a list of verbs, e.g. ["completed", "synccomplete"]')
+        return tuple(dict.fromkeys(parse_verb(x, "resolve_on entry").value for x in v))
+
+    @model_validator(mode="after")
+    def _resolve_not_fire(self) -> AlertOptions:
+        verbs = getattr(self, "verbs", None)
+        both = sorted(set(self.resolve_on) & {v.value for v in verbs()}) if verbs else []
+        if both:
+            raise ValueError(f"resolve_on: {', '.join(both)} both fires and resolves alerts")
+        return self
+
+    def limit(self) -> RateLimit | None:
+        """The notification rate limit in force (email: rate_limit; webhooks: notify_limit)."""
+        return None
+
+    def alerting(self) -> bool:
+        """True when the job goes through the alert engine (always for email)."""
+        return True

@@ -142,6 +142,7 @@ def render_digest(
 def sample_digest(group: dict[str, str]) -> dict[str, Any]:
     return {
         "job": {"id": "job-1", "name": None},
+        "account": SAMPLE_EVENT["data"]["aid"],
         "group": group,
         "reason": "grouped",
         "count": 2,

@@ -123,6 +123,15 @@ class Envelope:
             owner = job if counted else None
             return self.settle(msg, delivery, owner, attempt, Outcome.filtered(why), by_sink=False)
         assert job is not None
+        if delivery.notice is not None:  # work for the sink about the job (an alert timer), not an event
+            try:
+                outcome = self.sink.notice(delivery, job, attempt)
+            except Exception as err:
+                log.exception("%s: notice %s of job %s failed", self.sink.name, delivery.id, job.id)
+                outcome = Outcome.retry(
+                    f"sink error: {type(err).__name__}: {err}"[:1000], counts_against_receiver=False
+                )
+            return self.settle(msg, delivery, job, attempt, outcome)
         key = job.ordering_key(delivery.event)
         if key and not attempt.head and not attempt.released and not self.rt.key_queues.admit(job, key, msg):
             return self.settle(
@@ -170,7 +179,7 @@ class Envelope:
         elif outcome.kind is Kind.RETRY and not outcome.parked:  # a wait, not an attempt (hold, rate slot)
             until = outcome.not_before or datetime.now(UTC)
             release = (until, attempt.later(slot=outcome.slot))
-        key = job.ordering_key(delivery.event) if job is not None else ""
+        key = job.ordering_key(delivery.event) if job is not None and delivery.notice is None else ""
         if release is not None:
             try:
                 if key:  # an ordered delivery waits: its subject's later deliveries wait behind it
@@ -185,7 +194,7 @@ class Envelope:
         if job is not None:
             self.rt.accounting.record(
                 job,
-                event_id=delivery.event.id,
+                event_id=delivery.record_id,
                 delivery_id=delivery.id,
                 attempt=attempt.number,
                 outcome=name,
@@ -222,7 +231,7 @@ class Envelope:
             if k not in (ATTEMPT_ATTR, WAITED_ATTR, SLOT_ATTR, HEAD_ATTR)
         }
         attrs.update(then.attributes_for_release())
-        topic = self.sink.topic
+        topic = self.sink.timer_topic if delivery.notice is not None else self.sink.topic
         name = task_id(topic, delivery.id, str(then.number), then.kind, at.isoformat())
         self.rt.delays.put(Release(topic, msg.data, attrs, key), at, name)
 

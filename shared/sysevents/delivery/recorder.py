@@ -84,7 +84,7 @@ def record(rt: Runtime, sink: Sink, body: bytes) -> tuple[str, int]:
     rt.accounting.dead_letter(job, delivery.id, msg.data, kept)
     rt.accounting.record(
         job,
-        event_id=delivery.event.id,
+        event_id=delivery.record_id,
         delivery_id=delivery.id,
         attempt=attempt.number,
         outcome="dead_lettered",
@@ -92,7 +92,7 @@ def record(rt: Runtime, sink: Sink, body: bytes) -> tuple[str, int]:
         error=reason,
         delayed=-int(attempt.released),
     )
-    key = job.ordering_key(delivery.event)
+    key = job.ordering_key(delivery.event) if delivery.notice is None else ""
     if key and attempt.head:
         rt.key_queues.advance(job, key, sink.topic)
     log.error(

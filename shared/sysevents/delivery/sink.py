@@ -107,11 +107,20 @@ class Sink:
         return self.rt.topology.sinks[self.name].topic
 
     @property
+    def timer_topic(self) -> str:
+        """Where its notices (alert timers) are released: their own topic, else the sink's."""
+        return self.rt.topology.sinks[self.name].timer_topic or self.topic
+
+    @property
     def dead_letter_topic(self) -> str:
         return self.rt.topology.sinks[self.name].dead_letter_topic
 
     def deliver(self, delivery: Delivery, job: Job, attempt: Attempt) -> Outcome:
         raise NotImplementedError
+
+    def notice(self, delivery: Delivery, job: Job, attempt: Attempt) -> Outcome:
+        """A notice for the job (`delivery.notice`: an alert group's timer) instead of an event to deliver."""
+        return Outcome.permanent(f"the {self.name} sink takes no {delivery.notice['kind']} notices")
 
     def deliver_event(self, message: PushMessage, attempt: Attempt) -> Outcome:
         """Job-less sinks (`per_job = False`): handle the message itself."""

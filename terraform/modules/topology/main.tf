@@ -77,7 +77,9 @@ locals {
   # The delay queue releases waits of the functions that wait back to the topics that feed them, never
   # to the ingest topic (a released retry of the audit function goes to its own retry topic).
   release_topics = sort(distinct(flatten([
-    for f in local.doc.functions : [for t in local.fed_from[f.name] : t if t != local.doc.ingest_topic]
+    for f in local.doc.functions : [
+      for t in local.fed_from[f.name] : t if t != local.doc.ingest_topic && !contains(local.dead_letter_topics, t)
+    ]
     if try(f.waits, false)
   ])))
 

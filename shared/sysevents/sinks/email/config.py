@@ -6,24 +6,24 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from ...alerts.policy import MAX_MUTE_WINDOWS, MAX_SILENCES, Grouping, MuteWindow, RateLimit, Silence
+from ...alerts.policy import AlertOptions, RateLimit
 from ...jobs import MAX_TEMPLATE_CHARS, FilterConfig, Workflow, register
 from .addresses import normalize_recipients
 
 SINK = "email"
 
 
-class EmailConfig(FilterConfig):
-    """Email alerts (sysevents.sinks.email, sysevents.alerts): recipients, templates, noise control."""
+class EmailConfig(FilterConfig, AlertOptions):
+    """Email alerts (sysevents.sinks.email, sysevents.alerts): recipients, templates, noise control
+    (grouping, silences, mute windows, resolve_on, digest_template: sysevents.alerts.policy.AlertOptions)."""
 
     recipients: tuple[str, ...]
     subject_template: str | None = Field(default=None, max_length=MAX_TEMPLATE_CHARS)
     body_template: str | None = Field(default=None, max_length=MAX_TEMPLATE_CHARS)
-    digest_template: str | None = Field(default=None, max_length=MAX_TEMPLATE_CHARS)
-    grouping: Grouping | None = None
     rate_limit: RateLimit | None = None
-    silences: tuple[Silence, ...] = Field(default=(), max_length=MAX_SILENCES)
-    mute_windows: tuple[MuteWindow, ...] = Field(default=(), max_length=MAX_MUTE_WINDOWS)
+
+    def limit(self) -> RateLimit | None:
+        return self.rate_limit
 
     @field_validator("recipients", mode="before")
     @classmethod

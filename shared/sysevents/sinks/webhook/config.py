@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ...alerts.policy import AlertOptions, RateLimit
 from ...events import ordering_key
 from ...jobs import MAX_TEMPLATE_CHARS, FilterConfig, Workflow, register
 from ...secrets import is_sealed
@@ -113,6 +114,21 @@ class BatchExport(BaseModel):
 
 SLACK_HOSTS = ("hooks.slack.com",)
 SLACK_RATE_PER_SECOND = 1.0
+PAGERDUTY_HOSTS = ("events.pagerduty.com", "events.eu.pagerduty.com")
+TEAMS_HOST_SUFFIXES = (".webhook.office.com", ".logic.azure.com", ".environment.api.powerplatform.com")
+CHANNELS = ("auto", "slack", "teams", "pagerduty", "webhook")
+
+
+def channel_of(url: str) -> str:
+    """The channel a webhook URL belongs to: slack, teams, pagerduty, or webhook (any other receiver)."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host in SLACK_HOSTS:
+        return "slack"
+    if host in PAGERDUTY_HOSTS:
+        return "pagerduty"
+    if host.endswith(TEAMS_HOST_SUFFIXES) or host == "webhook.office.com":
+        return "teams"
+    return "webhook"
 
 
 class DeliveryRate(BaseModel):
@@ -124,7 +140,7 @@ class DeliveryRate(BaseModel):
     burst: int = Field(default=1, ge=1, le=1000)
 
 
-class WebhookConfig(FilterConfig):
+class WebhookConfig(FilterConfig, AlertOptions):
     webhook_url: str = Field(min_length=1, max_length=2048)
     headers: dict[str, str] = Field(default_factory=dict)
     json_template: str | None = Field(default=None, max_length=MAX_TEMPLATE_CHARS)
@@ -147,6 +163,16 @@ class WebhookConfig(FilterConfig):
     1 per second unless set."""
     batch_export: BatchExport | None = None
     """Set: a one-time batch export of a time range of the audit log (no live deliveries)."""
+    # Alerting (sysevents.alerts; README "Alerts on every channel"): grouping, silences, mute_windows,
+    # resolve_on and digest_template come from AlertOptions.
+    channel: Literal["auto", "slack", "teams", "pagerduty", "webhook"] = "auto"
+    """The receiver's kind, for the default alert formats (auto: from the URL's host)."""
+    notify_limit: RateLimit | None = None
+    """At most this many notifications per window; the rest go out as one "held back" digest."""
+    resolve_template: str | None = Field(default=None, max_length=MAX_TEMPLATE_CHARS)
+    """Jsonnet for a resolved alert's body, with `event` (the resolving event) and `alert` (the firing one)."""
+    routing_key: str | None = Field(default=None, min_length=1, max_length=4096)
+    """PagerDuty Events API v2 integration key (stored sealed, shown redacted)."""
 
     @field_validator("signing_secrets", mode="before")
     @classmethod
@@ -181,6 +207,29 @@ class WebhookConfig(FilterConfig):
 
     def streams(self) -> bool:
         return self.batch_export is None
+
+    def kind(self) -> str:
+        """slack, teams, pagerduty or webhook: the configured channel, or the URL's."""
+        return channel_of(self.webhook_url) if self.channel == "auto" else self.channel
+
+    def alerting(self) -> bool:
+        """True when deliveries go through the alert engine: any noise control or resolution is set, or the
+        receiver is PagerDuty (whose events need dedup keys). Otherwise one POST per event, as ever."""
+        return (
+            bool(self.grouping or self.silences or self.mute_windows or self.resolve_on or self.notify_limit)
+            or self.kind() == "pagerduty"
+        )
+
+    def limit(self) -> RateLimit | None:
+        return self.notify_limit
+
+    @model_validator(mode="after")
+    def _alert_fit(self) -> WebhookConfig:
+        if self.kind() == "pagerduty" and not self.routing_key:
+            raise ValueError("a PagerDuty job needs routing_key (the integration key of its service)")
+        if self.alerting() and (self.batch_max_size > 1 or self.batch_export is not None):
+            raise ValueError("alerting (grouping, resolve_on, silences...) does not combine with batching")
+        return self
 
     def has_backfill(self) -> bool:
         return self.batch_export is not None

@@ -19,6 +19,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from ... import workevents
+from ...alerts.notifier import Notifier
 from ...coalesce import Coalescer
 from ...deliveries import Delivery
 from ...delivery.outcome import Outcome
@@ -28,6 +29,7 @@ from ...delivery.sink import Attempt, Sink
 from ...events import Verb
 from ...jobs import Job, JobState
 from ...store import JobNotFound
+from .channel import WebhookChannel
 from .config import SINK, WebhookConfig
 
 log = logging.getLogger("sysevents.webhook")
@@ -50,8 +52,26 @@ class WebhookSink(Sink):
         super().__init__(rt)
         self._batches: Coalescer[str, tuple[Job, Delivery, object], Outcome] = Coalescer(self._send_batch)
         self._pacer = Pacer()
+        channel = WebhookChannel(rt.settings, rt.sender, rt.sandbox.render_value)
+        self.notifier = Notifier(rt, self, channel, self.gate)
 
-    def deliver(self, delivery: Delivery, job: Job, attempt: Attempt) -> Outcome:
+    def notice(self, delivery: Delivery, job: Job, attempt: Attempt) -> Outcome:
+        return self.notifier.notice(delivery, job, attempt)
+
+    def dead_lettered(self, delivery: Delivery, job: Job, reason: str) -> None:
+        if config_of(job).alerting() or delivery.notice is not None:
+            self.notifier.dead_lettered(delivery, job, reason)
+
+    def routes(self):
+        return {"/alerts/sweep": lambda request: self.notifier.sweep(self._job_of_key)}
+
+    def _job_of_key(self, key: str) -> Job | None:
+        aid, job_id, generation = key.split(":", 2)
+        job = self.rt.cache.get(aid, job_id) or self.rt.jobs.get(aid, job_id)
+        return job if job is not None and job.generation == generation else None
+
+    def gate(self, job: Job, attempt: Attempt) -> Outcome | None:
+        """Before a POST: a wait when the job is held (Retry-After) or its rate limit puts it later."""
         config = config_of(job)
         now = datetime.now(UTC)
         if job.hold_until is not None and job.hold_until > now:
@@ -70,6 +90,15 @@ class WebhookSink(Sink):
             return Outcome.wait(
                 later, f"rate limit {rate.per_second:g}/s: spaced after the previous send", slot=True
             )
+        return None
+
+    def deliver(self, delivery: Delivery, job: Job, attempt: Attempt) -> Outcome:
+        config = config_of(job)
+        if config.alerting():  # noise control, resolution, PagerDuty: the alert engine decides
+            return self.notifier.deliver(delivery, job, attempt)
+        gated = self.gate(job, attempt)
+        if gated is not None:
+            return gated
         template = self._template_for(job, attempt)
         if template is ...:
             version = attempt.attributes.get(REPLAY_TEMPLATE_ATTR)

@@ -1,0 +1,71 @@
+"""The email channel of the alert engine (sysevents.alerts.notifier): a notification rendered with the email
+job's subject/body/digest templates (sysevents.alerts.render), sent over SMTP with a Message-ID fixed by what
+it is about (a resend after a crash is recognised by receivers)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from ...alerts import formats
+from ...alerts.render import Evaluate, render_digest, render_single
+from ...config import Settings
+from ...delivery.outcome import Outcome
+from ...jobs import Job
+from .mailer import Mailer, build, message_id
+from .mailer import Outcome as Mail
+
+
+class EmailChannel:
+    name = "email"
+
+    def __init__(self, settings: Settings, mailer: Mailer, evaluate: Evaluate | None):
+        self.settings = settings
+        self.mailer = mailer
+        self.evaluate = evaluate
+
+    def _id(self, key: str) -> str:
+        return message_id(key, self.settings.email_from)
+
+    def single(self, job: Job, ce: dict[str, Any], link: str, key: str) -> dict[str, Any]:
+        cfg = job.config
+        email = render_single(
+            getattr(cfg, "subject_template", None), getattr(cfg, "body_template", None), ce, link,
+            evaluate=self.evaluate,
+        )  # fmt: skip
+        return {"subject": email.subject, "body": email.body, "message_id": self._id(key)}
+
+    def digest(self, job: Job, digest: dict[str, Any], key: str, dedup: str) -> dict[str, Any]:
+        email = render_digest(job.config.digest_template, digest, evaluate=self.evaluate)
+        return {"subject": email.subject, "body": email.body, "message_id": self._id(key)}
+
+    def resolved(
+        self, job: Job, ce: dict[str, Any], alert: dict[str, Any], key: str, dedup: str
+    ) -> dict[str, Any]:
+        d = ce.get("data") or {}
+        text = formats.resolved_body("webhook", ce, alert)["summary"]
+        subject = (
+            f"[sysevents] Resolved: {d.get('subject_type')} {d.get('subject_id')} (account {d.get('aid')})"
+        )
+        body = f"{text}\n\nEvent id: {ce.get('id')}\n"
+        return {"subject": subject, "body": body, "message_id": self._id(key)}
+
+    def send(
+        self, job: Job, oid: str, payload: dict[str, Any], kind: str, created_at: datetime | None = None
+    ) -> Outcome:
+        cfg = job.config
+        msg = build(
+            sender=self.settings.email_from,
+            recipients=cfg.recipients,
+            subject=payload["subject"],
+            body=payload["body"],
+            msg_id=payload["message_id"],
+            date=created_at or datetime.now(UTC),
+            headers={"X-Sysevents-Job": job.id, "X-Sysevents-Kind": kind},
+        )
+        result = self.mailer.send(msg, cfg.recipients)
+        if result.outcome is Mail.SENT:
+            return Outcome.delivered(result.reason)
+        if result.outcome is Mail.PERMANENT:
+            return Outcome.permanent(result.reason)
+        return Outcome.retry(result.reason)

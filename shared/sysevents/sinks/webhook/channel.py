@@ -1,0 +1,86 @@
+"""The webhook channel of the alert engine (sysevents.alerts.notifier): Slack, Teams, PagerDuty or any receiver
+(the job's `channel`, or its URL), through the same guarded, signed sender as exports
+(sysevents.sinks.webhook.sender), with the job's `json_template` for single alerts, `digest_template` for
+digests, `resolve_template` for resolutions, or the channel's defaults (sysevents.alerts.formats).
+
+A notification's payload (what the outbox keeps between rendering and sending) holds no secret: a PagerDuty
+routing key joins the body at send time, from the job's sealed config.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from ...alerts import formats
+from ...alerts.render import Evaluate
+from ...config import Settings
+from ...delivery.outcome import Outcome
+from ...jobs import Job
+from ...secrets import is_sealed, unseal
+from ...templates import TemplateError
+
+MAX_NOTIFICATION_BYTES = 512 * 1024
+
+
+class WebhookChannel:
+    name = "webhook"
+
+    def __init__(self, settings: Settings, sender, evaluate: Evaluate | None):
+        self.settings = settings
+        self.sender = sender
+        self.evaluate = evaluate
+
+    @staticmethod
+    def _dump(value: Any) -> dict[str, Any]:
+        body = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        if len(body.encode()) > MAX_NOTIFICATION_BYTES:
+            raise TemplateError(
+                f"the notification is {len(body.encode())} bytes; the limit is {MAX_NOTIFICATION_BYTES}"
+            )
+        return {"body": body}
+
+    def _own(self, template: str, variables: dict[str, Any], name: str) -> Any:
+        if self.evaluate is None:
+            raise TemplateError(f"{name}: no template sandbox to render it with")
+        return self.evaluate(template, variables, name=name)
+
+    def single(self, job: Job, ce: dict[str, Any], link: str, key: str) -> dict[str, Any]:
+        cfg = job.config
+        if cfg.json_template:
+            return {
+                "body": self.sender.render(
+                    cfg.json_template, ce, max_output_bytes=MAX_NOTIFICATION_BYTES
+                ).decode()
+            }
+        return self._dump(formats.single_body(cfg.kind(), ce, link, dedup_key=key))
+
+    def digest(self, job: Job, digest: dict[str, Any], key: str, dedup: str) -> dict[str, Any]:
+        cfg = job.config
+        if cfg.digest_template:
+            return self._dump(self._own(cfg.digest_template, {"digest": digest}, "digest_template"))
+        return self._dump(formats.digest_body(cfg.kind(), digest, dedup_key=dedup))
+
+    def resolved(
+        self, job: Job, ce: dict[str, Any], alert: dict[str, Any], key: str, dedup: str
+    ) -> dict[str, Any]:
+        cfg = job.config
+        if cfg.resolve_template:
+            return self._dump(
+                self._own(cfg.resolve_template, {"event": ce, "alert": alert}, "resolve_template")
+            )
+        return self._dump(formats.resolved_body(cfg.kind(), ce, alert, dedup_key=dedup))
+
+    def send(
+        self, job: Job, oid: str, payload: dict[str, Any], kind: str, created_at: datetime | None = None
+    ) -> Outcome:
+        cfg = job.config
+        body = payload["body"]
+        if cfg.kind() == "pagerduty":  # the integration key joins the body only on its way out
+            doc = json.loads(body)
+            if isinstance(doc, dict) and cfg.routing_key and not doc.get("routing_key"):
+                key = cfg.routing_key
+                doc["routing_key"] = unseal(key, self.settings.sealing_keys) if is_sealed(key) else key
+                body = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+        return self.sender.post(job, body.encode(), oid)
