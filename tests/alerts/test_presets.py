@@ -85,3 +85,17 @@ def test_bad_recipients_are_refused_when_the_job_is_saved(recipients, message):
             aid="1",
         )
     assert message in err.value.reason
+
+
+def test_grouped_slack_and_pagerduty_presets_are_alert_jobs():
+    from sysevents.jobs import job_from_dict
+
+    grouped = presets.slack_alert("https://hooks.slack.com/services/T/B/X", group_by=("subject_type",),
+                                  resolve_on=("completed",))  # fmt: skip
+    job = job_from_dict(grouped, job_id="g", aid="a")
+    assert job.config.alerting() and job.config.kind() == "slack"
+    assert job.config.grouping.by == ("subject_type",) and job.config.resolve_on == ("completed",)
+    assert job.config.json_template == presets.SLACK_TEMPLATE  # single alerts keep the seed's message
+    pd = job_from_dict(presets.pagerduty_alert("rk-1"), job_id="p", aid="a")
+    assert pd.config.kind() == "pagerduty" and pd.config.alerting() and pd.config.routing_key == "rk-1"
+    assert {v.value for v in pd.config.match_verbs()} == {"failed", "completed"}

@@ -1,6 +1,8 @@
 """Ready-made alert jobs, in the seed's job shape (`{"name", "workflow", "config"}`), validated.
 
-- `slack_alert`: a webhook_system_events job posting the seed's Slack template to a Slack incoming webhook.
+- `slack_alert`: a webhook_system_events job posting the seed's Slack template to a Slack incoming webhook
+  (optionally grouped into digests, and resolved).
+- `pagerduty_alert`: a webhook job triggering PagerDuty incidents per group, resolved on completion.
 - `export_failures_email`: email when any export job (work) fails, grouped per job so a failing job
   sends one email, then digests, not one email per failure.
 """
@@ -25,15 +27,38 @@ def _checked(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def slack_alert(webhook_url: str, *, subject_ids: list[str] | tuple[str, ...] = (), verbs: tuple[str, ...] = ("failed",),
-                subject_type: str = "work", name: str | None = None) -> dict[str, Any]:  # fmt: skip
-    """Post "Alert notification: <notes>..." to Slack when a work (all, or these ids) fails."""
+                subject_type: str = "work", name: str | None = None, group_by: tuple[str, ...] = (),
+                group_wait: int = 30, group_interval: int = 300, resolve_on: tuple[str, ...] = ()) -> dict[str, Any]:  # fmt: skip
+    """Post "Alert notification: <notes>..." to Slack when a work (all, or these ids) fails. With
+    `group_by`, a burst becomes one digest per group ("12 works failed in account ..."); with `resolve_on`,
+    a "resolved" message follows when the subject later emits one of those verbs."""
+    config: dict[str, Any] = {"system_event_multiple_types": list(verbs),
+                              "system_event_sources": {subject_type: list(subject_ids)},
+                              "webhook_url": webhook_url, "json_template": SLACK_TEMPLATE}  # fmt: skip
+    if group_by:
+        config["grouping"] = {"by": list(group_by), "group_wait": group_wait, "group_interval": group_interval,
+                              "repeat_interval": max(4 * 3600, group_interval)}  # fmt: skip
+    if resolve_on:
+        config["resolve_on"] = list(resolve_on)
     return _checked({
         "name": name or "Slack alert when " + (", ".join(subject_ids) if subject_ids else f"any {subject_type}")
         + " " + "/".join(verbs),
         "workflow": "webhook_system_events",
-        "config": {"system_event_multiple_types": list(verbs),
-                   "system_event_sources": {subject_type: list(subject_ids)},
-                   "webhook_url": webhook_url, "json_template": SLACK_TEMPLATE},
+        "config": config,
+    })  # fmt: skip
+
+
+def pagerduty_alert(routing_key: str, *, verbs: tuple[str, ...] = ("failed",), subject_type: str = "work",
+                    group_by: tuple[str, ...] = ("subject_type",), resolve_on: tuple[str, ...] = ("completed",),
+                    group_wait: int = 30) -> dict[str, Any]:  # fmt: skip
+    """PagerDuty Events API v2: one incident per group (dedup_key), resolved when every subject that
+    failed has completed."""
+    return _checked({
+        "name": f"PagerDuty when any {subject_type} " + "/".join(verbs),
+        "workflow": "webhook_system_events",
+        "config": {"system_event_multiple_types": list(verbs), "system_event_sources": {subject_type: []},
+                   "webhook_url": "https://events.pagerduty.com/v2/enqueue", "routing_key": routing_key,
+                   "grouping": {"by": list(group_by), "group_wait": group_wait}, "resolve_on": list(resolve_on)},
     })  # fmt: skip
 
 

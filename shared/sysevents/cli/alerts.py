@@ -12,7 +12,7 @@ from ..jobs import InvalidJob
 
 @click.group()
 def alerts() -> None:
-    """Ready-made alert jobs (Slack, export failures by email)."""
+    """Ready-made alert jobs (Slack, PagerDuty, export failures by email)."""
 
 
 def _echo(doc: dict) -> None:
@@ -27,10 +27,33 @@ def _echo(doc: dict) -> None:
 @click.option(
     "--verb", "verbs", multiple=True, default=["failed"], show_default=True, help="Verbs (repeatable)."
 )
-def slack(webhook_url: str, subject_ids: tuple[str, ...], verbs: tuple[str, ...]) -> None:
-    """A webhook job posting the seed's Slack message when a work fails."""
+@click.option("--group-by", "group_by", multiple=True,
+              help="Group a burst into one digest per value of these event fields (e.g. subject_type).")  # fmt: skip
+@click.option("--group-wait", default=30, show_default=True, help="Seconds a new group waits for more.")
+@click.option(
+    "--resolve-on", "resolve_on", multiple=True, help="Verbs that resolve an alert (e.g. completed)."
+)
+def slack(webhook_url: str, subject_ids: tuple[str, ...], verbs: tuple[str, ...], group_by, group_wait,
+          resolve_on) -> None:  # fmt: skip
+    """A webhook job posting the seed's Slack message when a work fails (grouped and resolved, if asked)."""
     try:
-        _echo(presets.slack_alert(webhook_url, subject_ids=subject_ids, verbs=verbs))
+        _echo(presets.slack_alert(webhook_url, subject_ids=subject_ids, verbs=verbs, group_by=group_by,
+                                  group_wait=group_wait, resolve_on=resolve_on))  # fmt: skip
+    except InvalidJob as err:
+        raise click.UsageError(err.reason) from None
+
+
+@alerts.command("pagerduty")
+@click.option("--routing-key", required=True, help="The PagerDuty service's Events API v2 integration key.")
+@click.option(
+    "--verb", "verbs", multiple=True, default=["failed"], show_default=True, help="Verbs (repeatable)."
+)
+@click.option("--resolve-on", "resolve_on", multiple=True, default=["completed"], show_default=True,
+              help="Verbs that resolve the incident.")  # fmt: skip
+def pagerduty(routing_key: str, verbs: tuple[str, ...], resolve_on: tuple[str, ...]) -> None:
+    """A webhook job opening one PagerDuty incident per group of failing works, resolved on completion."""
+    try:
+        _echo(presets.pagerduty_alert(routing_key, verbs=verbs, resolve_on=resolve_on))
     except InvalidJob as err:
         raise click.UsageError(err.reason) from None
 
