@@ -101,7 +101,8 @@ def _publish(stack: LocalStack, prefix: str) -> tuple[float, dict[str, float]]:
 
     publisher = Publisher(stack.project)
     events = [
-        new_event(AID, "work", f"{prefix}{i}", "failed", notes=f"run {i}", pipeline=group_of(i)) for i in range(N)
+        new_event(AID, "work", f"{prefix}{i}", "failed", notes=f"run {i}", pipeline=group_of(i))
+        for i in range(N)
     ]
     sent_at: dict[str, float] = {}
     start = t0 = time.time()
