@@ -123,7 +123,10 @@ def outage(stack, key: str) -> dict:
 
 
 def main() -> None:
-    with LocalStack(bigquery=False, functions=("ingest", "webhook", "admin"), time_scale=TIME_SCALE) as stack, stack.environment():
+    with (
+        LocalStack(bigquery=False, functions=("ingest", "webhook", "admin"), time_scale=TIME_SCALE) as stack,
+        stack.environment(),
+    ):
         key = account(stack)
         b = burst(stack, key)
         o = outage(stack, key)

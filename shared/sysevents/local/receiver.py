@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections import defaultdict, deque
@@ -29,6 +30,19 @@ class Reply:
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+
+
+class QuietHTTPServer(ThreadingHTTPServer):
+    """A threading HTTP server that says nothing when a client goes away."""
+
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        """A client that went away (a keep-alive connection closed or reset between requests, a sender that
+        timed out) is no error of the receiver's: nothing to print. Anything else is printed as usual."""
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            return
+        super().handle_error(request, client_address)
 
 
 class Receiver:
@@ -78,8 +92,7 @@ class Receiver:
             def log_message(self, *args) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
+        self.server = QuietHTTPServer(("127.0.0.1", port), Handler)
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, name="receiver", daemon=True)
 
