@@ -67,6 +67,9 @@ class Receiver:
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
+                if len(body) < length:  # the sender went away mid-body: no request, nothing recorded
+                    self.close_connection = True
+                    return
                 with outer._cond:
                     item = Received(self.path, dict(self.headers.items()), body, time.time())
                     queue = outer.replies.get(self.path)
