@@ -6,8 +6,14 @@ long (when every request thread is already waiting, waiting longer only adds lat
 calls `send(key, items)` once, and every submitter gets its own items' results (or the exception).
 There is no background thread: the leader sends (Cloud Functions allocate CPU only while requests run).
 
-Used by BigQuery streaming inserts (rows of concurrent requests share insertAll calls) and webhook
-batching (concurrent deliveries of one job share a POST).
+With `max_in_flight`, at most that many sends per key run at once: a leader whose key has that many in
+flight keeps its batch open until one of them ends, then sends at once (group commit: under load each
+send takes everything that arrived while the previous ones ran; when idle nothing waits). `max_wait`
+and `idle` still bound the wait for joiners when a slot is free (0: none).
+
+Used by BigQuery streaming inserts (rows of concurrent requests share insertAll calls), webhook batching
+(concurrent deliveries of one job share a POST) and delivery accounting (the attempt records and
+counters of concurrent deliveries share a Firestore commit).
 """
 
 from __future__ import annotations
@@ -51,13 +57,17 @@ class Coalescer(Generic[K, I, R]):
         max_size: int = 500,
         max_wait: float = 0.1,
         idle: float | None = None,
+        max_in_flight: int | None = None,
     ):
         self._send = send
         self.max_size = max_size
         self.max_wait = max_wait
         self.idle = idle
+        self.max_in_flight = max_in_flight
         self._lock = threading.Lock()
+        self._slots = threading.Condition(self._lock)
         self._open: dict[K, _Batch[I]] = {}
+        self._in_flight: dict[K, int] = {}
         self.stats = Stats()
 
     def submit(
@@ -80,10 +90,24 @@ class Coalescer(Generic[K, I, R]):
                 batch.full.set()
         if leader:
             self._gather(batch, self.max_wait if max_wait is None else max_wait)
-            with self._lock:
+            with self._slots:
+                if self.max_in_flight is not None:
+                    while self._in_flight.get(key, 0) >= self.max_in_flight:
+                        self._slots.wait()  # joiners keep coming into this batch meanwhile
+                    self._in_flight[key] = self._in_flight.get(key, 0) + 1
                 if self._open.get(key) is batch:
                     del self._open[key]
-            self._flush(key, batch.entries, size)
+            try:
+                self._flush(key, batch.entries, size)
+            finally:
+                if self.max_in_flight is not None:
+                    with self._slots:
+                        left = self._in_flight[key] - 1
+                        if left:
+                            self._in_flight[key] = left
+                        else:
+                            del self._in_flight[key]
+                        self._slots.notify_all()
         return [f.result() for f in futures]
 
     def _gather(self, batch: _Batch, wait: float) -> None:

@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     template_memory_mb: int = Field(
         default=512, ge=64, le=8192, description="Address-space limit of the template render worker, in MiB."
     )
+    meter: bool = Field(
+        default=False,
+        description="Count this instance's Firestore calls, publishes, delay-queue tasks and pushes served, "
+        "reported by its GET / (sysevents.metering; the benchmarks). Off in production.",
+    )
     template_workers: int = Field(default=2, ge=1, le=32, description="Template render worker processes.")
     job_cache_start_timeout: float = Field(
         default=60.0, gt=0, description="Seconds to wait for the first jobs snapshot."

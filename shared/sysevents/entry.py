@@ -29,8 +29,17 @@ def serve(request: Any, sink_class: type[Sink], rt: Runtime | None = None):
     sink = sink_of(rt, sink_class)
     if request.method != "POST":
         if not sink.per_job:
-            return {"function": sink.function}, 200
+            meter = {"meter": rt.meter.snapshot()} if rt.meter is not None else {}
+            return {"function": sink.function, **meter}, 200
         return health(rt, sink.function)
+    if rt.meter is None:
+        return _post(request, sink, rt)
+    scheduled = (request.path.rstrip("/") or "/") in sink.routes()  # Cloud Scheduler's, not a push
+    with rt.meter.request(request.get_data(), kind="scheduled" if scheduled else "pushes"):
+        return _post(request, sink, rt)
+
+
+def _post(request: Any, sink: Sink, rt: Runtime):
     path = request.path.rstrip("/") or "/"
     if path == RECORDER_PATH and sink.per_job:  # fed by the sink's dead-letter topic (the crash guard)
         return recorder.record(rt, sink, request.get_data())

@@ -111,4 +111,7 @@ def handle(request) -> tuple[str, int]:
     rt = instance()
     if request.method != "POST":
         return health(rt, "ingest")
-    return process(rt, request.get_data())
+    if rt.meter is None:
+        return process(rt, request.get_data())
+    with rt.meter.request(request.get_data()):
+        return process(rt, request.get_data())

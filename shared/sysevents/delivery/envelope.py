@@ -204,6 +204,8 @@ class Envelope:
                 error=outcome.reason,
                 log_attempt=outcome.attempted,
                 delayed=(release is not None or outcome.parked) - attempt.released,
+                key=attempt.key,  # a repeat of this settling (a redelivered message) counts once
+                then=release[1].key if release is not None else None,
             )
             if by_sink:
                 try:

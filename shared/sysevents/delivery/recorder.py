@@ -91,6 +91,7 @@ def record(rt: Runtime, sink: Sink, body: bytes) -> tuple[str, int]:
         first_seen=attempt.first,
         error=reason,
         delayed=-int(attempt.released),
+        key=attempt.key,
     )
     key = job.ordering_key(delivery.event) if delivery.notice is None else ""
     if key and attempt.head:

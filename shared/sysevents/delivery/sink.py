@@ -9,6 +9,7 @@ envelope's, the same for every sink. Hooks let a sink react to what the envelope
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -30,6 +31,9 @@ SLOT_ATTR = "slot"
 """Message attribute: the release is at its rate-limit slot: send without reserving another."""
 HEAD_ATTR = "head"
 """Message attribute: the delivery is its ordering key's head (sysevents.delivery.ordering)."""
+SETTLE_ATTR = "settle"
+"""Message attribute: the key a released message is settled under (derived from the one it was released
+from); absent, the Pub/Sub message id is. Accounting records each key once (sysevents.delivery.accounting)."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,7 @@ class Attempt:
     slot: bool = False  # released at a rate-limit slot reserved for it
     head: bool = False  # its ordering key's head (sysevents.delivery.ordering): it goes ahead
     kind: str = "attempt"  # what the *next* release is for: "attempt" or "wait" (names its task)
+    key: str = ""  # what its settling is recorded under: the same for a redelivery of this message
 
     @classmethod
     def of(cls, message: PushMessage) -> Attempt:
@@ -53,6 +58,7 @@ class Attempt:
             waited=message.attributes.get(WAITED_ATTR) == "1",
             slot=message.attributes.get(SLOT_ATTR) == "1",
             head=message.attributes.get(HEAD_ATTR) == "1",
+            key=message.attributes.get(SETTLE_ATTR) or message.message_id,
         )
 
     @property
@@ -70,10 +76,22 @@ class Attempt:
         return self.message.attributes
 
     def next(self) -> Attempt:
-        return Attempt(self.number + 1, self.message, kind="attempt")
+        return Attempt(
+            self.number + 1, self.message, kind="attempt", key=self._then("attempt", self.number + 1)
+        )
 
     def later(self, *, slot: bool = False) -> Attempt:
-        return Attempt(self.number, self.message, waited=True, slot=slot, kind="slot" if slot else "wait")
+        kind = "slot" if slot else "wait"
+        return Attempt(
+            self.number, self.message, waited=True, slot=slot, kind=kind, key=self._then(kind, self.number)
+        )
+
+    def _then(self, kind: str, number: int) -> str:
+        """The key of the release this attempt puts away: fixed by this one's key, so settling the same
+        message twice (a redelivery) puts away a release with the same key."""
+        if not self.key:
+            return ""
+        return hashlib.sha256(f"{self.key}\x1f{kind}\x1f{number}".encode()).hexdigest()[:32]
 
     def as_head(self) -> Attempt:
         return replace(self, head=True)
@@ -86,6 +104,8 @@ class Attempt:
             attrs[SLOT_ATTR] = "1"
         if self.head:
             attrs[HEAD_ATTR] = "1"
+        if self.key:
+            attrs[SETTLE_ATTR] = self.key
         return attrs
 
 

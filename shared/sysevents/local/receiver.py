@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections import defaultdict, deque
@@ -31,6 +32,19 @@ class Reply:
     delay: float = 0.0
 
 
+class QuietHTTPServer(ThreadingHTTPServer):
+    """A threading HTTP server that says nothing when a client goes away."""
+
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        """A client that went away (a keep-alive connection closed or reset between requests, a sender that
+        timed out) is no error of the receiver's: nothing to print. Anything else is printed as usual."""
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            return
+        super().handle_error(request, client_address)
+
+
 class Receiver:
     """Listens on 127.0.0.1:<free port>. `replies[path]` is a queue of status codes (or `Reply`s) to answer
     before 200. `received` keeps the 2xx deliveries, `requests` every request with the status answered."""
@@ -53,6 +67,9 @@ class Receiver:
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
+                if len(body) < length:  # the sender went away mid-body: no request, nothing recorded
+                    self.close_connection = True
+                    return
                 with outer._cond:
                     item = Received(self.path, dict(self.headers.items()), body, time.time())
                     queue = outer.replies.get(self.path)
@@ -78,8 +95,7 @@ class Receiver:
             def log_message(self, *args) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
+        self.server = QuietHTTPServer(("127.0.0.1", port), Handler)
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, name="receiver", daemon=True)
 
