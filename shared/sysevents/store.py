@@ -234,6 +234,7 @@ class JobCache:
         self._ready = threading.Event()
         self.updated_at: datetime | None = None
         self.invalid: dict[str, str] = {}  # job path -> why its stored document was skipped
+        self.documents_read = 0  # job documents the listener received (Firestore bills one read each)
 
     def start(self) -> JobCache:
         with self._lock:
@@ -257,6 +258,7 @@ class JobCache:
 
     def _on_snapshot(self, docs, changes, read_time) -> None:
         index = self._index
+        self.documents_read += len(changes)
         for change in changes:
             doc = change.document
             account = doc.reference.parent.parent
@@ -301,5 +303,6 @@ class JobCache:
         return {
             "jobs": len(index),
             "read_time": self.updated_at.isoformat() if self.updated_at else None,
+            "documents_read": self.documents_read,
             "invalid_jobs": dict(self.invalid),
         }
