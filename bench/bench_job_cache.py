@@ -1,16 +1,29 @@
 """The job cache at scale: 1k, 10k and 100k jobs over 10k accounts, against the real Firestore emulator.
 
-For each size, a fresh Python process (as a new function instance) starts a job cache and reports:
-the time until it is complete, the job documents it read from Firestore, the memory it holds (RSS delta
-after a garbage collection, so what the instance keeps, not a peak), and then how long a new job takes
-to reach that running cache (the write call until the cache has it; p50 and max over a few writes).
+For each size, fresh Python processes (as new function instances) start a job cache in each role and
+report the time until it is done, the Firestore documents it read, and the memory it holds (RSS delta
+after a garbage collection: what the instance keeps, not a peak):
+
+- ingest: the cold start, then a first event of each of 200 accounts (each account's jobs load once),
+  then how long a new job takes to reach this running cache (the write call until a match has it;
+  p50 and max of 10 writes; bounded by the cache's max age, SYSEVENTS_JOB_CACHE_MAX_AGE_MS);
+- sink: the cold start, then 1,000 lookups by (aid, id) of stored jobs, as deliveries look jobs up;
+- ticks: the cold start, then the jobs with a backfill listed (the bigquery function's backfill ticks:
+  every job is read once, only those are kept);
+- all: the cold start, then every job listed and kept (what a cache of every job holds).
+
 The jobs are written once, cumulatively (1k, then 9k more, then 90k more), in batched writes of 500.
+Printed: one table, the same figures relative to the smallest size of the run (per 1,000 jobs for
+`all`, whose work grows with the jobs; as they are for the others, whose work should not), and a last
+line of JSON with every figure. Nothing is asserted.
 
-Printed: one table, the same figures per 1,000 jobs relative to the smallest size of the run (1.00 means
-"grows linearly"), and a last line of JSON with every figure. Nothing is asserted.
-
-    nice -n 10 .venv/bin/python bench/bench_job_cache.py               # 1k, 10k, 100k: about 5 minutes
+    nice -n 10 .venv/bin/python bench/bench_job_cache.py                      # 1k, 10k, 100k: ~5 minutes
     nice -n 10 .venv/bin/python bench/bench_job_cache.py --sizes 1000,10000   # quicker
+
+Before the change marker (one snapshot listener over every job, in every instance), the same bench
+measured with 1k / 10k / 100k jobs: a cold start of 0.76 s / 7.9 s / not complete after 600 s, reading
+every job; 10 MB / 97 MB held; a new job matched by the running cache after p50 0.9 s / 9.8 s
+(README "Job cache" has the table).
 
 The child runs (`--child`) are internal: the parent passes the emulator's address in the environment.
 """
@@ -71,6 +84,8 @@ def job_doc(i: int, rng: random.Random) -> tuple[str, str, dict]:
     else:
         workflow = "bigquery_system_events"
         config.update({"dataset": "exports", "table": f"events_{i % 1000}"})
+        if rng.random() < 0.1:  # 1% of all jobs: an export that copies the audit log first
+            config.update({"mode": "backfill_then_continuous", "start_time": "2026-01-01T00:00:00Z"})
     now = datetime.now(UTC)
     doc = {
         "id": f"job-{i}",
@@ -113,64 +128,94 @@ def rss_bytes() -> int:
 
 
 # -- one cold start, in its own process ---------------------------------------------------------------------
-def propagation_writes(size: int) -> int:
-    """New jobs timed per run: fewer when each takes long (the listener's cost per change grows with
-    the jobs it holds)."""
-    return max(3, min(15, 15_000 // size))
+EVENT_ACCOUNTS = 200
+"""Accounts an ingest instance sees events of after its cold start (each loaded on its first event)."""
+LOOKUPS = 1000
+"""Jobs a sink instance looks up after its cold start (each read on its first delivery)."""
+NEW_JOBS = 10
+"""New jobs timed per run, from the write call until a running cache matches an event with them."""
 
 
-def child(project: str, size: int) -> dict:
+def new_job(n: int):
+    from sysevents.jobs import job_from_dict
+
+    return job_from_dict(
+        {
+            "workflow": "webhook_system_events",
+            "config": {"system_event_type": "failed", "webhook_url": "https://hooks.example.com/new"},
+        },
+        job_id=f"new-{n}-{time.time_ns()}",
+        aid="acct-new",
+    )
+
+
+def child(project: str, size: int, role: str) -> dict:
+    """One cold start of a function instance's job cache, in this fresh process. Roles:
+    `ingest` (a match for events of EVENT_ACCOUNTS accounts, then new jobs' propagation), `sink` (LOOKUPS
+    lookups by (aid, id), as deliveries do), `all` (every job listed: the bigquery function's ticks)."""
     from google.cloud import firestore
 
     import sysevents.sinks  # noqa: F401 - the workflow registry, as a function has it loaded
     from sysevents.events import new_event
-    from sysevents.jobs import job_from_dict
     from sysevents.store import JobCache, JobStore
 
     client = firestore.Client(project=project)
     client.collection("bench").document("warm-up").get(timeout=60)  # the channel is not the cache's cost
+    rng = random.Random(size)
     gc.collect()
     before = rss_bytes()
     started = time.perf_counter()
-    cache = JobCache(client, start_timeout=600).start()
-    ready = time.perf_counter() - started
-    gc.collect()
-    held = rss_bytes() - before
-    jobs, reads = len(cache), cache.documents_read
-
-    store = JobStore(client)
-    event = new_event("acct-new", "work", "w-1", "failed")
-    cache.match(event)  # the account is known to this instance before its new job is written
-    lags = []
-    for n in range(propagation_writes(size)):
-        job = job_from_dict(
-            {
-                "workflow": "webhook_system_events",
-                "config": {"system_event_type": "failed", "webhook_url": "https://hooks.example.com/new"},
-            },
-            job_id=f"new-{n}-{time.time_ns()}",
-            aid="acct-new",
-        )
+    cache = JobCache(client, start_timeout=600, max_jobs=max(20_000, size)).start()
+    out: dict = {"role": role, "start_s": time.perf_counter() - started, "start_reads": cache.documents_read}
+    if role == "all":
+        out["jobs"] = len(cache.jobs())
+        out["ready_s"] = time.perf_counter() - started
+    elif role == "ticks":
+        out["jobs"] = len(cache.jobs(where=lambda j: j.config.has_backfill()))
+        out["ready_s"] = time.perf_counter() - started
+    elif role == "ingest":
+        accounts = rng.sample(range(min(size, ACCOUNTS)), min(EVENT_ACCOUNTS, size, ACCOUNTS))
         t = time.perf_counter()
-        store.put(job)
-        while all(j.id != job.id for j in cache.match(event)):  # as ingest would match an event
-            time.sleep(0.0005)
-        lags.append((time.perf_counter() - t) * 1000)
-        store.delete(job.aid, job.id)
+        for a in accounts:
+            cache.match(new_event(f"acct-{a:05d}", "work", "w-1", "failed"))
+        out["per_account_ms"] = (time.perf_counter() - t) * 1000 / len(accounts)
+        out["accounts"] = len(accounts)
+        out["jobs"] = len(cache)
+        out["ready_s"] = time.perf_counter() - started
+    else:
+        picks = [rng.randrange(size) for _ in range(min(LOOKUPS, size))]
+        t = time.perf_counter()
+        for i in picks:
+            cache.get(f"acct-{i % ACCOUNTS:05d}", f"job-{i}")
+        out["per_lookup_ms"] = (time.perf_counter() - t) * 1000 / len(picks)
+        out["lookups"] = len(picks)
+        out["jobs"] = len(cache)
+        out["ready_s"] = time.perf_counter() - started
+    gc.collect()
+    out["rss_mb"] = (rss_bytes() - before) / 2**20
+    out["documents_read"] = cache.documents_read
+    if role == "ingest":  # a new job reaching this running cache, as ingest matches (max_age: default)
+        store = JobStore(client)
+        event = new_event("acct-new", "work", "w-1", "failed")
+        cache.match(event)  # the account is held before its new job is written
+        lags = []
+        for n in range(NEW_JOBS):
+            job = new_job(n)
+            t = time.perf_counter()
+            store.put(job)
+            while all(j.id != job.id for j in cache.match(event)):
+                time.sleep(0.0005)
+            lags.append((time.perf_counter() - t) * 1000)
+            store.delete(job.aid, job.id)
+        out["new_job_p50_ms"], out["new_job_max_ms"] = statistics.median(lags), max(lags)
+        out["max_age_ms"] = cache.max_age * 1000
     cache.stop()
-    return {
-        "jobs": jobs,
-        "ready_s": ready,
-        "documents_read": reads,
-        "rss_mb": held / 2**20,
-        "new_job_p50_ms": statistics.median(lags),
-        "new_job_max_ms": max(lags),
-    }
+    return out
 
 
-def run_child(env: dict[str, str], project: str, size: int) -> dict:
+def run_child(env: dict[str, str], project: str, size: int, role: str) -> dict:
     out = subprocess.run(
-        [sys.executable, __file__, "--child", "--project", project, "--size", str(size)],
+        [sys.executable, __file__, "--child", "--project", project, "--size", str(size), "--role", role],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
@@ -183,6 +228,9 @@ def run_child(env: dict[str, str], project: str, size: int) -> dict:
 
 
 # -- the run ---------------------------------------------------------------------------------------------------
+ROLES = ("ingest", "sink", "ticks", "all")
+
+
 def main(sizes: list[int]) -> None:
     from sysevents.local.stack import LocalStack
 
@@ -197,37 +245,49 @@ def main(sizes: list[int]) -> None:
                 f"stored {size - stored:,} more jobs in {write_s:.1f} s ({(size - stored) / write_s:,.0f}/s)"
             )
             stored = size
-            row = {"size": size, **run_child(stack.env, stack.project, size)}
-            rows.append(row)
-            print(
-                f"  cold start with {size:,} jobs: {row['ready_s']:.2f} s, {row['documents_read']:,} reads, "
-                f"{row['rss_mb']:.0f} MB",
-                flush=True,
-            )
+            for role in ROLES:
+                row = {"size": size, **run_child(stack.env, stack.project, size, role)}
+                rows.append(row)
+                print(
+                    f"  {role:>6} cold start, {size:,} jobs stored: {row['ready_s']:.2f} s, "
+                    f"{row['documents_read']:,} reads, {row['rss_mb']:.0f} MB",
+                    flush=True,
+                )
         report(rows)
 
 
 def report(rows: list[dict]) -> None:
-    print("\nJob cache cold start (a fresh process per size) and a new job's propagation to it:")
+    print("\nJob cache cold start per role (a fresh process each):")
+    print("  ingest: start, then a first event of each of 200 accounts (each account's jobs loaded once)")
+    print("  sink:   start, then 1,000 lookups by (aid, id) of stored jobs (each read once)")
+    print("  ticks:  start, then the jobs with a backfill listed (the bigquery function's ticks)")
+    print("  all:    start, then every job listed and kept (what a cache of every job holds)")
     print(
-        f"{'jobs':>8} {'ready s':>9} {'reads':>9} {'RSS MB':>8} {'KB/job':>7} {'new job p50':>12} {'max':>7}"
+        f"{'jobs':>8} {'role':>7} {'start s':>8} {'done s':>8} {'reads':>8} {'held':>7} {'RSS MB':>7} "
+        f"{'per item':>11} {'new job p50':>12} {'max':>7}"
     )
     for r in rows:
+        per = r.get("per_account_ms", r.get("per_lookup_ms"))
+        per_s = f"{per:.2f} ms" if per is not None else "-"
+        new = f"{r['new_job_p50_ms']:.0f} ms" if "new_job_p50_ms" in r else "-"
+        mx = f"{r['new_job_max_ms']:.0f} ms" if "new_job_max_ms" in r else "-"
         print(
-            f"{r['size']:>8,} {r['ready_s']:>9.2f} {r['documents_read']:>9,} {r['rss_mb']:>8.1f} "
-            f"{r['rss_mb'] * 1024 / r['size']:>7.2f} {r['new_job_p50_ms']:>9.1f} ms {r['new_job_max_ms']:>4.0f} ms"
+            f"{r['size']:>8,} {r['role']:>7} {r['start_s']:>8.3f} {r['ready_s']:>8.2f} {r['documents_read']:>8,} "
+            f"{r['jobs']:>7,} {r['rss_mb']:>7.1f} {per_s:>11} {new:>12} {mx:>7}"
         )
-    base = rows[0]
-    print(f"\nPer 1,000 jobs, relative to the {base['size']:,}-job run (1.00 = linear growth):")
+    base_size = rows[0]["size"]
     print(
-        f"{'jobs':>8} {'ready s/1k':>11} {'ratio':>6} {'reads/1k':>9} {'ratio':>6} {'MB/1k':>7} {'ratio':>6}"
+        f"\nRelative to the {base_size:,}-job run (per 1,000 jobs stored for 'ticks' and 'all'; as is for the others):"
     )
+    print(f"{'jobs':>8} {'role':>7} {'time':>7} {'reads':>7} {'RSS':>7}")
+    base = {r["role"]: r for r in rows if r["size"] == base_size}
     for r in rows:
-        k, bk = r["size"] / 1000, base["size"] / 1000
-        t, bt = r["ready_s"] / k, base["ready_s"] / bk
-        n, bn = r["documents_read"] / k, base["documents_read"] / bk
-        m, bm = r["rss_mb"] / k, base["rss_mb"] / bk
-        print(f"{r['size']:>8,} {t:>11.3f} {t / bt:>6.2f} {n:>9.0f} {n / bn:>6.2f} {m:>7.2f} {m / bm:>6.2f}")
+        b = base[r["role"]]
+        k = (r["size"] / b["size"]) if r["role"] in ("all", "ticks") else 1.0
+        t = (r["ready_s"] / k) / b["ready_s"]
+        n = (r["documents_read"] / k) / b["documents_read"]
+        m = (r["rss_mb"] / k) / b["rss_mb"] if b["rss_mb"] > 0 else float("nan")
+        print(f"{r['size']:>8,} {r['role']:>7} {t:>7.2f} {n:>7.2f} {m:>7.2f}")
     print(json.dumps({"bench": "job_cache", "runs": rows}))
 
 
@@ -237,8 +297,9 @@ if __name__ == "__main__":
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--project", default="sysevents-local", help=argparse.SUPPRESS)
     ap.add_argument("--size", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--role", choices=ROLES, default="ingest", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(child(args.project, args.size)))
+        print(json.dumps(child(args.project, args.size, args.role)))
     else:
         main([int(s) for s in args.sizes.split(",")])

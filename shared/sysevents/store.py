@@ -14,7 +14,8 @@ every event that reaches ingest after T + max_age, whatever the instance did mea
 throttle the CPU between requests: a background listener would lag there, a sync in the request does
 not). The cache holds jobs on demand, bounded (`max_jobs`, least recently used first out): a whole
 account when an event of it is matched (one query of that account's jobs), a single job when a sink looks
-one up by (aid, id) (one get). `jobs()` (the bigquery function's backfill ticks) loads every job once.
+one up by (aid, id) (one get). `jobs(where)` (the bigquery function's backfill ticks) reads every job
+once and keeps those it wants.
 """
 
 from __future__ import annotations
@@ -341,7 +342,8 @@ class JobCache:
         self._complete: OrderedDict[str, None] = OrderedDict()  # accounts held whole, least recent first
         self._singles: OrderedDict[JobId, None] = OrderedDict()  # jobs held for lookups only
         self._ids_of: dict[str, set[str]] = {}  # account -> ids of its jobs held
-        self._all = False  # every job is held (jobs())
+        self._listing: dict[JobId, Job] | None = None  # jobs() : every stored job passing _where
+        self._where: Callable[[Job], bool] | None = None
         self.seq: int | None = None  # the change marker's seq this cache is at (None: never synced)
         self._synced = float("-inf")  # clock() when the latest completed sync started
         self.updated_at: datetime | None = None  # Firestore read time of that sync's marker read
@@ -386,7 +388,10 @@ class JobCache:
             first = recent[0][0] if recent else seq + 1
             if seq > self.seq and first <= self.seq + 1:  # every change since is listed
                 with self._lock:
-                    held = sorted({(a, i) for n, a, i in recent if n > self.seq and self._holds(a, i)})
+                    wanted = self._listing is not None
+                    held = sorted(
+                        {(a, i) for n, a, i in recent if n > self.seq and (wanted or self._holds(a, i))}
+                    )
                 self._refresh(held)
             else:  # too far behind (or the marker was reset): forget all, reload on demand
                 log.warning("job cache: %s changes behind the marker; reloading", seq - self.seq)
@@ -403,14 +408,14 @@ class JobCache:
 
     # -- what is held ----------------------------------------------------------------------------------------
     def _holds(self, aid: str, job_id: str) -> bool:
-        return self._all or aid in self._complete or (aid, job_id) in self._singles
+        return aid in self._complete or (aid, job_id) in self._singles
 
     def _forget(self) -> None:  # holds _lock
         self._index = JobIndex()
         self._complete.clear()
         self._singles.clear()
         self._ids_of.clear()
-        self._all = False
+        self._listing = None
 
     def _apply(self, snap, *, matchable: bool) -> Job | None:
         """Hold what a snapshot says of its job (present or deleted). Every read runs under _sync_lock, one
@@ -449,7 +454,7 @@ class JobCache:
 
     def _evict(self, keep: str | None = None) -> None:
         """Least recently used out until at most max_jobs are held (single jobs first, then accounts)."""
-        while len(self._index) > self.max_jobs and not self._all:
+        while len(self._index) > self.max_jobs:
             if self._singles:
                 key, _ = self._singles.popitem(last=False)
                 self._drop_job(key)
@@ -467,20 +472,22 @@ class JobCache:
         with self._lock:
             for snap in snaps:
                 account = snap.reference.parent.parent
-                complete = self._all or (account is not None and account.id in self._complete)
-                self._apply(snap, matchable=complete)
+                aid = account.id if account is not None else ""
+                if self._holds(aid, snap.id):
+                    self._apply(snap, matchable=aid in self._complete)
+                if self._listing is not None:
+                    self._list(snap)
 
     # -- loads (under _sync_lock: a sync between a load's read and its apply would skip the jobs read) ----
     def _account(self, aid: str) -> None:
         """Hold the account's jobs whole (one query), so matching its events is complete."""
         with self._lock:
-            if self._all or aid in self._complete:
-                if aid in self._complete:
-                    self._complete.move_to_end(aid)
+            if aid in self._complete:
+                self._complete.move_to_end(aid)
                 return
         with self._sync_lock:
             with self._lock:
-                if self._all or aid in self._complete:
+                if aid in self._complete:
                     return
             try:
                 snaps = self._call(lambda: list(self._store.collection(aid).stream(timeout=self._timeout)))
@@ -516,17 +523,44 @@ class JobCache:
                     self._evict()
                 return job
 
-    def _everything(self) -> None:
+    def _list(self, snap) -> None:  # holds _lock
+        """Keep the listing's copy of a job as a snapshot says (deleted, invalid, or not wanted: out)."""
+        account = snap.reference.parent.parent
+        if account is None or account.parent.id != self._accounts_name or self._listing is None:
+            return
+        key: JobId = (account.id, snap.id)
+        job = None
+        if snap.exists:
+            try:
+                job = _job_of(snap)
+            except InvalidJob as err:
+                self.invalid[snap.reference.path] = err.reason
+        if job is not None and (self._where is None or self._where(job)):
+            self._listing[key] = job
+        else:
+            self._listing.pop(key, None)
+
+    def _list_all(self, where: Callable[[Job], bool] | None) -> None:
         with self._sync_lock:
-            if self._all:
+            if self._listing is not None and self._where is where:
                 return
-            snaps = self._call(lambda: list(self._group.stream(timeout=self._timeout)))
-            self.documents_read += max(1, len(snaps))
+            listing: dict[JobId, Job] = {}
             with self._lock:
-                self._forget()
-                for snap in snaps:
-                    self._apply(snap, matchable=True)
-                self._all = True
+                self._listing, self._where = listing, where
+            read = 0
+            try:
+                for snap in self._group.stream(timeout=self._timeout):  # one at a time: no list of all
+                    read += 1
+                    with self._lock:
+                        self._list(snap)
+            except BaseException as err:
+                with self._lock:
+                    self._listing = None
+                if isinstance(err, gexc.GoogleAPIError | gexc.RetryError):
+                    raise JobCacheUnavailable(f"job cache: Firestore did not answer: {err}") from err
+                raise
+            finally:
+                self.documents_read += max(1, read)
 
     # -- what callers ask ------------------------------------------------------------------------------------
     def match(self, event: SystemEvent) -> list[Job]:
@@ -555,11 +589,14 @@ class JobCache:
             self._refresh([key])
         return self._index.get(key)
 
-    def jobs(self) -> list[Job]:
-        """Every job (active and paused); the first call loads them all, later ones sync."""
+    def jobs(self, where: Callable[[Job], bool] | None = None) -> list[Job]:
+        """Every stored job (active and paused) for which `where` holds (default: all). The first call
+        reads every job once and keeps only those (another `where` reads them all again); later calls
+        sync. Kept apart from the jobs held for matching and lookups, and not bounded by max_jobs."""
         self.fresh()
-        self._everything()
-        return self._index.all()
+        self._list_all(where)
+        with self._lock:
+            return list((self._listing or {}).values())
 
     def __len__(self) -> int:
         return len(self._index)
@@ -570,7 +607,8 @@ class JobCache:
         self.sync()
         return {
             "jobs": len(self._index),
-            "accounts": "all" if self._all else len(self._complete),
+            "accounts": len(self._complete),
+            "listed": None if self._listing is None else len(self._listing),
             "read_time": self.updated_at.isoformat() if self.updated_at else None,
             "seq": self.seq,
             "max_age_ms": round(self.max_age * 1000),

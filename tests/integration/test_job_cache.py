@@ -172,6 +172,25 @@ def test_jobs_lists_every_job_once_then_syncs(store, cache, clock, aid):
     assert (aid, "listed") not in {(j.aid, j.id) for j in cache.jobs()}
 
 
+def test_a_filtered_listing_keeps_only_the_jobs_wanted_and_follows_changes(store, cache, clock, aid):
+    def named(job):
+        return job.name == "wanted"
+
+    def listed():
+        return {j.id for j in cache.jobs(where=named) if j.aid == aid}
+
+    store.put(webhook(aid, "a", name="wanted"))
+    store.put(webhook(aid, "b"))
+    assert listed() == {"a"}
+    assert len(cache) == 0  # the listing is not what matching and lookups hold
+    store.change(aid, "b", lambda j: j.model_copy(update={"name": "wanted"}))
+    store.change(aid, "a", lambda j: j.model_copy(update={"name": "other"}))
+    clock.advance(MAX_AGE)
+    before = cache.documents_read
+    assert listed() == {"b"}
+    assert cache.documents_read - before == 3  # the marker and the two changed jobs, not every job
+
+
 # -- end to end: the ingest function ------------------------------------------------------------------------
 def _health(url: str) -> dict:
     with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 - the stack's own function
