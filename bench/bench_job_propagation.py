@@ -1,7 +1,9 @@
-"""How long a job change takes to reach a running function's job cache (the snapshot listener).
+"""How long a job change takes until a running function's job cache reports it (its GET).
 
 Starts the emulators and the ingest function, writes N job changes, and times each from Firestore's
-write call to the moment the function reports a cache read time at or after that commit.
+write call to the moment the function reports a cache read time at or after that commit. The GET syncs
+the cache first, so this is a write and a GET; without a GET, a cache is at most X old when it answers
+(README "Job cache"; bench/bench_job_cache.py measures that).
 
     .venv/bin/python bench/bench_job_propagation.py
 """

@@ -78,7 +78,7 @@ def aid(request) -> Iterator[str]:
         store = JobStore(client)
         for account in {value, f"{value}-other", f"{value}-a", f"{value}-b"}:
             for ref in store.collection(account).list_documents():
-                ref.delete()
+                store.delete(account, ref.id)  # through the store: the function's job caches learn of it
 
 
 @pytest.fixture

@@ -85,7 +85,20 @@ class Settings(BaseSettings):
     )
     template_workers: int = Field(default=2, ge=1, le=32, description="Template render worker processes.")
     job_cache_start_timeout: float = Field(
-        default=60.0, gt=0, description="Seconds to wait for the first jobs snapshot."
+        default=60.0, gt=0, description="Seconds the job cache waits for each Firestore read."
+    )
+    job_cache_max_age_ms: int = Field(
+        default=1000,
+        ge=0,
+        le=600_000,
+        description="The job cache's freshness bound X: a job saved at T is matched for every event that "
+        "reaches ingest after T + X (each instance reads the change marker at most once per X while it "
+        "serves; 0: once per request).",
+    )
+    job_cache_max_jobs: int = Field(
+        default=20_000,
+        gt=0,
+        description="Jobs a function instance holds at most (least recently used accounts and jobs out first).",
     )
     # Admin API (sysevents.admin): tenancy, keys, secrets at rest.
     accounts_collection: str = Field(default="accounts", description="Firestore collection of accounts.")

@@ -52,13 +52,15 @@ class JobIndex:
             places = [(st, sid) for st, ids in f.sources.items() for sid in (ids or (_ANY,))]
         return [(f.aid, st, sid, verb) for st, sid in places for verb in f.verbs]
 
-    def upsert(self, job: Job) -> None:
-        """Add or replace a job; paused jobs are kept for lookup by id but never matched."""
+    def upsert(self, job: Job, *, matchable: bool = True) -> None:
+        """Add or replace a job; paused jobs are kept for lookup by id but never matched, and so are jobs
+        stored with `matchable=False` (a job cache holding a job for lookups only: its account's other
+        jobs are not here, so matching that account would be incomplete anyway)."""
         jid = (job.aid, job.id)
         with self._lock:
             self._drop(jid)
             self._jobs[jid] = job
-            if job.state is JobState.ACTIVE:
+            if matchable and job.state is JobState.ACTIVE:
                 f = job.filter
                 keys = self._keys(f)
                 for key in keys:

@@ -77,13 +77,16 @@ class Runtime:
     # -- components, built on first use ---------------------------------------------------------------------
     @property
     def cache(self) -> JobCache:
+        s = self.settings
         return self._part(
             "cache",
             lambda: JobCache(
                 self.firestore,
-                self.settings.jobs_collection,
-                self.settings.job_cache_start_timeout,
-                self.settings.accounts_collection,
+                s.jobs_collection,
+                s.job_cache_start_timeout,
+                s.accounts_collection,
+                max_age=s.job_cache_max_age_ms / 1000,
+                max_jobs=s.job_cache_max_jobs,
             ).start(),
         )
 
@@ -231,13 +234,10 @@ class Runtime:
 
     # -- lookups ---------------------------------------------------------------------------------------------
     def job_for(self, aid: str, job_id: str, version: int) -> Job | None:
-        """The job a delivery names, at least at the version ingest matched it with: from the cache, or
-        from Firestore when this instance's cache has not caught up yet (a just-created or just-changed
-        job). None when the job no longer exists."""
-        job = self.cache.get(aid, job_id)
-        if job is None or job.version < version:
-            job = self.jobs.get(aid, job_id) or job
-        return job
+        """The job a delivery names, at least at the version ingest matched it with: from the cache (as of
+        at most its max age before this call), read again from Firestore when the copy held is older than
+        that version (a just-created or just-changed job). None when the job no longer exists."""
+        return self.cache.get(aid, job_id, min_version=version)
 
     def close(self) -> None:
         """Stop what this Runtime started (sandbox workers, the job cache's listener)."""

@@ -4,19 +4,28 @@ Layout: a job lives at `accounts/{aid}/jobs/{id}`. Ids are chosen per account: e
 listing goes through the account's own collection, so a job id in one account says nothing about
 another (a create that collides answers for that account only).
 
-Cache design: a Firestore snapshot listener on the `jobs` collection group keeps a `JobIndex` current.
-The first snapshot is loaded once per function instance (one read per job); after that only changed
-jobs are transferred, so steady-state ingest reads nothing from Firestore per event. A job change
-reaches a running instance as soon as the listener delivers it (p50 12 ms, max 124 ms from the write
-call against the emulator here; bench/bench_job_propagation.py). If the listener stops (network error,
-emulator restart) the next lookup restarts it and reloads, so the cache cannot stay stale silently.
+Cache design (README "Job cache"): every job write through `JobStore` also bumps, in the same
+transaction, one **change marker** document (`job_changes/marker`): a sequence number and the
+(seq, aid, id) of the last RECENT_CHANGES writes. A `JobCache` never listens: before it answers (a match,
+a lookup) it checks that its last sync *started* at most `max_age` seconds before the call, and otherwise
+syncs in the calling thread: one marker read, then one read per changed job it holds (or, more than
+RECENT_CHANGES behind, it forgets everything and reloads on demand). So a job saved at T is matched for
+every event that reaches ingest after T + max_age, whatever the instance did meanwhile (Cloud Functions
+throttle the CPU between requests: a background listener would lag there, a sync in the request does
+not). The cache holds jobs on demand, bounded (`max_jobs`, least recently used first out): a whole
+account when an event of it is matched (one query of that account's jobs), a single job when a sink looks
+one up by (aid, id) (one get). `jobs(where)` (the bigquery function's backfill ticks) reads every job
+once and keeps those it wants.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
-from collections.abc import Callable
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from google.api_core import exceptions as gexc
@@ -26,9 +35,16 @@ from google.cloud.firestore_v1.field_path import FieldPath
 
 from .events import SystemEvent
 from .jobs import InvalidJob, Job, job_from_dict, job_to_dict, new_generation
-from .matching import JobIndex
+from .matching import JobId, JobIndex
 
 log = logging.getLogger(__name__)
+
+CHANGES_COLLECTION = "job_changes"
+MARKER_ID = "marker"
+RECENT_CHANGES = 1000
+"""Writes the change marker lists; a cache further behind than this forgets what it holds and reloads."""
+TX_ATTEMPTS = 50
+"""Every job write and the marker share a transaction: concurrent writes retry on the marker."""
 
 
 class JobNotFound(LookupError):
@@ -57,14 +73,33 @@ def _job_of(snap) -> Job:
     return job_from_dict(snap.to_dict() or {}, job_id=snap.id, aid=snap.reference.parent.parent.id)
 
 
-class JobStore:
-    """Create, read, replace and delete jobs (the admin API builds on this)."""
+class JobCacheUnavailable(OSError):
+    """Firestore did not answer the job cache (retried by the caller: ingest answers 5xx, Pub/Sub redelivers)."""
 
-    def __init__(self, client: firestore.Client, collection: str = "jobs", accounts: str = "accounts"):
+
+def read_marker(snap) -> tuple[int, list[tuple[int, str, str]]]:
+    """(seq, recent changes as (seq, aid, id), oldest first) of a change marker snapshot."""
+    doc = (snap.to_dict() or {}) if snap.exists else {}
+    recent = json.loads(doc.get("recent") or "[]")
+    return int(doc.get("seq") or 0), [(int(n), str(a), str(i)) for n, a, i in recent]
+
+
+class JobStore:
+    """Create, read, replace and delete jobs (the admin API builds on this). Every write also bumps the
+    change marker in the same transaction, which is how every job cache learns of it."""
+
+    def __init__(
+        self,
+        client: firestore.Client,
+        collection: str = "jobs",
+        accounts: str = "accounts",
+        changes: str = CHANGES_COLLECTION,
+    ):
         self.client = client
         self.accounts = client.collection(accounts)
         self.name = collection
-        self.last_write_time: datetime | None = None  # commit time of this store's latest write
+        self.marker = client.collection(changes).document(MARKER_ID)
+        self.last_write_time: datetime | None = None  # when this store's latest write had committed
 
     def collection(self, aid: str):
         return self.accounts.document(aid).collection(self.name)
@@ -72,10 +107,43 @@ class JobStore:
     def ref(self, aid: str, job_id: str):
         return self.collection(aid).document(job_id)
 
+    # -- the change marker -------------------------------------------------------------------------------
+    def _transaction(self) -> firestore.Transaction:
+        return self.client.transaction(max_attempts=TX_ATTEMPTS)
+
+    def _bump(self, tx: firestore.Transaction, marker_snap, changed: Iterable[JobId]) -> None:
+        """Record in the marker (read earlier in this transaction) that these jobs changed."""
+        seq, recent = read_marker(marker_snap)
+        for aid, job_id in changed:
+            seq += 1
+            recent.append((seq, aid, job_id))
+        tx.set(
+            self.marker,
+            {
+                "seq": seq,
+                # one string, not an array: nothing in it is indexed or queried
+                "recent": json.dumps(recent[-RECENT_CHANGES:], separators=(",", ":")),
+                "changed_at": firestore.SERVER_TIMESTAMP,
+            },
+        )
+
+    def _written(self) -> None:
+        self.last_write_time = datetime.now(UTC)
+
+    # -- plain writes (tests, tools) ---------------------------------------------------------------------
     def put(self, job: Job) -> Job:
         now = datetime.now(UTC)
         job = job.model_copy(update={"created_at": job.created_at or now, "updated_at": now})
-        self.last_write_time = self.ref(job.aid, job.id).set(job_to_dict(job)).update_time
+        ref = self.ref(job.aid, job.id)
+
+        @firestore.transactional
+        def run(tx: firestore.Transaction) -> None:
+            marker = self.marker.get(transaction=tx)
+            tx.set(ref, job_to_dict(job))
+            self._bump(tx, marker, [(job.aid, job.id)])
+
+        run(self._transaction())
+        self._written()
         return job
 
     def get(self, aid: str, job_id: str) -> Job | None:
@@ -86,7 +154,16 @@ class JobStore:
         return _job_of(snap) if snap.exists else None
 
     def delete(self, aid: str, job_id: str) -> None:
-        self.last_write_time = self.ref(aid, job_id).delete()
+        ref = self.ref(aid, job_id)
+
+        @firestore.transactional
+        def run(tx: firestore.Transaction) -> None:
+            marker = self.marker.get(transaction=tx)
+            tx.delete(ref)
+            self._bump(tx, marker, [(aid, job_id)])
+
+        run(self._transaction())
+        self._written()
 
     def list(self, aid: str) -> list[Job]:
         return [_job_of(s) for s in self.collection(aid).stream()]
@@ -98,10 +175,21 @@ class JobStore:
         job = job.model_copy(
             update={"version": 1, "generation": new_generation(), "created_at": now, "updated_at": now}
         )
+        ref = self.ref(job.aid, job.id)
+
+        @firestore.transactional
+        def run(tx: firestore.Transaction) -> None:
+            if ref.get(transaction=tx).exists:
+                raise JobExists(job.id)
+            marker = self.marker.get(transaction=tx)
+            tx.create(ref, job_to_dict(job))
+            self._bump(tx, marker, [(job.aid, job.id)])
+
         try:
-            self.last_write_time = self.ref(job.aid, job.id).create(job_to_dict(job)).update_time
+            run(self._transaction())
         except gexc.Conflict:
             raise JobExists(job.id) from None
+        self._written()
         return job
 
     def change(
@@ -130,11 +218,13 @@ class JobStore:
                     "updated_at": datetime.now(UTC),
                 }
             )
+            marker = self.marker.get(transaction=tx)
             tx.set(ref, job_to_dict(new))
+            self._bump(tx, marker, [(aid, job_id)])
             return old, new
 
-        result = run(self.client.transaction())
-        self.last_write_time = datetime.now(UTC)
+        result = run(self._transaction())
+        self._written()
         return result
 
     def remove(self, aid: str, job_id: str, expected_version: int | None = None) -> Job:
@@ -144,11 +234,13 @@ class JobStore:
         @firestore.transactional
         def run(tx: firestore.Transaction) -> Job:
             old = self._read_for_update(tx, ref, expected_version)
+            marker = self.marker.get(transaction=tx)
             tx.delete(ref)
+            self._bump(tx, marker, [(aid, job_id)])
             return old
 
-        old = run(self.client.transaction())
-        self.last_write_time = datetime.now(UTC)
+        old = run(self._transaction())
+        self._written()
         return old
 
     def _read_for_update(self, tx, ref, expected_version: int | None) -> Job:
@@ -162,7 +254,7 @@ class JobStore:
 
     def hold(self, job: Job, until: datetime) -> None:
         """Hold the job until `until` (its receiver's Retry-After), unless it is held longer already. Not a
-        change of the job: its version stays; every instance's job cache sees the hold within moments."""
+        change of the job: its version stays; every instance's job cache sees the hold on its next sync."""
         ref = self.ref(job.aid, job.id)
 
         @firestore.transactional
@@ -172,9 +264,11 @@ class JobStore:
                 return
             held = (snap.to_dict() or {}).get("hold_until")
             if held is None or held < until:
+                marker = self.marker.get(transaction=tx)
                 tx.update(ref, {"hold_until": until})
+                self._bump(tx, marker, [(job.aid, job.id)])
 
-        run(self.client.transaction())
+        run(self._transaction())
 
     def find(self, aid: str, job_id: str) -> Job:
         """The account's job; JobNotFound when it has none by that id."""
@@ -216,7 +310,10 @@ class JobStore:
 
 
 class JobCache:
-    """All jobs, kept current by a snapshot listener; `match` and `get` never touch Firestore."""
+    """Jobs in memory, held on demand and never older than `max_age` seconds when answering (see the
+    module docstring); `match` and `get` read Firestore only to sync or to load what they do not hold.
+
+    `clock` (monotonic seconds) is what `max_age` is measured with."""
 
     def __init__(
         self,
@@ -224,82 +321,298 @@ class JobCache:
         collection: str = "jobs",
         start_timeout: float = 60.0,
         accounts: str = "accounts",
+        *,
+        max_age: float = 1.0,
+        max_jobs: int = 20_000,
+        changes: str = CHANGES_COLLECTION,
+        clock: Callable[[], float] = time.monotonic,
     ):
-        self._query = client.collection_group(collection)
-        self._accounts = accounts
+        self._client = client
+        self._store = JobStore(client, collection, accounts, changes)
+        self._group = client.collection_group(collection)
+        self._accounts_name = accounts
+        self._marker = client.collection(changes).document(MARKER_ID)
         self._timeout = start_timeout
-        self._lock = threading.Lock()
+        self.max_age = max_age
+        self.max_jobs = max_jobs
+        self._clock = clock
+        self._lock = threading.Lock()  # the data below
+        self._sync_lock = threading.Lock()  # syncs and loads, one at a time (see _load)
         self._index = JobIndex()
-        self._watch = None
-        self._ready = threading.Event()
-        self.updated_at: datetime | None = None
+        self._complete: OrderedDict[str, None] = OrderedDict()  # accounts held whole, least recent first
+        self._singles: OrderedDict[JobId, None] = OrderedDict()  # jobs held for lookups only
+        self._ids_of: dict[str, set[str]] = {}  # account -> ids of its jobs held
+        self._listing: dict[JobId, Job] | None = None  # jobs() : every stored job passing _where
+        self._where: Callable[[Job], bool] | None = None
+        self.seq: int | None = None  # the change marker's seq this cache is at (None: never synced)
+        self._synced = float("-inf")  # clock() when the latest completed sync started
+        self.updated_at: datetime | None = None  # Firestore read time of that sync's marker read
         self.invalid: dict[str, str] = {}  # job path -> why its stored document was skipped
+        self.documents_read = 0  # documents this cache read from Firestore (each is billed as one read)
+        self.syncs = 0
 
+    # -- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> JobCache:
-        with self._lock:
-            if self._watch is not None and self._watch.is_active and self._ready.is_set():
-                return self
-            if self._watch is not None:
-                log.warning("job cache: listener stopped; restarting and reloading")
-                self._watch.unsubscribe()
-            self._ready.clear()
-            self._index = JobIndex()
-            self._watch = self._query.on_snapshot(self._on_snapshot)
-        if not self._ready.wait(self._timeout):
-            raise TimeoutError(f"job cache: no snapshot of the jobs collection within {self._timeout:.0f}s")
+        """Read the change marker once (so a Firestore that does not answer fails the start)."""
+        self.sync()
         return self
 
     def stop(self) -> None:
+        """Forget every job held (nothing runs in the background)."""
+        with self._sync_lock, self._lock:
+            self._forget()
+            self.seq, self._synced = None, float("-inf")
+
+    # -- freshness -------------------------------------------------------------------------------------------
+    def fresh(self, arrived: float | None = None) -> None:
+        """Make sure the cache has synced in a sync that started at most max_age before `arrived` (clock()
+        of the request; default now): the freshness guarantee. Concurrent callers share one sync."""
+        arrived = self._clock() if arrived is None else arrived
+        if self._synced >= arrived - self.max_age:
+            return
+        with self._sync_lock:
+            if self._synced < arrived - self.max_age:
+                self._sync()
+
+    def sync(self) -> None:
+        """Sync now, whatever the age (health checks, start)."""
+        with self._sync_lock:
+            self._sync()
+
+    def _sync(self) -> None:  # holds _sync_lock
+        started = self._clock()
+        snap = self._call(lambda: self._marker.get(timeout=self._timeout))
+        self.documents_read += 1
+        seq, recent = read_marker(snap)
+        if self.seq is not None and seq != self.seq:
+            first = recent[0][0] if recent else seq + 1
+            if seq > self.seq and first <= self.seq + 1:  # every change since is listed
+                with self._lock:
+                    wanted = self._listing is not None
+                    held = sorted(
+                        {(a, i) for n, a, i in recent if n > self.seq and (wanted or self._holds(a, i))}
+                    )
+                self._refresh(held)
+            else:  # too far behind (or the marker was reset): forget all, reload on demand
+                log.warning("job cache: %s changes behind the marker; reloading", seq - self.seq)
+                with self._lock:
+                    self._forget()
+        self.seq, self._synced, self.updated_at = seq, started, snap.read_time
+        self.syncs += 1
+
+    def _call(self, fn: Callable):
+        try:
+            return fn()
+        except (gexc.GoogleAPIError, gexc.RetryError) as err:
+            raise JobCacheUnavailable(f"job cache: Firestore did not answer: {err}") from err
+
+    # -- what is held ----------------------------------------------------------------------------------------
+    def _holds(self, aid: str, job_id: str) -> bool:
+        return aid in self._complete or (aid, job_id) in self._singles
+
+    def _forget(self) -> None:  # holds _lock
+        self._index = JobIndex()
+        self._complete.clear()
+        self._singles.clear()
+        self._ids_of.clear()
+        self._listing = None
+
+    def _apply(self, snap, *, matchable: bool) -> Job | None:
+        """Hold what a snapshot says of its job (present or deleted). Every read runs under _sync_lock, one
+        at a time, so a snapshot applied is never older than the one it replaces."""
+        account = snap.reference.parent.parent
+        if account is None or account.parent.id != self._accounts_name:
+            return None  # a `jobs` collection somewhere else: not ours
+        key: JobId = (account.id, snap.id)
+        if not snap.exists:
+            self._drop_job(key)
+            return None
+        try:
+            job = _job_of(snap)
+        except InvalidJob as err:
+            self._drop_job(key)
+            self.invalid[snap.reference.path] = err.reason
+            log.error("job cache: skipping invalid job %s: %s", snap.reference.path, err.reason)
+            return None
+        self.invalid.pop(snap.reference.path, None)
+        self._index.upsert(job, matchable=matchable)
+        self._ids_of.setdefault(key[0], set()).add(key[1])
+        return job
+
+    def _drop_job(self, key: JobId) -> None:
+        self._index.remove(key)
+        self._singles.pop(key, None)
+        ids = self._ids_of.get(key[0])
+        if ids is not None:
+            ids.discard(key[1])
+
+    def _drop_account(self, aid: str) -> None:
+        self._complete.pop(aid, None)
+        for job_id in self._ids_of.pop(aid, ()):
+            self._index.remove((aid, job_id))
+            self._singles.pop((aid, job_id), None)
+
+    def _evict(self, keep: str | None = None) -> None:
+        """Least recently used out until at most max_jobs are held (single jobs first, then accounts)."""
+        while len(self._index) > self.max_jobs:
+            if self._singles:
+                key, _ = self._singles.popitem(last=False)
+                self._drop_job(key)
+            elif self._complete and next(iter(self._complete)) != keep:
+                self._drop_account(next(iter(self._complete)))
+            else:
+                return  # only the account being used is left: it is held whole, however large
+
+    def _refresh(self, keys: list[JobId]) -> None:  # holds _sync_lock
+        if not keys:
+            return
+        refs = [self._store.ref(aid, job_id) for aid, job_id in keys]
+        snaps = self._call(lambda: list(self._client.get_all(refs, timeout=self._timeout)))
+        self.documents_read += len(snaps)
         with self._lock:
-            if self._watch is not None:
-                self._watch.unsubscribe()
-                self._watch = None
+            for snap in snaps:
+                account = snap.reference.parent.parent
+                aid = account.id if account is not None else ""
+                if self._holds(aid, snap.id):
+                    self._apply(snap, matchable=aid in self._complete)
+                if self._listing is not None:
+                    self._list(snap)
 
-    def _on_snapshot(self, docs, changes, read_time) -> None:
-        index = self._index
-        for change in changes:
-            doc = change.document
-            account = doc.reference.parent.parent
-            if account is None or account.parent.id != self._accounts:
-                continue  # a `jobs` collection somewhere else: not ours
-            key = (account.id, doc.id)
-            if change.type.name == "REMOVED":
-                index.remove(key)
-                self.invalid.pop(doc.reference.path, None)
-                continue
+    # -- loads (under _sync_lock: a sync between a load's read and its apply would skip the jobs read) ----
+    def _account(self, aid: str) -> None:
+        """Hold the account's jobs whole (one query), so matching its events is complete."""
+        with self._lock:
+            if aid in self._complete:
+                self._complete.move_to_end(aid)
+                return
+        with self._sync_lock:
+            with self._lock:
+                if aid in self._complete:
+                    return
             try:
-                index.upsert(_job_of(doc))
-                self.invalid.pop(doc.reference.path, None)
+                snaps = self._call(lambda: list(self._store.collection(aid).stream(timeout=self._timeout)))
+            except ValueError:  # not a valid document path: an account with no jobs
+                snaps = []
+            self.documents_read += max(1, len(snaps))  # a query is billed one read at least
+            with self._lock:
+                found = {s.id for s in snaps}
+                for job_id in list(self._ids_of.get(aid, ())):
+                    if job_id not in found:  # held singly, since deleted
+                        self._drop_job((aid, job_id))
+                for snap in snaps:
+                    self._singles.pop((aid, snap.id), None)
+                    self._apply(snap, matchable=True)
+                self._complete[aid] = None
+                self._evict(keep=aid)
+
+    def _single(self, aid: str, job_id: str) -> Job | None:
+        with self._sync_lock:
+            with self._lock:
+                if self._holds(aid, job_id):
+                    return self._index.get((aid, job_id))
+            try:
+                ref = self._store.ref(aid, job_id)
+            except ValueError:  # not a valid document path: no such job
+                return None
+            snap = self._call(lambda: ref.get(timeout=self._timeout))
+            self.documents_read += 1
+            with self._lock:
+                job = self._apply(snap, matchable=False)
+                if job is not None:
+                    self._singles[(aid, job_id)] = None
+                    self._evict()
+                return job
+
+    def _list(self, snap) -> None:  # holds _lock
+        """Keep the listing's copy of a job as a snapshot says (deleted, invalid, or not wanted: out)."""
+        account = snap.reference.parent.parent
+        if account is None or account.parent.id != self._accounts_name or self._listing is None:
+            return
+        key: JobId = (account.id, snap.id)
+        job = None
+        if snap.exists:
+            try:
+                job = _job_of(snap)
             except InvalidJob as err:
-                index.remove(key)
-                self.invalid[doc.reference.path] = err.reason
-                log.error("job cache: skipping invalid job %s: %s", doc.reference.path, err.reason)
-        self.updated_at = read_time
-        self._ready.set()
+                self.invalid[snap.reference.path] = err.reason
+        if job is not None and (self._where is None or self._where(job)):
+            self._listing[key] = job
+        else:
+            self._listing.pop(key, None)
 
-    def _current(self) -> JobIndex:
-        if self._watch is None or not self._watch.is_active or not self._ready.is_set():
-            self.start()
-        return self._index
+    def _list_all(self, where: Callable[[Job], bool] | None) -> None:
+        with self._sync_lock:
+            if self._listing is not None and self._where is where:
+                return
+            listing: dict[JobId, Job] = {}
+            with self._lock:
+                self._listing, self._where = listing, where
+            read = 0
+            try:
+                for snap in self._group.stream(timeout=self._timeout):  # one at a time: no list of all
+                    read += 1
+                    with self._lock:
+                        self._list(snap)
+            except BaseException as err:
+                with self._lock:
+                    self._listing = None
+                if isinstance(err, gexc.GoogleAPIError | gexc.RetryError):
+                    raise JobCacheUnavailable(f"job cache: Firestore did not answer: {err}") from err
+                raise
+            finally:
+                self.documents_read += max(1, read)
 
+    # -- what callers ask ------------------------------------------------------------------------------------
     def match(self, event: SystemEvent) -> list[Job]:
-        return self._current().match(event)
+        """Active jobs whose filter selects the event, as of at most max_age before this call."""
+        self.fresh()
+        self._account(event.aid)
+        return self._index.match(event)
 
-    def get(self, aid: str, job_id: str) -> Job | None:
-        return self._current().get((aid, job_id))
+    def get(self, aid: str, job_id: str, *, min_version: int | None = None) -> Job | None:
+        """The account's job (None: it has none by that id), as of at most max_age before this call; with
+        `min_version`, read again from Firestore if the copy held is older than that version."""
+        self.fresh()
+        key = (aid, job_id)
+        with self._lock:
+            held, job = self._holds(aid, job_id), self._index.get(key)
+            if key in self._singles:
+                self._singles.move_to_end(key)
+            elif aid in self._complete:
+                self._complete.move_to_end(aid)
+        if not held:
+            return self._single(aid, job_id)
+        if min_version is None or (job is not None and job.version >= min_version):
+            return job
+        # Held, but older than the caller knows it to be (a change or creation not synced yet): read it.
+        with self._sync_lock:
+            self._refresh([key])
+        return self._index.get(key)
 
-    def jobs(self) -> list[Job]:
-        """Every job this instance knows (active and paused)."""
-        return self._current().all()
+    def jobs(self, where: Callable[[Job], bool] | None = None) -> list[Job]:
+        """Every stored job (active and paused) for which `where` holds (default: all). The first call
+        reads every job once and keeps only those (another `where` reads them all again); later calls
+        sync. Kept apart from the jobs held for matching and lookups, and not bounded by max_jobs."""
+        self.fresh()
+        self._list_all(where)
+        with self._lock:
+            return list((self._listing or {}).values())
 
     def __len__(self) -> int:
-        return len(self._current())
+        return len(self._index)
 
     def status(self) -> dict:
-        """For health checks: how many jobs, how fresh, which stored jobs were skipped as invalid."""
-        index = self._current()
+        """For health checks (it syncs first): jobs and accounts held, the marker read time and seq, reads so
+        far, and which stored jobs were skipped as invalid."""
+        self.sync()
         return {
-            "jobs": len(index),
+            "jobs": len(self._index),
+            "accounts": len(self._complete),
+            "listed": None if self._listing is None else len(self._listing),
             "read_time": self.updated_at.isoformat() if self.updated_at else None,
+            "seq": self.seq,
+            "max_age_ms": round(self.max_age * 1000),
+            "documents_read": self.documents_read,
+            "syncs": self.syncs,
             "invalid_jobs": dict(self.invalid),
         }

@@ -33,9 +33,14 @@ MAX_ERRORS = 5
 """Consecutive failed slices (BigQuery errors, receiver 5xx or timeouts) before a backfill fails."""
 
 
+def _has_backfill(job: Job) -> bool:
+    return job.config.has_backfill()
+
+
 def backfill_jobs(rt: Runtime) -> list[Job]:
-    """Every active job that has a backfill, from the instance's job cache (no query per tick)."""
-    return [j for j in rt.cache.jobs() if j.state is JobState.ACTIVE and j.config.has_backfill()]
+    """Every active job that has a backfill, from the instance's job cache (no query per tick: the cache
+    reads every job once per instance, keeps only those with a backfill, and syncs)."""
+    return [j for j in rt.cache.jobs(where=_has_backfill) if j.state is JobState.ACTIVE]
 
 
 def _settled(run: dict[str, Any], bf: Backfill) -> bool:

@@ -1,0 +1,222 @@
+"""The job cache against the Firestore emulator: the freshness guarantee, lookups, bounds, and the ingest
+function end to end.
+
+The guarantee (README "Job cache"): a job saved through JobStore at T is matched for every event that
+reaches ingest after T + max_age. The cache never syncs in the background, so a cache whose clock does
+not move stands for an instance whose CPU is throttled between requests (or whose sync is stalled): it
+may answer from what it holds, but once max_age has passed since its last sync it must sync before
+answering. The cache's clock is a fake one here, moved by the test: no timing is asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+import uuid
+
+import pytest
+from helpers import publish_events, pull, put_jobs
+
+from sysevents import store as store_mod
+from sysevents.events import new_event
+from sysevents.jobs import JobState, job_from_dict
+from sysevents.store import JobCache
+
+
+class Clock:
+    """Monotonic seconds that move only when the test says so (`tick`: by that much at every reading)."""
+
+    def __init__(self, tick: float = 0.0):
+        self.now, self.tick = 1000.0, tick
+
+    def __call__(self) -> float:
+        self.now += self.tick
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+MAX_AGE = 5.0
+
+
+def webhook(aid, job_id=None, verbs=("failed",), **extra):
+    return job_from_dict(
+        {
+            "workflow": "webhook_system_events",
+            "config": {
+                "system_event_multiple_types": list(verbs),
+                "webhook_url": "https://hooks.example.com/x",
+            },
+            **extra,
+        },
+        job_id=job_id or f"job-{uuid.uuid4().hex[:8]}",
+        aid=aid,
+    )
+
+
+def ids(jobs):
+    return sorted(j.id for j in jobs)
+
+
+@pytest.fixture
+def clock():
+    return Clock(tick=1e-6)  # every reading is later than the one before, as a real clock's
+
+
+@pytest.fixture
+def cache(firestore_client, clock):
+    c = JobCache(firestore_client, max_age=MAX_AGE, clock=clock).start()
+    yield c
+    c.stop()
+
+
+def test_a_job_saved_is_matched_once_max_age_has_passed_though_the_cache_never_ran_meanwhile(
+    store, cache, clock, aid
+):
+    event = new_event(aid, "work", "w1", "failed")
+    assert cache.match(event) == []  # the account is held (with no job)
+    job = store.put(webhook(aid))
+    # Within max_age of its last sync the cache answers from what it holds: the job may be missing.
+    # (It is, here: nothing made it sync. This is what the next step's assertion depends on.)
+    assert cache.match(new_event(aid, "work", "w2", "failed")) == []
+    clock.advance(MAX_AGE)
+    assert ids(cache.match(new_event(aid, "work", "w3", "failed"))) == [job.id]
+
+
+def test_changes_pauses_and_deletes_reach_the_cache_the_same_way(store, cache, clock, aid):
+    a, b = store.put(webhook(aid, "a")), store.put(webhook(aid, "b", verbs=("created",)))
+    failed = new_event(aid, "work", "w1", "failed")
+    assert ids(cache.match(failed)) == ["a"]
+
+    store.change(aid, "b", lambda j: j.model_copy(update={"config": a.config}))
+    store.change(aid, "a", lambda j: j.model_copy(update={"state": JobState.PAUSED}))
+    assert ids(cache.match(failed)) == ["a"]  # not synced yet
+    clock.advance(MAX_AGE)
+    assert ids(cache.match(failed)) == ["b"]
+
+    store.remove(aid, "b")
+    clock.advance(MAX_AGE)
+    assert cache.match(failed) == []
+    assert cache.get(aid, "b") is None
+    assert cache.get(aid, "a").state is JobState.PAUSED
+    assert b.version == 1
+
+
+def test_with_max_age_zero_every_job_saved_before_a_call_is_seen_by_it(store, firestore_client, aid):
+    cache = JobCache(firestore_client, max_age=0, clock=Clock(tick=1e-6)).start()
+    event = new_event(aid, "work", "w1", "failed")
+    saved = []
+    for n in range(8):
+        saved.append(store.put(webhook(aid, f"j{n}")).id)
+        assert ids(cache.match(event)) == saved
+        assert cache.get(aid, f"j{n}") is not None
+
+
+def test_a_lookup_loads_one_job_and_a_newer_version_is_read_again(store, cache, aid):
+    store.put(webhook(aid, "one"))
+    store.put(webhook(aid, "other"))
+    before = cache.documents_read
+    assert cache.get(aid, "one").version == 1
+    assert cache.documents_read - before == 1  # that job only, not its account
+    assert (aid, "other") not in {(j.aid, j.id) for j in cache._index.all()}
+
+    store.change(aid, "one", lambda j: j.model_copy(update={"name": "renamed"}))
+    assert cache.get(aid, "one").version == 1  # within max_age: the copy held
+    # A delivery matched at version 2 (ingest synced since) does not wait for this cache's max age.
+    assert cache.get(aid, "one", min_version=2).name == "renamed"
+    assert cache.get(aid, "missing") is None
+
+
+def test_a_job_held_for_lookups_is_not_matched_until_its_account_is_loaded(store, cache, aid):
+    store.put(webhook(aid, "a"))
+    store.put(webhook(aid, "b"))
+    assert cache.get(aid, "a") is not None  # held singly (as a sink holds it)
+    # Matching needs the account whole: it loads it, and both jobs match.
+    assert ids(cache.match(new_event(aid, "work", "w1", "failed"))) == ["a", "b"]
+
+
+def test_a_cache_too_far_behind_forgets_and_reloads(store, cache, clock, aid, monkeypatch):
+    monkeypatch.setattr(store_mod, "RECENT_CHANGES", 3)  # the marker lists only the last 3 writes
+    store.put(webhook(aid, "keep"))
+    event = new_event(aid, "work", "w1", "failed")
+    assert ids(cache.match(event)) == ["keep"]
+    for n in range(5):
+        store.put(webhook(aid, f"new{n}"))
+    store.remove(aid, "keep")
+    clock.advance(MAX_AGE)
+    assert ids(cache.match(event)) == [f"new{n}" for n in range(5)]
+
+
+def test_memory_is_bounded_least_recently_used_accounts_out(store, firestore_client, aid):
+    cache = JobCache(firestore_client, max_age=MAX_AGE, max_jobs=4, clock=Clock(tick=1e-6)).start()
+    accounts = [f"{aid}-a", f"{aid}-b", aid]
+    for account in accounts:
+        for n in range(2):
+            store.put(webhook(account, f"j{n}"))
+    for account in accounts:
+        assert ids(cache.match(new_event(account, "work", "w1", "failed"))) == ["j0", "j1"]
+        assert len(cache) <= 4
+    held = {j.aid for j in cache._index.all()}
+    assert held == {f"{aid}-b", aid}  # the least recently used account went out
+    before = cache.documents_read
+    assert ids(cache.match(new_event(accounts[0], "work", "w1", "failed"))) == ["j0", "j1"]
+    assert cache.documents_read - before == 2  # loaded again
+
+
+def test_jobs_lists_every_job_once_then_syncs(store, cache, clock, aid):
+    store.put(webhook(aid, "listed"))
+    assert (aid, "listed") in {(j.aid, j.id) for j in cache.jobs()}
+    store.remove(aid, "listed")
+    clock.advance(MAX_AGE)
+    assert (aid, "listed") not in {(j.aid, j.id) for j in cache.jobs()}
+
+
+def test_a_filtered_listing_keeps_only_the_jobs_wanted_and_follows_changes(store, cache, clock, aid):
+    def named(job):
+        return job.name == "wanted"
+
+    def listed():
+        return {j.id for j in cache.jobs(where=named) if j.aid == aid}
+
+    store.put(webhook(aid, "a", name="wanted"))
+    store.put(webhook(aid, "b"))
+    assert listed() == {"a"}
+    assert len(cache) == 0  # the listing is not what matching and lookups hold
+    store.change(aid, "b", lambda j: j.model_copy(update={"name": "wanted"}))
+    store.change(aid, "a", lambda j: j.model_copy(update={"name": "other"}))
+    clock.advance(MAX_AGE)
+    before = cache.documents_read
+    assert listed() == {"b"}
+    assert cache.documents_read - before == 3  # the marker and the two changed jobs, not every job
+
+
+# -- end to end: the ingest function ------------------------------------------------------------------------
+def _health(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 - the stack's own function
+        return json.loads(resp.read())["job_cache"]
+
+
+def test_ingest_matches_a_job_saved_max_age_before_the_event_without_being_told(
+    stack, store, publisher, subscriber, fresh_subscription, aid
+):
+    """The ingest function holds the account already; a second job is saved and, max_age later (as the
+    function reports it), an event published: both jobs get it. Nothing asks the function to sync in
+    between (its GET would)."""
+    import time
+
+    sub = fresh_subscription(stack.topology.sinks["webhook"].topic)
+    first = webhook(aid, "first")
+    put_jobs(stack, store, first)
+    publish_events(stack, publisher, new_event(aid, "work", "w1", "failed"))
+    got = pull(subscriber, sub, 1)
+    assert [m.attributes["job_id"] for m in got] == ["first"]
+
+    max_age = _health(stack.function_urls["ingest"])["max_age_ms"] / 1000
+    store.put(webhook(aid, "second"))
+    time.sleep(max_age)  # the guarantee's precondition: published after T + max_age (nothing is timed)
+    event = new_event(aid, "work", "w2", "failed")
+    publish_events(stack, publisher, event)
+    got = pull(subscriber, sub, 2)
+    assert sorted(m.attributes["job_id"] for m in got) == ["first", "second"]
+    assert {m.attributes["event_id"] for m in got} == {event.id}
