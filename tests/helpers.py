@@ -8,15 +8,20 @@ TIME_SCALE = 1 / 3000
 """The test stack's SYSEVENTS_TIME_SCALE: the default 27.6-hour retry schedule plays in about 33 s."""
 
 
-def pull(subscriber, path: str, count: int, timeout: float = 30.0) -> list:
-    """Synchronously pull and ack until `count` messages arrived or `timeout` passed."""
+def pull(subscriber, path: str, count: int, timeout: float = 30.0, aid: str | None = None) -> list:
+    """Synchronously pull and ack until `count` messages arrived or `timeout` passed. With `aid`, messages
+    of other accounts (another test's late deliveries on a shared topic) are acked and left out."""
     got: list = []
     deadline = time.monotonic() + timeout
     while len(got) < count and time.monotonic() < deadline:
         resp = subscriber.pull(subscription=path, max_messages=max(1, count - len(got)), timeout=5)
         if resp.received_messages:
             subscriber.acknowledge(subscription=path, ack_ids=[m.ack_id for m in resp.received_messages])
-            got.extend(m.message for m in resp.received_messages)
+            got.extend(
+                m.message
+                for m in resp.received_messages
+                if aid is None or m.message.attributes.get("aid") == aid
+            )
         else:
             time.sleep(0.1)
     return got

@@ -209,7 +209,7 @@ def test_ingest_matches_a_job_saved_max_age_before_the_event_without_being_told(
     first = webhook(aid, "first")
     put_jobs(stack, store, first)
     publish_events(stack, publisher, new_event(aid, "work", "w1", "failed"))
-    got = pull(subscriber, sub, 1)
+    got = pull(subscriber, sub, 1, aid=aid)
     assert [m.attributes["job_id"] for m in got] == ["first"]
 
     max_age = _health(stack.function_urls["ingest"])["max_age_ms"] / 1000
@@ -217,6 +217,6 @@ def test_ingest_matches_a_job_saved_max_age_before_the_event_without_being_told(
     time.sleep(max_age)  # the guarantee's precondition: published after T + max_age (nothing is timed)
     event = new_event(aid, "work", "w2", "failed")
     publish_events(stack, publisher, event)
-    got = pull(subscriber, sub, 2)
+    got = pull(subscriber, sub, 2, aid=aid)
     assert sorted(m.attributes["job_id"] for m in got) == ["first", "second"]
     assert {m.attributes["event_id"] for m in got} == {event.id}

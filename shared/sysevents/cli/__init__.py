@@ -16,6 +16,7 @@ from .export import export
 from .jobs import jobs
 from .keys import keys
 from .quarantine import quarantine
+from .status import status
 
 
 @click.group()
@@ -102,7 +103,7 @@ def dev(once: bool, no_bigquery: bool) -> None:
     sys.exit(run(once=once, bigquery=not no_bigquery, state_dir=DEV_DIR))
 
 
-for group in (jobs, keys, export, alerts, quarantine):
+for group in (jobs, keys, export, alerts, quarantine, status):
     main.add_command(group)
 
 if __name__ == "__main__":
