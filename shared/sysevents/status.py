@@ -166,8 +166,10 @@ def collect(rt: Runtime, aid: str | None = None) -> dict[str, Any]:
 def _table(rows: list[dict[str, Any]], cols: list[tuple[str, str]]) -> list[str]:
     cells = [[str(r.get(k) if r.get(k) is not None else "-") for k, _ in cols] for r in rows]
     widths = [max([len(h), *(len(c[i]) for c in cells)]) for i, (_, h) in enumerate(cols)]
-    lines = ["  " + "  ".join(h.ljust(w) for (_, h), w in zip(cols, widths, strict=True))]
-    lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    lines = ["  " + "  ".join(h.ljust(w) for (_, h), w in zip(cols, widths, strict=True)).rstrip()]
+    lines += [
+        "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
     return lines
 
 
@@ -214,7 +216,7 @@ def render(report: dict[str, Any], limit: int = 20) -> str:
             f"deliveries {j['pending']} pending, {j['waiting']} waiting, {j['dead_lettered']} dead-lettered"
         )
         sections = [
-            ("Failing (consecutive failures, newest streak first)", "failing", "consecutive_failures",
+            ("Failing (most consecutive failures first)", "failing", "consecutive_failures",
              [("aid", "account"), ("id", "job"), ("workflow", "workflow"), ("consecutive_failures", "failures"),
               ("failing_since", "since"), ("waiting", "waiting")]),
             ("Auto-disabled", "disabled", "dead_lettered",

@@ -95,6 +95,7 @@ def test_status_shows_what_needs_attention(stack, store, publisher, receiver, ai
     }
     assert report["quarantine"] is None  # one account's report: the quarantine is the operator's
     text = render(report)
+    print(text)  # shown with -s: the report a person reads
     for needle in (failing.id, gone.id, off.id, "the destination failed for 5 days", "4 jobs: 3 active"):
         assert needle in text
 

@@ -50,7 +50,7 @@ def test_a_slack_burst_becomes_one_digest_per_group(stack, store, publisher, rec
     segments = [new_event(aid, "segment", f"s-{i}", "failed") for i in range(10)]
     publish(stack, publisher, *works, *segments)
     posts = wait_until(lambda: len(got := receiver.at("/slack")) >= 2 and got, timeout=90)
-    time.sleep(3 * WAIT * TIME_SCALE)  # a straggler would get its own digest one group_interval later
+    time.sleep(1.5 * WAIT * TIME_SCALE)  # a straggler would get its own digest one group_interval later
     posts = receiver.at("/slack")
     counted: dict[str, int] = {}
     for p in posts:
