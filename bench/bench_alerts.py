@@ -4,15 +4,19 @@ of JSON; nothing is asserted.
 The same stream of N failure events goes into each: each about its own subject (N distinct alerts), in G
 groups by a `pipeline` field (round-robin), with the same grouping: group_by pipeline, group_wait,
 group_interval, repeat_interval (GROUPING below), in real seconds (the stack runs at time scale 1).
-- sysevents (Slack webhook): the local stack (emulators; ingest, webhook, email and admin functions; the
-  Cloud Tasks emulator for the group timers), a webhook alert job with `channel: slack` and the default
-  Slack digest, created through the admin API, into a local receiver; events published with `Publisher`.
+- sysevents (webhook): the local stack (emulators; ingest, webhook, email and admin functions; the Cloud
+  Tasks emulator for the group timers), a webhook alert job with the generic JSON digest, created through
+  the admin API, into a local receiver; events published with `Publisher`. Unpaced, like Alertmanager's
+  webhook_config.
+- sysevents (Slack, 1/s): the same with `channel: slack` and the Slack digest, paced at Slack's limit of
+  one message per second per incoming webhook (what Slack's API asks; Alertmanager does not pace).
 - Alertmanager: `prometheus-alertmanager` on a free port (clustering off), alerts POSTed to /api/v2/alerts,
   notifications to a local webhook receiver (webhook_config).
 - sysevents (email): the same through an email alert job and the local SMTP server.
 Figures: events accepted/s (Pub/Sub publish vs Alertmanager's API), time until every event has been
 notified, notifications and notifications/s, latency from a group's first event to its first
-notification. Then, in-process: concurrent accepts of one group's events (THREADS threads) against the
+notification, and when the events reached sysevents' alert engine (the pipeline through the emulators
+spreads a burst over that span: later events go into a group's follow-up digests, group_interval apart). Then, in-process: concurrent accepts of one group's events (THREADS threads) against the
 Firestore emulator.
 
     apt-get install -y prometheus-alertmanager     # as root; Debian's package is Alertmanager 0.25
@@ -119,37 +123,68 @@ SLACK_LINE = re.compile(r"\|work w-(\d+) failed")
 SLACK_HEAD = re.compile(r"^(\d+) works? failed in account ")
 
 
-def run_sysevents_slack(stack: LocalStack) -> dict:
-    """A Slack-shaped webhook alert job (channel slack, default digest) into a local receiver."""
+def _arrival(stack: LocalStack, job_id: str, start: float) -> str:
+    """When the job's events reached the alert engine (the `seen` records' accept times), from the first
+    publish: the pipeline (ingest, the sink's subscription) spreads a burst over this span."""
+    from google.cloud import firestore
+
+    client = firestore.Client(project=stack.project)
+    q = client.collection("alert_seen").where(filter=firestore.FieldFilter("job_id", "==", job_id))
+    times = sorted(s.to_dict()["at"].timestamp() - start for s in q.stream())
+    if not times:
+        return "-"
+    return f"{times[0]:.2f}-{times[-1]:.2f} s"
+
+
+def run_sysevents_webhook(stack: LocalStack, channel: str) -> dict:
+    """A webhook alert job (default digest of `channel`) into a local receiver. channel "webhook": the
+    generic JSON digest, unpaced (as Alertmanager's webhook_config); "slack": the Slack digest, paced at
+    Slack's 1 message per second per incoming webhook."""
     call, key = _account(stack)
     receiver = Receiver().start()
+    prefix = "w-" if channel == "slack" else "g-"
     try:
         job = call(f"/accounts/{AID}/jobs", key, {
-            "workflow": "webhook_system_events", "name": "bench slack alerts",
-            "config": {"system_event_type": "failed", "webhook_url": receiver.url("/slack"), "channel": "slack",
+            "workflow": "webhook_system_events", "name": f"bench {channel} alerts",
+            "config": {"system_event_type": "failed", "webhook_url": receiver.url("/hook"), "channel": channel,
                        "system_event_sources": {"work": []},
                        "grouping": {"by": ["pipeline"], "max_events": 100, **GROUPING}},
         })  # fmt: skip
         stack.wait_for_job_caches(datetime.fromisoformat(job["updated_at"]))
-        accepted_s, sent_at = _publish(stack, "w-")
+        accepted_s, sent_at = _publish(stack, prefix)
         start = min(sent_at.values())
+
+        def count(p) -> int:
+            doc = p.json()
+            return int(SLACK_HEAD.match(doc["text"]).group(1)) if channel == "slack" else int(doc["count"])
+
+        def first_index(p) -> int | None:
+            doc = p.json()
+            if channel == "slack":
+                m = SLACK_LINE.search(doc["text"])
+                return int(m.group(1)) if m else None
+            items = doc.get("items") or []
+            return int(items[0]["event"]["data"]["subject_id"][len(prefix) :]) if items else None
+
         done_at, deadline = None, time.monotonic() + TIMEOUT
         counted = 0
         while time.monotonic() < deadline:
-            posts = receiver.at("/slack")
-            counted = sum(int(SLACK_HEAD.match(p.json()["text"]).group(1)) for p in posts)
+            posts = receiver.at("/hook")
+            counted = sum(count(p) for p in posts)
             if counted >= N:
                 done_at = max(p.at for p in posts) - start
                 break
             time.sleep(0.05)
-        posts = receiver.at("/slack")
+        posts = receiver.at("/hook")
         firsts: dict[str, float] = {}
         for p in posts:
-            m = SLACK_LINE.search(p.json()["text"])
-            g = group_of(int(m.group(1))) if m else "?"
+            i = first_index(p)
+            g = group_of(i) if i is not None else "?"
             firsts[g] = min(firsts.get(g, p.at), p.at)
-        return summarize("sysevents (Slack webhook)", accepted_s, done_at, counted, firsts,
-                         [p.at for p in posts], sent_at)  # fmt: skip
+        name = "sysevents (Slack, 1/s)" if channel == "slack" else "sysevents (webhook)"
+        row = summarize(name, accepted_s, done_at, counted, firsts, [p.at for p in posts], sent_at)
+        row["events reached the engine"] = _arrival(stack, job["id"], start)
+        return row
     finally:
         receiver.stop()
 
@@ -190,8 +225,10 @@ def run_sysevents_email(stack: LocalStack, to: str) -> dict:
         g = m.subject.rsplit("pipeline=", 1)[-1]
         firsts[g] = min(firsts.get(g, m.received_at), m.received_at)
     counted = sum(int(re.match(r"\[sysevents\] (\d+) alert", m.subject).group(1)) for m in mails)
-    return summarize("sysevents (email)", accepted_s, done_at, counted, firsts, [m.received_at for m in mails],
-                     sent_at)  # fmt: skip
+    row = summarize("sysevents (email)", accepted_s, done_at, counted, firsts, [m.received_at for m in mails],
+                    sent_at)  # fmt: skip
+    row["events reached the engine"] = _arrival(stack, job["id"], start)
+    return row
 
 
 def run_contention(stack: LocalStack, events: int = 200) -> str:
@@ -335,10 +372,12 @@ def main() -> None:
     # Real seconds: the grouping windows are compared with Alertmanager's.
     with LocalStack(bigquery=False, functions=("ingest", "webhook", "email", "admin"), time_scale=1.0) as stack, \
             stack.environment():  # fmt: skip
-        rows = [run_sysevents_slack(stack)]
+        rows = [run_sysevents_webhook(stack, "webhook")]
         rows.append(run_alertmanager(workdir))
+        rows.append(run_sysevents_webhook(stack, "slack"))
         rows.append(run_sysevents_email(stack, "ops-bench@example.com"))
         contention = run_contention(stack)
+    rows[1]["events reached the engine"] = "(POSTed directly)"
     keys = [k for k in rows[0] if not k.startswith("_")]
     width = max(len(k) for k in keys) + 2
     cols = [max(len(r[k]) for k in keys) + 2 for r in rows]
@@ -353,8 +392,11 @@ def main() -> None:
     if ours["all_notified_s"] is not None and am["all_notified_s"]:
         print(f"every event notified: {ours['all_notified_s'] / am['all_notified_s']:.2f}x Alertmanager's time "
               "(goal 1.5x)")  # fmt: skip
+    slack, email = rows[2]["_figures"], rows[3]["_figures"]
     print(json.dumps({
         "first_p50_s": ours["first_p50_s"], "am_first_p50_s": am["first_p50_s"],
+        "slack_first_p50_s": slack["first_p50_s"], "email_first_p50_s": email["first_p50_s"],
+        "slack_all_notified_s": slack["all_notified_s"], "email_all_notified_s": email["all_notified_s"],
         "all_notified_s": ours["all_notified_s"], "am_all_notified_s": am["all_notified_s"],
         "notifications": ours["notifications"], "am_notifications": am["notifications"],
         "accepted_per_s": ours["accepted_per_s"], "am_accepted_per_s": am["accepted_per_s"],

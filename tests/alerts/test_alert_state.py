@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
+from google.cloud import firestore
 
 from sysevents.alerts.notifier import Notifier
 from sysevents.alerts.store import AlertStore
@@ -374,3 +375,54 @@ def test_resolve_on_sends_a_resolution_only_for_what_fired(stack, fn, aid, to):
     assert got[1].subject == f"[sysevents] Resolved: work w-9 (account {aid})"
     # resolved: a second completion has nothing to resolve
     assert fn.deliver(j, new_event(aid, "work", "w-9", "completed", time=at(3)), at(3)).kind is Kind.FILTERED
+
+
+def test_events_accepted_while_their_group_flushes_are_each_in_exactly_one_digest(
+    firestore_client, settings, aid, to
+):
+    # Accepts from 8 threads race three flushers that flush (and settles) the group as fast as it can: no
+    # accept may be lost to a flush's transaction (nothing answered "already accepted" that was not), and
+    # no event may be in two digests.
+    store = AlertStore(firestore_client, settings)
+    j = job(aid, [to], grouping={"by": ["verb"], "group_wait": 0, "group_interval": 1, "max_events": 100})
+    events = [failed(aid, f"w-{i}") for i in range(160)]
+    accepted: list = []
+    done = threading.Event()
+
+    def accept(ev):
+        ce = ev.to_cloudevent()
+        return store.accept_grouped(j, j.config.grouping, ce, at(0), at(0))
+
+    def flush_all(now) -> int:
+        flushed = store.flush_group(
+            j, group, now, lambda items, reason, oid: {"ids": [i["event"]["id"] for i in items]}
+        )
+        if flushed.outbox_id is None:
+            return 0
+        entry = store.outbox.document(flushed.outbox_id).get().to_dict()
+        store.settle(flushed.outbox_id, entry, "sent")
+        return 1
+
+    first = accept(events[0])
+    group = first.group_id
+    accepted.append(first)
+
+    def flusher():
+        n = 1
+        while not done.is_set():
+            n += flush_all(at(n * 10))  # a later flush each time: always due
+        return n
+
+    with ThreadPoolExecutor(11) as pool:
+        flushes = [pool.submit(flusher) for _ in range(3)]  # as timers of several instances would
+        accepted += list(pool.map(accept, events[1:]))
+        done.set()
+        n = max(f.result() for f in flushes)
+    while flush_all(at(n * 10 + 10)):  # the last flusher's unsent digest, then what is still pending
+        n += 1
+    assert not store.pending.where(filter=firestore.FieldFilter("group_id", "==", group)).get()
+    assert [a for a in accepted if a.duplicate] == []  # every accept was a first acceptance
+    digests = [s.to_dict() for s in store.outbox.stream() if s.to_dict()["job_id"] == j.id]
+    listed = [e for d in digests for e in d["payload"]["ids"]]  # (an entry's event_ids keep 100)
+    assert sorted(listed) == sorted(e.id for e in events)  # each event in one digest, none twice
+    assert len(digests) >= 2  # the flushes did interleave with the accepts

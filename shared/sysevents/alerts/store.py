@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,6 +45,7 @@ OVERFLOW = "__rate_limited__"
 MAX_FIELD_CHARS = 1000
 MAX_FIELDS = 40
 TX_ATTEMPTS = 25
+BATCH_ATTEMPTS = 8
 FLUSH_CAP = 400
 """Most pending events one notification takes (one transaction writes each of them); more wait for the next."""
 # `seen`, `outbox` and `firing` documents carry `expire_at` (Firestore TTL, terraform/firestore.tf), kept
@@ -125,14 +128,37 @@ class AlertStore(OutboxMixin):
         self.firing = client.collection(prefix + "firing")
 
     # -- accepting events ----------------------------------------------------------------------------------
-    def _duplicate(self, seen_ref) -> Accepted:
+    def _duplicate(self, seen_ref) -> Accepted | None:
+        """The earlier acceptance of this event, or None when there is none (nothing was written)."""
         snap = seen_ref.get()
         if snap.exists:
             doc = snap.to_dict()
             decision = Decision(doc["decision"])
             return Accepted(decision, f"already accepted ({decision.value})", outbox_id=doc.get("outbox_id"),
                             group_id=doc.get("group_id"), duplicate=True)  # fmt: skip
-        return Accepted(Decision.GROUPED, "already accepted (grouped)", duplicate=True)
+        return None
+
+    def _commit_once(self, seen_ref, writes: Callable[[Any], None]) -> Accepted | None:
+        """Commit `writes` (creates, with the `seen` record) in one batch. None: committed. A batch refused
+        because one of its documents exists is a repeat: the earlier acceptance. A batch aborted by
+        contention (Conflict: nothing was written) is committed again; after BATCH_ATTEMPTS, raised, so the
+        delivery is retried rather than taken for a repeat."""
+        for attempt in range(BATCH_ATTEMPTS):
+            batch = self.client.batch()
+            writes(batch)
+            try:
+                batch.commit()
+                return None
+            except (AlreadyExists, Conflict) as err:
+                earlier = self._duplicate(seen_ref)
+                if earlier is not None:
+                    return earlier
+                if isinstance(err, AlreadyExists):  # its pending event exists (its seen record expired)
+                    return Accepted(Decision.GROUPED, "already accepted (pending)", duplicate=True)
+                if attempt == BATCH_ATTEMPTS - 1:
+                    raise
+                time.sleep(min(0.5, 0.01 * 2**attempt) * (0.5 + random.random()))  # noqa: S311 - jitter
+        raise AssertionError("unreachable")
 
     def _seen(self, job: Job, ce: dict, now: datetime, decision: str, **extra: Any) -> dict[str, Any]:
         return {**_job_fields(job), "event_id": ce["id"], "at": now, "decision": decision,
@@ -152,14 +178,12 @@ class AlertStore(OutboxMixin):
         entry = self._entry(job, kind, payload, now, event_ids=[ce["id"]])
         limit = job.config.limit()
         if limit is None:
-            batch = self.client.batch()
-            batch.create(seen_ref, self._seen(job, ce, now, "notify", outbox_id=oid))
-            batch.create(self.outbox.document(oid), entry)
-            try:
-                batch.commit()
-            except (AlreadyExists, Conflict):
-                return self._duplicate(seen_ref)
-            return Accepted(Decision.NOTIFY, "notify", outbox_id=oid)
+
+            def writes(batch) -> None:
+                batch.create(seen_ref, self._seen(job, ce, now, "notify", outbox_id=oid))
+                batch.create(self.outbox.document(oid), entry)
+
+            return self._commit_once(seen_ref, writes) or Accepted(Decision.NOTIFY, "notify", outbox_id=oid)
         held = overflow_id(job)
         rate_ref = self.rates.document(job.key)
 
@@ -196,15 +220,16 @@ class AlertStore(OutboxMixin):
         due = event_due(
             snap.to_dict() if snap.exists else None, grouping, alert, at, self.settings.time_scale
         )
-        batch = self.client.batch()
-        batch.create(seen_ref, self._seen(job, ce, now, "grouped", group_id=group_id))
-        batch.create(
-            self.pending.document(seen_ref.id), self._pending(job, group_id, gkey, ce, alert, at, due)
-        )
-        try:
-            batch.commit()
-        except (AlreadyExists, Conflict):
-            return self._duplicate(seen_ref)
+
+        def writes(batch) -> None:
+            batch.create(seen_ref, self._seen(job, ce, now, "grouped", group_id=group_id))
+            batch.create(
+                self.pending.document(seen_ref.id), self._pending(job, group_id, gkey, ce, alert, at, due)
+            )
+
+        earlier = self._commit_once(seen_ref, writes)
+        if earlier is not None:
+            return earlier
         return Accepted(
             Decision.GROUPED, f"grouped; notification due {due.isoformat()}", group_id=group_id, due=due
         )
@@ -239,6 +264,11 @@ class AlertStore(OutboxMixin):
         repeat = timedelta(seconds=(grouping.repeat_interval if grouping else 0) * scale)
         query = self.pending.where(filter=firestore.FieldFilter("group_id", "==", group_id)).limit(FLUSH_CAP)
 
+        # The group's pending events, found outside the transaction and then read in it by reference: the
+        # transaction locks those documents only, not the query's range, so events accepted into the group
+        # meanwhile are never blocked or aborted by a flush (they go in the next one, group_interval later).
+        found = [s.reference for s in query.stream()]
+
         @firestore.transactional
         def tx(t) -> Flushed:
             snap = group_ref.get(transaction=t)
@@ -246,7 +276,8 @@ class AlertStore(OutboxMixin):
             if g and g.get("unsent"):
                 return Flushed(g["unsent"])
             docs = sorted(
-                ((s.reference, s.to_dict()) for s in t.get(query)), key=lambda d: (d[1]["at"], d[0].id)
+                ((s.reference, s.to_dict()) for s in (t.get_all(found) if found else []) if s.exists),
+                key=lambda d: (d[1]["at"], d[0].id),
             )
             if not docs:
                 return Flushed(None)
