@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import statistics
 import sys
 import threading
@@ -62,6 +63,30 @@ def pooled(fn, items, threads: int) -> float:
         with ThreadPoolExecutor(threads) as pool:
             list(pool.map(fn, items))
     return time.perf_counter() - started
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its live descendants, from /proc."""
+    total, todo = 0.0, [pid]
+    tick = os.sysconf("SC_CLK_TCK")
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def cpu(stack) -> dict[str, float]:
+    """CPU seconds so far of each process of the stack (a function with its workers), and of this one."""
+    out = {p.name: _tree_cpu(p.pid) for p in stack.processes if p.pid}
+    t = os.times()
+    out["bench (publisher, receiver, relay)"] = t.user + t.system
+    return out
 
 
 def meters(stack, names) -> dict[str, dict[str, float]]:
@@ -232,13 +257,17 @@ def main() -> None:
         through(publisher, receiver, [(stack.topology.ingest_topic, e.to_json(), {}) for e in warm], "/hook")
 
         one_hop_s = through(publisher, receiver, [(one_hop, payload, {})] * N_HOPS, "/noop")
+        cpu_two = cpu(stack)
         two_hop_s = through(publisher, receiver, [(first, payload, {})] * N_HOPS, "/noop2")
+        cpu_two = {k: v - cpu_two.get(k, 0.0) for k, v in cpu(stack).items()}
         functions = ("ingest", "webhook")
         before = meters(stack, functions)
         events = [new_event(aid, "work", f"e{i}", "failed") for i in range(N_HOPS)]
+        cpu_e2e = cpu(stack)
         e2e_s = through(
             publisher, receiver, [(stack.topology.ingest_topic, e.to_json(), {}) for e in events], "/hook"
         )
+        cpu_e2e = {k: v - cpu_e2e.get(k, 0.0) for k, v in cpu(stack).items()}
         time.sleep(1.0)  # let the last deliveries' accounting commit before reading the meters
         after = meters(stack, functions)
         relay.stop()
@@ -290,6 +319,18 @@ def main() -> None:
         ),
     ]
     table(("figure", "value"), rows)
+    print(
+        f"\nCPU ms per event by process ({os.cpu_count()} cores; the wall time per event is "
+        f"{1000 * e2e_s / N_HOPS:.1f} ms end to end, {1000 * two_hop_s / N_HOPS:.1f} ms two-hop no-op):"
+    )
+    table(
+        ("process", "end to end", "two-hop no-op"),
+        [(k, f"{1000 * v / N_HOPS:.2f}", f"{1000 * cpu_two.get(k, 0.0) / N_HOPS:.2f}")
+         for k, v in sorted(cpu_e2e.items(), key=lambda kv: -kv[1]) if v > 0.001]
+        + [("total", f"{1000 * sum(cpu_e2e.values()) / N_HOPS:.2f}",
+            f"{1000 * sum(cpu_two.values()) / N_HOPS:.2f}")],
+    )  # fmt: skip
+    figures["cpu_ms_per_event"] = round(1000 * sum(cpu_e2e.values()) / N_HOPS, 2)
     ratios = {
         "e2e / two-hop ceiling": figures["e2e_per_s"] / figures["ceiling_per_s"],
         "process / session": figures["process_per_s"] / figures["session_per_s"],
