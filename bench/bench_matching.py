@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import time
 
@@ -60,7 +61,7 @@ def rate(fn, events, min_seconds: float = 0.5) -> float:
             return done / elapsed
 
 
-def run(title: str, accounts_for) -> None:
+def run(title: str, accounts_for) -> dict:
     rng = random.Random(7)
     print(title)
     print(
@@ -81,17 +82,20 @@ def run(title: str, accounts_for) -> None:
         f"  index ev/s ratio, 10,000 jobs : 1,000 jobs = {rates[10_000] / rates[1_000]:.2f}; "
         f"10,000 : 10 = {rates[10_000] / rates[10]:.2f}\n"
     )
+    return {"index_per_s": {str(k): round(v) for k, v in rates.items()},
+            "ratio_10k_1k": round(rates[10_000] / rates[1_000], 3)}  # fmt: skip
 
 
 def main() -> None:
     print(
         "Matching: events/s (higher is better); the index against a linear scan of every filter, same run.\n"
     )
-    run(
+    a = run(
         "A. ~10 jobs per account (tenants grow with jobs; matches per event stay flat):",
         lambda n: max(1, n // 10),
     )
-    run("B. one account holding every job (matches per event grow with jobs):", lambda n: 1)
+    b = run("B. one account holding every job (matches per event grow with jobs):", lambda n: 1)
+    print(json.dumps({"bench": "matching", "per_account": a, "one_account": b}))
 
 
 if __name__ == "__main__":

@@ -54,11 +54,14 @@ class MicroBatcher:
     """Rows of concurrent requests share insertAll calls (a `Coalescer` keyed by table): each submitter
     blocks until its own rows' outcomes are known. A failed insert fails every row of its batch."""
 
-    def __init__(self, insert: InsertFn, *, max_rows: int = 500, max_wait: float = 0.1):
+    def __init__(
+        self, insert: InsertFn, *, max_rows: int = 500, max_wait: float = 0.1, max_in_flight: int = 2
+    ):
         self._insert = insert
         self.max_rows = max_rows
+        # group commit: while max_in_flight inserts into a table run, its new rows gather for the next one
         self._coalescer: Coalescer[str, tuple[str, Row], RowResult] = Coalescer(
-            self._send, max_size=max_rows, max_wait=max_wait, idle=max_wait / 10
+            self._send, max_size=max_rows, max_wait=max_wait, idle=max_wait / 10, max_in_flight=max_in_flight
         )
 
     @property
