@@ -157,7 +157,8 @@ def child(project: str, size: int, role: str) -> dict:
 
     import sysevents.sinks  # noqa: F401 - the workflow registry, as a function has it loaded
     from sysevents.events import new_event
-    from sysevents.store import JobCache, JobStore
+    from sysevents.jobcache import JobCache
+    from sysevents.store import JobStore
 
     client = firestore.Client(project=project)
     client.collection("bench").document("warm-up").get(timeout=60)  # the channel is not the cache's cost

@@ -20,10 +20,11 @@ from google.cloud import firestore
 
 from . import logs
 from .config import Settings
+from .jobcache import JobCache
 from .jobs import Job
 from .metering import Meter, meter_delays, meter_firestore, meter_publisher
 from .pubsub import Publisher
-from .store import JobCache, JobStore
+from .store import JobStore
 from .topology import Topology, load
 
 if TYPE_CHECKING:

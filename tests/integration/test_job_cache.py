@@ -19,8 +19,8 @@ from helpers import publish_events, pull, put_jobs
 
 from sysevents import store as store_mod
 from sysevents.events import new_event
+from sysevents.jobcache import JobCache
 from sysevents.jobs import JobState, job_from_dict
-from sysevents.store import JobCache
 
 
 class Clock:
