@@ -236,10 +236,10 @@ def test_one_timer_per_group_for_a_burst(stack, fn, aid, to):
 
 
 def test_digest_lists_max_events_and_counts_the_rest(stack, fn, aid, to):
-    j = job(aid, [to], grouping={"by": ["verb"], "group_wait": 0, "max_events": 2})
+    j = job(aid, [to], grouping={"by": ["verb"], "group_wait": 1, "max_events": 2})
     for i in range(5):
         fn.deliver(j, failed(aid, f"w-{i}"), at(0))
-    assert sent(fn.run_timers(j, at(0))) == 1
+    assert sent(fn.run_timers(j, at(1))) == 1
     [mail] = mails(stack, to, 1)
     assert mail.subject == "[sysevents] 5 alert(s): verb=failed" and "... and 3 more not listed." in mail.body
 
@@ -279,9 +279,11 @@ def test_mute_window_drops_events_inside_it(stack, fn, aid, to):
 
 def test_failing_digest_is_retried_then_dead_lettered(stack, fn, aid):
     to = f"ops+smtp451-{aid}@example.com"
-    j = job(aid, [to], grouping={"by": ["verb"], "group_wait": 0})
+    j = job(aid, [to], grouping={"by": ["verb"], "group_wait": 1})
     fn.deliver(j, failed(aid, "w-1"), at(0))
-    outcomes = [o for t in range(4) for o in fn.run_timers(j, at(t), max_attempts=3)]  # retried each second
+    outcomes = [
+        o for t in range(1, 5) for o in fn.run_timers(j, at(t), max_attempts=3)
+    ]  # retried each second
     assert [o.kind for o in outcomes] == [Kind.RETRY] * 3
     assert outcomes[0].reason.startswith(f"recipients refused: {to}: 451")
     [reason] = fn.dead
@@ -321,17 +323,17 @@ def test_a_failing_digest_template_is_dead_lettered_and_other_groups_still_flush
     bad = job(
         aid,
         [to],
-        grouping={"by": ["verb"], "group_wait": 0},
+        grouping={"by": ["verb"], "group_wait": 1},
         digest_template='if digest.count > 1 then error "too many: " + digest.count else {subject: "s", body: "b"}',
     )
-    good = job(aid, [to], grouping={"by": ["verb"], "group_wait": 0})
+    good = job(aid, [to], grouping={"by": ["verb"], "group_wait": 1})
     for i in range(2):
         fn.deliver(bad, failed(aid, f"bad-{i}"), at(0))
-    [bad_out] = fn.run_timers(bad, at(0))
+    [bad_out] = fn.run_timers(bad, at(1))
     assert bad_out.kind is Kind.PERMANENT and bad_out.reason.startswith("digest template error:")
     assert "too many: 2" in bad_out.reason
     fn.deliver(good, failed(aid, "good-1"), at(0))
-    assert sent(fn.run_timers(good, at(0))) == 1
+    assert sent(fn.run_timers(good, at(1))) == 1
     [entry] = [s.to_dict() for s in fn.rt.alert_store.outbox.stream() if s.to_dict()["job_id"] == bad.id]
     assert entry["state"] == "dead" and len(entry["event_ids"]) == 2
     [mail] = mails(stack, to, 1)
@@ -343,9 +345,9 @@ def test_a_failing_digest_template_is_dead_lettered_and_other_groups_still_flush
 
 def test_a_runaway_digest_template_is_dead_lettered_by_the_flush(stack, fn, aid, to):
     spin = "std.toString(std.foldl(function(a, b) a + b, std.range(1, 1e9), 0))"
-    j = job(aid, [to], grouping={"by": ["verb"], "group_wait": 0}, digest_template=spin)
+    j = job(aid, [to], grouping={"by": ["verb"], "group_wait": 1}, digest_template=spin)
     fn.deliver(j, failed(aid, "w-1"), at(0))
-    [out] = fn.run_timers(j, at(0))
+    [out] = fn.run_timers(j, at(1))
     assert out.kind is Kind.PERMANENT and "digest template error: template " in out.reason
 
 

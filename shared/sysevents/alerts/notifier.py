@@ -187,6 +187,9 @@ class Notifier:
         assert delivery.notice is not None
         gid = delivery.notice.get("group", "")
         now = self.clock()
+        with self._lock:  # a timer due by now has fired: it no longer stands for a pending one
+            if self._timers.get(gid, float("inf")) <= now.timestamp() + 0.001:
+                del self._timers[gid]
 
         def render(items: list[dict], reason: str, oid: str) -> dict:
             return self.channel.digest(job, self._digest(job, items, reason), oid, gid)
