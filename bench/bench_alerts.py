@@ -397,6 +397,7 @@ def main() -> None:
     # Real seconds: the grouping windows are compared with Alertmanager's.
     with LocalStack(bigquery=False, functions=("ingest", "webhook", "email", "admin"), time_scale=1.0) as stack, \
             stack.environment():  # fmt: skip
+        run_sysevents_webhook(stack, "webhook")  # warm-up (a fresh stack's first burst is slower); not shown
         rows = [run_sysevents_webhook(stack, "webhook")]
         rows.append(run_alertmanager(workdir))
         rows.append(run_sysevents_webhook(stack, "slack"))
