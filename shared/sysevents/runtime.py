@@ -241,7 +241,7 @@ class Runtime:
         return self.cache.get(aid, job_id, min_version=version)
 
     def close(self) -> None:
-        """Stop what this Runtime started (sandbox workers, the job cache's listener)."""
+        """Stop what this Runtime started (sandbox workers, the job cache)."""
         for name in ("sandbox", "cache"):
             part = self._parts.pop(name, None)
             if part is not None:
