@@ -203,7 +203,7 @@ def render(report: dict[str, Any], limit: int = 20) -> str:
         out.append(f"  unavailable: {q['error']}")
     else:
         out.append(
-            f"  {q['queue'] or '-'}: {q['tasks'] if q['tasks'] is not None else '-'} tasks waiting"
+            f"  {q['queue'] or '-'}: {q['tasks'] if q['tasks'] is not None else '-'} task(s) waiting"
             + (f" ({q['note']})" if q.get("note") else "")
         )
     j = report["jobs"]
@@ -240,7 +240,7 @@ def render(report: dict[str, Any], limit: int = 20) -> str:
             out.append(f"  unavailable: {qu['error']}")
         else:
             out.append(
-                f"  {qu['total']} events kept"
+                f"  {qu['total']} event(s) kept, by reason"
                 + ("".join(f"\n  {n:>6}  {r}" for r, n in qu["by_reason"].items()))
             )
     return "\n".join(out)

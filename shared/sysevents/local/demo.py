@@ -190,6 +190,21 @@ def _seed_and_publish(stack: LocalStack, receiver: Receiver, state_dir: Path) ->
     )
     _show_quarantine(stack)
     _show_audit_log(stack, state_dir)
+    _show_status()
+
+
+def _show_status() -> None:
+    """What `sysevents status` says of the stack now (the jobs' counts, the delay queue, the quarantine)."""
+    from ..runtime import Runtime
+    from ..status import collect, render
+
+    rt = Runtime()
+    try:
+        text = render(collect(rt), limit=5)
+    finally:
+        rt.close()
+    click.echo("\n`sysevents status` (run it any time from another shell):")
+    click.echo("\n".join("  " + line if line else "" for line in text.splitlines()))
 
 
 def _show_audit_log(stack: LocalStack, state_dir: Path) -> None:
