@@ -8,6 +8,16 @@ TIME_SCALE = 1 / 3000
 """The test stack's SYSEVENTS_TIME_SCALE: the default 27.6-hour retry schedule plays in about 33 s."""
 
 
+def wait_until(check, timeout: float = 60.0):
+    """`check()`'s first truthy value, polled every 0.2 s for up to `timeout` s; then its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := check():
+            return value
+        time.sleep(0.2)
+    return check()
+
+
 def pull(subscriber, path: str, count: int, timeout: float = 30.0, aid: str | None = None) -> list:
     """Synchronously pull and ack until `count` messages arrived or `timeout` passed. With `aid`, messages
     of other accounts (another test's late deliveries on a shared topic) are acked and left out."""

@@ -10,20 +10,11 @@ import time
 
 import pytest
 from admin_helpers import make_account, webhook_job
-from helpers import publish_events
+from helpers import publish_events, wait_until
 
 from sysevents.events import new_event
 
 pytestmark = pytest.mark.integration
-
-
-def wait_until(check, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := check():
-            return value
-        time.sleep(0.2)
-    return check()
 
 
 def create(admin, account, job_id, url, **config):

@@ -5,13 +5,12 @@ emulators, the webhook function, a local receiver)."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
-from helpers import publish_events, put_jobs
+from helpers import publish_events, put_jobs, wait_until
 
 from sysevents.cli import main
 from sysevents.delays import Release
@@ -38,15 +37,6 @@ def webhook_job(aid: str, name: str, url: str, **extra):
         job_id=f"{aid}-{name}",
         aid=aid,
     )
-
-
-def wait_until(check, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := check():
-            return value
-        time.sleep(0.2)
-    return check()
 
 
 def test_status_shows_what_needs_attention(stack, store, publisher, receiver, aid):

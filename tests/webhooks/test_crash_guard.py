@@ -15,6 +15,7 @@ import uuid
 import pytest
 from google.cloud import pubsub_v1
 from helpers import put_jobs as put
+from helpers import wait_until
 
 from sysevents.deliveries import Delivery
 from sysevents.delivery.accounting import DeliveryLog
@@ -24,15 +25,6 @@ from sysevents.jobs import job_from_dict
 
 pytestmark = pytest.mark.integration
 MAX_ATTEMPTS = 5  # Pub/Sub's minimum
-
-
-def wait_until(check, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := check():
-            return value
-        time.sleep(0.2)
-    return check()
 
 
 def crash_on(stack, subscriber, data: bytes, attrs: dict[str, str]) -> None:

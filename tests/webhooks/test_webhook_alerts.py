@@ -12,7 +12,7 @@ import re
 import time
 
 import pytest
-from helpers import TIME_SCALE
+from helpers import TIME_SCALE, wait_until
 from helpers import publish_events as publish
 from helpers import put_jobs as put
 
@@ -31,15 +31,6 @@ def alert_job(job_id, aid, url, **config):
          "config": {"webhook_url": url, "system_event_type": "failed", **config}},
         job_id=job_id, aid=aid,
     )  # fmt: skip
-
-
-def wait_until(check, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := check():
-            return value
-        time.sleep(0.2)
-    return check()
 
 
 def test_a_slack_burst_becomes_one_digest_per_group(stack, store, publisher, receiver, firestore_client, aid):

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 from helpers import put_jobs as put
+from helpers import wait_until
 
 from sysevents.deliveries import Delivery
 from sysevents.delivery.accounting import DeliveryLog
@@ -33,15 +34,6 @@ def job_of(aid, url):
         job_id=f"{aid}-counts",
         aid=aid,
     )
-
-
-def wait_until(check, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := check():
-            return value
-        time.sleep(0.2)
-    return check()
 
 
 def reconciled(dlog, job, n):

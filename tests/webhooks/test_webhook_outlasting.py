@@ -16,7 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from helpers import TIME_SCALE, pull
+from helpers import TIME_SCALE, pull, wait_until
 from helpers import publish_events as publish
 from helpers import put_jobs as put
 
@@ -41,15 +41,6 @@ def job_of(job_id, aid, url, **config):
         job_id=job_id,
         aid=aid,
     )
-
-
-def wait_until(check, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := check():
-            return value
-        time.sleep(0.2)
-    return check()
 
 
 def mine(subscriber, path, job_id, timeout=3.0):

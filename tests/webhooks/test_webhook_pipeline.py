@@ -9,7 +9,7 @@ from collections import defaultdict
 
 import pytest
 from helpers import publish_events as publish
-from helpers import pull
+from helpers import pull, wait_until
 from helpers import put_jobs as put
 
 from sysevents.deliveries import Delivery
@@ -44,16 +44,6 @@ def make_job(job_id, aid, url, **config):
         job_id=job_id,
         aid=aid,
     )
-
-
-def wait_until(check, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    return check()
 
 
 def test_receiver_down_then_back_loses_nothing_and_duplicates_share_a_webhook_id(

@@ -91,20 +91,25 @@ def dead_letter(
     return attrs
 
 
+def traced_push(rt: Runtime, sink: Sink, body: bytes, handle) -> tuple[str, int]:
+    """Parse a Pub/Sub push and handle it inside the event's trace (its `traceparent` attribute). Not a
+    Pub/Sub push: nothing to dead-letter, 400 tells the caller."""
+    try:
+        msg = parse_push(body)
+    except BadPushRequest as err:
+        log.error("%s: %s", sink.name, err)
+        return str(err), 400
+    with logs.traced(msg.attributes.get(logs.TRACEPARENT_ATTR), rt.settings.project):
+        return handle(msg)
+
+
 class Envelope:
     def __init__(self, rt: Runtime, sink: Sink):
         self.rt = rt
         self.sink = sink
 
     def push(self, body: bytes) -> tuple[str, int]:
-        try:
-            msg = parse_push(body)
-        except BadPushRequest as err:
-            # Not a Pub/Sub push: nothing to dead-letter. 400 tells the caller.
-            log.error("%s: %s", self.sink.name, err)
-            return str(err), 400
-        with logs.traced(msg.attributes.get(logs.TRACEPARENT_ATTR), self.rt.settings.project):
-            return self._push(msg)
+        return traced_push(self.rt, self.sink, body, self._push)
 
     def _push(self, msg: PushMessage) -> tuple[str, int]:
         attempt = Attempt.of(msg)

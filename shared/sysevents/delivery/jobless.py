@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 from ..delays import DelayFailed, Release, task_id
 from ..jobs import DEFAULT_RETRY_SCHEDULE
-from ..pubsub import BadPushRequest, PushMessage, parse_push
-from .envelope import retry_delay
+from ..pubsub import PushMessage
+from .envelope import retry_delay, traced_push
 from .outcome import Kind, Outcome
 from .sink import ATTEMPT_ATTR, Attempt, Sink
 
@@ -32,12 +32,7 @@ class JoblessEnvelope:
         self.sink = sink
 
     def push(self, body: bytes) -> tuple[str, int]:
-        try:
-            msg = parse_push(body)
-        except BadPushRequest as err:
-            log.error("%s: %s", self.sink.name, err)
-            return str(err), 400
-        return self._jobless(msg, Attempt.of(msg))
+        return traced_push(self.rt, self.sink, body, lambda msg: self._jobless(msg, Attempt.of(msg)))
 
     def _jobless(self, msg: PushMessage, attempt: Attempt) -> tuple[str, int]:
         try:
