@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from . import logs, origin
 from .deliveries import Delivery
 from .events import InvalidEvent, SystemEvent, event_from_bytes
-from .pubsub import BadPushRequest, PushMessage, parse_push
+from .pubsub import PushMessage, handle_push
 from .runtime import Runtime, health, instance
 
 log = logging.getLogger("sysevents.ingest")
@@ -65,14 +65,7 @@ def _fan_out(rt: Runtime, event: SystemEvent) -> list[tuple[str, bytes, dict[str
 
 
 def process(rt: Runtime, body: bytes) -> tuple[str, int]:
-    try:
-        msg = parse_push(body)
-    except BadPushRequest as err:
-        # Not a Pub/Sub push: nothing to quarantine. 400 tells the caller.
-        log.error("ingest: %s", err)
-        return str(err), 400
-    with logs.traced(msg.attributes.get(logs.TRACEPARENT_ATTR), rt.settings.project):
-        return _process(rt, msg)
+    return handle_push("ingest", rt.settings.project, body, lambda msg: _process(rt, msg))
 
 
 def _process(rt: Runtime, msg: PushMessage) -> tuple[str, int]:

@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -65,6 +65,22 @@ def parse_push(body: bytes | str | Mapping[str, Any]) -> PushMessage:
         subscription=body.get("subscription"),
         ordering_key=msg.get("orderingKey") or None,
     )
+
+
+def handle_push(
+    name: str, project: str, body: bytes, handle: Callable[[PushMessage], tuple[str, int]]
+) -> tuple[str, int]:
+    """Parse a Pub/Sub push and handle it inside its event's trace (the `traceparent` attribute). Not a
+    Pub/Sub push: nothing to quarantine or dead-letter; 400 tells the caller."""
+    from . import logs
+
+    try:
+        msg = parse_push(body)
+    except BadPushRequest as err:
+        log.error("%s: %s", name, err)
+        return str(err), 400
+    with logs.traced(msg.attributes.get(logs.TRACEPARENT_ATTR), project):
+        return handle(msg)
 
 
 def clip_attribute(value: str) -> str:

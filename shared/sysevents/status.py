@@ -173,74 +173,72 @@ def _table(rows: list[dict[str, Any]], cols: list[tuple[str, str]]) -> list[str]
     return lines
 
 
+SECTIONS = [  # (title, list in the jobs part, sorted by, columns)
+    ("Failing (most consecutive failures first)", "failing", "consecutive_failures",
+     [("aid", "account"), ("id", "job"), ("workflow", "workflow"), ("consecutive_failures", "failures"),
+      ("failing_since", "since"), ("waiting", "waiting")]),
+    ("Auto-disabled", "disabled", "dead_lettered",
+     [("aid", "account"), ("id", "job"), ("workflow", "workflow"), ("disabled_reason", "reason")]),
+    ("Dead letters kept", "with_dead_letters", "dead_lettered",
+     [("aid", "account"), ("id", "job"), ("workflow", "workflow"), ("dead_lettered", "dead-lettered")]),
+    ("Pending or waiting", "busy", "pending",
+     [("aid", "account"), ("id", "job"), ("workflow", "workflow"), ("pending", "pending"), ("waiting", "waiting")]),
+]  # fmt: skip
+
+
+def _backlog_lines(b: dict[str, Any]) -> list[str]:
+    if not b["available"]:
+        return [f"  unavailable: {b['note']}"]
+    if not b["subscriptions"]:
+        return ["  no data points in the last 10 minutes"]
+    rows = [{"sub": k, **v} for k, v in b["subscriptions"].items()]
+    return _table(
+        rows,
+        [("sub", "subscription"), ("undelivered", "undelivered"), ("oldest_unacked_s", "oldest unacked s")],
+    )
+
+
+def _queue_lines(q: dict[str, Any]) -> list[str]:
+    tasks = q["tasks"] if q["tasks"] is not None else "-"
+    return [f"  {q['queue'] or '-'}: {tasks} task(s) waiting" + (f" ({q['note']})" if q.get("note") else "")]
+
+
+def _job_lines(j: dict[str, Any], limit: int) -> list[str]:
+    out = [
+        f"  {j['total']} jobs: {j['active']} active, {j['paused']} paused, {j['auto_disabled']} auto-disabled; "
+        f"deliveries {j['pending']} pending, {j['waiting']} waiting, {j['dead_lettered']} dead-lettered"
+    ]
+    for title, key, order, cols in SECTIONS:
+        rows = sorted(j[key], key=lambda r, o=order: -(r[o] or 0))
+        out.append(f"\n{title}: {len(rows)}")
+        if rows:
+            out += _table(rows[:limit], cols)
+            if len(rows) > limit:
+                out.append(f"  ... and {len(rows) - limit} more (--json shows all)")
+    return out
+
+
+def _quarantine_lines(qu: dict[str, Any]) -> list[str]:
+    return [f"  {qu['total']} event(s) kept, by reason"] + [
+        f"  {n:>6}  {r}" for r, n in qu["by_reason"].items()
+    ]
+
+
 def render(report: dict[str, Any], limit: int = 20) -> str:
     """The report as text a person reads; each list shows at most `limit` jobs, most affected first."""
     out = [
         f"sysevents status of {report['project']}"
         + (f", account {report['account']}" if report["account"] else "")
     ]
-    b = report["backlogs"]
-    out.append("\nBacklogs (Pub/Sub subscriptions)")
-    if "error" in b:
-        out.append(f"  unavailable: {b['error']}")
-    elif not b["available"]:
-        out.append(f"  unavailable: {b['note']}")
-    elif not b["subscriptions"]:
-        out.append("  no data points in the last 10 minutes")
-    else:
-        rows = [{"sub": k, **v} for k, v in b["subscriptions"].items()]
-        out += _table(
-            rows,
-            [
-                ("sub", "subscription"),
-                ("undelivered", "undelivered"),
-                ("oldest_unacked_s", "oldest unacked s"),
-            ],
-        )
-    q = report["delay_queue"]
-    out.append("\nDelay queue")
-    if "error" in q:
-        out.append(f"  unavailable: {q['error']}")
-    else:
-        out.append(
-            f"  {q['queue'] or '-'}: {q['tasks'] if q['tasks'] is not None else '-'} task(s) waiting"
-            + (f" ({q['note']})" if q.get("note") else "")
-        )
-    j = report["jobs"]
-    out.append("\nJobs")
-    if "error" in j:
-        out.append(f"  unavailable: {j['error']}")
-    else:
-        out.append(
-            f"  {j['total']} jobs: {j['active']} active, {j['paused']} paused, {j['auto_disabled']} auto-disabled; "
-            f"deliveries {j['pending']} pending, {j['waiting']} waiting, {j['dead_lettered']} dead-lettered"
-        )
-        sections = [
-            ("Failing (most consecutive failures first)", "failing", "consecutive_failures",
-             [("aid", "account"), ("id", "job"), ("workflow", "workflow"), ("consecutive_failures", "failures"),
-              ("failing_since", "since"), ("waiting", "waiting")]),
-            ("Auto-disabled", "disabled", "dead_lettered",
-             [("aid", "account"), ("id", "job"), ("workflow", "workflow"), ("disabled_reason", "reason")]),
-            ("Dead letters kept", "with_dead_letters", "dead_lettered",
-             [("aid", "account"), ("id", "job"), ("workflow", "workflow"), ("dead_lettered", "dead-lettered")]),
-            ("Pending or waiting", "busy", "pending",
-             [("aid", "account"), ("id", "job"), ("workflow", "workflow"), ("pending", "pending"), ("waiting", "waiting")]),
-        ]  # fmt: skip
-        for title, key, order, cols in sections:
-            rows = sorted(j[key], key=lambda r, o=order: -(r[o] or 0))
-            out.append(f"\n{title}: {len(rows)}")
-            if rows:
-                out += _table(rows[:limit], cols)
-                if len(rows) > limit:
-                    out.append(f"  ... and {len(rows) - limit} more (--json shows all)")
-    qu = report["quarantine"]
-    if qu is not None:
-        out.append("\nQuarantine")
-        if "error" in qu:
-            out.append(f"  unavailable: {qu['error']}")
-        else:
-            out.append(
-                f"  {qu['total']} event(s) kept, by reason"
-                + ("".join(f"\n  {n:>6}  {r}" for r, n in qu["by_reason"].items()))
-            )
+    parts = [
+        ("Backlogs (Pub/Sub subscriptions)", report["backlogs"], _backlog_lines),
+        ("Delay queue", report["delay_queue"], _queue_lines),
+        ("Jobs", report["jobs"], lambda j: _job_lines(j, limit)),
+        ("Quarantine", report["quarantine"], _quarantine_lines),
+    ]
+    for title, part, lines_of in parts:
+        if part is None:  # not collected (one account's report has no quarantine)
+            continue
+        out.append(f"\n{title}")
+        out += [f"  unavailable: {part['error']}"] if "error" in part else lines_of(part)
     return "\n".join(out)

@@ -143,7 +143,8 @@ class AlertStore(OutboxMixin):
         because one of its documents exists is a repeat: the earlier acceptance. A batch aborted by
         contention (Conflict: nothing was written) is committed again; after BATCH_ATTEMPTS, raised, so the
         delivery is retried rather than taken for a repeat."""
-        for attempt in range(BATCH_ATTEMPTS):
+        attempt = 0
+        while True:
             batch = self.client.batch()
             writes(batch)
             try:
@@ -155,10 +156,10 @@ class AlertStore(OutboxMixin):
                     return earlier
                 if isinstance(err, AlreadyExists):  # its pending event exists (its seen record expired)
                     return Accepted(Decision.GROUPED, "already accepted (pending)", duplicate=True)
-                if attempt == BATCH_ATTEMPTS - 1:
+                attempt += 1
+                if attempt == BATCH_ATTEMPTS:
                     raise
-                time.sleep(min(0.5, 0.01 * 2**attempt) * (0.5 + random.random()))  # noqa: S311 - jitter
-        raise AssertionError("unreachable")
+                time.sleep(min(0.5, 0.01 * 2 ** (attempt - 1)) * (0.5 + random.random()))  # noqa: S311 - jitter
 
     def _seen(self, job: Job, ce: dict, now: datetime, decision: str, **extra: Any) -> dict[str, Any]:
         return {**_job_fields(job), "event_id": ce["id"], "at": now, "decision": decision,

@@ -33,7 +33,7 @@ from .. import logs
 from ..delays import DelayFailed, Release, task_id
 from ..deliveries import BadDelivery, Delivery
 from ..jobs import DEFAULT_RETRY_SCHEDULE, RETRY_JITTER, Job, JobState
-from ..pubsub import BadPushRequest, PushMessage, parse_push
+from ..pubsub import PushMessage, handle_push
 from .ordering import HEAD_ATTR
 from .outcome import Kind, Outcome
 from .sink import ATTEMPT_ATTR, SLOT_ATTR, WAITED_ATTR, Attempt, Sink
@@ -91,25 +91,13 @@ def dead_letter(
     return attrs
 
 
-def traced_push(rt: Runtime, sink: Sink, body: bytes, handle) -> tuple[str, int]:
-    """Parse a Pub/Sub push and handle it inside the event's trace (its `traceparent` attribute). Not a
-    Pub/Sub push: nothing to dead-letter, 400 tells the caller."""
-    try:
-        msg = parse_push(body)
-    except BadPushRequest as err:
-        log.error("%s: %s", sink.name, err)
-        return str(err), 400
-    with logs.traced(msg.attributes.get(logs.TRACEPARENT_ATTR), rt.settings.project):
-        return handle(msg)
-
-
 class Envelope:
     def __init__(self, rt: Runtime, sink: Sink):
         self.rt = rt
         self.sink = sink
 
     def push(self, body: bytes) -> tuple[str, int]:
-        return traced_push(self.rt, self.sink, body, self._push)
+        return handle_push(self.sink.name, self.rt.settings.project, body, self._push)
 
     def _push(self, msg: PushMessage) -> tuple[str, int]:
         attempt = Attempt.of(msg)

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 from ..delays import DelayFailed, Release, task_id
 from ..jobs import DEFAULT_RETRY_SCHEDULE
-from ..pubsub import PushMessage
-from .envelope import retry_delay, traced_push
+from ..pubsub import PushMessage, handle_push
+from .envelope import retry_delay
 from .outcome import Kind, Outcome
 from .sink import ATTEMPT_ATTR, Attempt, Sink
 
@@ -32,7 +32,9 @@ class JoblessEnvelope:
         self.sink = sink
 
     def push(self, body: bytes) -> tuple[str, int]:
-        return traced_push(self.rt, self.sink, body, lambda msg: self._jobless(msg, Attempt.of(msg)))
+        return handle_push(
+            self.sink.name, self.rt.settings.project, body, lambda msg: self._jobless(msg, Attempt.of(msg))
+        )
 
     def _jobless(self, msg: PushMessage, attempt: Attempt) -> tuple[str, int]:
         try:
