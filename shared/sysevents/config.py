@@ -25,6 +25,13 @@ class Settings(BaseSettings):
     max_event_bytes: int = Field(
         default=MAX_EVENT_BYTES, gt=0, le=10_000_000, description="Largest accepted event, in bytes."
     )
+    max_jobs_per_account: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Jobs one account may have: what one account's events make ingest load and match, and "
+        "what it holds of the job caches every account shares.",
+    )
     allow_http: bool = Field(default=False, description="Allow http:// destinations (development only).")
     destination_allowlist: Annotated[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...], NoDecode] = (
         Field(

@@ -44,6 +44,15 @@ class JobExists(ValueError):
         self.job_id = job_id
 
 
+class TooManyJobs(ValueError):
+    def __init__(self, aid: str, limit: int):
+        super().__init__(
+            f"account {aid!r} has {limit} jobs, the most an account may have (SYSEVENTS_MAX_JOBS_PER_ACCOUNT): "
+            "delete one first"
+        )
+        self.aid, self.limit = aid, limit
+
+
 class VersionConflict(ValueError):
     def __init__(self, job_id: str, current: int, expected: int):
         super().__init__(
@@ -150,8 +159,17 @@ class JobStore:
         return [_job_of(s) for s in self.collection(aid).stream()]
 
     # -- versioned changes (the admin API): version 1 on create, +1 on every change, in a transaction ----
-    def create(self, job: Job) -> Job:
-        """Store a new job at version 1, with a new generation; JobExists if the account uses its id."""
+    def count(self, aid: str) -> int:
+        """The account's jobs (one aggregation query: one read per 1,000 jobs)."""
+        [[result]] = self.collection(aid).count().get()
+        return int(result.value)
+
+    def create(self, job: Job, max_jobs: int | None = None) -> Job:
+        """Store a new job at version 1, with a new generation; JobExists if the account uses its id,
+        TooManyJobs if it has `max_jobs` already (counted before the write: concurrent creates of one
+        account may pass it by as many as they are)."""
+        if max_jobs is not None and self.count(job.aid) >= max_jobs:
+            raise TooManyJobs(job.aid, max_jobs)
         now = datetime.now(UTC)
         job = job.model_copy(
             update={"version": 1, "generation": new_generation(), "created_at": now, "updated_at": now}

@@ -74,6 +74,31 @@ def test_job_ids_are_per_account_and_a_taken_id_says_nothing_about_others(admin,
     assert admin.get(f"/accounts/{a.aid}/jobs/same-id", headers=a.headers).status_code == 200
 
 
+def test_an_account_holds_at_most_its_job_limit_and_another_account_is_not_counted(
+    admin, operator, aid, monkeypatch
+):
+    # What one account's events make ingest load and match, and what it holds of the shared job caches, is
+    # bounded by its jobs: an account at its limit gets a clear 409; another account still creates.
+    from sysevents import runtime
+
+    rt = runtime.instance()
+    monkeypatch.setattr(rt, "settings", rt.settings.model_copy(update={"max_jobs_per_account": 2}))
+    a = make_account(admin, operator, aid + "-a")
+    b = make_account(admin, operator, aid + "-b")
+    create(admin, a, "one", "https://8.8.8.8/a")
+    create(admin, a, "two", "https://8.8.8.8/a")
+    third = admin.post(
+        f"/accounts/{a.aid}/jobs", json={**webhook_job("https://8.8.8.8/a"), "id": "three"}, headers=a.headers
+    )
+    assert third.status_code == 409
+    assert third.json["error"]["message"].startswith(
+        f"account {a.aid!r} has 2 jobs, the most an account may have"
+    )
+    create(admin, b, "one", "https://8.8.8.8/b")  # B's limit is its own
+    assert admin.delete(f"/accounts/{a.aid}/jobs/two", headers=a.headers).status_code == 200
+    create(admin, a, "three", "https://8.8.8.8/a")  # room again after a delete
+
+
 def test_deleting_a_job_deletes_its_state_and_a_new_job_with_its_id_starts_from_nothing(
     stack, admin, account, publisher, receiver, firestore_client
 ):

@@ -15,7 +15,7 @@ from ..events import InvalidEvent, event_from_dict
 from ..jobs import WORKFLOWS, Job, JobState
 from ..origin import FIELD as ORIGIN_FIELD
 from ..sinks.webhook.config import WebhookConfig
-from ..store import JobExists, VersionConflict
+from ..store import JobExists, TooManyJobs, VersionConflict
 from ..templates import SAMPLE_EVENT, TemplateError
 from . import lifecycle
 from .errors import ApiError, json_response
@@ -66,9 +66,11 @@ def create_job(call: Call, aid: str) -> Response:
     if call.dry_run():
         return job_response(call, job, 200, dry_run=True)
     try:
-        job = call.rt.jobs.create(job)
+        job = call.rt.jobs.create(job, max_jobs=call.rt.settings.max_jobs_per_account)
     except JobExists as err:
         raise ApiError(409, str(err), "id") from None
+    except TooManyJobs as err:
+        raise ApiError(409, str(err)) from None
     lifecycle.publish(call.rt, lifecycle.lifecycle_event(job, *lifecycle.describe(None, job), call.principal))
     return job_response(call, job, 201)
 

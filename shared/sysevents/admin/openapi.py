@@ -340,7 +340,7 @@ ERRORS = {
     "401": "Missing, unknown or revoked key",
     "403": "Key of another account, or not the operator key",
     "404": "No such route, account, key or job",
-    "409": "Conflict: stale version, or id already taken",
+    "409": "Conflict: stale version, id already taken, or the account at its job limit",
     "413": "Request body too large",
     "422": "Template did not render (message has line and column)",
 }
