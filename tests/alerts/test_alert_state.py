@@ -428,3 +428,39 @@ def test_events_accepted_while_their_group_flushes_are_each_in_exactly_one_diges
     listed = [e for d in digests for e in d["payload"]["ids"]]  # (an entry's event_ids keep 100)
     assert sorted(listed) == sorted(e.id for e in events)  # each event in one digest, none twice
     assert len(digests) >= 2  # the flushes did interleave with the accepts
+
+
+def test_a_flush_that_loses_its_group_to_another_flush_writes_nothing_and_asks_to_be_tried_again(
+    firestore_client, settings, aid, to, monkeypatch
+):
+    # Another flush (a timer of another instance) holds the group's document in its transaction for longer
+    # than Firestore waits for it: this flush, allowed one attempt, loses. It must answer "busy, again
+    # shortly", not raise (a crash is answered 500 and retried as a failure), and must have written nothing.
+    import sysevents.alerts.store as store_module
+
+    store = AlertStore(firestore_client, settings)
+    j = job(aid, [to], grouping={"by": ["verb"], "group_wait": 0, "group_interval": 1})
+    group = store.accept_grouped(
+        j, j.config.grouping, failed(aid, "w-1").to_cloudevent(), at(0), at(0)
+    ).group_id
+    monkeypatch.setattr(store_module, "TX_ATTEMPTS", 1)
+    holding, release = threading.Event(), threading.Event()
+
+    @firestore.transactional
+    def other_flush(t):
+        store.groups.document(group).get(transaction=t)  # it reads the group: Firestore locks it for it
+        holding.set()
+        release.wait(30)
+
+    with ThreadPoolExecutor(1) as pool:
+        other = pool.submit(other_flush, firestore_client.transaction())
+        assert holding.wait(30)
+        flushed = store.flush_group(j, group, at(60), lambda items, reason, oid: {"n": len(items)})
+        release.set()
+        other.result()
+    assert flushed.busy and flushed.outbox_id is None and flushed.due == at(61)
+    assert [s.id for s in store.outbox.stream()] == []
+    assert store.pending.where(filter=firestore.FieldFilter("group_id", "==", group)).get()
+    monkeypatch.setattr(store_module, "TX_ATTEMPTS", 25)
+    again = store.flush_group(j, group, at(62), lambda items, reason, oid: {"n": len(items)})
+    assert again.outbox_id is not None and not again.busy  # tried again once the other is done: it sends

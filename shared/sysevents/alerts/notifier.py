@@ -198,6 +198,8 @@ class Notifier:
         if flushed.dead_reason:
             return Outcome.permanent(flushed.dead_reason, counts_against_receiver=False)
         if flushed.outbox_id is None:
+            if flushed.busy:
+                return Outcome.wait(flushed.due, "the group is being flushed by another timer; trying again")
             if flushed.due is not None:
                 return Outcome.wait(flushed.due, f"group due at {flushed.due.isoformat()}")
             return Outcome.filtered("nothing pending in the group")

@@ -45,6 +45,8 @@ OVERFLOW = "__rate_limited__"
 MAX_FIELD_CHARS = 1000
 MAX_FIELDS = 40
 TX_ATTEMPTS = 25
+BUSY_RETRY = timedelta(seconds=1)
+"""When a flush lost every attempt to other flushes of its group: when to try again (they are sending it)."""
 BATCH_ATTEMPTS = 8
 FLUSH_CAP = 400
 """Most pending events one notification takes (one transaction writes each of them); more wait for the next."""
@@ -79,6 +81,8 @@ class Flushed:
     due: datetime | None = None
     dead_reason: str | None = None
     kind: str = "digest"
+    busy: bool = False
+    """Other flushes of the group won every attempt: nothing was written; flush again at `due`."""
 
 
 def _hash(*parts: str) -> str:
@@ -338,7 +342,12 @@ class AlertStore(OutboxMixin):
             })  # fmt: skip
             return Flushed(oid, dead_reason=dead)
 
-        return tx(self.client.transaction(max_attempts=TX_ATTEMPTS))
+        try:
+            return tx(self.client.transaction(max_attempts=TX_ATTEMPTS))
+        except ValueError as err:  # every attempt lost the group to other flushes (timers of other instances)
+            if not isinstance(err.__cause__, Conflict):
+                raise
+            return Flushed(None, due=now + BUSY_RETRY, busy=True)
 
     def overdue(self, before: datetime, sink: str, limit: int = 500) -> dict[str, str]:
         """{group id: job key} of groups with a pending event due before `before` (the sweep's search for a
