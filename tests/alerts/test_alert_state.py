@@ -430,19 +430,20 @@ def test_events_accepted_while_their_group_flushes_are_each_in_exactly_one_diges
     assert len(digests) >= 2  # the flushes did interleave with the accepts
 
 
-def test_a_flush_that_loses_its_group_to_another_flush_writes_nothing_and_asks_to_be_tried_again(
-    firestore_client, settings, aid, to, monkeypatch
+def test_a_flush_that_loses_its_group_to_another_flush_writes_nothing_and_is_tried_again(
+    stack, fn, firestore_client, aid, to, monkeypatch
 ):
     # Another flush (a timer of another instance) holds the group's document in its transaction for longer
-    # than Firestore waits for it: this flush, allowed one attempt, loses. It must answer "busy, again
-    # shortly", not raise (a crash is answered 500 and retried as a failure), and must have written nothing.
+    # than Firestore waits for it: this flush, allowed one attempt, loses. It writes nothing, and its timer
+    # answers "busy, again in 1 s" (a wait, not an attempt), instead of raising (a sink error: a failed
+    # attempt of the job); tried again once the other is done, it sends the digest.
     import sysevents.alerts.store as store_module
 
-    store = AlertStore(firestore_client, settings)
     j = job(aid, [to], grouping={"by": ["verb"], "group_wait": 0, "group_interval": 1})
-    group = store.accept_grouped(
-        j, j.config.grouping, failed(aid, "w-1").to_cloudevent(), at(0), at(0)
-    ).group_id
+    fn.deliver(j, failed(aid, "w-1"), at(0))
+    store = fn.rt.alert_store
+    (group,) = {p.to_dict()["group_id"] for p in store.pending.stream() if p.to_dict()["job_id"] == j.id}
+    (timer,) = [Delivery.from_json(t[1]) for t in fn.timers.items if Delivery.from_json(t[1]).job_id == j.id]
     monkeypatch.setattr(store_module, "TX_ATTEMPTS", 1)
     holding, release = threading.Event(), threading.Event()
 
@@ -455,12 +456,49 @@ def test_a_flush_that_loses_its_group_to_another_flush_writes_nothing_and_asks_t
     with ThreadPoolExecutor(1) as pool:
         other = pool.submit(other_flush, firestore_client.transaction())
         assert holding.wait(30)
-        flushed = store.flush_group(j, group, at(60), lambda items, reason, oid: {"n": len(items)})
+        with pytest.raises(store_module.Contended):
+            store.flush_group(j, group, at(60), lambda items, reason, oid: {"n": len(items)})
+        fn.clock[0] = at(60)
+        out = fn.notifier.notice(timer, j, attempt(1))
         release.set()
         other.result()
-    assert flushed.busy and flushed.outbox_id is None and flushed.due == at(61)
-    assert [s.id for s in store.outbox.stream()] == []
-    assert store.pending.where(filter=firestore.FieldFilter("group_id", "==", group)).get()
+    assert (out.kind, out.attempted, out.not_before) == (Kind.RETRY, False, at(61)), out
+    assert "busy" in out.reason
+    assert [e.id for e in store.outbox.stream() if e.to_dict()["job_id"] == j.id] == []
     monkeypatch.setattr(store_module, "TX_ATTEMPTS", 25)
-    again = store.flush_group(j, group, at(62), lambda items, reason, oid: {"n": len(items)})
-    assert again.outbox_id is not None and not again.busy  # tried again once the other is done: it sends
+    again = fn.notifier.notice(timer, j, attempt(1))
+    assert again.kind is Kind.DELIVERED, again
+    assert len(mails(stack, to, 1)) == 1
+
+
+def test_an_accept_that_loses_every_attempt_to_concurrent_writes_is_tried_again_not_failed(
+    stack, fn, firestore_client, aid, to, monkeypatch
+):
+    # A transaction of another delivery holds the event's `seen` record past the emulator's lock wait: the
+    # accept, allowed one attempt, writes nothing and answers a wait of 1 s (not a failed attempt).
+    import sysevents.alerts.store as store_module
+
+    j = job(aid, [to])
+    event = failed(aid, "w-1")
+    store = fn.rt.alert_store
+    seen_ref = store.seen.document(store_module._hash(j.key, event.id))
+    monkeypatch.setattr(store_module, "BATCH_ATTEMPTS", 1)
+    holding, release = threading.Event(), threading.Event()
+
+    @firestore.transactional
+    def other(t):
+        seen_ref.get(transaction=t)
+        holding.set()
+        release.wait(30)
+
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(other, firestore_client.transaction())
+        assert holding.wait(30)
+        out = fn.deliver(j, event, at(0))
+        release.set()
+        held.result()
+    assert (out.kind, out.attempted, out.not_before) == (Kind.RETRY, False, at(1)), out
+    assert not seen_ref.get().exists
+    monkeypatch.setattr(store_module, "BATCH_ATTEMPTS", 8)
+    assert fn.deliver(j, event, at(1)).kind is Kind.DELIVERED
+    assert len(mails(stack, to, 1)) == 1

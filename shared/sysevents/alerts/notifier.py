@@ -40,7 +40,7 @@ from ..jobs import Job, JobState
 from ..templates import TemplateError
 from .policy import muted_by
 from .render import link_for
-from .store import AlertStore, Decision, overflow_id, subject_of
+from .store import AlertStore, Contended, Decision, overflow_id, subject_of
 from .timing import start_of
 
 log = logging.getLogger("sysevents.alerts")
@@ -48,6 +48,8 @@ log = logging.getLogger("sysevents.alerts")
 DEFAULT_MAX_EVENTS = 20
 SWEEP_GRACE = timedelta(seconds=60)
 MAX_TIMERS = 50_000
+CONTENDED_RETRY = timedelta(seconds=1)
+"""How soon work that lost every attempt to concurrent writers is tried again."""
 Gate = Callable[[Job, Attempt], Outcome | None]
 """The sink's check before a send (a webhook job held by Retry-After, or waiting for its rate-limit slot)."""
 
@@ -82,6 +84,24 @@ class Notifier:
 
     # -- events ------------------------------------------------------------------------------------------
     def deliver(self, delivery: Delivery, job: Job, attempt: Attempt) -> Outcome:
+        try:
+            return self._deliver(delivery, job, attempt)
+        except Contended as err:
+            return self._contended(err)
+
+    def notice(self, delivery: Delivery, job: Job, attempt: Attempt) -> Outcome:
+        """A group's timer fired: flush the group and send its notification."""
+        try:
+            return self._notice(delivery, job, attempt)
+        except Contended as err:
+            return self._contended(err)
+
+    def _contended(self, err: Contended) -> Outcome:
+        """Concurrent writers won every attempt and nothing was written: the same work again shortly (its
+        `seen` record or the group's state makes a repeat harmless), not a failure of the receiver's."""
+        return Outcome.wait(self.clock() + CONTENDED_RETRY, f"busy, trying again: {err}")
+
+    def _deliver(self, delivery: Delivery, job: Job, attempt: Attempt) -> Outcome:
         cfg = job.config
         ce = delivery.event.to_cloudevent()
         now = self.clock()
@@ -182,8 +202,7 @@ class Notifier:
         topic = self.sink.timer_topic  # its own subscription: a timer never waits behind a backlog
         self.rt.delays.put(Release(topic, timer.to_json(), timer.attributes()), due, task_id(topic, timer.id))
 
-    def notice(self, delivery: Delivery, job: Job, attempt: Attempt) -> Outcome:
-        """A group's timer fired: flush the group and send its notification."""
+    def _notice(self, delivery: Delivery, job: Job, attempt: Attempt) -> Outcome:
         assert delivery.notice is not None
         gid = delivery.notice.get("group", "")
         now = self.clock()
@@ -198,8 +217,6 @@ class Notifier:
         if flushed.dead_reason:
             return Outcome.permanent(flushed.dead_reason, counts_against_receiver=False)
         if flushed.outbox_id is None:
-            if flushed.busy:
-                return Outcome.wait(flushed.due, "the group is being flushed by another timer; trying again")
             if flushed.due is not None:
                 return Outcome.wait(flushed.due, f"group due at {flushed.due.isoformat()}")
             return Outcome.filtered("nothing pending in the group")

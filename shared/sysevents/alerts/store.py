@@ -45,8 +45,13 @@ OVERFLOW = "__rate_limited__"
 MAX_FIELD_CHARS = 1000
 MAX_FIELDS = 40
 TX_ATTEMPTS = 25
-BUSY_RETRY = timedelta(seconds=1)
-"""When a flush lost every attempt to other flushes of its group: when to try again (they are sending it)."""
+
+
+class Contended(Exception):
+    """Every attempt of a write lost to concurrent writers of the same documents (other deliveries of the
+    job, other timers of the group): nothing was written. Not a failure: the same work, again shortly."""
+
+
 BATCH_ATTEMPTS = 8
 FLUSH_CAP = 400
 """Most pending events one notification takes (one transaction writes each of them); more wait for the next."""
@@ -81,8 +86,17 @@ class Flushed:
     due: datetime | None = None
     dead_reason: str | None = None
     kind: str = "digest"
-    busy: bool = False
-    """Other flushes of the group won every attempt: nothing was written; flush again at `due`."""
+
+
+def _run(tx: Callable, transaction, busy: str):
+    """Run a transactional function; Contended when every attempt was aborted by concurrent transactions
+    (the client then raises ValueError from the last Aborted, a Conflict)."""
+    try:
+        return tx(transaction)
+    except ValueError as err:
+        if not isinstance(err.__cause__, Conflict):
+            raise
+        raise Contended(f"{busy}: {err}") from err
 
 
 def _hash(*parts: str) -> str:
@@ -145,8 +159,8 @@ class AlertStore(OutboxMixin):
     def _commit_once(self, seen_ref, writes: Callable[[Any], None]) -> Accepted | None:
         """Commit `writes` (creates, with the `seen` record) in one batch. None: committed. A batch refused
         because one of its documents exists is a repeat: the earlier acceptance. A batch aborted by
-        contention (Conflict: nothing was written) is committed again; after BATCH_ATTEMPTS, raised, so the
-        delivery is retried rather than taken for a repeat."""
+        contention (Conflict: nothing was written) is committed again; after BATCH_ATTEMPTS, Contended, so the
+        delivery is tried again rather than taken for a repeat."""
         attempt = 0
         while True:
             batch = self.client.batch()
@@ -162,7 +176,9 @@ class AlertStore(OutboxMixin):
                     return Accepted(Decision.GROUPED, "already accepted (pending)", duplicate=True)
                 attempt += 1
                 if attempt == BATCH_ATTEMPTS:
-                    raise
+                    raise Contended(
+                        f"accepting the event lost all {attempt} attempts to concurrent writes"
+                    ) from err
                 time.sleep(min(0.5, 0.01 * 2 ** (attempt - 1)) * (0.5 + random.random()))  # noqa: S311 - jitter
 
     def _seen(self, job: Job, ce: dict, now: datetime, decision: str, **extra: Any) -> dict[str, Any]:
@@ -210,7 +226,7 @@ class AlertStore(OutboxMixin):
             return Accepted(Decision.HELD, f"rate limit reached; held until {window_end.isoformat()}",
                             group_id=held, due=window_end)  # fmt: skip
 
-        return tx(self.client.transaction(max_attempts=TX_ATTEMPTS))
+        return _run(tx, self.client.transaction(max_attempts=TX_ATTEMPTS), "the job's rate limit is busy")
 
     def accept_grouped(self, job: Job, grouping: Grouping, ce: dict, at: datetime, now: datetime) -> Accepted:
         """One atomic batch: the `seen` record and the pending event (both create-if-absent). The group
@@ -342,12 +358,9 @@ class AlertStore(OutboxMixin):
             })  # fmt: skip
             return Flushed(oid, dead_reason=dead)
 
-        try:
-            return tx(self.client.transaction(max_attempts=TX_ATTEMPTS))
-        except ValueError as err:  # every attempt lost the group to other flushes (timers of other instances)
-            if not isinstance(err.__cause__, Conflict):
-                raise
-            return Flushed(None, due=now + BUSY_RETRY, busy=True)
+        return _run(
+            tx, self.client.transaction(max_attempts=TX_ATTEMPTS), "the group is being flushed elsewhere"
+        )
 
     def overdue(self, before: datetime, sink: str, limit: int = 500) -> dict[str, str]:
         """{group id: job key} of groups with a pending event due before `before` (the sweep's search for a
