@@ -13,8 +13,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .events import MAX_DEPTH, InvalidEvent, SystemEvent, _json_type, _load_json, event_from_dict
+from .events import MAX_DEPTH, InvalidEvent, SystemEvent, event_from_dict
 from .jobs import Job
+from .strictjson import InvalidJSON, json_type, loads
 
 
 class BadDelivery(ValueError):
@@ -91,22 +92,22 @@ class Delivery:
         """Read what to_json wrote; anything else raises BadDelivery with a one-line reason."""
         try:
             # The delivery wraps the event one level deeper.
-            doc: Any = _load_json(raw, what="message", max_depth=MAX_DEPTH + 1)
+            doc: Any = loads(raw, what="message", max_depth=MAX_DEPTH + 1)
             if not isinstance(doc, dict):
-                raise InvalidEvent(f"must be a JSON object, got {_json_type(doc)}")
+                raise InvalidEvent(f"must be a JSON object, got {json_type(doc)}")
             job = doc.get("job")
             if not isinstance(job, dict):
-                raise InvalidEvent(f"job: must be a JSON object with id and version, got {_json_type(job)}")
+                raise InvalidEvent(f"job: must be a JSON object with id and version, got {json_type(job)}")
             job_id, version = job.get("id"), job.get("version")
             if isinstance(job_id, int) and not isinstance(job_id, bool):
                 job_id = str(job_id)
             if not isinstance(job_id, str) or not job_id:
-                got = "an empty string" if job_id == "" else _json_type(job_id)
+                got = "an empty string" if job_id == "" else json_type(job_id)
                 raise InvalidEvent(f"job.id: must be a non-empty string, got {got}")
             if isinstance(version, str) and version.isascii() and version.isdigit() and len(version) < 20:
                 version = int(version)
             if not isinstance(version, int) or isinstance(version, bool):
-                raise InvalidEvent(f"job.version: must be an integer, got {_json_type(version)}")
+                raise InvalidEvent(f"job.version: must be an integer, got {json_type(version)}")
             aid, generation = job.get("aid") or "", job.get("generation") or ""
             if not isinstance(aid, str) or not isinstance(generation, str):
                 raise InvalidEvent("job.aid and job.generation: must be strings")
@@ -118,7 +119,7 @@ class Delivery:
                 generation=generation,
                 notice=_notice(doc.get("notice")),
             )
-        except InvalidEvent as err:
+        except InvalidJSON as err:  # an InvalidEvent too
             raise BadDelivery(f"malformed delivery message: {err.reason}") from None
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-import sys
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .strictjson import InvalidJSON, TooDeep, check, json_type, loads, plain, show
 
 MAX_EVENT_BYTES = 64 * 1024
 """Largest accepted serialized event. Pub/Sub allows 10 MB; audit events are small, so keep them so."""
@@ -24,9 +24,6 @@ MAX_DEPTH = 32
 is level 1 and `data` level 2, so `data` may hold 30 more levels. A flat event's fields become `data`, so a
 flat event may be nested at most MAX_DEPTH - 1 levels. Far below what the JSON parser and the serializers
 manage (deeper input made them fail: RecursionError, "Maximum serialization depth exceeded")."""
-
-MAX_REASON_BYTES = 1000
-"""Longest reason (UTF-8): it travels as a Pub/Sub attribute, whose values may be at most 1024 bytes."""
 
 
 class SubjectType(StrEnum):
@@ -74,63 +71,8 @@ SUBJECT_TYPES = tuple(s.value for s in SubjectType)
 VERBS = tuple(v.value for v in Verb)
 
 
-class InvalidEvent(ValueError):
+class InvalidEvent(InvalidJSON):
     """An event that cannot be accepted; `reason` says why in one line a user can act on."""
-
-    def __init__(self, reason: str):
-        reason = " ".join(reason.splitlines()).encode("utf-8", "backslashreplace")
-        if len(reason) > MAX_REASON_BYTES:
-            reason = reason[: MAX_REASON_BYTES - 3] + b"..."
-        reason = reason.decode("utf-8", "ignore")
-        super().__init__(reason)
-        self.reason = reason
-
-
-_JSON_TYPES = {
-    "NoneType": "null",
-    "bool": "boolean",
-    "int": "number",
-    "float": "number",
-    "str": "string",
-    "dict": "object",
-    "list": "array",
-    "tuple": "array",
-}
-_PY_TYPE_WORD = re.compile(
-    r"\b(got|got an?|type|valid) (NoneType|bool|int|float|str|dict|dictionary|list|tuple)\b"
-)
-"""A Python type name where a message names a value's type ("got NoneType", "a valid dictionary")."""
-
-
-def _json_type(value: Any) -> str:
-    """The JSON name of a value's type (object, array, string, number, boolean, null)."""
-    if isinstance(value, _Unrepresentable):
-        return "number"
-    name = type(value).__name__
-    for base in (bool, int, float, str, dict, list, tuple):  # subclasses (enums, ...) too
-        if isinstance(value, base):
-            name = base.__name__
-            break
-    return _JSON_TYPES.get(name, name)
-
-
-def _plain(msg: str) -> str:
-    """A message with Python type names replaced by JSON ones ("got NoneType" -> "got null")."""
-    return _PY_TYPE_WORD.sub(lambda m: f"{m.group(1)} {_JSON_TYPES.get(m.group(2), 'object')}", msg)
-
-
-def _show(value: Any, limit: int = 40) -> str:
-    """A value quoted in a reason: short, one line, and never a Python type name."""
-    if isinstance(value, str):
-        text = repr(value[:limit])
-        return text if len(value) <= limit else f"{text[:-1]}...{text[-1]}"
-    if value is None or isinstance(value, bool):
-        return json.dumps(value)
-    if isinstance(value, int) and value.bit_length() > 128:
-        return "(a long number)"  # str() of a very long int raises
-    if isinstance(value, int | float | _Unrepresentable):
-        return repr(value)[:limit]
-    return f"(an {_json_type(value)})" if _json_type(value)[0] in "aeiou" else f"(a {_json_type(value)})"
 
 
 def parse_subject_type(value: Any, field: str = "subject_type") -> SubjectType:
@@ -141,9 +83,9 @@ def parse_subject_type(value: Any, field: str = "subject_type") -> SubjectType:
             return SubjectType(value.strip().lower())
         except ValueError:
             pass
-        raise ValueError(f"unknown {field} {_show(value)}; valid values: {', '.join(SUBJECT_TYPES)}")
+        raise ValueError(f"unknown {field} {show(value)}; valid values: {', '.join(SUBJECT_TYPES)}")
     raise ValueError(
-        f"{field} must be a string, got {_json_type(value)}; valid values: {', '.join(SUBJECT_TYPES)}"
+        f"{field} must be a string, got {json_type(value)}; valid values: {', '.join(SUBJECT_TYPES)}"
     )
 
 
@@ -159,10 +101,9 @@ def parse_verb(value: Any, field: str = "verb") -> Verb:
         except ValueError:
             pass
         raise ValueError(
-            f"unknown {field} {_show(value)}; valid values: {', '.join(VERBS)} "
-            "('update' is read as 'updated')"
+            f"unknown {field} {show(value)}; valid values: {', '.join(VERBS)} ('update' is read as 'updated')"
         )
-    raise ValueError(f"{field} must be a string, got {_json_type(value)}; valid values: {', '.join(VERBS)}")
+    raise ValueError(f"{field} must be a string, got {json_type(value)}; valid values: {', '.join(VERBS)}")
 
 
 def _utcnow() -> datetime:
@@ -308,73 +249,9 @@ def _describe(err: ValidationError) -> str:
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]  # ours: already in JSON terms, and may quote the input
         else:
-            msg = _plain(msg)
+            msg = plain(msg)
         parts.append(f"{loc}: {msg}")
     return "; ".join(parts)
-
-
-# -- reading JSON text -------------------------------------------------------------------------------------
-class _Unrepresentable:
-    """Stands in for a number the parser read but that cannot be kept (NaN, 1e400, a 5000-digit integer),
-    so the check that follows can name the field holding it."""
-
-    __slots__ = ("problem", "text")
-
-    def __init__(self, text: str, problem: str):
-        self.text, self.problem = text, problem
-
-    def __repr__(self) -> str:
-        return _short_number(self.text)
-
-
-def _short_number(text: str) -> str:
-    return text if len(text) <= 24 else f"{text[:20]}..."
-
-
-def _parse_constant(name: str) -> _Unrepresentable:
-    return _Unrepresentable(name, f"{name} is not allowed: JSON numbers must be finite")
-
-
-def _parse_float(text: str) -> float | _Unrepresentable:
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        return _Unrepresentable(text, f"number {_short_number(text)} is out of range")
-    return value
-
-
-def _parse_int(text: str) -> int | _Unrepresentable:
-    limit = sys.get_int_max_str_digits()
-    digits = len(text) - text.startswith("-")
-    if limit and digits > limit:
-        return _Unrepresentable(text, f"number has {digits} digits; the limit is {limit}")
-    return int(text)
-
-
-_OUTSIDE_STRING = re.compile(r'["\[\]{}]')
-_INSIDE_STRING = re.compile(r'["\\]')
-
-
-def _depth_of_text(text: str) -> int:
-    """How deeply objects and arrays nest in JSON text, counted without parsing (so without recursion) in
-    one pass. Brackets in strings do not count. On text the parser accepts this is the parser's depth; on
-    other text it is never less than the depth the parser reaches before it gives up."""
-    depth = deepest = pos = 0
-    while m := _OUTSIDE_STRING.search(text, pos):
-        c, pos = m.group(), m.end()
-        if c == '"':
-            while m := _INSIDE_STRING.search(text, pos):
-                pos = m.end()
-                if m.group() == '"':
-                    break
-                pos += 1  # the escaped character
-            else:
-                return deepest  # unterminated string: the parser stops there too
-        elif c in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        else:
-            depth -= 1
-    return deepest
 
 
 def _depth_reason(depth: int) -> str:
@@ -384,77 +261,13 @@ def _depth_reason(depth: int) -> str:
     )
 
 
-def _load_json(
-    raw: bytes | bytearray | memoryview | str, *, what: str = "event", max_depth: int = MAX_DEPTH
-) -> Any:
-    """Parse UTF-8 JSON text strictly; raises InvalidEvent with a one-line reason.
-
-    Refused: empty input, a byte order mark, NUL bytes, bytes that are not UTF-8 (json.loads would also
-    take UTF-16 and UTF-32, and UTF-8-encoded surrogates), nesting deeper than `max_depth`. NaN, Infinity
-    and numbers out of range come back as _Unrepresentable, for _check to name their field."""
-    if isinstance(raw, str):
-        raw = raw.encode("utf-8", "surrogatepass")  # surrogates then fail the UTF-8 check below
-    raw = bytes(raw)
-    if not raw.strip():
-        raise InvalidEvent(f"{what} is empty; expected a JSON object")
-    if raw.startswith((b"\xef\xbb\xbf", b"\xfe\xff", b"\xff\xfe")):
-        raise InvalidEvent(f"{what} starts with a byte order mark (BOM); send UTF-8 JSON without one")
-    if b"\x00" in raw:  # never in JSON text (escaped as \u0000 in strings); json.loads takes UTF-16 and -32
-        raise InvalidEvent(f"{what} contains NUL bytes (UTF-16 or UTF-32 text?); send UTF-8 JSON")
+def _load_event_json(raw: bytes) -> Any:
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise InvalidEvent(
-            f"{what} is not valid UTF-8 text: "
-            f"byte 0x{raw[err.start]:02x} at offset {err.start} ({err.reason})"
-        ) from None
-    if text.count("[") + text.count("{") > max_depth and (depth := _depth_of_text(text)) > max_depth:
-        reason = f"{what} is nested {depth} levels deep; the limit is {max_depth}"
-        raise InvalidEvent(_depth_reason(depth) if what == "event" else reason)
-    try:
-        return json.loads(
-            text, parse_constant=_parse_constant, parse_float=_parse_float, parse_int=_parse_int
-        )
-    except json.JSONDecodeError as err:
-        raise InvalidEvent(f"{what} is not valid JSON: {err}") from None
-    except (ValueError, RecursionError) as err:  # not expected after the checks above
-        raise InvalidEvent(f"{what} is not valid JSON: {_plain(str(err))}") from None
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-_UNPAIRED = "contains an unpaired surrogate (not valid Unicode text)"
-
-
-def _path(parts: tuple[Any, ...]) -> str:
-    return ".".join(p if isinstance(p, str) and len(p) <= 40 else _show(p) for p in parts)
-
-
-def _check(fields: dict[str, Any]) -> int:
-    """Refuse what could not be written back as UTF-8 JSON: unpaired surrogates (in keys too), NaN,
-    Infinity and numbers out of range. Returns the nesting depth of `fields`. No recursion."""
-    deepest = 0
-    stack: list[tuple[Any, tuple[Any, ...], int]] = [(fields, (), 0)]
-    while stack:
-        value, path, depth = stack.pop()
-        if isinstance(value, str):
-            if _SURROGATE.search(value):
-                raise InvalidEvent(f"{_path(path)}: {_UNPAIRED}")
-        elif isinstance(value, _Unrepresentable):
-            raise InvalidEvent(f"{_path(path)}: {value.problem}")
-        elif isinstance(value, float):
-            if value != value or value in (float("inf"), float("-inf")):
-                raise InvalidEvent(f"{_path(path)}: {value} is not allowed: JSON numbers must be finite")
-        elif isinstance(value, dict):
-            deepest = max(deepest, depth + 1)
-            for k, v in value.items():
-                if isinstance(k, str) and _SURROGATE.search(k):
-                    where = _path(path) or "event"
-                    raise InvalidEvent(f"{where}: key {_show(k)} {_UNPAIRED}")
-                stack.append((v, (*path, k), depth + 1))
-        elif isinstance(value, list | tuple):
-            deepest = max(deepest, depth + 1)
-            stack.extend((v, (*path, i), depth + 1) for i, v in enumerate(value))
-    return deepest
+        return loads(raw, what="event", max_depth=MAX_DEPTH)
+    except TooDeep as err:
+        raise InvalidEvent(_depth_reason(err.depth)) from None
+    except InvalidJSON as err:
+        raise InvalidEvent(err.reason) from None
 
 
 _TIME_EXAMPLE = "an RFC 3339 timestamp such as 2026-01-02T03:04:05Z"
@@ -463,7 +276,7 @@ _TIME_EXAMPLE = "an RFC 3339 timestamp such as 2026-01-02T03:04:05Z"
 def _validate(doc: Any, fallback_id: str | None) -> tuple[SystemEvent, bytes]:
     """The event `doc` describes and its canonical wire form (SystemEvent.to_json)."""
     if not isinstance(doc, dict):
-        raise InvalidEvent(f"event must be a JSON object, got {_json_type(doc)}")
+        raise InvalidEvent(f"event must be a JSON object, got {json_type(doc)}")
     flat = "specversion" not in doc and "data" not in doc
     if flat:
         data = {k: v for k, v in doc.items() if k not in ("id", "time")}
@@ -471,14 +284,14 @@ def _validate(doc: Any, fallback_id: str | None) -> tuple[SystemEvent, bytes]:
         if "specversion" in doc:
             version = doc["specversion"]
             if not isinstance(version, str):
-                raise InvalidEvent(f"specversion: must be the string '1.0', got {_json_type(version)}")
+                raise InvalidEvent(f"specversion: must be the string '1.0', got {json_type(version)}")
             if version != "1.0":
-                raise InvalidEvent(f"specversion: unsupported {_show(version)}; expected '1.0'")
+                raise InvalidEvent(f"specversion: unsupported {show(version)}; expected '1.0'")
         data = doc.get("data")
         if not isinstance(data, dict):
             raise InvalidEvent(
                 "data: must be a JSON object carrying aid, subject_type, subject_id and verb, "
-                f"got {_json_type(data)}"
+                f"got {json_type(data)}"
             )
     # A null free-form field is the same as none: to_cloudevent leaves nulls out, so keep them out here too.
     data = {k: v for k, v in data.items() if v is not None or k in EventData.model_fields}
@@ -489,15 +302,18 @@ def _validate(doc: Any, fallback_id: str | None) -> tuple[SystemEvent, bytes]:
     if time is None or time == "":
         time = _utcnow()
     fields = {"id": event_id, "time": time, "data": data}
-    depth = _check(fields)
+    try:
+        depth = check(fields)
+    except InvalidJSON as err:
+        raise InvalidEvent(err.reason) from None
     if depth > MAX_DEPTH:
         raise InvalidEvent(_depth_reason(depth - 1 if flat else depth))
     if event_id is None or event_id == "":
         raise InvalidEvent("id: missing; events need a stable unique id")
     if not isinstance(event_id, str):
-        raise InvalidEvent(f"id: must be a string, got {_json_type(event_id)}")
+        raise InvalidEvent(f"id: must be a string, got {json_type(event_id)}")
     if not isinstance(time, str | datetime):
-        raise InvalidEvent(f"time: must be a string ({_TIME_EXAMPLE}), got {_json_type(time)}")
+        raise InvalidEvent(f"time: must be a string ({_TIME_EXAMPLE}), got {json_type(time)}")
     try:
         event = SystemEvent.model_validate(fields)
     except ValidationError as err:
@@ -505,7 +321,7 @@ def _validate(doc: Any, fallback_id: str | None) -> tuple[SystemEvent, bytes]:
     try:
         body = event.to_json()
     except (ValueError, TypeError, RecursionError) as err:  # not expected after _check; never a crash later
-        raise InvalidEvent(f"event cannot be written as JSON: {_plain(str(err))}") from None
+        raise InvalidEvent(f"event cannot be written as JSON: {plain(str(err))}") from None
     return event, body
 
 
@@ -526,22 +342,10 @@ def event_from_bytes(
     MAX_DEPTH levels deep. Raises InvalidEvent with a one-line reason naming the field; nothing else."""
     if len(raw) > max_bytes:
         raise InvalidEvent(f"event is {len(raw)} bytes; the limit is {max_bytes} bytes")
-    event, body = _validate(_load_json(raw), fallback_id)
+    event, body = _validate(_load_event_json(raw), fallback_id)
     if len(body) > max_bytes:
         # A flat event grows when wrapped in its envelope; refuse it now rather than wherever it is re-read.
         raise InvalidEvent(
             f"event is {len(body)} bytes once written as a CloudEvent; the limit is {max_bytes} bytes"
         )
     return event
-
-
-plain_types = _plain
-"""Say JSON type names (object, array, string, number, boolean, null) where Python's would show."""
-
-
-def load_json(raw: bytes | str, *, what: str, max_depth: int = MAX_DEPTH) -> Any:
-    """Parse a JSON document strictly, as events are (UTF-8, no BOM, at most `max_depth` levels, finite
-    numbers in range, no unpaired surrogates in keys or values); raises InvalidEvent naming the field."""
-    doc = _load_json(raw, what=what, max_depth=max_depth)
-    _check(doc if isinstance(doc, dict) else {"": doc})
-    return doc

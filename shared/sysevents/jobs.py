@@ -27,7 +27,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .events import MAX_ID_CHARS, SubjectType, SystemEvent, Verb, parse_subject_type, parse_verb, plain_types
+from .events import MAX_ID_CHARS, SubjectType, SystemEvent, Verb, parse_subject_type, parse_verb
+from .strictjson import plain
 
 MAX_TEMPLATE_CHARS = 32 * 1024
 MAX_SUBJECT_IDS = 1000
@@ -269,7 +270,7 @@ def describe_error(err: ValidationError, prefix: str = "") -> str:
     parts = []
     for e in err.errors(include_url=False):
         loc = ".".join(str(p) for p in e["loc"])
-        msg = plain_types(e["msg"].removeprefix("Value error, "))
+        msg = plain(e["msg"].removeprefix("Value error, "))
         parts.append(f"{prefix}{loc}: {msg}" if loc else f"{prefix.rstrip('.')}: {msg}")
     return "; ".join(parts)
 

@@ -12,13 +12,12 @@ from sysevents.deliveries import Delivery
 from sysevents.events import (
     MAX_DEPTH,
     MAX_EVENT_BYTES,
-    MAX_REASON_BYTES,
     SUBJECT_TYPES,
     VERBS,
     InvalidEvent,
-    _depth_of_text,
     event_from_bytes,
 )
+from sysevents.strictjson import MAX_REASON_BYTES, _depth_of_text
 
 # Fixed and database-free, so every run tries the same inputs and takes the same (short) time.
 FUZZ = settings(

@@ -11,12 +11,12 @@ from sysevents.deliveries import BadDelivery, Delivery
 from sysevents.events import (
     MAX_DEPTH,
     MAX_EVENT_BYTES,
-    MAX_REASON_BYTES,
     InvalidEvent,
     event_from_bytes,
     event_from_dict,
     new_event,
 )
+from sysevents.strictjson import MAX_REASON_BYTES
 
 BASE = {"aid": "12", "subject_type": "work", "subject_id": "w1", "verb": "failed"}
 DEPTH_LIMIT = (

@@ -12,6 +12,7 @@ from pathlib import Path
 LIBRARY = Path(__file__).resolve().parents[2] / "shared" / "sysevents"
 CORE = (
     "events",
+    "strictjson",
     "jobs",
     "matching",
     "topology",

@@ -18,9 +18,9 @@ from flask import Request, Response
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map
 
-from ..events import InvalidEvent, load_json
 from ..secrets import SealingError
 from ..store import JobNotFound, VersionConflict
+from ..strictjson import InvalidJSON, load
 from .errors import ApiError
 from .keys import AID_PATTERN, KeyStore, Principal
 from .validation import JOB_ID
@@ -146,8 +146,8 @@ def _body(route: Route, request: Request, rt: Runtime) -> Any:
     if not raw.strip():
         return None
     try:
-        body = load_json(raw, what="request body", max_depth=MAX_BODY_DEPTH)
-    except InvalidEvent as err:
+        body = load(raw, what="request body", max_depth=MAX_BODY_DEPTH)
+    except InvalidJSON as err:
         field, sep, _ = err.reason.partition(": ")
         named = sep and field and not field.startswith(("request body", "event"))
         raise ApiError(400, err.reason, field if named else None) from None

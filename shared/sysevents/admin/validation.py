@@ -18,13 +18,14 @@ from pydantic import ValidationError
 
 from ..config import Settings
 from ..destinations import RefusedDestination, check_url
-from ..events import MAX_ID_CHARS, plain_types
+from ..events import MAX_ID_CHARS
 from ..jobs import WORKFLOWS, InvalidJob, Job, JobState, Workflow, job_to_dict, spec
 from ..secrets import SealingError, is_sealed, redact, seal, unseal
 from ..sinks.bigquery.config import BigQueryConfig
 from ..sinks.bigquery.targets import refusal as target_refusal
 from ..sinks.email.config import EmailConfig
 from ..sinks.webhook.config import WebhookConfig, check_header_name, check_header_value
+from ..strictjson import plain
 from ..templates import SAMPLE_EVENT, TemplateError
 from .errors import ApiError
 
@@ -46,7 +47,7 @@ def _pydantic_error(err: ValidationError, prefix: str, model: type) -> ApiError:
     errors = err.errors(include_url=False)
     first = errors[0]
     loc = ".".join(str(p) for p in first["loc"])
-    msg = plain_types(first["msg"].removeprefix("Value error, "))
+    msg = plain(first["msg"].removeprefix("Value error, "))
     if first["type"] == "extra_forbidden":
         msg = f"unknown field; allowed: {', '.join(model.model_fields)}"
     if len(errors) > 1:
