@@ -152,6 +152,11 @@ class FilterConfig(BaseModel):
         """The Pub/Sub ordering key of the job's delivery of `event` ("": unordered)."""
         return ""
 
+    def parked_key(self, job: Job, event: SystemEvent) -> str:
+        """The key the job's deliveries of `event` wait under while it is ordered ("": never ordered); kept
+        after ordering is turned off, so what waits behind a head still goes on."""
+        return ""
+
     def has_backfill(self) -> bool:
         """True for jobs whose sink copies a time range out of the audit log (sysevents.backfill)."""
         return False
@@ -263,6 +268,9 @@ class Job(BaseModel):
 
     def ordering_key(self, event: SystemEvent) -> str:
         return self.config.ordering_key(self, event)
+
+    def parked_key(self, event: SystemEvent) -> str:
+        return self.config.parked_key(self, event)
 
 
 def describe_error(err: ValidationError, prefix: str = "") -> str:

@@ -11,7 +11,7 @@ import time
 import uuid
 
 import pytest
-from helpers import pull
+from helpers import pull, wait_until
 
 from sysevents.config import Settings
 from sysevents.deliveries import Delivery
@@ -294,3 +294,104 @@ def test_a_failure_streak_reads_zero_again_once_a_delivery_succeeds(rt, receiver
     assert (code, body) == (200, "delivered")
     recovered = rt.accounting.stats(job)
     assert recovered["consecutive_failures"] == 0 and recovered["failing_since"] is None
+
+
+# -- ordered subjects: the key's head is one delivery, named -----------------------------------------------
+def ordered_job(rt, aid, url):
+    job = webhook(aid, url, ordered=True)
+    rt.jobs.put(job)
+    return job
+
+
+def parked_items(rt, job, key) -> list[dict]:
+    ref = rt.key_queues._ref(job, key)
+    return [s.to_dict() for s in ref.collection("items").stream()]
+
+
+def test_a_redelivered_head_goes_ahead_instead_of_waiting_behind_itself(rt, receiver, aid):
+    # The head failed and blocked its subject, then its retry could not be put away (503): Pub/Sub redelivers
+    # the same message, without the head attribute. It must go ahead, not be parked behind itself (which
+    # held the subject for good: no task existed for the head), and its ending moves the subject on.
+    job = ordered_job(rt, aid, receiver.url("/ord-head"))
+    sink = WebhookSink(rt)
+    first, second = (new_event(aid, "work", "A", "failed", notes=n) for n in ("a0", "a1"))
+    key = job.ordering_key(first)
+    d1 = Delivery.of(first, job)
+    rt.key_queues.block(job, key, d1.id)  # what the failed attempt committed before its put failed
+    _, (body, code) = deliver(rt, sink, job, event=second)
+    assert code == 200 and body.startswith("waiting"), body  # behind the head, as it should be
+    _, (body, code) = deliver(rt, sink, job, event=first)  # the head's redelivery
+    assert (code, body) == (200, "delivered")
+    got = receiver.wait_for("/ord-head", 2, timeout=30)  # the parked one, released as the new head
+    assert [r.json()["data"]["notes"] for r in got] == ["a0", "a1"]
+    wait_until(lambda: not rt.key_queues._ref(job, key).get().exists)  # and then the subject is free
+
+
+def test_a_repeated_ending_of_a_head_moves_its_subject_on_once(
+    rt, stack, aid, fresh_subscription, subscriber
+):
+    # advance() after the dead-letter publish failed (500, redelivered) ran twice for one head: two heads in
+    # flight and the subject's order lost. Only the key's current head moves it on.
+    job = webhook(aid, "http://127.0.0.1:9/never", ordered=True)
+    topic = f"ord-{uuid.uuid4().hex[:8]}"
+    rt.publisher.client.create_topic(name=rt.publisher.path(topic))
+    sub = fresh_subscription(topic)
+    events = [new_event(aid, "work", "A", "failed", notes=f"a{i}") for i in range(3)]
+    d1, d2, d3 = (Delivery.of(e, job) for e in events)
+    key = job.ordering_key(events[0])
+    queues = rt.key_queues
+    queues.block(job, key, d1.id)
+    for d in (d2, d3):
+        assert queues.admit(job, key, _push_message(d), d.id) == "parked"
+    assert queues.admit(job, key, _push_message(d1), d1.id) == "head"
+    assert queues.advance(job, key, topic, d1.id) is True  # d1 ended: d2 is the head
+    assert queues.advance(job, key, topic, d1.id) is False  # d1's ending again: nothing moves
+    [released] = pull(subscriber, sub, 1)
+    assert Delivery.from_json(released.data).id == d2.id and released.attributes["head"] == "1"
+    assert pull(subscriber, sub, 1, timeout=2) == []
+    assert [i["delivery_id"] for i in parked_items(rt, job, key)] == [d3.id]
+    assert queues.advance(job, key, topic, d2.id) is True  # d2's ending releases d3
+    assert Delivery.from_json(pull(subscriber, sub, 1)[0].data).id == d3.id
+
+
+def test_what_waits_behind_a_head_goes_on_after_the_job_stops_being_ordered(rt, receiver, aid):
+    job = ordered_job(rt, aid, receiver.url("/ord-off"))
+    sink = WebhookSink(rt)
+    first, second = (new_event(aid, "work", "A", "failed", notes=n) for n in ("a0", "a1"))
+    key = job.ordering_key(first)
+    rt.key_queues.block(job, key, Delivery.of(first, job).id)
+    _, (body, _) = deliver(rt, sink, job, event=second)
+    assert body.startswith("waiting"), body
+    config = job.config.model_copy(update={"ordered": False})
+    unordered = rt.jobs.put(job.model_copy(update={"config": config, "version": job.version + 1}))
+    assert unordered.ordering_key(first) == ""
+    d1 = Delivery.of(first, unordered)
+    body, code = Envelope(rt, sink).push(push_body(d1.to_json(), {**d1.attributes(), "head": "1"}))
+    assert (code, body) == (200, "delivered")
+    got = receiver.wait_for("/ord-off", 2, timeout=30)  # the parked one was released, not stranded
+    assert sorted(r.json()["data"]["notes"] for r in got) == ["a0", "a1"]
+
+
+def _push_message(d):
+    from sysevents.pubsub import parse_push
+
+    return parse_push(push_body(d.to_json(), d.attributes()))
+
+
+def test_a_redelivered_message_puts_the_same_retry_task_again(rt, receiver, aid, monkeypatch):
+    # Its retry was put away, then the push failed (say the accounting commit), so Pub/Sub redelivers it:
+    # the second put must name the same task, so the queue releases one retry, not two. (The name used to
+    # hold the jittered release time: never the same twice.)
+    receiver.replies["/redelivered"].extend([503, 503])
+    job = webhook(aid, receiver.url("/redelivered"))
+    rt.jobs.put(job)
+    names: list[str] = []
+    put = rt.delays.put
+    monkeypatch.setattr(
+        rt.delays, "put", lambda release, at, name: (names.append(name), put(release, at, name))
+    )
+    d = Delivery.of(new_event(aid, "work", "w-1", "failed"), job)
+    body = push_body(d.to_json(), d.attributes())
+    for _ in range(2):
+        assert Envelope(rt, WebhookSink(rt)).push(body)[1] == 200
+    assert len(names) == 2 and names[0] == names[1]

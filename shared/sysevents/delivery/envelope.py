@@ -34,7 +34,7 @@ from ..delays import DelayFailed, Release, task_id
 from ..deliveries import BadDelivery, Delivery
 from ..jobs import DEFAULT_RETRY_SCHEDULE, RETRY_JITTER, Job, JobState
 from ..pubsub import PushMessage, handle_push
-from .ordering import HEAD_ATTR
+from .ordering import HEAD, HEAD_ATTR, PARKED
 from .outcome import Kind, Outcome
 from .sink import ATTEMPT_ATTR, SLOT_ATTR, WAITED_ATTR, Attempt, Sink
 
@@ -126,14 +126,18 @@ class Envelope:
                 )
             return self.settle(msg, delivery, job, attempt, outcome)
         key = job.ordering_key(delivery.event)
-        if key and not attempt.head and not attempt.released and not self.rt.key_queues.admit(job, key, msg):
-            return self.settle(
-                msg,
-                delivery,
-                job,
-                attempt,
-                Outcome.parked_behind("waiting behind an earlier delivery of its subject"),
-            )
+        if key and not attempt.head and not attempt.released:
+            admitted = self.rt.key_queues.admit(job, key, msg, delivery.id)
+            if admitted == PARKED:
+                return self.settle(
+                    msg,
+                    delivery,
+                    job,
+                    attempt,
+                    Outcome.parked_behind("waiting behind an earlier delivery of its subject"),
+                )
+            if admitted == HEAD:  # its own key waits for it (its retry was never put away): it goes ahead
+                attempt = attempt.as_head()
         try:
             outcome = self.sink.deliver(delivery, job, attempt)
         except Exception as err:  # the sink's own bug or an unexpected failure: retried, then dead-lettered
@@ -177,7 +181,8 @@ class Envelope:
             try:
                 if key:  # an ordered delivery waits: its subject's later deliveries wait behind it
                     self.rt.key_queues.block(job, key, delivery.id)
-                self._put_away(msg, delivery, release[0], release[1].as_head() if key else release[1], key)
+                then = release[1].as_head() if key or attempt.head else release[1]  # a head stays the head
+                self._put_away(msg, delivery, release[0], then, key)
             except DelayFailed as err:
                 log.error("%s: %s", self.sink.name, err)
                 return f"retry later: {err}", 503  # nothing recorded: Pub/Sub redelivers this message
@@ -205,8 +210,11 @@ class Envelope:
                     self.sink.settled(delivery, job, attempt, outcome)
                 except Exception:  # the delivery's own outcome must not depend on this bookkeeping
                     log.exception("%s: after-delivery step failed for job %s", self.sink.name, job.id)
-        if key and attempt.head and release is None and not outcome.parked:
-            self.rt.key_queues.advance(job, key, self.sink.topic)  # the head ended: the next one's turn
+        if attempt.head and release is None and not outcome.parked:  # the head ended: the next one's turn
+            # (under its key even if the job is no longer ordered, so what was parked behind it goes on)
+            head_key = key or (job.parked_key(delivery.event) if job and delivery.notice is None else "")
+            if head_key:
+                self.rt.key_queues.advance(job, head_key, self.sink.topic, delivery.id)
         if outcome.kind is Kind.PERMANENT:
             return self._dead_letter(msg, delivery, job, outcome.reason, attempt.number)
         when = f" (next at {release[0].isoformat(timespec='milliseconds')})" if release else ""
@@ -227,7 +235,10 @@ class Envelope:
         }
         attrs.update(then.attributes_for_release())
         topic = self.sink.timer_topic if delivery.notice is not None else self.sink.topic
-        name = task_id(topic, delivery.id, str(then.number), then.kind, at.isoformat())
+        # Named after the release's own key (fixed by the settling that puts it away), so a redelivered
+        # message puts the same task again, which the queue takes once.
+        name = task_id(topic, then.key) if then.key else task_id(topic, delivery.id, str(then.number), then.kind,
+                                                                  at.isoformat())  # fmt: skip
         self.rt.delays.put(Release(topic, msg.data, attrs, key), at, name)
 
     def _dead_letter(

@@ -26,7 +26,10 @@ from .sink import ATTEMPT_ATTR, HEAD_ATTR, SLOT_ATTR, WAITED_ATTR
 if TYPE_CHECKING:
     from ..pubsub import Publisher, PushMessage
 
-__all__ = ["HEAD_ATTR", "KeyQueues"]
+__all__ = ["FREE", "HEAD", "HEAD_ATTR", "PARKED", "KeyQueues"]
+
+FREE, HEAD, PARKED = "free", "head", "parked"
+"""What `admit` found: the key free; the key blocked by this delivery itself; parked behind the head."""
 
 
 class KeyQueues:
@@ -39,26 +42,33 @@ class KeyQueues:
         digest = hashlib.sha256(key.encode()).hexdigest()[:32]
         return self.collection.document(job.key).collection("keys").document(digest)
 
-    def admit(self, job: Job, key: str, msg: PushMessage) -> bool:
-        """True: the key is free, deliver it now. False: the key is blocked; the message was parked behind
-        the head and will be published again, in order, when its turn comes."""
+    def admit(self, job: Job, key: str, msg: PushMessage, delivery_id: str) -> str:
+        """FREE: the key is free, deliver it now. HEAD: the key is blocked by this very delivery (a
+        redelivery of its head, say after its retry could not be put away): it goes ahead, as the head.
+        PARKED: the key is blocked; the message was parked behind the head and will be published again, in
+        order, when its turn comes."""
         ref = self._ref(job, key)
-        if not ref.get().exists:  # the usual case: one read
-            return True
+        snap = ref.get()
+        if not snap.exists:  # the usual case: one read
+            return FREE
+        if (snap.to_dict() or {}).get("head") == delivery_id:
+            return HEAD
 
         @firestore.transactional
-        def park(tx: firestore.Transaction) -> bool:
+        def park(tx: firestore.Transaction) -> str:
             snap = ref.get(transaction=tx)
             if not snap.exists:
-                return True
+                return FREE
             doc = snap.to_dict() or {}
+            if doc.get("head") == delivery_id:
+                return HEAD
             seq = int(doc.get("next", 0))
             tx.set(
                 ref.collection("items").document(f"{seq:012d}"),
-                {"data": msg.data, "attributes": msg.attributes},
+                {"data": msg.data, "attributes": msg.attributes, "delivery_id": delivery_id},
             )
             tx.update(ref, {"next": seq + 1})
-            return False
+            return PARKED
 
         return park(self.client.transaction())
 
@@ -76,9 +86,10 @@ class KeyQueues:
 
         run(self.client.transaction())
 
-    def advance(self, job: Job, key: str, topic: str) -> bool:
-        """The key's head ended: publish the first parked delivery as the new head, or free the key.
-        Returns True when one was released."""
+    def advance(self, job: Job, key: str, topic: str, ended: str) -> bool:
+        """The key's head (delivery `ended`) ended: publish the first parked delivery as the new head, or free
+        the key. Only the key's head moves it on: a repeat of an earlier head's ending (a redelivered
+        message) changes nothing. Returns True when one was released."""
         ref = self._ref(job, key)
 
         @firestore.transactional
@@ -87,6 +98,8 @@ class KeyQueues:
             if not snap.exists:
                 return False
             doc = snap.to_dict() or {}
+            if doc.get("head") not in (None, ended):  # another delivery is the head now
+                return False
             first, nxt = int(doc.get("first", 0)), int(doc.get("next", 0))
             if first >= nxt:
                 tx.delete(ref)
@@ -100,7 +113,7 @@ class KeyQueues:
             # Published before the commit: a retried transaction may publish it twice (same delivery id).
             self.publisher.publish_all([(topic, bytes(item.get("data") or b""), attrs, key)])
             tx.delete(item_ref)
-            tx.update(ref, {"first": first + 1, "head": None})
+            tx.update(ref, {"first": first + 1, "head": item.get("delivery_id")})
             return True
 
         return run(self.client.transaction())

@@ -93,9 +93,9 @@ def record(rt: Runtime, sink: Sink, body: bytes) -> tuple[str, int]:
         delayed=-int(attempt.released),
         key=attempt.key,
     )
-    key = job.ordering_key(delivery.event) if delivery.notice is None else ""
+    key = job.parked_key(delivery.event) if delivery.notice is None else ""
     if key and attempt.head:
-        rt.key_queues.advance(job, key, sink.topic)
+        rt.key_queues.advance(job, key, sink.topic, delivery.id)
     log.error(
         "%s: job %s/%s: delivery %s of event %s dead-lettered by Pub/Sub: %s",
         sink.name, job.aid, job.id, delivery.id, delivery.event.id, reason,

@@ -246,7 +246,10 @@ class WebhookConfig(FilterConfig, AlertOptions):
     def ordering_key(self, job: Job, event: SystemEvent) -> str:
         # One key per (job, subject): a subject's events arrive in order while other subjects (and jobs,
         # and accounts: the job key holds the account) are not held up behind a failing one.
-        return ordering_key(job.key, event.subject_id) if self.ordered else ""
+        return self.parked_key(job, event) if self.ordered else ""
+
+    def parked_key(self, job: Job, event: SystemEvent) -> str:
+        return ordering_key(job.key, event.subject_id)
 
 
 register(Workflow.WEBHOOK, SINK, WebhookConfig)
