@@ -28,7 +28,7 @@ from sysevents.deliveries import Delivery
 from sysevents.delivery.outcome import Kind
 from sysevents.delivery.sink import Attempt
 from sysevents.events import new_event
-from sysevents.jobs import job_from_dict
+from sysevents.jobs import JobState, job_from_dict
 from sysevents.pubsub import PushMessage
 from sysevents.sinks.email.channel import EmailChannel
 from sysevents.sinks.email.mailer import Mailer
@@ -363,8 +363,28 @@ def test_a_pending_digest_never_goes_to_a_job_created_again_with_the_same_id(sta
     current = {reborn.key: reborn}  # the job store now has only the new generation
     fn.clock[0] = at(3600)
     report = fn.notifier.sweep(current.get, at(3600))
-    assert report == {"rearmed": 0, "dropped_groups": 1}
+    assert report == {"rearmed": 0, "dropped_groups": 1, "kept_paused": 0}
     assert mails(stack, a_to, 1, timeout=2) == [] and mails(stack, b_to, 1, timeout=1) == []
+
+
+def test_a_paused_jobs_pending_events_are_kept_by_the_sweep_and_sent_once_it_is_resumed(stack, fn, aid, to):
+    # The sweep used to delete a paused job's groups (a person's pause, or auto-disable): accepted events
+    # lost, only a log line left. They wait; resumed, the sweep re-arms the group and its digest goes out.
+    j = job(aid, [to], grouping={"by": ["verb"], "group_wait": 30})
+    for i in range(3):
+        fn.deliver(j, failed(aid, f"w-{i}"), at(0))
+    fn.timers.items.clear()  # the group's timer is lost (or fired while the job was paused)
+    paused = j.model_copy(update={"state": JobState.PAUSED})
+    assert fn.notifier.sweep({j.key: paused}.get, at(3600)) == {"rearmed": 0, "dropped_groups": 0,
+                                                                 "kept_paused": 1}  # fmt: skip
+    assert fn.notifier.sweep({j.key: j}.get, at(3600)) == {
+        "rearmed": 1,
+        "dropped_groups": 0,
+        "kept_paused": 0,
+    }
+    assert sent(fn.run_timers(j, at(3600))) == 1
+    [mail] = mails(stack, to, 1)
+    assert mail.subject == "[sysevents] 3 alert(s): verb=failed"
 
 
 def test_resolve_on_sends_a_resolution_only_for_what_fired(stack, fn, aid, to):

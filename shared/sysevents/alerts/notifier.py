@@ -261,18 +261,23 @@ class Notifier:
     # -- the safety net -------------------------------------------------------------------------------------
     def sweep(self, job_of_key: Callable[[str], Job | None], now: datetime | None = None) -> dict[str, int]:
         """Re-arm the timers of groups with events overdue by more than SWEEP_GRACE (a timer lost, e.g. by a
-        restart of the local Cloud Tasks emulator); drop the groups of jobs gone, paused or not alerting."""
+        restart of the local Cloud Tasks emulator); drop the groups of jobs gone or not alerting any more.
+        A paused job's groups are kept as they are: its events were accepted, and once it is resumed the
+        sweep re-arms them (or `resume` with replay sends the timers that fired while it was paused)."""
         from ..events import new_event
 
         now = now or self.clock()
-        report = {"rearmed": 0, "dropped_groups": 0}
+        report = {"rearmed": 0, "dropped_groups": 0, "kept_paused": 0}
         for gid, key in self.store.overdue(now - SWEEP_GRACE, self.sink.name).items():
             job = job_of_key(key)
+            if job is not None and job.state is JobState.PAUSED and job.config.alerting():
+                report["kept_paused"] += 1
+                continue
             if job is None or job.state is not JobState.ACTIVE or not job.config.alerting():
                 dropped = self.store.drop_group(gid)
                 report["dropped_groups"] += 1
-                log.warning("alerts: dropped group %s of job %s with %d pending event(s): job gone, paused or "
-                            "not alerting", gid, key, dropped)  # fmt: skip
+                log.warning("alerts: dropped group %s of job %s with %d pending event(s): job gone or not "
+                            "alerting", gid, key, dropped)  # fmt: skip
                 continue
             marker = new_event(job.aid, "work", job.id, "updated", actor="sysevents")
             self._arm(job, Delivery.of(marker, job), gid, now, force=True)

@@ -379,7 +379,7 @@ class AlertStore(OutboxMixin):
         return found
 
     def drop_group(self, group_id: str) -> int:
-        """Delete a group's pending events and state (its job is gone, paused or not alerting any more)."""
+        """Delete a group's pending events and state (its job is gone or not alerting any more)."""
         refs = [
             s.reference
             for s in self.pending.where(filter=firestore.FieldFilter("group_id", "==", group_id)).stream()
