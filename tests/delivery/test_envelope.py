@@ -35,16 +35,17 @@ def rt(stack):
     r.close()
 
 
-def push_body(data: bytes, attributes: dict[str, str] | None = None) -> bytes:
+def push_body(data: bytes, attributes: dict[str, str] | None = None, **extra) -> bytes:
     return json.dumps(
         {
             "subscription": "projects/p/subscriptions/test",
             "message": {
                 "data": base64.b64encode(data).decode(),
                 "attributes": attributes or {},
-                "messageId": uuid.uuid4().hex,
+                "messageId": extra.pop("message_id", None) or uuid.uuid4().hex,
                 "publishTime": "2026-01-01T00:00:00Z",
             },
+            **extra,
         }
     ).encode()
 
@@ -395,3 +396,26 @@ def test_a_redelivered_message_puts_the_same_retry_task_again(rt, receiver, aid,
     for _ in range(2):
         assert Envelope(rt, WebhookSink(rt)).push(body)[1] == 200
     assert len(names) == 2 and names[0] == names[1]
+
+
+def test_a_bigquery_row_redelivered_by_pubsub_is_stored_once(rt, aid):
+    # Pub/Sub redelivers a message whose insert landed (its answer was lost): its own attempt attribute
+    # still says 1, but Pub/Sub reports deliveryAttempt 2, and the sink looks before writing again.
+    from google.cloud import bigquery as bq
+
+    from sysevents.sinks.bigquery.export import target_of
+
+    job = bigquery(aid, f"{account_dataset(rt.settings, aid)}__{uuid.uuid4().hex[:8]}")
+    rt.jobs.put(job)
+    d = Delivery.of(new_event(aid, "work", "w-1", "failed"), job)
+    message_id = uuid.uuid4().hex
+    sink = BigQuerySink(rt)
+    first = Envelope(rt, sink).push(push_body(d.to_json(), d.attributes(), message_id=message_id))
+    again = Envelope(rt, sink).push(
+        push_body(d.to_json(), d.attributes(), message_id=message_id, deliveryAttempt=2)
+    )
+    assert first == ("delivered", 200) and again == ("delivered", 200)
+    query = f"SELECT COUNT(*) AS n FROM {target_of(job, rt.settings.project).sql} WHERE event_id = @id"  # noqa: S608
+    config = bq.QueryJobConfig(query_parameters=[bq.ScalarQueryParameter("id", "STRING", d.event.id)])
+    [row] = rt.bigquery.query(query, job_config=config).result(timeout=30)
+    assert row["n"] == 1

@@ -58,7 +58,10 @@ class BigQuerySink(Sink):
                     )
                 decision = Decision.WRITE_IF_ABSENT
             target = target_of(job, rt.settings.project)
-            if (decision is Decision.WRITE_IF_ABSENT or attempt.number > 1) and writer.contains(
+            # A retry, or Pub/Sub's redelivery of this message (it reports the delivery attempt on every
+            # subscription with a dead-letter policy, as these have), may follow a write that landed.
+            again = attempt.number > 1 or msg.delivery_attempt > 1
+            if (decision is Decision.WRITE_IF_ABSENT or again) and writer.contains(
                 target, event.id, event.time
             ):
                 return Outcome.delivered("already stored")
