@@ -32,6 +32,13 @@ class Settings(BaseSettings):
         description="Jobs one account may have: what one account's events make ingest load and match, and "
         "what it holds of the job caches every account shares.",
     )
+    max_filter_entries_per_account: int = Field(
+        default=50_000,
+        ge=1,
+        le=10_000_000,
+        description="(subject, verb) filter combinations one account's jobs may have in all: what its jobs "
+        "cost every ingest instance's matching index (a job may have at most 10,000).",
+    )
     allow_http: bool = Field(default=False, description="Allow http:// destinations (development only).")
     destination_allowlist: Annotated[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...], NoDecode] = (
         Field(

@@ -32,6 +32,8 @@ from .strictjson import plain
 
 MAX_TEMPLATE_CHARS = 32 * 1024
 MAX_SUBJECT_IDS = 1000
+MAX_FILTER_ENTRIES = 10_000
+"""Most (subject, verb) combinations one job's filter may have (subject ids of every type x verbs)."""
 DEFAULT_RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 36000)
 """Seconds before each retry after the first attempt (immediate): 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h
 -- about 27.6 hours of retrying in all, as Svix does. Each wait is jittered by up to RETRY_JITTER."""
@@ -131,6 +133,13 @@ class FilterConfig(BaseModel):
     def _some_verb(self) -> FilterConfig:
         if not self.verbs():
             raise ValueError("set system_event_type (one verb) or system_event_multiple_types (several)")
+        entries = EventFilter.of("-", self).entries
+        if entries > MAX_FILTER_ENTRIES:
+            raise ValueError(
+                f"system_event_sources and verbs make {entries:,} (subject, verb) combinations; the limit is "
+                f"{MAX_FILTER_ENTRIES:,} per job (list fewer subject ids or verbs; [] takes every subject of a "
+                "type)"
+            )
         return self
 
     def verbs(self) -> frozenset[Verb]:
@@ -203,6 +212,14 @@ class EventFilter:
     aid: str
     verbs: frozenset[Verb]
     sources: dict[SubjectType, frozenset[str]] | None  # None: every subject type; empty set: every subject
+
+    @property
+    def entries(self) -> int:
+        """How many (subject type, subject, verb) entries the filter puts in a matching index: what holding
+        the job costs every ingest instance that matches its account."""
+        if self.sources is None:
+            return len(self.verbs)
+        return sum(max(1, len(ids)) for ids in self.sources.values()) * len(self.verbs)
 
     @classmethod
     def of(cls, aid: str, config: FilterConfig) -> EventFilter:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from google.api_core import exceptions as gexc
@@ -51,6 +52,25 @@ class TooManyJobs(ValueError):
             "delete one first"
         )
         self.aid, self.limit = aid, limit
+
+
+class TooManyFilterEntries(ValueError):
+    def __init__(self, aid: str, limit: int, have: int, adding: int):
+        super().__init__(
+            f"account {aid!r} has jobs with {have:,} (subject, verb) filter combinations in all and this job would "
+            f"add {adding:,}; the most an account may have is {limit:,} (SYSEVENTS_MAX_FILTER_ENTRIES_PER_ACCOUNT): "
+            "narrow or delete a job first"
+        )
+        self.aid, self.limit = aid, limit
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one account's jobs may add up to (checked in the transaction that writes the job, against the
+    account's usage document, so concurrent creates cannot pass them)."""
+
+    jobs: int | None = None
+    filter_entries: int | None = None
 
 
 class VersionConflict(ValueError):
@@ -164,24 +184,78 @@ class JobStore:
         [[result]] = self.collection(aid).count().get()
         return int(result.value)
 
-    def create(self, job: Job, max_jobs: int | None = None) -> Job:
+    # -- what an account's jobs add up to (accounts/{aid}/usage/{jobs collection}) ----------------------
+    def _usage_ref(self, aid: str):
+        return self.accounts.document(aid).collection("usage").document(self.name)
+
+    def usage(self, aid: str, tx: firestore.Transaction | None = None) -> tuple[int, int]:
+        """(jobs, filter entries) of the account, as the admin API's writes keep them (`_ensure_usage`
+        counts them from the account's jobs the first time)."""
+        snap = self._usage_ref(aid).get(transaction=tx)
+        if not snap.exists:
+            return self._count_usage(aid)
+        doc = snap.to_dict() or {}
+        return int(doc.get("jobs", 0)), int(doc.get("filter_entries", 0))
+
+    def _count_usage(self, aid: str) -> tuple[int, int]:
+        jobs = entries = 0
+        for job_snap in self.collection(aid).stream():
+            jobs += 1
+            try:
+                entries += _job_of(job_snap).filter.entries
+            except InvalidJob:
+                pass  # never matched: costs nothing
+        return jobs, entries
+
+    def _ensure_usage(self, aid: str) -> None:
+        """The account's usage document, counted from its jobs if it has none yet (an account from before
+        it, or whose jobs were only `put`): outside the write's transaction, so writes racing each other
+        contend on one document only, never on a query's range."""
+        ref = self._usage_ref(aid)
+        if ref.get().exists:
+            return
+        jobs, entries = self._count_usage(aid)
+        try:
+            ref.create({"jobs": jobs, "filter_entries": entries})
+        except (gexc.AlreadyExists, gexc.Conflict):
+            pass  # another write counted them first
+
+    def _set_usage(self, tx: firestore.Transaction, aid: str, jobs: int, entries: int) -> None:
+        tx.set(self._usage_ref(aid), {"jobs": max(jobs, 0), "filter_entries": max(entries, 0)})
+
+    @staticmethod
+    def _check_entries(limits: Limits | None, aid: str, have: int, adding: int) -> None:
+        if (
+            limits
+            and limits.filter_entries is not None
+            and adding > 0
+            and have + adding > limits.filter_entries
+        ):
+            raise TooManyFilterEntries(aid, limits.filter_entries, have, adding)
+
+    def create(self, job: Job, limits: Limits | None = None) -> Job:
         """Store a new job at version 1, with a new generation; JobExists if the account uses its id,
-        TooManyJobs if it has `max_jobs` already (counted before the write: concurrent creates of one
-        account may pass it by as many as they are)."""
-        if max_jobs is not None and self.count(job.aid) >= max_jobs:
-            raise TooManyJobs(job.aid, max_jobs)
+        TooManyJobs or TooManyFilterEntries if it would pass `limits` (checked in the transaction that
+        writes it, so concurrent creates of one account cannot pass them)."""
         now = datetime.now(UTC)
         job = job.model_copy(
             update={"version": 1, "generation": new_generation(), "created_at": now, "updated_at": now}
         )
         ref = self.ref(job.aid, job.id)
+        self._ensure_usage(job.aid)
 
         @firestore.transactional
         def run(tx: firestore.Transaction) -> None:
             if ref.get(transaction=tx).exists:
                 raise JobExists(job.id)
+            jobs, entries = self.usage(job.aid, tx)
+            if limits and limits.jobs is not None and jobs >= limits.jobs:
+                raise TooManyJobs(job.aid, limits.jobs)
+            adding = job.filter.entries
+            self._check_entries(limits, job.aid, entries, adding)
             marker = self.marker.get(transaction=tx)
             tx.create(ref, job_to_dict(job))
+            self._set_usage(tx, job.aid, jobs + 1, entries + adding)
             self._bump(tx, marker, [(job.aid, job.id)])
 
         try:
@@ -192,14 +266,21 @@ class JobStore:
         return job
 
     def change(
-        self, aid: str, job_id: str, change: Callable[[Job], Job | None], expected_version: int | None = None
+        self,
+        aid: str,
+        job_id: str,
+        change: Callable[[Job], Job | None],
+        expected_version: int | None = None,
+        limits: Limits | None = None,
     ) -> tuple[Job, Job]:
         """Apply `change` to the account's job and store it at version + 1; returns (old, new). A `change`
         that returns None leaves the job as it is (returns (old, old)).
 
-        Raises JobNotFound, VersionConflict (`expected_version` is stale).
+        Raises JobNotFound, VersionConflict (`expected_version` is stale), TooManyFilterEntries (a wider
+        filter would pass `limits`).
         """
         ref = self.ref(aid, job_id)
+        self._ensure_usage(aid)
 
         @firestore.transactional
         def run(tx: firestore.Transaction) -> tuple[Job, Job]:
@@ -217,8 +298,13 @@ class JobStore:
                     "updated_at": datetime.now(UTC),
                 }
             )
+            jobs, entries = self.usage(aid, tx)
+            delta = new.filter.entries - old.filter.entries
+            self._check_entries(limits, aid, entries, delta)
             marker = self.marker.get(transaction=tx)
             tx.set(ref, job_to_dict(new))
+            if delta:
+                self._set_usage(tx, aid, jobs, entries + delta)
             self._bump(tx, marker, [(aid, job_id)])
             return old, new
 
@@ -229,12 +315,15 @@ class JobStore:
     def remove(self, aid: str, job_id: str, expected_version: int | None = None) -> Job:
         """Delete the account's job; returns what was deleted. Same errors as `change`."""
         ref = self.ref(aid, job_id)
+        self._ensure_usage(aid)
 
         @firestore.transactional
         def run(tx: firestore.Transaction) -> Job:
             old = self._read_for_update(tx, ref, expected_version)
+            jobs, entries = self.usage(aid, tx)
             marker = self.marker.get(transaction=tx)
             tx.delete(ref)
+            self._set_usage(tx, aid, jobs - 1, entries - old.filter.entries)
             self._bump(tx, marker, [(aid, job_id)])
             return old
 

@@ -99,6 +99,76 @@ def test_an_account_holds_at_most_its_job_limit_and_another_account_is_not_count
     create(admin, a, "three", "https://8.8.8.8/a")  # room again after a delete
 
 
+def test_concurrent_creates_cannot_pass_the_job_limit(admin, operator, aid, monkeypatch):
+    # The limit is checked in the transaction that writes the job (against the account's usage document),
+    # so creates racing each other cannot all pass it, as they could when jobs were counted beforehand.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sysevents import runtime
+
+    rt = runtime.instance()
+    monkeypatch.setattr(rt, "settings", rt.settings.model_copy(update={"max_jobs_per_account": 2}))
+    a = make_account(admin, operator, aid)
+
+    def one(i: int) -> int:
+        body = {**webhook_job("https://8.8.8.8/a"), "id": f"j{i}"}
+        return admin.post(f"/accounts/{a.aid}/jobs", json=body, headers=a.headers).status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        codes = sorted(pool.map(one, range(4)))
+    assert codes == [201, 201, 409, 409]
+    listed = admin.get(f"/accounts/{a.aid}/jobs", headers=a.headers).json["jobs"]
+    assert len(listed) == 2
+
+
+def test_an_accounts_filters_are_bounded_in_all_and_a_job_in_itself(admin, operator, aid, monkeypatch):
+    # What a job costs every ingest instance matching its account is its filter's (subject, verb)
+    # combinations: at most 10,000 per job (400), and SYSEVENTS_MAX_FILTER_ENTRIES_PER_ACCOUNT in all (409),
+    # for creates and for changes that widen a filter; narrowing or deleting makes room; other accounts are
+    # not counted.
+    from sysevents import runtime
+
+    rt = runtime.instance()
+    monkeypatch.setattr(
+        rt, "settings", rt.settings.model_copy(update={"max_filter_entries_per_account": 2500})
+    )
+    a = make_account(admin, operator, aid + "-a")
+    b = make_account(admin, operator, aid + "-b")
+    ids = [f"w{i}" for i in range(1000)]
+    huge = webhook_job("https://8.8.8.8/a", system_event_sources={t: ids for t in ("work", "report")},
+                       system_event_multiple_types=["created", "updated", "deleted", "failed", "completed",
+                                                    "started"])  # fmt: skip
+    refused = admin.post(f"/accounts/{a.aid}/jobs", json={**huge, "id": "huge"}, headers=a.headers)
+    assert refused.status_code == 400
+    assert (
+        "make 14,000 (subject, verb) combinations; the limit is 10,000 per job"
+        in refused.json["error"]["message"]
+    )
+    wide = webhook_job("https://8.8.8.8/a", system_event_sources={"work": ids})  # 1,000 ids x 1 verb
+
+    def post(acct, job_id):
+        return admin.post(f"/accounts/{acct.aid}/jobs", json={**wide, "id": job_id}, headers=acct.headers)
+
+    def patch(job_id, body) -> int:
+        return admin.patch(f"/accounts/{a.aid}/jobs/{job_id}", json=body, headers=a.headers).status_code
+
+    def delete(job_id) -> int:
+        return admin.delete(f"/accounts/{a.aid}/jobs/{job_id}", headers=a.headers).status_code
+
+    assert post(a, "one").status_code == 201 and post(a, "two").status_code == 201
+    third = post(a, "three")
+    assert third.status_code == 409
+    assert "has jobs with 2,000 (subject, verb) filter combinations in all" in third.json["error"]["message"]
+    assert post(b, "one").status_code == 201  # B's budget is its own
+    widen = {"config": {"system_event_multiple_types": ["synccomplete", "failed"]}}  # "one": 2,000
+    assert patch("one", widen) == 409  # 3,000
+    assert patch("two", {"config": {"system_event_sources": {"work": ids[:100]}}}) == 200  # 1,100 in all
+    assert post(a, "three").status_code == 201  # 2,100
+    assert patch("one", widen) == 409  # 3,100
+    assert delete("three") == 200  # 1,100
+    assert patch("one", widen) == 200  # 2,100
+
+
 def test_deleting_a_job_deletes_its_state_and_a_new_job_with_its_id_starts_from_nothing(
     stack, admin, account, publisher, receiver, firestore_client
 ):

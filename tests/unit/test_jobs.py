@@ -1,5 +1,6 @@
 import pytest
 
+from sysevents.events import VERBS
 from sysevents.jobs import InvalidJob, JobState, job_from_dict, job_to_dict
 from sysevents.sinks.webhook.config import WebhookConfig
 
@@ -91,3 +92,21 @@ def test_bad_jobs_are_refused_with_the_field_named(change, message):
     with pytest.raises(InvalidJob) as err:
         job_from_dict({**SEED, **change}, job_id="j", aid="1")
     assert message in err.value.reason
+
+
+def test_a_filter_counts_what_it_puts_in_the_matching_index_and_one_job_holds_at_most_10000():
+    def job(sources, verbs):
+        doc = {"workflow": "webhook_system_events",
+               "config": {"webhook_url": "https://example.com/h", "system_event_multiple_types": verbs}}  # fmt: skip
+        if sources is not None:
+            doc["config"]["system_event_sources"] = sources
+        return job_from_dict(doc, job_id="j", aid="a")
+
+    assert job(None, ["failed", "completed"]).filter.entries == 2  # every subject type: one entry per verb
+    assert job({"work": [], "report": ["r1", "r2"]}, ["failed"]).filter.entries == 3
+    ids = [f"w{i}" for i in range(1000)]
+    assert job({"work": ids}, list(VERBS)).filter.entries == 9000
+    assert job({"work": ids, "report": ids[:111]}, list(VERBS)).filter.entries == 9999
+    with pytest.raises(InvalidJob) as err:
+        job({"work": ids, "report": ids[:200]}, list(VERBS))  # 1,200 x 9
+    assert "make 10,800 (subject, verb) combinations; the limit is 10,000 per job" in err.value.reason

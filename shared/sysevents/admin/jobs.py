@@ -15,7 +15,7 @@ from ..events import InvalidEvent, event_from_dict
 from ..jobs import WORKFLOWS, Job, JobState
 from ..origin import FIELD as ORIGIN_FIELD
 from ..sinks.webhook.config import WebhookConfig
-from ..store import JobExists, TooManyJobs, VersionConflict
+from ..store import JobExists, Limits, TooManyFilterEntries, TooManyJobs, VersionConflict
 from ..templates import SAMPLE_EVENT, TemplateError
 from . import lifecycle
 from .errors import ApiError, json_response
@@ -66,10 +66,10 @@ def create_job(call: Call, aid: str) -> Response:
     if call.dry_run():
         return job_response(call, job, 200, dry_run=True)
     try:
-        job = call.rt.jobs.create(job, max_jobs=call.rt.settings.max_jobs_per_account)
+        job = call.rt.jobs.create(job, limits(call.rt.settings))
     except JobExists as err:
         raise ApiError(409, str(err), "id") from None
-    except TooManyJobs as err:
+    except (TooManyJobs, TooManyFilterEntries) as err:
         raise ApiError(409, str(err)) from None
     lifecycle.publish(call.rt, lifecycle.lifecycle_event(job, *lifecycle.describe(None, job), call.principal))
     return job_response(call, job, 201)
@@ -77,6 +77,11 @@ def create_job(call: Call, aid: str) -> Response:
 
 def get_job(call: Call, aid: str, job_id: str) -> Response:
     return job_response(call, call.rt.jobs.find(aid, job_id))
+
+
+def limits(settings) -> Limits:
+    """What an account's jobs may add up to (the job store checks them as it writes)."""
+    return Limits(jobs=settings.max_jobs_per_account, filter_entries=settings.max_filter_entries_per_account)
 
 
 def _change(
@@ -92,7 +97,10 @@ def _change(
         if dropped:
             extra["secrets_dropped"] = sorted(set(dropped))
         return job_response(call, job, 200, dry_run=True, **extra)
-    old, new = call.rt.jobs.change(aid, job_id, make, expected)
+    try:
+        old, new = call.rt.jobs.change(aid, job_id, make, expected, limits(call.rt.settings))
+    except TooManyFilterEntries as err:
+        raise ApiError(409, str(err)) from None
     lifecycle.publish(call.rt, lifecycle.lifecycle_event(new, *lifecycle.describe(old, new), call.principal))
     if dropped:  # the destination moved: its stored secrets stayed behind (parse_job)
         extra["secrets_dropped"] = sorted(set(dropped))
