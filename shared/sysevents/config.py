@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     )
     webhook_connect_timeout: float = Field(default=5.0, gt=0, le=60)
     webhook_read_timeout: float = Field(default=15.0, gt=0, le=120)
+    webhook_total_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="Longest one delivery's request may take in all, connect to last byte (the read timeout "
+        "bounds each wait for data only: a receiver answering a byte at a time could hold a thread forever).",
+    )
     webhook_max_response_bytes: int = Field(default=64 * 1024, gt=0)
     template_max_output_bytes: int = Field(default=1024 * 1024, gt=0)
     webhook_max_retry_after: float = Field(

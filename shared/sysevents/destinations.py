@@ -23,8 +23,12 @@ from __future__ import annotations
 
 import collections
 import functools
+import heapq
 import ipaddress
+import itertools
 import socket
+import threading
+import time
 from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
@@ -161,11 +165,113 @@ _GuardedPoolKey = collections.namedtuple("_GuardedPoolKey", (*PoolKey._fields, "
 _key_fn = functools.partial(_default_key_normalizer, _GuardedPoolKey)
 
 
+_running = threading.local()
+
+
+class _Watchdog:
+    """One thread per process that expires the deadlines due (no thread per request)."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, Deadline]] = []
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def add(self, deadline: Deadline, seconds: float) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (time.monotonic() + seconds, next(self._seq), deadline))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="sysevents-deadlines", daemon=True)
+                self._thread.start()
+            if self._heap[0][2] is deadline:
+                self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._heap and self._heap[0][2]._ended:
+                    heapq.heappop(self._heap)  # ended in time: forget it
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                due, _, deadline = self._heap[0]
+                left = due - time.monotonic()
+                if left > 0:
+                    self._cond.wait(left)
+                    continue
+                heapq.heappop(self._heap)
+            deadline._expire()
+
+
+_watchdog = _Watchdog()
+
+
+class Deadline:
+    """A whole request's time limit, connect to last byte (`with Deadline(s): session.post(...)` in one
+    thread). Read timeouts bound each wait for data only, so a receiver answering a byte at a time, each
+    within the read timeout, could hold the thread for ever; past the deadline the connection the request
+    runs on is shut down, and the request fails (`expired` says why)."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.expired = False
+        self._conn = None
+        self._ended = False
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> Deadline:
+        _running.deadline = self
+        _watchdog.add(self, self.seconds)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self._lock:
+            self._ended = True
+        _running.deadline = None
+
+    def _attach(self, conn) -> None:
+        with self._lock:
+            self._conn = conn
+            expired = self.expired
+        if expired:
+            _shut(conn)
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._ended:
+                return
+            self.expired = True
+            conn = self._conn
+        if conn is not None:
+            _shut(conn)
+
+
+def _shut(conn) -> None:
+    sock = getattr(conn, "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)  # a blocked read in the request's thread returns at once
+        except OSError:
+            pass
+
+
 def _guarded(base: type, allowlist: tuple[Network, ...]) -> type:
     class Guarded(base):  # type: ignore[misc, valid-type]
         def __init__(self, *args, destination: str | None = None, **kwargs):
             super().__init__(*args, **kwargs)
             self.destination = destination or self.host
+
+        def request(self, *args, **kwargs):
+            deadline = getattr(_running, "deadline", None)
+            if deadline is not None:
+                deadline._attach(self)
+            return super().request(*args, **kwargs)
+
+        def connect(self):
+            super().connect()
+            deadline = getattr(_running, "deadline", None)
+            if deadline is not None:
+                deadline._attach(self)  # the socket exists now (and is TLS-wrapped for https)
 
         def _new_conn(self):
             sock = super()._new_conn()

@@ -151,6 +151,53 @@ def test_slow_receiver_past_the_read_timeout_is_retried(receiver):
     assert (r.kind, r.reason) == (Kind.RETRY, "timed out")
 
 
+@pytest.mark.parametrize("part", ["headers", "body"])
+def test_a_receiver_answering_a_byte_at_a_time_is_cut_off_at_the_total_timeout(part):
+    # Each byte comes within the read timeout, so only a deadline on the whole request stops it; the
+    # delivery fails as timed out (and counts against the receiver), rather than holding a thread as long
+    # as the receiver likes and then counting as delivered.
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    head = b"HTTP/1.1 200 OK\r\n"
+    if part == "headers":
+        trickled, rest = b"X-Slow: " + b"a" * 40, b"\r\nContent-Length: 0\r\n\r\n"
+    else:
+        head += b"Content-Length: 40\r\n\r\n"
+        trickled, rest = b"a" * 40, b""
+    stop = threading.Event()
+
+    def serve():
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(head)
+            for byte in trickled:
+                if stop.wait(0.2):
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return
+            conn.sendall(rest)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    s = WebhookSender(settings(webhook_read_timeout=1.0, webhook_total_timeout=1.5), renderer=render)
+    j = job(f"http://127.0.0.1:{port}/trickle")
+    try:
+        r = s.send(j, delivery(j))
+    finally:
+        stop.set()
+        thread.join(5)
+        server.close()
+        s.session.close()
+    assert (r.kind, r.reason) == (Kind.RETRY, "timed out: the receiver took over 1.5 s in all")
+    assert r.counts_against_receiver
+
+
 def test_batch_is_one_json_array_with_one_webhook_id(sender, receiver):
     j = job(receiver.url("/batch"), batch_max_size=3, signing_secrets=[secret()])
     ds = [delivery(j, f"w{i}") for i in range(3)]

@@ -20,12 +20,13 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
+import urllib3
 from standardwebhooks import Webhook
 
 from ...config import Settings
 from ...deliveries import Delivery, delivery_id
 from ...delivery.outcome import Kind, Outcome
-from ...destinations import RefusedDestination, check_url, guarded_session
+from ...destinations import Deadline, RefusedDestination, check_url, guarded_session
 from ...jobs import Job
 from ...secrets import unseal, unseal_all
 from ...templates import TemplateError
@@ -105,6 +106,10 @@ class WebhookSender:
         body = b"[" + b",".join(bodies) + b"]" if batch else bodies[0]
         return self.post(job, body, webhook_id(job.id, [d.event.id for d in items]))
 
+    def _overran(self, started: float) -> Outcome:
+        total = self.settings.webhook_total_timeout
+        return Outcome.retry(f"timed out: the receiver took over {total:g} s in all", latency_ms=_ms(started))
+
     def post(self, job: Job, body: bytes, msg_id: str, *, content_type: str = "application/json") -> Outcome:
         """POST a ready body to the job's webhook: destination checks, sealed headers, signatures."""
         config = job.config
@@ -127,25 +132,33 @@ class WebhookSender:
             **signature_headers(secrets, msg_id, body),
         }
         started = time.perf_counter()
+        deadline = Deadline(self.settings.webhook_total_timeout)
         try:
-            with self.session.post(
-                config.webhook_url,
-                data=body,
-                headers=headers,
-                allow_redirects=False,
-                stream=True,
-                timeout=(self.settings.webhook_connect_timeout, self.settings.webhook_read_timeout),
-            ) as resp:
+            with (
+                deadline,
+                self.session.post(
+                    config.webhook_url,
+                    data=body,
+                    headers=headers,
+                    allow_redirects=False,
+                    stream=True,
+                    timeout=(self.settings.webhook_connect_timeout, self.settings.webhook_read_timeout),
+                ) as resp,
+            ):
                 resp.raw.read(self.settings.webhook_max_response_bytes, decode_content=False)
                 status = resp.status_code
                 retry_after = resp.headers.get("Retry-After")
         except RefusedDestination as err:
             log.warning("refused destination for job %s/%s: %s", job.aid, job.id, err.detail or err)
             return Outcome.permanent(f"refused destination: {err}", latency_ms=_ms(started))
-        except requests.Timeout:
-            return Outcome.retry("timed out", latency_ms=_ms(started))
-        except requests.RequestException as err:
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as err:
+            if deadline.expired:
+                return self._overran(started)
+            if isinstance(err, requests.Timeout | urllib3.exceptions.TimeoutError | TimeoutError):
+                return Outcome.retry("timed out", latency_ms=_ms(started))
             return Outcome.retry(f"connection error: {type(err).__name__}", latency_ms=_ms(started))
+        if deadline.expired:  # cut off mid-answer (a shut connection reads as its end): not an answer
+            return self._overran(started)
         kind = classify(status)
         if kind is Kind.DELIVERED:
             return Outcome.delivered(status=status, latency_ms=_ms(started))
