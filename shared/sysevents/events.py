@@ -273,7 +273,9 @@ def _load_event_json(raw: bytes) -> Any:
 _TIME_EXAMPLE = "an RFC 3339 timestamp such as 2026-01-02T03:04:05Z"
 
 
-def _validate(doc: Any, fallback_id: str | None) -> tuple[SystemEvent, bytes]:
+def _validate(
+    doc: Any, fallback_id: str | None, fallback_time: str | None = None
+) -> tuple[SystemEvent, bytes]:
     """The event `doc` describes and its canonical wire form (SystemEvent.to_json)."""
     if not isinstance(doc, dict):
         raise InvalidEvent(f"event must be a JSON object, got {json_type(doc)}")
@@ -300,7 +302,7 @@ def _validate(doc: Any, fallback_id: str | None) -> tuple[SystemEvent, bytes]:
         event_id = fallback_id
     time = doc.get("time")
     if time is None or time == "":
-        time = _utcnow()
+        time = fallback_time or _utcnow()
     fields = {"id": event_id, "time": time, "data": data}
     try:
         depth = check(fields)
@@ -336,13 +338,17 @@ def event_from_dict(doc: Any, *, fallback_id: str | None = None) -> SystemEvent:
 
 
 def event_from_bytes(
-    raw: bytes, *, fallback_id: str | None = None, max_bytes: int = MAX_EVENT_BYTES
+    raw: bytes,
+    *,
+    fallback_id: str | None = None,
+    fallback_time: str | None = None,
+    max_bytes: int = MAX_EVENT_BYTES,
 ) -> SystemEvent:
     """Validate raw bytes off the wire: UTF-8 JSON, at most `max_bytes` (as sent and as a CloudEvent) and
     MAX_DEPTH levels deep. Raises InvalidEvent with a one-line reason naming the field; nothing else."""
     if len(raw) > max_bytes:
         raise InvalidEvent(f"event is {len(raw)} bytes; the limit is {max_bytes} bytes")
-    event, body = _validate(_load_event_json(raw), fallback_id)
+    event, body = _validate(_load_event_json(raw), fallback_id, fallback_time)
     if len(body) > max_bytes:
         # A flat event grows when wrapped in its envelope; refuse it now rather than wherever it is re-read.
         raise InvalidEvent(

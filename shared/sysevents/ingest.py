@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from . import logs, origin
 from .deliveries import Delivery
 from .events import InvalidEvent, SystemEvent, event_from_bytes
-from .pubsub import PushMessage, handle_push
+from .pubsub import PushMessage, first_publish, handle_push
 from .runtime import Runtime, health, instance
 
 log = logging.getLogger("sysevents.ingest")
@@ -70,8 +70,9 @@ def process(rt: Runtime, body: bytes) -> tuple[str, int]:
 
 def _process(rt: Runtime, msg: PushMessage) -> tuple[str, int]:
     try:
+        first_id, first_time = first_publish(msg)
         event = event_from_bytes(
-            msg.data, fallback_id=msg.message_id or None, max_bytes=rt.settings.max_event_bytes
+            msg.data, fallback_id=first_id, fallback_time=first_time, max_bytes=rt.settings.max_event_bytes
         )
         out = _fan_out(rt, event)
     except InvalidEvent as err:

@@ -39,6 +39,35 @@ class PushMessage:
     attempt_reported: bool = False  # Pub/Sub sent deliveryAttempt (subscriptions with a dead-letter policy)
 
 
+FIRST_ID_ATTR = "first_message_id"
+FIRST_TIME_ATTR = "first_publish_time"
+"""Message attributes: the id and publish time of the message a retry was first published as."""
+
+
+def first_publish(msg: PushMessage) -> tuple[str | None, str | None]:
+    """The message id and publish time that a flat event lacking `id` or `time` takes: its first
+    publication's, carried through every retry (a retry is a new message), so every read of the event, by
+    ingest or the audit archive, first time or retried, gives the same id and time."""
+    from datetime import datetime
+
+    from pydantic import TypeAdapter, ValidationError
+
+    message_id = msg.attributes.get(FIRST_ID_ATTR) or msg.message_id or None
+    published = msg.attributes.get(FIRST_TIME_ATTR) or msg.publish_time
+    if published:
+        try:
+            TypeAdapter(datetime).validate_python(published)
+        except ValidationError:
+            published = None  # not the producer's mistake: the event takes the time it is read instead
+    return message_id, published
+
+
+def first_publish_attributes(msg: PushMessage) -> dict[str, str]:
+    """The attributes that keep `first_publish` on a retry of `msg`."""
+    message_id, published = first_publish(msg)
+    return {k: v for k, v in ((FIRST_ID_ATTR, message_id), (FIRST_TIME_ATTR, published)) if v}
+
+
 def parse_push(body: bytes | str | Mapping[str, Any]) -> PushMessage:
     """Read a push request body: `{"subscription", "message": {"data", "attributes", "messageId", ...}}`."""
     if isinstance(body, bytes | str):

@@ -49,3 +49,45 @@ def test_audit_table_is_partitioned_by_day_on_event_time_and_clustered(stack, pu
     assert table.time_partitioning.type_ == "DAY" and table.time_partitioning.field == "time"
     assert table.clustering_fields == ["aid", "subject_type", "verb"]
     assert [f.to_api_repr() for f in table.schema] == [f.to_api_repr() for f in schema.schema()]
+
+
+def test_a_flat_event_archived_on_a_retry_keeps_the_id_and_time_of_its_first_publication(
+    stack, rt, bq, audit, aid, monkeypatch
+):
+    # A flat event without id or time takes its message's id and publish time. The archive's retry is a
+    # new message (new id, new publish time): it used to archive the event under another id (a second row
+    # when the first insert had landed after all) and at another time.
+    import base64
+    import uuid
+
+    from sysevents.config import Settings
+    from sysevents.delivery.jobless import JoblessEnvelope
+    from sysevents.local.processes import free_port
+    from sysevents.runtime import Runtime
+    from sysevents.sinks.audit.sink import AuditSink
+
+    def push(data: bytes, attributes: dict, message_id: str, published: str) -> bytes:
+        message = {"data": base64.b64encode(data).decode(), "attributes": attributes, "messageId": message_id,
+                   "publishTime": published}  # fmt: skip
+        return json.dumps({"subscription": "projects/p/subscriptions/audit", "message": message}).encode()
+
+    flat = json.dumps({"aid": aid, "subject_type": "work", "subject_id": "w-1", "verb": "failed"}).encode()
+    first_id = uuid.uuid4().hex
+    failing = Runtime(Settings(bigquery_endpoint=f"http://127.0.0.1:{free_port()}", bigquery_timeout=2))
+    released: list = []
+    monkeypatch.setattr(failing.delays, "put", lambda release, at, name: released.append(release))
+    try:
+        body, code = JoblessEnvelope(failing, AuditSink(failing)).push(
+            push(flat, {}, first_id, "2026-03-04T05:06:07.123456789Z")
+        )
+    finally:
+        failing.close()
+    assert code == 200 and body.startswith("retry"), body
+    [retry] = released
+    body, code = JoblessEnvelope(rt, AuditSink(rt)).push(
+        push(retry.data, retry.attributes, uuid.uuid4().hex, "2026-03-04T05:09:00Z")
+    )
+    assert code == 200, body
+    [row] = wait_until(lambda: rows(bq, audit, "aid = @aid", aid=aid))
+    assert row["event_id"] == first_id
+    assert row["time"].isoformat() == "2026-03-04T05:06:07.123456+00:00"

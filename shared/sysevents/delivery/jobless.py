@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..delays import DelayFailed, Release, task_id
 from ..jobs import DEFAULT_RETRY_SCHEDULE
-from ..pubsub import PushMessage, handle_push
+from ..pubsub import PushMessage, first_publish_attributes, handle_push
 from .envelope import retry_delay
 from .outcome import Kind, Outcome
 from .sink import ATTEMPT_ATTR, Attempt, Sink
@@ -49,6 +49,7 @@ class JoblessEnvelope:
                 wait = retry_delay(DEFAULT_RETRY_SCHEDULE, attempt.number, self.rt.settings.time_scale)
                 attrs = {k: v for k, v in msg.attributes.items() if k != ATTEMPT_ATTR}
                 attrs.update(attempt.next().attributes_for_release())
+                attrs.update(first_publish_attributes(msg))  # the retry is a new message: the same event
                 at = datetime.now(UTC) + timedelta(seconds=wait)
                 name = task_id(self.sink.topic, msg.message_id, str(attempt.number + 1))
                 try:

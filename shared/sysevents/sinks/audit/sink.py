@@ -14,7 +14,7 @@ from ...bigquery.writer import InsertFailed, TableMissing
 from ...delivery.outcome import Outcome
 from ...delivery.sink import Attempt, Sink
 from ...events import InvalidEvent, event_from_bytes
-from ...pubsub import PushMessage
+from ...pubsub import PushMessage, first_publish
 
 SUBSCRIPTION = "system-events-audit"
 RETRY_TOPIC = "system-events-audit-retry"
@@ -39,8 +39,12 @@ class AuditSink(Sink):
     def deliver_event(self, message: PushMessage, attempt: Attempt) -> Outcome:
         rt = self.rt
         try:
+            first_id, first_time = first_publish(message)
             event = event_from_bytes(
-                message.data, fallback_id=message.message_id or None, max_bytes=rt.settings.max_event_bytes
+                message.data,
+                fallback_id=first_id,
+                fallback_time=first_time,
+                max_bytes=rt.settings.max_event_bytes,
             )
         except InvalidEvent as err:
             return Outcome.filtered(f"not archived (invalid event; ingest quarantines it): {err.reason}")
