@@ -83,13 +83,21 @@ def parse_push(body: bytes | str | Mapping[str, Any]) -> PushMessage:
     except (binascii.Error, TypeError, ValueError):
         raise BadPushRequest("push message data is not base64") from None
     reported = body.get("deliveryAttempt") or msg.get("deliveryAttempt")
-    attempt = reported or 1
+    if reported is not None and (isinstance(reported, bool) or not isinstance(reported, int | str)
+                                 or not str(reported).isdigit() or len(str(reported)) > 6):  # fmt: skip
+        raise BadPushRequest(f"push deliveryAttempt must be a positive integer, got {str(reported)[:40]!r}")
+    attempt = int(reported or 1)
+    attributes = msg.get("attributes") or {}
+    if not isinstance(attributes, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in attributes.items()
+    ):
+        raise BadPushRequest("push message attributes must be an object of strings")
     return PushMessage(
         data=data,
-        attributes=dict(msg.get("attributes") or {}),
+        attributes=dict(attributes),
         message_id=str(msg.get("messageId") or msg.get("message_id") or ""),
         publish_time=msg.get("publishTime") or msg.get("publish_time"),
-        delivery_attempt=int(attempt),
+        delivery_attempt=max(attempt, 1),
         attempt_reported=reported is not None,
         subscription=body.get("subscription"),
         ordering_key=msg.get("orderingKey") or None,

@@ -23,7 +23,16 @@ def test_push_body_is_read():
 
 @pytest.mark.parametrize(
     ("body", "message"),
-    [(b"nope", "not JSON"), (b"{}", "lacks 'message'"), (b'{"message": {"data": "***"}}', "not base64")],
+    [
+        (b"nope", "not JSON"),
+        (b"{}", "lacks 'message'"),
+        (b'{"message": {"data": "***"}}', "not base64"),
+        (b'{"deliveryAttempt": "x", "message": {"data": ""}}', "deliveryAttempt must be a positive integer"),
+        (b'{"deliveryAttempt": [1], "message": {"data": ""}}', "deliveryAttempt must be a positive integer"),
+        (b'{"deliveryAttempt": -2, "message": {"data": ""}}', "deliveryAttempt must be a positive integer"),
+        (b'{"message": {"data": "", "attributes": ["a"]}}', "attributes must be an object of strings"),
+        (b'{"message": {"data": "", "attributes": {"a": 1}}}', "attributes must be an object of strings"),
+    ],
 )
 def test_bad_push_bodies(body, message):
     with pytest.raises(BadPushRequest, match=message):
