@@ -84,8 +84,8 @@ def _process(rt: Runtime, msg: PushMessage) -> tuple[str, int]:
         return _quarantine(rt, msg, f"the event could not be processed: {type(err).__name__}: {err}"[:1000])
     try:
         rt.publisher.publish_all(out)
-    except Exception as err:  # Pub/Sub did not take them: retried (deliveries already published repeat,
-        # with the same delivery ids, which sinks and receivers de-duplicate)
+    except Exception as err:  # Pub/Sub did not take them: retried. Deliveries already published repeat with
+        # the same delivery ids (one webhook-id: receivers de-duplicate), and the job's counters count them again
         log.exception("ingest: publishing the deliveries of event %s failed", event.id)
         return f"retry: could not publish deliveries: {type(err).__name__}", 503
     logs.event(

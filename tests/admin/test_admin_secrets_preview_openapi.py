@@ -200,3 +200,24 @@ def test_runaway_templates_are_bounded_on_save_and_in_both_previews(admin, accou
     r = admin.post(f"{base}/jobs/{job}/preview", json={"json_template": template}, headers=account.headers)
     assert r.status_code == 422 and any(w in r.json["error"]["message"] for w in want)
     assert admin.get(f"{base}/jobs/{job}", headers=account.headers).status_code == 200
+
+
+def test_a_preview_while_every_template_worker_is_busy_answers_503_to_try_again(admin, account, monkeypatch):
+    # Another account's slow renders hold every worker: this preview waits max_wait, then 503 with
+    # Retry-After, instead of waiting behind all of them (and without blaming the template: not a 422).
+    from sysevents import runtime
+
+    sandbox = runtime.instance().sandbox
+    monkeypatch.setattr(sandbox, "max_wait", 0.2)
+    held = [sandbox._idle.get() for _ in range(sandbox.size)]
+    try:
+        r = admin.post(f"/accounts/{account.aid}/templates/preview", json={"json_template": "{a: 1}"},
+                       headers=account.headers)  # fmt: skip
+    finally:
+        for worker in held:
+            sandbox._idle.put(worker)
+    assert r.status_code == 503 and r.headers["Retry-After"] == "1"
+    assert "every template worker stayed busy" in r.json["error"]["message"]
+    ok = admin.post(f"/accounts/{account.aid}/templates/preview", json={"json_template": "{a: 1}"},
+                    headers=account.headers)  # fmt: skip
+    assert ok.status_code == 200

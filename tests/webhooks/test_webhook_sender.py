@@ -237,5 +237,23 @@ def test_runaway_templates_fail_clearly_and_the_sandbox_keeps_serving(sandbox, t
     assert sandbox.render("{id: event.id}", SAMPLE_EVENT) == render("{id: event.id}", SAMPLE_EVENT)
 
 
+def test_a_caller_waits_for_a_busy_sandbox_at_most_its_max_wait():
+    # Every worker busy (here: the only one, taken from the pool as a long render holds it) -- another
+    # caller gets SandboxBusy after max_wait, not a wait as long as the renders ahead of it take; a
+    # delivery is then retried and the admin API answers 503.
+    from sysevents.templates import SAMPLE_EVENT
+    from sysevents.templates.sandbox import SandboxBusy
+
+    s = Sandbox(workers=1, timeout=5.0, memory_mb=512, max_wait=0.2)
+    try:
+        held = s._idle.get()
+        with pytest.raises(SandboxBusy, match="every template worker stayed busy for 0.2 s"):
+            s.render("{id: event.id}", SAMPLE_EVENT)
+        s._idle.put(held)
+        assert s.render("{id: event.id}", SAMPLE_EVENT) == render("{id: event.id}", SAMPLE_EVENT)
+    finally:
+        s.close()
+
+
 def test_allowlist_is_a_network_list():
     assert settings().destination_allowlist == (ipaddress.ip_network(LOOPBACK),)

@@ -21,6 +21,7 @@ from werkzeug.routing import Map
 from ..secrets import SealingError
 from ..store import JobNotFound, VersionConflict
 from ..strictjson import InvalidJSON, load
+from ..templates.sandbox import SandboxBusy
 from .errors import ApiError
 from .keys import AID_PATTERN, KeyStore, Principal
 from .validation import JOB_ID
@@ -189,6 +190,10 @@ def dispatch(request: Request, routes: tuple[Route, ...], url_map: Map, rt: Runt
         return ApiError(404, str(err), "job_id").response()
     except VersionConflict as err:
         return ApiError(409, str(err), "version").response()
+    except SandboxBusy as err:
+        response = ApiError(503, str(err)).response()
+        response.headers["Retry-After"] = "1"
+        return response
     except SealingError as err:
         log.error("admin: %s", err)
         return ApiError(500, f"server configuration: {err}").response()

@@ -87,12 +87,23 @@ class _Worker:
                 f.close()
 
 
+class SandboxBusy(Exception):
+    """No worker was free within the sandbox's `max_wait`: every worker was busy with other renders (maybe
+    another account's slow ones). Not the template's fault: try again shortly (503 from the admin API; a
+    delivery is retried)."""
+
+
 class Sandbox:
     """A pool of render workers; `render` and `render_value` have the signatures and errors of
-    `templates.render` and `templates.render_value`."""
+    `templates.render` and `templates.render_value`, and SandboxBusy when no worker frees up within
+    `max_wait` (default: twice the render timeout), so a queue of slow renders cannot hold a caller for
+    ever."""
 
-    def __init__(self, *, workers: int = 2, timeout: float = 2.0, memory_mb: int = 512):
+    def __init__(
+        self, *, workers: int = 2, timeout: float = 2.0, memory_mb: int = 512, max_wait: float | None = None
+    ):
         self.size, self.timeout, self.memory_mb = workers, timeout, memory_mb
+        self.max_wait = 2 * timeout if max_wait is None else max_wait
         self._idle: queue.LifoQueue[_Worker | None] = queue.LifoQueue()
         for _ in range(workers):
             self._idle.put(None)  # started on first use
@@ -131,7 +142,12 @@ class Sandbox:
         return answer["value"]
 
     def _call(self, request: dict[str, Any]) -> dict[str, Any]:
-        worker = self._idle.get()
+        try:
+            worker = self._idle.get(timeout=self.max_wait)
+        except queue.Empty:
+            raise SandboxBusy(
+                f"every template worker stayed busy for {self.max_wait:g} s; try again shortly"
+            ) from None
         try:
             if worker is None or not worker.alive():
                 worker = _Worker(self.memory_mb)
