@@ -14,10 +14,12 @@ backfill; the rest waits for the next tick.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import time
 import uuid
+from collections import defaultdict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +51,21 @@ def _settled(run: dict[str, Any], bf: Backfill) -> bool:
     return same and run.get("state") in (RunState.DONE, RunState.FAILED)
 
 
+def fair_order(jobs: list[Job], rng: random.Random | None = None) -> list[Job]:
+    """The order a tick takes backfills in: accounts in turn (in a random order), one job of each per
+    round (each account's in a random order), so when the budget runs out no backfill starves behind the
+    others, and an account with many backfills gets one turn per round like any other."""
+    shuffle = (rng or random).shuffle
+    by_account: dict[str, list[Job]] = defaultdict(list)
+    for job in jobs:
+        by_account[job.aid].append(job)
+    queues = list(by_account.values())
+    for q in queues:
+        shuffle(q)
+    shuffle(queues)
+    return [job for turn in itertools.zip_longest(*queues) for job in turn if job is not None]
+
+
 def tick(rt: Runtime, *, budget: float | None = None, max_pages: int | None = None) -> dict[str, list[str]]:
     """Advance the due backfills; returns job ids by what happened to them."""
     s = rt.settings
@@ -57,8 +74,7 @@ def tick(rt: Runtime, *, budget: float | None = None, max_pages: int | None = No
     done: set[tuple[str, int]] = rt._part("ticks.done", set)  # (job key, version) seen done or failed
     owner = f"tick-{uuid.uuid4().hex[:12]}"
     report: dict[str, list[str]] = {"advanced": [], "done": [], "failed": [], "busy": [], "later": []}
-    jobs = [j for j in backfill_jobs(rt) if (j.key, j.version) not in done]
-    random.shuffle(jobs)  # no backfill starves behind others when the budget runs out
+    jobs = fair_order([j for j in backfill_jobs(rt) if (j.key, j.version) not in done])
     now = datetime.now(UTC)
     for job in jobs:
         if time.monotonic() >= deadline:
