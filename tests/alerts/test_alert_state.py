@@ -529,3 +529,14 @@ def test_an_accept_that_loses_every_attempt_to_concurrent_writes_is_tried_again_
     monkeypatch.setattr(store_module, "BATCH_ATTEMPTS", 8)
     assert fn.deliver(j, event, at(1)).kind is Kind.DELIVERED
     assert len(mails(stack, to, 1)) == 1
+
+
+def test_a_recipient_the_server_refuses_is_named_in_the_outcome_and_the_others_get_the_mail(
+    stack, fn, aid, to
+):
+    refused = f"gone+smtp550-{aid}@example.com"
+    j = job(aid, [to, refused])
+    out = fn.deliver(j, failed(aid, "w-1"), at(0))
+    assert out.kind is Kind.DELIVERED
+    assert out.reason.startswith(f"sent; refused by the SMTP server: {refused}: 550 ")
+    assert len(mails(stack, to, 1)) == 1

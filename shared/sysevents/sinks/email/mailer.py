@@ -8,6 +8,7 @@ are PERMANENT and dead-lettered at once.
 from __future__ import annotations
 
 import hashlib
+import logging
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from enum import StrEnum
 
 from ...config import Settings
 
+log = logging.getLogger("sysevents.email")
 USER_AGENT = "sysevents-alerts/0.1"
 
 
@@ -121,8 +123,10 @@ class Mailer:
                 conn.quit()
             except (OSError, smtplib.SMTPException):
                 conn.close()
-        if refused:
-            return Result(Outcome.SENT, "sent; some recipients refused", refused=tuple(refused))
+        if refused:  # sent to the others: the refused ones are named in the attempt log, not retried
+            detail = "; ".join(f"{r}: {c} {_text(m)}" for r, (c, m) in refused.items())
+            log.warning("email: %s refused by the SMTP server: %s", msg.get("Message-ID", ""), detail)
+            return Result(Outcome.SENT, f"sent; refused by the SMTP server: {detail}", refused=tuple(refused))
         return Result(Outcome.SENT, "sent")
 
 
