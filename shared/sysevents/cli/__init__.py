@@ -94,6 +94,27 @@ def publish(aid, subject_type, subject_id, verb, actor, notes, extra, project, t
 
 
 @main.command()
+@click.option("--project", envvar=["SYSEVENTS_PROJECT", "GOOGLE_CLOUD_PROJECT"], help="Google Cloud project.")
+@click.option("--limit", type=click.IntRange(1, 1_000_000), default=1000, show_default=True)
+def redrive(project, limit) -> None:
+    """Publish the events ingest dead-lettered (after an outage) to the ingest topic again.
+
+    Each is acknowledged in the dead letters only once Pub/Sub took its copy; run it again for more."""
+    from ..redrive import hold_subscription
+    from ..redrive import redrive as run
+    from ..topology import load
+
+    use_dev_stack_env()
+    project = project or os.environ.get("SYSEVENTS_PROJECT") or os.environ.get("GOOGLE_CLOUD_PROJECT")
+    if not project:
+        raise click.UsageError("no project: pass --project or set GOOGLE_CLOUD_PROJECT")
+    topology = load()
+    done = run(project, topology, limit=limit)
+    click.echo(f"published {done.published} event(s) from {hold_subscription(topology)} to {topology.ingest_topic}"
+               + (" (limit reached: run it again for more)" if done.published >= limit else ""))  # fmt: skip
+
+
+@main.command()
 @click.option("--once", is_flag=True, help="Run the demo, then stop (instead of waiting for Ctrl-C).")
 @click.option("--no-bigquery", is_flag=True, help="Do not start the BigQuery emulator.")
 def dev(once: bool, no_bigquery: bool) -> None:
