@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from . import logs, origin
 from .deliveries import Delivery
+from .delivery.sink import SETTLE_ATTR, first_settle_key
 from .events import InvalidEvent, SystemEvent, event_from_bytes
 from .pubsub import PushMessage, first_publish, handle_push
 from .runtime import Runtime, health, instance
@@ -60,6 +61,9 @@ def _fan_out(rt: Runtime, event: SystemEvent) -> list[tuple[str, bytes, dict[str
     for job in jobs:
         d = Delivery.of(event, job)
         attrs = {**d.attributes(), **trace}  # one event, one trace: every delivery carries it on
+        attrs[SETTLE_ATTR] = first_settle_key(
+            job, event.id
+        )  # published twice (a retried fan-out): counted once
         out.append((rt.topology.sinks[job.sink].topic, d.to_json(), attrs, job.ordering_key(event)))
     return out
 

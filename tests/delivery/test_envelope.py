@@ -419,3 +419,23 @@ def test_a_bigquery_row_redelivered_by_pubsub_is_stored_once(rt, aid):
     config = bq.QueryJobConfig(query_parameters=[bq.ScalarQueryParameter("id", "STRING", d.event.id)])
     [row] = rt.bigquery.query(query, job_config=config).result(timeout=30)
     assert row["n"] == 1
+
+
+def test_a_fan_out_published_twice_is_counted_once(rt, receiver, aid):
+    # Ingest's publish failed part way (503), so Pub/Sub redelivers the event and ingest publishes every
+    # delivery again, as new messages. Each (job, event) delivery is settled under a key of its own, not
+    # its message id: counted once; the receiver may get it twice, with one webhook-id.
+    from sysevents.ingest import _fan_out
+
+    job = webhook(aid, receiver.url("/fanned"))
+    rt.jobs.put(job)
+    cached(rt, aid, job.id, job.version)
+    event = new_event(aid, "work", "w-1", "failed")
+    [(_, data, attrs, _)] = [m for m in _fan_out(rt, event) if m[2]["job_id"] == job.id]
+    sink = WebhookSink(rt)
+    for _ in range(2):  # two publications: two message ids
+        assert Envelope(rt, sink).push(push_body(data, attrs)) == ("delivered", 200)
+    got = receiver.wait_for("/fanned", 2)
+    assert len({r.headers["webhook-id"] for r in got}) == 1
+    assert stats(rt, job) == {"received": 1, "delivered": 1, "accepted": 0, "filtered": 0, "dead_lettered": 0,
+                              "pending": 0, "delayed": 0}  # fmt: skip

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from google.cloud import firestore
 
 from ..jobs import Job
-from .sink import ATTEMPT_ATTR, HEAD_ATTR, SLOT_ATTR, WAITED_ATTR
+from .sink import ATTEMPT_ATTR, HEAD_ATTR, SETTLE_ATTR, SLOT_ATTR, WAITED_ATTR, unparked_key
 
 if TYPE_CHECKING:
     from ..pubsub import Publisher, PushMessage
@@ -110,6 +110,8 @@ class KeyQueues:
                 k: v for k, v in (item.get("attributes") or {}).items() if k not in (ATTEMPT_ATTR, SLOT_ATTR)
             }
             attrs.update({HEAD_ATTR: "1", WAITED_ATTR: "1"})
+            if attrs.get(SETTLE_ATTR):  # settled once already (parked): its release is a settling of its own
+                attrs[SETTLE_ATTR] = unparked_key(attrs[SETTLE_ATTR])
             # Published before the commit: a retried transaction may publish it twice (same delivery id).
             self.publisher.publish_all([(topic, bytes(item.get("data") or b""), attrs, key)])
             tx.delete(item_ref)

@@ -32,8 +32,20 @@ SLOT_ATTR = "slot"
 HEAD_ATTR = "head"
 """Message attribute: the delivery is its ordering key's head (sysevents.delivery.ordering)."""
 SETTLE_ATTR = "settle"
-"""Message attribute: the key a released message is settled under (derived from the one it was released
-from); absent, the Pub/Sub message id is. Accounting records each key once (sysevents.delivery.accounting)."""
+"""Message attribute: the key a message is settled under: for ingest's fan-out, fixed by the (job, event)
+(`first_settle_key`: a fan-out published again after a partial failure counts once); for a released message,
+derived from the one it was released from; absent, the Pub/Sub message id. Accounting records each key once
+(sysevents.delivery.accounting)."""
+
+
+def first_settle_key(job: Job, event_id: str) -> str:
+    """The settle key of the delivery ingest publishes for `event_id` to `job` (this generation of it)."""
+    return "fan_" + hashlib.sha256(f"{job.key}\x1f{event_id}".encode()).hexdigest()[:32]
+
+
+def unparked_key(key: str) -> str:
+    """The settle key of a parked delivery published again as its ordering key's head."""
+    return hashlib.sha256(f"{key}\x1funparked".encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
