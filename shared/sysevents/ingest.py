@@ -61,9 +61,8 @@ def _fan_out(rt: Runtime, event: SystemEvent) -> list[tuple[str, bytes, dict[str
     for job in jobs:
         d = Delivery.of(event, job)
         attrs = {**d.attributes(), **trace}  # one event, one trace: every delivery carries it on
-        attrs[SETTLE_ATTR] = first_settle_key(
-            job, event.id
-        )  # published twice (a retried fan-out): counted once
+        # settled under a key fixed by (job, event): published twice (a retried fan-out), it counts once
+        attrs[SETTLE_ATTR] = first_settle_key(job, event.id)
         out.append((rt.topology.sinks[job.sink].topic, d.to_json(), attrs, job.ordering_key(event)))
     return out
 
@@ -89,7 +88,7 @@ def _process(rt: Runtime, msg: PushMessage) -> tuple[str, int]:
     try:
         rt.publisher.publish_all(out)
     except Exception as err:  # Pub/Sub did not take them: retried. Deliveries already published repeat with
-        # the same delivery ids (one webhook-id: receivers de-duplicate), and the job's counters count them again
+        # the same delivery ids (one webhook-id: receivers de-duplicate) and settle keys (counted once)
         log.exception("ingest: publishing the deliveries of event %s failed", event.id)
         return f"retry: could not publish deliveries: {type(err).__name__}", 503
     logs.event(

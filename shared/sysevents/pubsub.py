@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
@@ -48,18 +49,28 @@ def first_publish(msg: PushMessage) -> tuple[str | None, str | None]:
     """The message id and publish time that a flat event lacking `id` or `time` takes: its first
     publication's, carried through every retry (a retry is a new message), so every read of the event, by
     ingest or the audit archive, first time or retried, gives the same id and time."""
-    from datetime import datetime
-
-    from pydantic import TypeAdapter, ValidationError
-
     message_id = msg.attributes.get(FIRST_ID_ATTR) or msg.message_id or None
     published = msg.attributes.get(FIRST_TIME_ATTR) or msg.publish_time
-    if published:
-        try:
-            TypeAdapter(datetime).validate_python(published)
-        except ValidationError:
-            published = None  # not the producer's mistake: the event takes the time it is read instead
+    if published and not _is_timestamp(published):
+        published = None  # not the producer's mistake: the event takes the time it is read instead
     return message_id, published
+
+
+@functools.cache
+def _timestamps() -> Any:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(datetime)  # built once: building one costs more than the event's own validation
+
+
+def _is_timestamp(value: str) -> bool:
+    from pydantic import ValidationError
+
+    try:
+        _timestamps().validate_python(value)
+    except ValidationError:
+        return False
+    return True
 
 
 def first_publish_attributes(msg: PushMessage) -> dict[str, str]:
@@ -83,10 +94,10 @@ def parse_push(body: bytes | str | Mapping[str, Any]) -> PushMessage:
     except (binascii.Error, TypeError, ValueError):
         raise BadPushRequest("push message data is not base64") from None
     reported = body.get("deliveryAttempt") or msg.get("deliveryAttempt")
-    if reported is not None and (isinstance(reported, bool) or not isinstance(reported, int | str)
-                                 or not str(reported).isdigit() or len(str(reported)) > 6):  # fmt: skip
+    text = str(reported) if isinstance(reported, int | str) and not isinstance(reported, bool) else ""
+    if reported is not None and not (text.isascii() and text.isdigit() and len(text) <= 6):
         raise BadPushRequest(f"push deliveryAttempt must be a positive integer, got {str(reported)[:40]!r}")
-    attempt = int(reported or 1)
+    attempt = int(text or 1)
     attributes = msg.get("attributes") or {}
     if not isinstance(attributes, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in attributes.items()

@@ -179,18 +179,15 @@ class JobStore:
         return [_job_of(s) for s in self.collection(aid).stream()]
 
     # -- versioned changes (the admin API): version 1 on create, +1 on every change, in a transaction ----
-    def count(self, aid: str) -> int:
-        """The account's jobs (one aggregation query: one read per 1,000 jobs)."""
-        [[result]] = self.collection(aid).count().get()
-        return int(result.value)
-
     # -- what an account's jobs add up to (accounts/{aid}/usage/{jobs collection}) ----------------------
     def _usage_ref(self, aid: str):
         return self.accounts.document(aid).collection("usage").document(self.name)
 
     def usage(self, aid: str, tx: firestore.Transaction | None = None) -> tuple[int, int]:
-        """(jobs, filter entries) of the account, as the admin API's writes keep them (`_ensure_usage`
-        counts them from the account's jobs the first time)."""
+        """(jobs, filter entries) of the account, as the admin API's writes keep them; counted from its jobs
+        while it has no usage document yet (an account from before it, or whose jobs were only `put`). The
+        count reads outside the transaction, so writes racing each other contend on the usage document only,
+        never on a query's range; a write that commits meanwhile aborts this transaction's attempt."""
         snap = self._usage_ref(aid).get(transaction=tx)
         if not snap.exists:
             return self._count_usage(aid)
@@ -206,19 +203,6 @@ class JobStore:
             except InvalidJob:
                 pass  # never matched: costs nothing
         return jobs, entries
-
-    def _ensure_usage(self, aid: str) -> None:
-        """The account's usage document, counted from its jobs if it has none yet (an account from before
-        it, or whose jobs were only `put`): outside the write's transaction, so writes racing each other
-        contend on one document only, never on a query's range."""
-        ref = self._usage_ref(aid)
-        if ref.get().exists:
-            return
-        jobs, entries = self._count_usage(aid)
-        try:
-            ref.create({"jobs": jobs, "filter_entries": entries})
-        except (gexc.AlreadyExists, gexc.Conflict):
-            pass  # another write counted them first
 
     def _set_usage(self, tx: firestore.Transaction, aid: str, jobs: int, entries: int) -> None:
         tx.set(self._usage_ref(aid), {"jobs": max(jobs, 0), "filter_entries": max(entries, 0)})
@@ -242,7 +226,6 @@ class JobStore:
             update={"version": 1, "generation": new_generation(), "created_at": now, "updated_at": now}
         )
         ref = self.ref(job.aid, job.id)
-        self._ensure_usage(job.aid)
 
         @firestore.transactional
         def run(tx: firestore.Transaction) -> None:
@@ -280,7 +263,6 @@ class JobStore:
         filter would pass `limits`).
         """
         ref = self.ref(aid, job_id)
-        self._ensure_usage(aid)
 
         @firestore.transactional
         def run(tx: firestore.Transaction) -> tuple[Job, Job]:
@@ -298,9 +280,10 @@ class JobStore:
                     "updated_at": datetime.now(UTC),
                 }
             )
-            jobs, entries = self.usage(aid, tx)
             delta = new.filter.entries - old.filter.entries
-            self._check_entries(limits, aid, entries, delta)
+            if delta:  # a pause, a rename, a new URL: the account's usage is not read or written
+                jobs, entries = self.usage(aid, tx)
+                self._check_entries(limits, aid, entries, delta)
             marker = self.marker.get(transaction=tx)
             tx.set(ref, job_to_dict(new))
             if delta:
@@ -315,7 +298,6 @@ class JobStore:
     def remove(self, aid: str, job_id: str, expected_version: int | None = None) -> Job:
         """Delete the account's job; returns what was deleted. Same errors as `change`."""
         ref = self.ref(aid, job_id)
-        self._ensure_usage(aid)
 
         @firestore.transactional
         def run(tx: firestore.Transaction) -> Job:

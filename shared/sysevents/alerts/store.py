@@ -45,13 +45,6 @@ OVERFLOW = "__rate_limited__"
 MAX_FIELD_CHARS = 1000
 MAX_FIELDS = 40
 TX_ATTEMPTS = 25
-
-
-class Contended(Exception):
-    """Every attempt of a write lost to concurrent writers of the same documents (other deliveries of the
-    job, other timers of the group): nothing was written. Not a failure: the same work, again shortly."""
-
-
 BATCH_ATTEMPTS = 8
 FLUSH_CAP = 400
 """Most pending events one notification takes (one transaction writes each of them); more wait for the next."""
@@ -86,6 +79,11 @@ class Flushed:
     due: datetime | None = None
     dead_reason: str | None = None
     kind: str = "digest"
+
+
+class Contended(Exception):
+    """Every attempt of a write lost to concurrent writers of the same documents (other deliveries of the
+    job, other timers of the group): nothing was written. Not a failure: the same work, again shortly."""
 
 
 def _run(tx: Callable, transaction, busy: str):

@@ -237,8 +237,8 @@ class Envelope:
         topic = self.sink.timer_topic if delivery.notice is not None else self.sink.topic
         # Named after the release's own key (fixed by the settling that puts it away), so a redelivered
         # message puts the same task again, which the queue takes once.
-        name = task_id(topic, then.key) if then.key else task_id(topic, delivery.id, str(then.number), then.kind,
-                                                                  at.isoformat())  # fmt: skip
+        parts = (then.key,) if then.key else (delivery.id, str(then.number), then.kind, at.isoformat())
+        name = task_id(topic, *parts)
         self.rt.delays.put(Release(topic, msg.data, attrs, key), at, name)
 
     def _dead_letter(
