@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from .events import MAX_EVENT_BYTES
+from sysevents.events import MAX_EVENT_BYTES
 
 
 class Settings(BaseSettings):

@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .delivery import recorder
-from .delivery.envelope import Envelope
-from .delivery.jobless import JoblessEnvelope
-from .delivery.sink import Sink
-from .runtime import Runtime, health, instance
+from sysevents.delivery import recorder
+from sysevents.delivery.envelope import Envelope
+from sysevents.delivery.jobless import JoblessEnvelope
+from sysevents.delivery.sink import Sink
+from sysevents.runtime import Runtime, health, instance
 
 RECORDER_PATH = "/dead-letters"
 

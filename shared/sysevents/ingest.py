@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from . import logs, origin
-from .deliveries import Delivery
-from .delivery.sink import SETTLE_ATTR, first_settle_key
-from .events import InvalidEvent, SystemEvent, event_from_bytes
-from .pubsub import PushMessage, first_publish, handle_push
-from .runtime import Runtime, health, instance
+from sysevents import logs, origin
+from sysevents.deliveries import Delivery
+from sysevents.delivery.sink import SETTLE_ATTR, first_settle_key
+from sysevents.events import InvalidEvent, SystemEvent, event_from_bytes
+from sysevents.pubsub import PushMessage, first_publish, handle_push
+from sysevents.runtime import Runtime, health, instance
 
 log = logging.getLogger("sysevents.ingest")
 

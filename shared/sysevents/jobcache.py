@@ -26,10 +26,10 @@ from datetime import datetime
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from .events import SystemEvent
-from .jobs import InvalidJob, Job
-from .matching import JobId, JobIndex
-from .store import CHANGES_COLLECTION, MARKER_ID, JobStore, _job_of, read_marker
+from sysevents.events import SystemEvent
+from sysevents.jobs import InvalidJob, Job
+from sysevents.matching import JobId, JobIndex
+from sysevents.store import CHANGES_COLLECTION, MARKER_ID, JobStore, _job_of, read_marker
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .events import MAX_ID_CHARS, SubjectType, SystemEvent, Verb, parse_subject_type, parse_verb
-from .strictjson import plain
+from sysevents.events import MAX_ID_CHARS, SubjectType, SystemEvent, Verb, parse_subject_type, parse_verb
+from sysevents.strictjson import plain
 
 MAX_TEMPLATE_CHARS = 32 * 1024
 MAX_SUBJECT_IDS = 1000

@@ -11,8 +11,8 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterable
 
-from .events import SystemEvent
-from .jobs import EventFilter, Job, JobState
+from sysevents.events import SystemEvent
+from sysevents.jobs import EventFilter, Job, JobState
 
 _ANY = None  # in an index key: every subject type, or every subject of a type
 

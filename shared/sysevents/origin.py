@@ -24,8 +24,8 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
 
-from .events import SystemEvent
-from .jobs import Job
+from sysevents.events import SystemEvent
+from sysevents.jobs import Job
 
 FIELD = "sysevents_origin"
 MAX_HOPS = 3

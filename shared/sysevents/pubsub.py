@@ -16,7 +16,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
 from google.protobuf import duration_pb2
 
-from .topology import Topology
+from sysevents.topology import Topology
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def handle_push(
 ) -> tuple[str, int]:
     """Parse a Pub/Sub push and handle it inside its event's trace (the `traceparent` attribute). Not a
     Pub/Sub push: nothing to quarantine or dead-letter; 400 tells the caller."""
-    from . import logs
+    from sysevents import logs
 
     try:
         msg = parse_push(body)

@@ -18,28 +18,28 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from google.cloud import firestore
 
-from . import logs
-from .config import Settings
-from .jobcache import JobCache
-from .jobs import Job
-from .metering import Meter, meter_delays, meter_firestore, meter_publisher
-from .pubsub import Publisher
-from .store import JobStore
-from .topology import Topology, load
+from sysevents import logs
+from sysevents.config import Settings
+from sysevents.jobcache import JobCache
+from sysevents.jobs import Job
+from sysevents.metering import Meter, meter_delays, meter_firestore, meter_publisher
+from sysevents.pubsub import Publisher
+from sysevents.store import JobStore
+from sysevents.topology import Topology, load
 
 if TYPE_CHECKING:
-    from .admin.keys import KeyStore
-    from .alerts.store import AlertStore
-    from .backfill.runs import Runs
-    from .bigquery.writer import TableWriter
-    from .delays import DelayQueue
-    from .delivery.accounting import DeliveryLog
-    from .delivery.ordering import KeyQueues
-    from .delivery.ratelimit import RateLimiter
-    from .quarantine import Quarantine
-    from .sinks.email.mailer import Mailer
-    from .sinks.webhook.sender import WebhookSender
-    from .templates.sandbox import Sandbox
+    from sysevents.admin.keys import KeyStore
+    from sysevents.alerts.store import AlertStore
+    from sysevents.backfill.runs import Runs
+    from sysevents.bigquery.writer import TableWriter
+    from sysevents.delays import DelayQueue
+    from sysevents.delivery.accounting import DeliveryLog
+    from sysevents.delivery.ordering import KeyQueues
+    from sysevents.delivery.ratelimit import RateLimiter
+    from sysevents.quarantine import Quarantine
+    from sysevents.sinks.email.mailer import Mailer
+    from sysevents.sinks.webhook.sender import WebhookSender
+    from sysevents.templates.sandbox import Sandbox
 
 T = TypeVar("T")
 _lock = threading.Lock()
@@ -114,7 +114,7 @@ class Runtime:
     @property
     def sandbox(self) -> Sandbox:
         """Template rendering with bounded time and memory (worker processes)."""
-        from .templates.sandbox import Sandbox
+        from sysevents.templates.sandbox import Sandbox
 
         s = self.settings
         return self._part(
@@ -127,14 +127,14 @@ class Runtime:
     @property
     def sender(self) -> WebhookSender:
         """The guarded, signed HTTP sender (webhook deliveries, batch exports, alert notifications)."""
-        from .sinks.webhook.sender import WebhookSender
+        from sysevents.sinks.webhook.sender import WebhookSender
 
         return self._part("sender", lambda: WebhookSender(self.settings, renderer=self.sandbox.render))
 
     @property
     def accounting(self) -> DeliveryLog:
         """Per-job attempt log, counters and dead letters (sysevents.delivery.accounting)."""
-        from .delivery.accounting import DeliveryLog
+        from sysevents.delivery.accounting import DeliveryLog
 
         return self._part(
             "accounting",
@@ -144,7 +144,7 @@ class Runtime:
     @property
     def delays(self) -> DelayQueue:
         """The durable delay queue (Cloud Tasks; its emulator locally): sysevents.delays."""
-        from .delays import DelayQueue
+        from sysevents.delays import DelayQueue
 
         s = self.settings
 
@@ -165,28 +165,28 @@ class Runtime:
     @property
     def limiter(self) -> RateLimiter:
         """Per-job delivery rate limits across instances (sysevents.delivery.ratelimit)."""
-        from .delivery.ratelimit import RateLimiter
+        from sysevents.delivery.ratelimit import RateLimiter
 
         return self._part("limiter", lambda: RateLimiter(self.firestore))
 
     @property
     def key_queues(self) -> KeyQueues:
         """Ordered jobs' per-subject queues while a delivery waits (sysevents.delivery.ordering)."""
-        from .delivery.ordering import KeyQueues
+        from sysevents.delivery.ordering import KeyQueues
 
         return self._part("key_queues", lambda: KeyQueues(self.firestore, self.publisher))
 
     @property
     def runs(self) -> Runs:
         """Backfill run state, leases and parked events (sysevents.backfill.runs)."""
-        from .backfill.runs import Runs
+        from sysevents.backfill.runs import Runs
 
         return self._part("runs", lambda: Runs(self.firestore, self.settings.exports_collection))
 
     @property
     def table_writer(self) -> TableWriter:
         """Micro-batched, validated streaming inserts, shared by the instance's request threads."""
-        from .bigquery.writer import TableWriter
+        from sysevents.bigquery.writer import TableWriter
 
         s = self.settings
 
@@ -204,26 +204,26 @@ class Runtime:
     @property
     def alert_store(self) -> AlertStore:
         """Alert groups, pending events, the notification outbox and firing alerts (sysevents.alerts)."""
-        from .alerts.store import AlertStore
+        from sysevents.alerts.store import AlertStore
 
         return self._part("alert_store", lambda: AlertStore(self.firestore, self.settings))
 
     @property
     def mailer(self) -> Mailer:
-        from .sinks.email.mailer import Mailer
+        from sysevents.sinks.email.mailer import Mailer
 
         return self._part("mailer", lambda: Mailer(self.settings))
 
     @property
     def quarantine(self) -> Quarantine:
         """The index of quarantined events (sysevents.quarantine)."""
-        from .quarantine import Quarantine
+        from sysevents.quarantine import Quarantine
 
         return self._part("quarantine", lambda: Quarantine(self.firestore))
 
     @property
     def keys(self) -> KeyStore:
-        from .admin.keys import KeyStore
+        from sysevents.admin.keys import KeyStore
 
         s = self.settings
         return self._part(

@@ -23,10 +23,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .jobs import Job, JobState
+from sysevents.jobs import Job, JobState
 
 if TYPE_CHECKING:
-    from .runtime import Runtime
+    from sysevents.runtime import Runtime
 
 MONITORING_URL = "https://monitoring.googleapis.com/v3"
 BACKLOG_METRICS = {

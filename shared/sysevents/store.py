@@ -20,8 +20,8 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.field_path import FieldPath
 
-from .jobs import InvalidJob, Job, job_from_dict, job_to_dict, new_generation
-from .matching import JobId
+from sysevents.jobs import InvalidJob, Job, job_from_dict, job_to_dict, new_generation
+from sysevents.matching import JobId
 
 log = logging.getLogger(__name__)
 

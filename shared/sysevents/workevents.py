@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from . import logs, origin
-from .events import SubjectType, SystemEvent, Verb, event_ordering_key, new_event
-from .jobs import Job
+from sysevents import logs, origin
+from sysevents.events import SubjectType, SystemEvent, Verb, event_ordering_key, new_event
+from sysevents.jobs import Job
 
 if TYPE_CHECKING:
-    from .runtime import Runtime
+    from sysevents.runtime import Runtime
 
 log = logging.getLogger("sysevents.workevents")
 ACTOR = "sysevents"

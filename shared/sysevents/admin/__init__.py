@@ -6,6 +6,6 @@ from flask import Request, Response
 
 
 def handle(request: Request) -> Response:
-    from .api import dispatch
+    from sysevents.admin.api import dispatch
 
     return dispatch(request)

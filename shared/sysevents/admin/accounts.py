@@ -6,9 +6,16 @@ import logging
 
 from flask import Response
 
-from .errors import ApiError, json_response
-from .http import MAX_PAGE_SIZE, Call
-from .keys import AID_PATTERN, MAX_NAME_CHARS, SCOPES, AccountExists, AccountNotFound, KeyNotFound
+from sysevents.admin.errors import ApiError, json_response
+from sysevents.admin.http import MAX_PAGE_SIZE, Call
+from sysevents.admin.keys import (
+    AID_PATTERN,
+    MAX_NAME_CHARS,
+    SCOPES,
+    AccountExists,
+    AccountNotFound,
+    KeyNotFound,
+)
 
 log = logging.getLogger("sysevents.admin")
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 from flask import Request, Response
 from werkzeug.routing import Map, Rule
 
-from ..jobs import JobState
-from ..runtime import Runtime, instance
-from . import accounts, audit, deliveries, jobs
-from .errors import json_response
-from .http import Call, Route
-from .http import dispatch as _dispatch
+from sysevents.admin import accounts, audit, deliveries, jobs
+from sysevents.admin.errors import json_response
+from sysevents.admin.http import Call, Route
+from sysevents.admin.http import dispatch as _dispatch
+from sysevents.jobs import JobState
+from sysevents.runtime import Runtime, instance
 
 
 def index(call: Call) -> Response:
@@ -22,14 +22,14 @@ def index(call: Call) -> Response:
 
 
 def openapi_doc(call: Call) -> Response:
-    from .openapi import document
+    from sysevents.admin.openapi import document
 
     return json_response(document(ROUTES))
 
 
 def console_page(call: Call, asset: str = "index.html") -> Response:
     """The web console's static files (sysevents/admin/console); it talks only to this API."""
-    from .console import serve
+    from sysevents.admin.console import serve
 
     return serve(call.request, asset)
 

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from flask import Response
 
-from .errors import ApiError, json_response
-from .http import Call
+from sysevents.admin.errors import ApiError, json_response
+from sysevents.admin.http import Call
 
 AUDIT_FILTERS = ("subject_type", "subject_id", "verb", "start", "end", "page_token")
 
 
 def search_audit(call: Call, aid: str) -> Response:
     """The account's audit log (BigQuery), newest first; only ever the caller's own account."""
-    from ..bigquery.schema import audit_table
-    from ..bigquery.search import MAX_PAGE_SIZE as MAX_AUDIT_PAGE
-    from ..bigquery.search import InvalidSearch
-    from ..bigquery.search import search_audit as search
+    from sysevents.bigquery.schema import audit_table
+    from sysevents.bigquery.search import MAX_PAGE_SIZE as MAX_AUDIT_PAGE
+    from sysevents.bigquery.search import InvalidSearch
+    from sysevents.bigquery.search import search_audit as search
 
     args = {k: call.request.args.get(k) or None for k in AUDIT_FILTERS}
     try:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import Response
 
-from ..delivery.replay import replay
-from ..sinks.webhook.config import WebhookConfig
-from .errors import ApiError, json_response
-from .http import MAX_PAGE_SIZE, Call
+from sysevents.admin.errors import ApiError, json_response
+from sysevents.admin.http import MAX_PAGE_SIZE, Call
+from sysevents.delivery.replay import replay
+from sysevents.sinks.webhook.config import WebhookConfig
 
 
 def _time_arg(call: Call, name: str):

@@ -18,16 +18,16 @@ from flask import Request, Response
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map
 
-from ..secrets import SealingError
-from ..store import JobNotFound, VersionConflict
-from ..strictjson import InvalidJSON, load
-from ..templates.sandbox import SandboxBusy
-from .errors import ApiError
-from .keys import AID_PATTERN, KeyStore, Principal
-from .validation import JOB_ID
+from sysevents.admin.errors import ApiError
+from sysevents.admin.keys import AID_PATTERN, KeyStore, Principal
+from sysevents.admin.validation import JOB_ID
+from sysevents.secrets import SealingError
+from sysevents.store import JobNotFound, VersionConflict
+from sysevents.strictjson import InvalidJSON, load
+from sysevents.templates.sandbox import SandboxBusy
 
 if TYPE_CHECKING:
-    from ..runtime import Runtime
+    from sysevents.runtime import Runtime
 
 log = logging.getLogger("sysevents.admin")
 MAX_PAGE_SIZE = 200

@@ -10,17 +10,17 @@ from typing import Any
 
 from flask import Response
 
-from ..delivery.replay import replay
-from ..events import InvalidEvent, event_from_dict
-from ..jobs import WORKFLOWS, Job, JobState
-from ..origin import FIELD as ORIGIN_FIELD
-from ..sinks.webhook.config import WebhookConfig
-from ..store import JobExists, Limits, TooManyFilterEntries, TooManyJobs, VersionConflict
-from ..templates import SAMPLE_EVENT, TemplateError
-from . import lifecycle
-from .errors import ApiError, json_response
-from .http import MAX_PAGE_SIZE, Call
-from .validation import JOB_ID, STATES, editable, job_view, merge_patch, parse_job
+from sysevents.admin import lifecycle
+from sysevents.admin.errors import ApiError, json_response
+from sysevents.admin.http import MAX_PAGE_SIZE, Call
+from sysevents.admin.validation import JOB_ID, STATES, editable, job_view, merge_patch, parse_job
+from sysevents.delivery.replay import replay
+from sysevents.events import InvalidEvent, event_from_dict
+from sysevents.jobs import WORKFLOWS, Job, JobState
+from sysevents.origin import FIELD as ORIGIN_FIELD
+from sysevents.sinks.webhook.config import WebhookConfig
+from sysevents.store import JobExists, Limits, TooManyFilterEntries, TooManyJobs, VersionConflict
+from sysevents.templates import SAMPLE_EVENT, TemplateError
 
 log = logging.getLogger("sysevents.admin")
 

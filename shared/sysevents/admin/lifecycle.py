@@ -10,13 +10,13 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from .. import origin, workevents
-from ..events import SystemEvent, Verb, new_event
-from ..jobs import Job, JobState
-from .keys import Principal
+from sysevents import origin, workevents
+from sysevents.admin.keys import Principal
+from sysevents.events import SystemEvent, Verb, new_event
+from sysevents.jobs import Job, JobState
 
 if TYPE_CHECKING:
-    from ..runtime import Runtime
+    from sysevents.runtime import Runtime
 
 
 def lifecycle_event(job: Job, verb: Verb, change: str, principal: Principal) -> SystemEvent:

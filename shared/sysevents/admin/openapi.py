@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..events import SUBJECT_TYPES, VERBS
-from ..jobs import WORKFLOWS
-from ..origin import FIELD as ORIGIN_FIELD
+from sysevents.events import SUBJECT_TYPES, VERBS
+from sysevents.jobs import WORKFLOWS
+from sysevents.origin import FIELD as ORIGIN_FIELD
 
 _PARAM = re.compile(r"<(?:[a-z]+:)?([a-z_]+)>")
 _OBJ = {"type": "object"}

@@ -16,18 +16,18 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from ..config import Settings
-from ..destinations import RefusedDestination, check_url
-from ..events import MAX_ID_CHARS
-from ..jobs import WORKFLOWS, InvalidJob, Job, JobState, Workflow, job_to_dict, spec
-from ..secrets import SealingError, is_sealed, redact, seal, unseal
-from ..sinks.bigquery.config import BigQueryConfig
-from ..sinks.bigquery.targets import refusal as target_refusal
-from ..sinks.email.config import EmailConfig
-from ..sinks.webhook.config import WebhookConfig, check_header_name, check_header_value
-from ..strictjson import plain
-from ..templates import SAMPLE_EVENT, TemplateError
-from .errors import ApiError
+from sysevents.admin.errors import ApiError
+from sysevents.config import Settings
+from sysevents.destinations import RefusedDestination, check_url
+from sysevents.events import MAX_ID_CHARS
+from sysevents.jobs import WORKFLOWS, InvalidJob, Job, JobState, Workflow, job_to_dict, spec
+from sysevents.secrets import SealingError, is_sealed, redact, seal, unseal
+from sysevents.sinks.bigquery.config import BigQueryConfig
+from sysevents.sinks.bigquery.targets import refusal as target_refusal
+from sysevents.sinks.email.config import EmailConfig
+from sysevents.sinks.webhook.config import WebhookConfig, check_header_name, check_header_value
+from sysevents.strictjson import plain
+from sysevents.templates import SAMPLE_EVENT, TemplateError
 
 JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 BODY_FIELDS = ("id", "name", "workflow", "config", "state", "version")
@@ -227,7 +227,7 @@ def parse_job(
 
 def _check_alert_templates(config: WebhookConfig, sandbox) -> None:
     """A webhook alert job's digest and resolve templates, rendered against a sample digest and event."""
-    from ..alerts.render import sample_digest
+    from sysevents.alerts.render import sample_digest
 
     samples = (
         (
@@ -248,8 +248,8 @@ def _check_alert_templates(config: WebhookConfig, sandbox) -> None:
 
 def _check_email_templates(config: EmailConfig, sandbox) -> None:
     """Render the email job's templates against a sample event, in the template sandbox."""
-    from ..alerts.render import InvalidTemplate
-    from ..alerts.render import check as check_email
+    from sysevents.alerts.render import InvalidTemplate
+    from sysevents.alerts.render import check as check_email
 
     try:
         check_email(

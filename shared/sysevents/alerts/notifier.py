@@ -32,16 +32,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..delays import Release, task_id
-from ..deliveries import Delivery
-from ..delivery.outcome import Kind, Outcome
-from ..delivery.sink import Attempt
-from ..jobs import Job, JobState
-from ..templates import TemplateError
-from .policy import muted_by
-from .render import link_for
-from .store import AlertStore, Contended, Decision, overflow_id, subject_of
-from .timing import start_of
+from sysevents.alerts.policy import muted_by
+from sysevents.alerts.render import link_for
+from sysevents.alerts.store import AlertStore, Contended, Decision, overflow_id, subject_of
+from sysevents.alerts.timing import start_of
+from sysevents.delays import Release, task_id
+from sysevents.deliveries import Delivery
+from sysevents.delivery.outcome import Kind, Outcome
+from sysevents.delivery.sink import Attempt
+from sysevents.jobs import Job, JobState
+from sysevents.templates import TemplateError
 
 log = logging.getLogger("sysevents.alerts")
 
@@ -264,7 +264,7 @@ class Notifier:
         restart of the local Cloud Tasks emulator); drop the groups of jobs gone or not alerting any more.
         A paused job's groups are kept as they are: its events were accepted, and once it is resumed the
         sweep re-arms them (or `resume` with replay sends the timers that fired while it was paused)."""
-        from ..events import new_event
+        from sysevents.events import new_event
 
         now = now or self.clock()
         report = {"rearmed": 0, "dropped_groups": 0, "kept_paused": 0}

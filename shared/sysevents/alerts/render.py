@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from ..templates import SAMPLE_EVENT, TemplateError, render_value
+from sysevents.templates import SAMPLE_EVENT, TemplateError, render_value
 
 Evaluate = Callable[..., Any]
 """`templates.render_value`'s signature: (template, variables, *, name) -> the template's JSON value."""

@@ -12,7 +12,7 @@ import threading
 import urllib.error
 import urllib.request
 
-from ..topology import Topology
+from sysevents.topology import Topology
 
 log = logging.getLogger("sysevents.scheduler")
 

@@ -35,11 +35,11 @@ from typing import Any
 from google.api_core.exceptions import AlreadyExists, Conflict, NotFound
 from google.cloud import firestore
 
-from ..config import Settings
-from ..jobs import Job
-from .outbox import RETENTION, OutboxMixin, job_fields, outbox_collection
-from .policy import Grouping, alert_key
-from .timing import group_due, is_repeat, restarts
+from sysevents.alerts.outbox import RETENTION, OutboxMixin, job_fields, outbox_collection
+from sysevents.alerts.policy import Grouping, alert_key
+from sysevents.alerts.timing import group_due, is_repeat, restarts
+from sysevents.config import Settings
+from sysevents.jobs import Job
 
 OVERFLOW = "__rate_limited__"
 MAX_FIELD_CHARS = 1000
@@ -229,7 +229,7 @@ class AlertStore(OutboxMixin):
     def accept_grouped(self, job: Job, grouping: Grouping, ce: dict, at: datetime, now: datetime) -> Accepted:
         """One atomic batch: the `seen` record and the pending event (both create-if-absent). The group
         document is only read, for the due time; the flush decides for itself."""
-        from .timing import event_due
+        from sysevents.alerts.timing import event_due
 
         seen_ref = self.seen.document(_hash(job.key, ce["id"]))
         gkey = grouping.key(ce["data"])
@@ -273,7 +273,7 @@ class AlertStore(OutboxMixin):
         """The group's notification, if it is due: its unsent one, or a new one from its pending events, in
         one transaction that also deletes them and records the send in the group's timing state.
         `render(items, reason, outbox id)` makes the payload; a TemplateError records it dead at once."""
-        from ..templates import TemplateError
+        from sysevents.templates import TemplateError
 
         group_ref = self.groups.document(group_id)
         held_group = group_id == overflow_id(job)

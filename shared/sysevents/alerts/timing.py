@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from .policy import Grouping
+from sysevents.alerts.policy import Grouping
 
 
 def start_of(event_time: datetime, accepted_at: datetime, grouping: Grouping, scale: float = 1.0) -> datetime:

@@ -20,16 +20,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .. import workevents
-from ..bigquery.reader import AuditReader
-from ..bigquery.schema import TableRef, audit_table, event_of_row
-from ..events import Verb
-from ..jobs import Job
-from ..matching import matches
-from .runs import LeaseLost, RunState
+from sysevents import workevents
+from sysevents.backfill.runs import LeaseLost, RunState
+from sysevents.bigquery.reader import AuditReader
+from sysevents.bigquery.schema import TableRef, audit_table, event_of_row
+from sysevents.events import Verb
+from sysevents.jobs import Job
+from sysevents.matching import matches
 
 if TYPE_CHECKING:
-    from ..runtime import Runtime
+    from sysevents.runtime import Runtime
 
 log = logging.getLogger("sysevents.backfill")
 PAGE_ROWS = 1000
@@ -95,8 +95,8 @@ class BackfillResult:
 def backfill_of(rt: Runtime, job: Job, **kw: Any) -> Backfill:
     """The backfill of a job, from its sink (BigQuery one_time and backfill_then_continuous exports,
     webhook batch exports); ValueError when the job has none."""
-    from ..entry import sink_of
-    from ..sinks import sink_class
+    from sysevents.entry import sink_of
+    from sysevents.sinks import sink_class
 
     return sink_of(rt, sink_class(job.sink)).backfill(job, **kw)
 

@@ -17,8 +17,8 @@ from typing import Any
 
 from google.cloud import firestore as fs
 
-from ..events import SystemEvent
-from ..jobs import Job
+from sysevents.events import SystemEvent
+from sysevents.jobs import Job
 
 
 class RunState(StrEnum):

@@ -23,12 +23,12 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..jobs import Job, JobState
-from .engine import Backfill, advance, backfill_of
-from .runs import RunState
+from sysevents.backfill.engine import Backfill, advance, backfill_of
+from sysevents.backfill.runs import RunState
+from sysevents.jobs import Job, JobState
 
 if TYPE_CHECKING:
-    from ..runtime import Runtime
+    from sysevents.runtime import Runtime
 
 log = logging.getLogger("sysevents.ticks")
 MAX_ERRORS = 5

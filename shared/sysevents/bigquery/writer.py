@@ -25,9 +25,9 @@ from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
 from google.cloud import bigquery
 
-from ..coalesce import Coalescer, Stats
-from . import schema as schema_mod
-from .schema import TableRef
+from sysevents.bigquery import schema as schema_mod
+from sysevents.bigquery.schema import TableRef
+from sysevents.coalesce import Coalescer, Stats
 
 log = logging.getLogger(__name__)
 

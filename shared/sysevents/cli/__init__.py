@@ -8,15 +8,15 @@ import sys
 
 import click
 
-from ..events import SUBJECT_TYPES, VERBS, InvalidEvent, event_ordering_key, new_event
-from ..logs import TRACEPARENT_ATTR, new_traceparent
-from .alerts import alerts
-from .common import DEV_DIR, use_dev_stack_env
-from .export import export
-from .jobs import jobs
-from .keys import keys
-from .quarantine import quarantine
-from .status import status
+from sysevents.cli.alerts import alerts
+from sysevents.cli.common import DEV_DIR, use_dev_stack_env
+from sysevents.cli.export import export
+from sysevents.cli.jobs import jobs
+from sysevents.cli.keys import keys
+from sysevents.cli.quarantine import quarantine
+from sysevents.cli.status import status
+from sysevents.events import SUBJECT_TYPES, VERBS, InvalidEvent, event_ordering_key, new_event
+from sysevents.logs import TRACEPARENT_ATTR, new_traceparent
 
 
 @click.group()
@@ -55,8 +55,8 @@ def publish(aid, subject_type, subject_id, verb, actor, notes, extra, project, t
     """Publish one system event to Pub/Sub (the local stack's emulator when `sysevents dev` runs).
 
     --aid, --subject-type, --subject-id and --verb are required, except with --raw."""
-    from ..pubsub import Publisher
-    from ..topology import load
+    from sysevents.pubsub import Publisher
+    from sysevents.topology import load
 
     use_dev_stack_env()
     project = project or os.environ.get("SYSEVENTS_PROJECT") or os.environ.get("GOOGLE_CLOUD_PROJECT")
@@ -100,9 +100,9 @@ def redrive(project, limit) -> None:
     """Publish the events ingest dead-lettered (after an outage) to the ingest topic again.
 
     Each is acknowledged in the dead letters only once Pub/Sub took its copy; run it again for more."""
-    from ..redrive import hold_subscription
-    from ..redrive import redrive as run
-    from ..topology import load
+    from sysevents.redrive import hold_subscription
+    from sysevents.redrive import redrive as run
+    from sysevents.topology import load
 
     use_dev_stack_env()
     project = project or os.environ.get("SYSEVENTS_PROJECT") or os.environ.get("GOOGLE_CLOUD_PROJECT")
@@ -119,7 +119,7 @@ def redrive(project, limit) -> None:
 @click.option("--no-bigquery", is_flag=True, help="Do not start the BigQuery emulator.")
 def dev(once: bool, no_bigquery: bool) -> None:
     """Run the whole pipeline locally: emulators, functions, demo jobs, sample events."""
-    from ..local.demo import run
+    from sysevents.local.demo import run
 
     sys.exit(run(once=once, bigquery=not no_bigquery, state_dir=DEV_DIR))
 

@@ -6,8 +6,8 @@ import json
 
 import click
 
-from ..alerts import presets
-from ..jobs import InvalidJob
+from sysevents.alerts import presets
+from sysevents.jobs import InvalidJob
 
 
 @click.group()

@@ -15,13 +15,13 @@ from typing import Any
 
 import click
 
-from ..events import SUBJECT_TYPES, VERBS
-from ..sinks.bigquery.config import ExportMode
-from .common import Api, error_text, key_option, url_option, use_dev_stack_env
+from sysevents.cli.common import Api, error_text, key_option, url_option, use_dev_stack_env
+from sysevents.events import SUBJECT_TYPES, VERBS
+from sysevents.sinks.bigquery.config import ExportMode
 
 
 def _runtime():
-    from ..runtime import Runtime
+    from sysevents.runtime import Runtime
 
     use_dev_stack_env()
     return Runtime()
@@ -52,7 +52,7 @@ def _sources(sources: tuple[str, ...]) -> dict[str, list[str]]:
 
 
 def _backfill(rt, job) -> None:
-    from ..backfill.engine import run_backfill
+    from sysevents.backfill.engine import run_backfill
 
     bar = None
     done = 0
@@ -241,8 +241,8 @@ def status(obj, job_id, aid) -> None:
 @click.option("--page-token", help="Continue where the previous page ended.")
 def search(aid, subject_type, subject_id, verb, start, end, page_size, page_token) -> None:
     """Search the audit log: one event (CloudEvents JSON) per line, newest first, then the next page token."""
-    from ..bigquery.schema import audit_table
-    from ..bigquery.search import InvalidSearch, search_audit
+    from sysevents.bigquery.schema import audit_table
+    from sysevents.bigquery.search import InvalidSearch, search_audit
 
     rt = _runtime()
     try:

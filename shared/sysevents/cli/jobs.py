@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .common import Api, echo, error_text, key_option, read_json, url_option
+from sysevents.cli.common import Api, echo, error_text, key_option, read_json, url_option
 
 
 @click.group()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import Api, echo, url_option
+from sysevents.cli.common import Api, echo, url_option
 
 
 @click.group()
@@ -68,7 +68,7 @@ def revoke(api: Api, aid: str, prefix: str) -> None:
 @keys.command("operator")
 def operator() -> None:
     """Make a new operator key: keep the key, deploy its hash (SYSEVENTS_OPERATOR_KEY_HASH)."""
-    from ..admin.keys import key_hash, new_key
+    from sysevents.admin.keys import key_hash, new_key
 
     key = new_key()
     click.echo(

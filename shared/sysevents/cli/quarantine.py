@@ -6,7 +6,7 @@ import json
 
 import click
 
-from .common import Api, url_option
+from sysevents.cli.common import Api, url_option
 
 
 @click.group()

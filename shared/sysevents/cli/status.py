@@ -8,7 +8,7 @@ import json
 
 import click
 
-from .common import use_dev_stack_env
+from sysevents.cli.common import use_dev_stack_env
 
 
 @click.command()
@@ -21,8 +21,8 @@ def status(aid: str | None, as_json: bool, limit: int) -> None:
     Against the local stack when `sysevents dev` runs, else the project of SYSEVENTS_PROJECT (or
     GOOGLE_CLOUD_PROJECT) with application default credentials. Exits 1 when a job is failing or
     auto-disabled (or a part could not be read), so that scripts can check it."""
-    from ..runtime import Runtime
-    from ..status import collect, render
+    from sysevents.runtime import Runtime
+    from sysevents.status import collect, render
 
     use_dev_stack_env()
     rt = Runtime()

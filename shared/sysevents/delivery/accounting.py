@@ -54,8 +54,8 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from ..coalesce import Coalescer, Stats
-from ..jobs import Job
+from sysevents.coalesce import Coalescer, Stats
+from sysevents.jobs import Job
 
 log = logging.getLogger("sysevents.delivery")
 

@@ -29,17 +29,17 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from .. import logs
-from ..delays import DelayFailed, Release, task_id
-from ..deliveries import BadDelivery, Delivery
-from ..jobs import DEFAULT_RETRY_SCHEDULE, RETRY_JITTER, Job, JobState
-from ..pubsub import PushMessage, handle_push
-from .ordering import HEAD, HEAD_ATTR, PARKED
-from .outcome import Kind, Outcome
-from .sink import ATTEMPT_ATTR, SLOT_ATTR, WAITED_ATTR, Attempt, Sink
+from sysevents import logs
+from sysevents.delays import DelayFailed, Release, task_id
+from sysevents.deliveries import BadDelivery, Delivery
+from sysevents.delivery.ordering import HEAD, HEAD_ATTR, PARKED
+from sysevents.delivery.outcome import Kind, Outcome
+from sysevents.delivery.sink import ATTEMPT_ATTR, SLOT_ATTR, WAITED_ATTR, Attempt, Sink
+from sysevents.jobs import DEFAULT_RETRY_SCHEDULE, RETRY_JITTER, Job, JobState
+from sysevents.pubsub import PushMessage, handle_push
 
 if TYPE_CHECKING:
-    from ..runtime import Runtime
+    from sysevents.runtime import Runtime
 
 log = logging.getLogger("sysevents.delivery")
 

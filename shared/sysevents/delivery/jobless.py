@@ -13,15 +13,15 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from ..delays import DelayFailed, Release, task_id
-from ..jobs import DEFAULT_RETRY_SCHEDULE
-from ..pubsub import PushMessage, first_publish_attributes, handle_push
-from .envelope import retry_delay
-from .outcome import Kind, Outcome
-from .sink import ATTEMPT_ATTR, Attempt, Sink
+from sysevents.delays import DelayFailed, Release, task_id
+from sysevents.delivery.envelope import retry_delay
+from sysevents.delivery.outcome import Kind, Outcome
+from sysevents.delivery.sink import ATTEMPT_ATTR, Attempt, Sink
+from sysevents.jobs import DEFAULT_RETRY_SCHEDULE
+from sysevents.pubsub import PushMessage, first_publish_attributes, handle_push
 
 if TYPE_CHECKING:
-    from ..runtime import Runtime
+    from sysevents.runtime import Runtime
 
 log = logging.getLogger("sysevents.delivery")
 

@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING
 
 from google.cloud import firestore
 
-from ..jobs import Job
-from .sink import ATTEMPT_ATTR, HEAD_ATTR, SETTLE_ATTR, SLOT_ATTR, WAITED_ATTR, unparked_key
+from sysevents.delivery.sink import ATTEMPT_ATTR, HEAD_ATTR, SETTLE_ATTR, SLOT_ATTR, WAITED_ATTR, unparked_key
+from sysevents.jobs import Job
 
 if TYPE_CHECKING:
-    from ..pubsub import Publisher, PushMessage
+    from sysevents.pubsub import Publisher, PushMessage
 
 __all__ = ["FREE", "HEAD", "HEAD_ATTR", "PARKED", "KeyQueues"]
 

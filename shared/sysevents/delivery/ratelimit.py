@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 from google.cloud import firestore
 
-from ..coalesce import Coalescer
-from ..jobs import Job
+from sysevents.coalesce import Coalescer
+from sysevents.jobs import Job
 
 
 @dataclass(frozen=True)

@@ -22,13 +22,13 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from ..deliveries import BadDelivery, Delivery
-from ..pubsub import BadPushRequest, parse_push
-from .envelope import refusal
-from .sink import ATTEMPT_ATTR, SLOT_ATTR, WAITED_ATTR, Attempt, Sink
+from sysevents.deliveries import BadDelivery, Delivery
+from sysevents.delivery.envelope import refusal
+from sysevents.delivery.sink import ATTEMPT_ATTR, SLOT_ATTR, WAITED_ATTR, Attempt, Sink
+from sysevents.pubsub import BadPushRequest, parse_push
 
 if TYPE_CHECKING:
-    from ..runtime import Runtime
+    from sysevents.runtime import Runtime
 
 log = logging.getLogger("sysevents.delivery")
 

@@ -13,11 +13,11 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from ..deliveries import BadDelivery, Delivery
-from ..jobs import Job
+from sysevents.deliveries import BadDelivery, Delivery
+from sysevents.jobs import Job
 
 if TYPE_CHECKING:
-    from ..runtime import Runtime
+    from sysevents.runtime import Runtime
 
 log = logging.getLogger("sysevents.replay")
 REPLAY_TEMPLATE_ATTR = "template_version"

@@ -14,13 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..jobs import Job, Workflow, workflows_of
-from ..pubsub import PushMessage
-from .outcome import Outcome
+from sysevents.delivery.outcome import Outcome
+from sysevents.jobs import Job, Workflow, workflows_of
+from sysevents.pubsub import PushMessage
 
 if TYPE_CHECKING:
-    from ..deliveries import Delivery
-    from ..runtime import Runtime
+    from sysevents.deliveries import Delivery
+    from sysevents.runtime import Runtime
 
 
 ATTEMPT_ATTR = "attempt"

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .processes import PortAllocator, Process, free_port, http_ok, log_contains
+from sysevents.local.processes import PortAllocator, Process, free_port, http_ok, log_contains
 
 INSTALL_HINT = (
     "Install Google's emulators (they need Java 17+):\n"

@@ -24,7 +24,7 @@ from pathlib import Path
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from .processes import free_port
+from sysevents.local.processes import free_port
 
 
 @dataclass(frozen=True)

@@ -20,14 +20,14 @@ import urllib.request
 from datetime import datetime
 from pathlib import Path
 
-from .. import topology as topology_mod
-from ..admin.keys import key_hash, new_key
-from ..alerts.scheduler import tickers
-from ..pubsub import provision
-from ..secrets import generate_key
-from . import emulators
-from .processes import PortAllocator, Process, answers_as, wait_all_ready
-from .smtp import SmtpServer
+from sysevents import topology as topology_mod
+from sysevents.admin.keys import key_hash, new_key
+from sysevents.alerts.scheduler import tickers
+from sysevents.local import emulators
+from sysevents.local.processes import PortAllocator, Process, answers_as, wait_all_ready
+from sysevents.local.smtp import SmtpServer
+from sysevents.pubsub import provision
+from sysevents.secrets import generate_key
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 FUNCTIONS_DIR = REPO_ROOT / "functions"

@@ -6,9 +6,9 @@ registered with `sysevents.jobs.register` when imported), its `Sink` subclass wi
 imports only the config modules, which are light: every function's job cache needs them to read jobs.
 """
 
-from .bigquery import config as _bigquery_config  # noqa: F401 - registers bigquery_system_events
-from .email import config as _email_config  # noqa: F401 - registers email_system_events
-from .webhook import config as _webhook_config  # noqa: F401 - registers webhook_system_events
+from sysevents.sinks.bigquery import config as _bigquery_config  # noqa: F401 - registers bigquery_system_events
+from sysevents.sinks.email import config as _email_config  # noqa: F401 - registers email_system_events
+from sysevents.sinks.webhook import config as _webhook_config  # noqa: F401 - registers webhook_system_events
 
 _SINKS = {
     "webhook": ("sysevents.sinks.webhook.sink", "WebhookSink"),

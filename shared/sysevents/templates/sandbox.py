@@ -23,7 +23,7 @@ import sys
 import time
 from typing import Any
 
-from . import TEMPLATE_NAME, TemplateError
+from sysevents.templates import TEMPLATE_NAME, TemplateError
 
 log = logging.getLogger("sysevents.sandbox")
 STARTUP_TIMEOUT = 60.0
@@ -113,7 +113,7 @@ class Sandbox:
         self, template: str | None, event: dict[str, Any], *, max_output_bytes: int = 1024 * 1024
     ) -> bytes:
         if template is None or not template.strip():  # nothing to evaluate: no process hop
-            from . import render
+            from sysevents.templates import render
 
             return render(template, event, max_output_bytes=max_output_bytes)
         answer = self._call(
@@ -179,7 +179,7 @@ class Sandbox:
 def _serve(memory_mb: int) -> None:
     import resource
 
-    from . import render, render_value
+    from sysevents.templates import render, render_value
 
     limit = memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))

@@ -11,19 +11,19 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ...backfill.engine import PAGE_ROWS, Backfill, DeliveryRefused
-from ...backfill.runs import RunState
-from ...bigquery.schema import event_of_row, row_from_query, row_of_event
-from ...deliveries import Delivery
-from ...delivery.envelope import dead_letter
-from ...events import event_from_dict
-from ...jobs import Job
-from .config import SINK, ExportMode
-from .export import backfill_range, config_of, target_of
-from .targets import refusal as target_refusal
+from sysevents.backfill.engine import PAGE_ROWS, Backfill, DeliveryRefused
+from sysevents.backfill.runs import RunState
+from sysevents.bigquery.schema import event_of_row, row_from_query, row_of_event
+from sysevents.deliveries import Delivery
+from sysevents.delivery.envelope import dead_letter
+from sysevents.events import event_from_dict
+from sysevents.jobs import Job
+from sysevents.sinks.bigquery.config import SINK, ExportMode
+from sysevents.sinks.bigquery.export import backfill_range, config_of, target_of
+from sysevents.sinks.bigquery.targets import refusal as target_refusal
 
 if TYPE_CHECKING:
-    from ...runtime import Runtime
+    from sysevents.runtime import Runtime
 
 log = logging.getLogger("sysevents.bigquery")
 

@@ -33,11 +33,11 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from ...backfill.engine import NothingToBackfill
-from ...bigquery.schema import TableRef
-from ...events import SystemEvent
-from ...jobs import Job, Workflow, job_from_dict
-from .config import BigQueryConfig, ExportMode
+from sysevents.backfill.engine import NothingToBackfill
+from sysevents.bigquery.schema import TableRef
+from sysevents.events import SystemEvent
+from sysevents.jobs import Job, Workflow, job_from_dict
+from sysevents.sinks.bigquery.config import BigQueryConfig, ExportMode
 
 __all__ = ["NothingToBackfill"]
 

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import logging
 
-from ...backfill.ticks import tick
-from ...bigquery.schema import row_of_event
-from ...bigquery.writer import InsertFailed, TableMissing
-from ...deliveries import Delivery
-from ...delivery.outcome import Outcome
-from ...delivery.sink import Attempt, Sink
-from ...jobs import Job
-from .backfill import bigquery_backfill
-from .config import SINK
-from .export import Decision, config_of, streaming_decision, target_of, watermark_of
-from .targets import refusal as target_refusal
+from sysevents.backfill.ticks import tick
+from sysevents.bigquery.schema import row_of_event
+from sysevents.bigquery.writer import InsertFailed, TableMissing
+from sysevents.deliveries import Delivery
+from sysevents.delivery.outcome import Outcome
+from sysevents.delivery.sink import Attempt, Sink
+from sysevents.jobs import Job
+from sysevents.sinks.bigquery.backfill import bigquery_backfill
+from sysevents.sinks.bigquery.config import SINK
+from sysevents.sinks.bigquery.export import Decision, config_of, streaming_decision, target_of, watermark_of
+from sysevents.sinks.bigquery.targets import refusal as target_refusal
 
 log = logging.getLogger("sysevents.bigquery")
 

@@ -11,7 +11,7 @@ by the operator applies to existing jobs at once.
 
 from __future__ import annotations
 
-from ...config import Settings
+from sysevents.config import Settings
 
 _ENCODE = {"_": "_u", ".": "_d", "-": "_h"}
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from ...alerts import formats
-from ...alerts.render import Evaluate, render_digest, render_single
-from ...config import Settings
-from ...delivery.outcome import Outcome
-from ...jobs import Job
-from .mailer import Mailer, build, message_id
-from .mailer import Outcome as Mail
+from sysevents.alerts import formats
+from sysevents.alerts.render import Evaluate, render_digest, render_single
+from sysevents.config import Settings
+from sysevents.delivery.outcome import Outcome
+from sysevents.jobs import Job
+from sysevents.sinks.email.mailer import Mailer, build, message_id
+from sysevents.sinks.email.mailer import Outcome as Mail
 
 
 class EmailChannel:

@@ -6,9 +6,9 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from ...alerts.policy import AlertOptions, RateLimit
-from ...jobs import MAX_TEMPLATE_CHARS, FilterConfig, Workflow, register
-from .addresses import normalize_recipients
+from sysevents.alerts.policy import AlertOptions, RateLimit
+from sysevents.jobs import MAX_TEMPLATE_CHARS, FilterConfig, Workflow, register
+from sysevents.sinks.email.addresses import normalize_recipients
 
 SINK = "email"
 

@@ -18,7 +18,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from enum import StrEnum
 
-from ...config import Settings
+from sysevents.config import Settings
 
 log = logging.getLogger("sysevents.email")
 USER_AGENT = "sysevents-alerts/0.1"

@@ -14,13 +14,13 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from ...alerts.notifier import Notifier
-from ...deliveries import Delivery
-from ...delivery.outcome import Outcome
-from ...delivery.sink import Attempt, Sink
-from ...jobs import Job, JobState
-from .channel import EmailChannel
-from .config import SINK, EmailConfig
+from sysevents.alerts.notifier import Notifier
+from sysevents.deliveries import Delivery
+from sysevents.delivery.outcome import Outcome
+from sysevents.delivery.sink import Attempt, Sink
+from sysevents.jobs import Job, JobState
+from sysevents.sinks.email.channel import EmailChannel
+from sysevents.sinks.email.config import SINK, EmailConfig
 
 log = logging.getLogger("sysevents.email")
 

@@ -17,17 +17,17 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ...backfill.engine import Backfill, DeliveryRefused, DeliveryRetry
-from ...backfill.runs import RunState
-from ...bigquery.schema import event_of_row
-from ...delivery.outcome import Kind
-from ...jobs import Job
-from ...templates import TemplateError
-from .config import WebhookConfig
-from .sender import WebhookSender, webhook_id
+from sysevents.backfill.engine import Backfill, DeliveryRefused, DeliveryRetry
+from sysevents.backfill.runs import RunState
+from sysevents.bigquery.schema import event_of_row
+from sysevents.delivery.outcome import Kind
+from sysevents.jobs import Job
+from sysevents.sinks.webhook.config import WebhookConfig
+from sysevents.sinks.webhook.sender import WebhookSender, webhook_id
+from sysevents.templates import TemplateError
 
 if TYPE_CHECKING:
-    from ...runtime import Runtime
+    from sysevents.runtime import Runtime
 
 CONTENT_TYPES = {"ndjson": "application/x-ndjson", "json": "application/json"}
 

@@ -13,13 +13,13 @@ import json
 from datetime import datetime
 from typing import Any
 
-from ...alerts import formats
-from ...alerts.render import Evaluate
-from ...config import Settings
-from ...delivery.outcome import Outcome
-from ...jobs import Job
-from ...secrets import is_sealed, unseal
-from ...templates import TemplateError
+from sysevents.alerts import formats
+from sysevents.alerts.render import Evaluate
+from sysevents.config import Settings
+from sysevents.delivery.outcome import Outcome
+from sysevents.jobs import Job
+from sysevents.secrets import is_sealed, unseal
+from sysevents.templates import TemplateError
 
 MAX_NOTIFICATION_BYTES = 512 * 1024
 

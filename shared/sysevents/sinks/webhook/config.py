@@ -14,14 +14,14 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ...alerts.policy import AlertOptions, RateLimit
-from ...events import ordering_key
-from ...jobs import MAX_TEMPLATE_CHARS, FilterConfig, Workflow, register
-from ...secrets import is_sealed
+from sysevents.alerts.policy import AlertOptions, RateLimit
+from sysevents.events import ordering_key
+from sysevents.jobs import MAX_TEMPLATE_CHARS, FilterConfig, Workflow, register
+from sysevents.secrets import is_sealed
 
 if TYPE_CHECKING:
-    from ...events import SystemEvent
-    from ...jobs import Job
+    from sysevents.events import SystemEvent
+    from sysevents.jobs import Job
 
 SINK = "webhook"
 MAX_HEADERS = 32

@@ -23,14 +23,14 @@ import requests
 import urllib3
 from standardwebhooks import Webhook
 
-from ...config import Settings
-from ...deliveries import Delivery, delivery_id
-from ...delivery.outcome import Kind, Outcome
-from ...destinations import Deadline, RefusedDestination, check_url, guarded_session
-from ...jobs import Job
-from ...secrets import unseal, unseal_all
-from ...templates import TemplateError
-from .config import WebhookConfig
+from sysevents.config import Settings
+from sysevents.deliveries import Delivery, delivery_id
+from sysevents.delivery.outcome import Kind, Outcome
+from sysevents.destinations import Deadline, RefusedDestination, check_url, guarded_session
+from sysevents.jobs import Job
+from sysevents.secrets import unseal, unseal_all
+from sysevents.sinks.webhook.config import WebhookConfig
+from sysevents.templates import TemplateError
 
 log = logging.getLogger("sysevents.webhook")
 USER_AGENT = "sysevents-webhook/0.1"

@@ -18,19 +18,19 @@ import logging
 import time
 from datetime import UTC, datetime, timedelta
 
-from ... import workevents
-from ...alerts.notifier import Notifier
-from ...coalesce import Coalescer
-from ...deliveries import Delivery
-from ...delivery.outcome import Outcome
-from ...delivery.ratelimit import Pacer, Rate
-from ...delivery.replay import REPLAY_TEMPLATE_ATTR
-from ...delivery.sink import Attempt, Sink
-from ...events import Verb
-from ...jobs import Job, JobState
-from ...store import JobNotFound
-from .channel import WebhookChannel
-from .config import SINK, WebhookConfig
+from sysevents import workevents
+from sysevents.alerts.notifier import Notifier
+from sysevents.coalesce import Coalescer
+from sysevents.deliveries import Delivery
+from sysevents.delivery.outcome import Outcome
+from sysevents.delivery.ratelimit import Pacer, Rate
+from sysevents.delivery.replay import REPLAY_TEMPLATE_ATTR
+from sysevents.delivery.sink import Attempt, Sink
+from sysevents.events import Verb
+from sysevents.jobs import Job, JobState
+from sysevents.sinks.webhook.channel import WebhookChannel
+from sysevents.sinks.webhook.config import SINK, WebhookConfig
+from sysevents.store import JobNotFound
 
 log = logging.getLogger("sysevents.webhook")
 SLOT_SLACK = 0.005
@@ -129,7 +129,7 @@ class WebhookSink(Sink):
         return config.json_template
 
     def backfill(self, job: Job, **kw):
-        from .batch_export import webhook_backfill
+        from sysevents.sinks.webhook.batch_export import webhook_backfill
 
         return webhook_backfill(self.rt, job, **kw)
 
