@@ -29,7 +29,7 @@ FUNCTION_CODE = {
     # The bigquery function also runs webhook batch exports (their backfills), through the webhook sink.
     "bigquery": ["sinks/bigquery", "backfill", "sinks/webhook", *ENVELOPE],
     "audit": ["sinks/audit", "delivery/jobless.py", "delivery/sink.py", "delivery/outcome.py"],
-    "admin": ["admin", "delivery/replay.py", "delivery/accounting.py", "bigquery/search.py"],
+    "admin": ["admin", "delivery/replay.py", "delivery/accounting.py", "auditlog/search.py"],
 }
 """The library code each function runs (paths under shared/sysevents)."""
 

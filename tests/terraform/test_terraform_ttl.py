@@ -17,7 +17,7 @@ from tfhelpers import LIBRARY_DIR, TF_DIR, one, parse, root_blocks
 WRITES = {
     ("delivery/accounting.py", "record"): ("attempts", r'collection\("attempts"\)'),
     ("delivery/accounting.py", "dead_letter"): ("dead_letters", r'collection\("dead_letters"\)'),
-    ("quarantine.py", "record"): ("quarantine", r'COLLECTION = "quarantine"'),
+    ("transport/quarantine.py", "record"): ("quarantine", r'COLLECTION = "quarantine"'),
     ("alerts/store.py", "_seen"): ("alert_seen", r'prefix \+ "seen"'),
     ("alerts/outbox.py", "_entry"): ("alert_outbox", r'prefix \+ "outbox"'),
     ("alerts/store.py", "_firing"): ("alert_firing", r'prefix \+ "firing"'),
