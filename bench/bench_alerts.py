@@ -263,7 +263,7 @@ def run_contention(stack: LocalStack, events: int = 200) -> str:
 
     from sysevents.alerts.store import AlertStore
     from sysevents.config import Settings
-    from sysevents.jobs.model import job_from_dict
+    from sysevents.jobs.registry import job_from_dict
 
     store = AlertStore(firestore.Client(project=stack.project),
                        Settings(alerts_collection_prefix=f"b{uuid.uuid4().hex[:6]}_"))  # fmt: skip

@@ -137,7 +137,7 @@ NEW_JOBS = 10
 
 
 def new_job(n: int):
-    from sysevents.jobs.model import job_from_dict
+    from sysevents.jobs.registry import job_from_dict
 
     return job_from_dict(
         {
@@ -155,7 +155,7 @@ def child(project: str, size: int, role: str) -> dict:
     lookups by (aid, id), as deliveries do), `all` (every job listed: the bigquery function's ticks)."""
     from google.cloud import firestore
 
-    import sysevents.sinks  # noqa: F401 - the workflow registry, as a function has it loaded
+    import sysevents.jobs.registry  # noqa: F401 - the workflow registry, as a function has it loaded
     from sysevents.events.model import new_event
     from sysevents.jobs.cache import JobCache
     from sysevents.jobs.store import JobStore
@@ -166,7 +166,7 @@ def child(project: str, size: int, role: str) -> dict:
     gc.collect()
     before = rss_bytes()
     started = time.perf_counter()
-    cache = JobCache(client, start_timeout=600, max_jobs=max(20_000, size)).start()
+    cache = JobCache(JobStore(client), start_timeout=600, max_jobs=max(20_000, size)).start()
     out: dict = {"role": role, "start_s": time.perf_counter() - started, "start_reads": cache.documents_read}
     if role == "all":
         out["jobs"] = len(cache.jobs())

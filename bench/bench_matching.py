@@ -11,7 +11,7 @@ import time
 
 from sysevents.events.model import SUBJECT_TYPES, VERBS, new_event
 from sysevents.jobs.matching import JobIndex, matches
-from sysevents.jobs.model import job_from_dict
+from sysevents.jobs.registry import job_from_dict
 
 
 def make_jobs(n: int, rng: random.Random, accounts: int) -> list:

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import ipaddress
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from sysevents.events.model import MAX_EVENT_BYTES
+
+
+def scaled(seconds: float, scale: float) -> timedelta:
+    """One of our own durations (a retry wait, an alert window, the auto-disable window) under
+    SYSEVENTS_TIME_SCALE: 1 in production; the local stack plays them faster. A receiver's time (its
+    Retry-After, its rate limit) is real seconds and is never scaled. The one place time is scaled."""
+    return timedelta(seconds=seconds * scale)
 
 
 class Settings(BaseSettings):
@@ -221,16 +229,10 @@ class Settings(BaseSettings):
         description="Firestore collections of alert state: "
         "<prefix>groups, <prefix>outbox, <prefix>seen, <prefix>rates.",
     )
-    alerts_max_attempts: int = Field(
-        default=8, ge=1, le=100, description="SMTP attempts for a digest before it is dead-lettered."
-    )
-    alerts_flush_interval: float = Field(
-        default=1.0,
-        gt=0,
-        le=3600,
-        description="Local stack: seconds between POSTs to the email "
-        "function's /flush (Cloud Scheduler does it in production).",
-    )
+
+    def scaled(self, seconds: float) -> timedelta:
+        """`seconds` of ours under this deployment's time scale (see `scaled`)."""
+        return scaled(seconds, self.time_scale)
 
     @field_validator("export_projects", mode="before")
     @classmethod

@@ -82,10 +82,8 @@ class Runtime:
         return self._part(
             "cache",
             lambda: JobCache(
-                self.firestore,
-                s.jobs_collection,
+                self.jobs,
                 s.job_cache_start_timeout,
-                s.accounts_collection,
                 max_age=s.job_cache_max_age_ms / 1000,
                 max_jobs=s.job_cache_max_jobs,
             ).start(),

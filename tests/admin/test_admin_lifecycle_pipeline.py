@@ -9,8 +9,8 @@ import requests
 
 from sysevents.events.model import new_event
 from sysevents.jobs import origin
-from sysevents.jobs.model import job_from_dict
 from sysevents.jobs.origin import Kind, deliverable
+from sysevents.jobs.registry import job_from_dict
 
 TOKEN = "Bearer tok-abcdef-99"
 

@@ -28,7 +28,8 @@ from sysevents.delivery.message import Delivery
 from sysevents.delivery.outcome import Kind
 from sysevents.delivery.sink import Attempt
 from sysevents.events.model import new_event
-from sysevents.jobs.model import JobState, job_from_dict
+from sysevents.jobs.model import JobState
+from sysevents.jobs.registry import job_from_dict
 from sysevents.sinks.email.channel import EmailChannel
 from sysevents.sinks.email.mailer import Mailer
 from sysevents.templates.sandbox import Sandbox

@@ -4,10 +4,11 @@ import pytest
 import requests
 from helpers import pull
 
-from sysevents.alerts.render import check, link_for, render_digest, render_single, sample_digest
+from sysevents.alerts.digest import link_for, sample_digest
 from sysevents.events.model import new_event
-from sysevents.jobs.model import job_from_dict
+from sysevents.jobs.registry import job_from_dict
 from sysevents.jobs.store import JobStore
+from sysevents.sinks.email.render import check, render_digest, render_single
 from sysevents.templates import SAMPLE_EVENT, TemplateError, render_value
 from sysevents.templates.sandbox import Sandbox
 
@@ -60,7 +61,7 @@ def test_save_time_check_refuses_a_runaway_template_in_bounded_time(sandbox):
 
 def test_loading_an_email_job_renders_no_template_and_starts_no_sandbox(monkeypatch):
     # Every function's job cache loads every job: loading must not run (or even start) the sandbox.
-    from sysevents.alerts import render
+    from sysevents.sinks.email import render
     from sysevents.templates import sandbox
 
     def refuse(*args, **kwargs):

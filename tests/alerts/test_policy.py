@@ -4,10 +4,12 @@ from datetime import UTC, datetime
 
 import pytest
 
+from sysevents.alerts.digest import link_for
 from sysevents.alerts.policy import MuteWindow, RateLimit, Silence, muted_by
-from sysevents.alerts.render import InvalidTemplate, check, link_for, render_single
-from sysevents.jobs.model import InvalidJob, job_from_dict
+from sysevents.jobs.model import InvalidJob
+from sysevents.jobs.registry import job_from_dict
 from sysevents.sinks.email.mailer import build, message_id
+from sysevents.sinks.email.render import InvalidTemplate, check, render_single
 from sysevents.templates import SAMPLE_EVENT, render_value
 
 

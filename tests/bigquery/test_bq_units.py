@@ -9,7 +9,8 @@ import pytest
 from sysevents.auditlog import schema
 from sysevents.auditlog.writer import InsertFailed, MicroBatcher, insert_errors_by_row
 from sysevents.events.model import new_event
-from sysevents.jobs.model import InvalidJob, job_from_dict
+from sysevents.jobs.model import InvalidJob
+from sysevents.jobs.registry import job_from_dict
 from sysevents.sinks.bigquery.export import Decision, new_export_job, streaming_decision
 
 FIELDS = schema.schema()

@@ -17,7 +17,8 @@ from sysevents.config import Settings
 from sysevents.delivery.envelope import Envelope
 from sysevents.delivery.message import Delivery
 from sysevents.events.model import new_event
-from sysevents.jobs.model import JobState, job_from_dict
+from sysevents.jobs.model import JobState
+from sysevents.jobs.registry import job_from_dict
 from sysevents.local.processes import free_port
 from sysevents.runtime import Runtime
 from sysevents.sinks.bigquery.sink import BigQuerySink

@@ -18,9 +18,11 @@ import pytest
 from helpers import publish_events, pull, put_jobs
 
 from sysevents.events.model import new_event
-from sysevents.jobs import store as store_mod
+from sysevents.jobs import changes as changes_mod
 from sysevents.jobs.cache import JobCache
-from sysevents.jobs.model import JobState, job_from_dict
+from sysevents.jobs.model import JobState
+from sysevents.jobs.registry import job_from_dict
+from sysevents.jobs.store import JobStore
 
 
 class Clock:
@@ -66,7 +68,7 @@ def clock():
 
 @pytest.fixture
 def cache(firestore_client, clock):
-    c = JobCache(firestore_client, max_age=MAX_AGE, clock=clock).start()
+    c = JobCache(JobStore(firestore_client), max_age=MAX_AGE, clock=clock).start()
     yield c
     c.stop()
 
@@ -104,7 +106,7 @@ def test_changes_pauses_and_deletes_reach_the_cache_the_same_way(store, cache, c
 
 
 def test_with_max_age_zero_every_job_saved_before_a_call_is_seen_by_it(store, firestore_client, aid):
-    cache = JobCache(firestore_client, max_age=0, clock=Clock(tick=1e-6)).start()
+    cache = JobCache(JobStore(firestore_client), max_age=0, clock=Clock(tick=1e-6)).start()
     event = new_event(aid, "work", "w1", "failed")
     saved = []
     for n in range(8):
@@ -137,7 +139,7 @@ def test_a_job_held_for_lookups_is_not_matched_until_its_account_is_loaded(store
 
 
 def test_a_cache_too_far_behind_forgets_and_reloads(store, cache, clock, aid, monkeypatch):
-    monkeypatch.setattr(store_mod, "RECENT_CHANGES", 3)  # the marker lists only the last 3 writes
+    monkeypatch.setattr(changes_mod, "RECENT_CHANGES", 3)  # the marker lists only the last 3 writes
     store.put(webhook(aid, "keep"))
     event = new_event(aid, "work", "w1", "failed")
     assert ids(cache.match(event)) == ["keep"]
@@ -149,7 +151,7 @@ def test_a_cache_too_far_behind_forgets_and_reloads(store, cache, clock, aid, mo
 
 
 def test_memory_is_bounded_least_recently_used_accounts_out(store, firestore_client, aid):
-    cache = JobCache(firestore_client, max_age=MAX_AGE, max_jobs=4, clock=Clock(tick=1e-6)).start()
+    cache = JobCache(JobStore(firestore_client), max_age=MAX_AGE, max_jobs=4, clock=Clock(tick=1e-6)).start()
     accounts = [f"{aid}-a", f"{aid}-b", aid]
     for account in accounts:
         for n in range(2):

@@ -11,7 +11,7 @@ import pytest
 from helpers import put_jobs as put
 
 from sysevents.events.model import new_event
-from sysevents.jobs.model import job_from_dict
+from sysevents.jobs.registry import job_from_dict
 from sysevents.obs.logs import TRACEPARENT_ATTR, new_traceparent, parse_traceparent
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ import pytest
 from helpers import pull, put_jobs
 
 from sysevents.events.model import MAX_EVENT_BYTES, new_event
-from sysevents.jobs.model import job_from_dict
+from sysevents.jobs.registry import job_from_dict
 from sysevents.local.demo import SLACK_TEMPLATE
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ from helpers import put_jobs
 
 from sysevents.cli import main
 from sysevents.events.model import new_event
-from sysevents.jobs.model import job_from_dict
+from sysevents.jobs.registry import job_from_dict
 from sysevents.transport.redrive import hold_subscription
 
 pytestmark = pytest.mark.integration

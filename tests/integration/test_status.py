@@ -15,7 +15,7 @@ from helpers import publish_events, put_jobs, wait_until
 from sysevents.cli import main
 from sysevents.delivery.accounting import DeliveryLog
 from sysevents.events.model import new_event
-from sysevents.jobs.model import job_from_dict
+from sysevents.jobs.registry import job_from_dict
 from sysevents.obs.status import collect, render
 from sysevents.runtime import Runtime
 from sysevents.transport.delays import Release

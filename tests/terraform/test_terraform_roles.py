@@ -36,7 +36,9 @@ FUNCTION_CODE = {
 FIRESTORE_WRITES = [
     r"\.key_queues\.(?:admit|block|advance)\(",  # ordered jobs' per-subject queues
     r"\.limiter\.(?:reserve|push_back)\(",  # rate-limit slots
-    r"\.accounting\.(?:record|dead_letter|remember_template|streak_failure|reset_streak|forget)\(",
+    r"\.accounting\.(?:record|dead_letter|forget)\(",
+    r"\.versions\.remember\(",  # webhook jobs' template versions
+    r"\.streak\.(?:bump|reset)\(",  # webhook jobs' failure streak (auto-disable)
     r"\.jobs\.(?:put|create|change|remove)\(",  # jobs
     r"\.alert_store\b",  # alert_* state
     r"\.runs\.(?:put|claim|checkpoint|release|park_unless_done|finish|forget)\(",  # exports/... runs

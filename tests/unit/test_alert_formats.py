@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sysevents.alerts import formats
+from sysevents.sinks.webhook import formats
 
 
 def item(subject_id, verb="failed", subject_type="work", notes=None, repeat=False):

@@ -1,7 +1,8 @@
 import pytest
 
 from sysevents.events.model import VERBS
-from sysevents.jobs.model import InvalidJob, JobState, job_from_dict, job_to_dict
+from sysevents.jobs.model import InvalidJob, JobState, job_to_dict
+from sysevents.jobs.registry import job_from_dict
 from sysevents.sinks.webhook.config import WebhookConfig
 
 SEED = {

@@ -5,7 +5,8 @@ from hypothesis import strategies as st
 
 from sysevents.events.model import SUBJECT_TYPES, VERBS, new_event
 from sysevents.jobs.matching import JobIndex, matches
-from sysevents.jobs.model import JobState, job_from_dict
+from sysevents.jobs.model import JobState
+from sysevents.jobs.registry import job_from_dict
 
 
 def job(job_id, aid="12", verbs=("failed",), sources=None, state="active"):

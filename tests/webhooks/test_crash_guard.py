@@ -21,7 +21,7 @@ from sysevents.delivery.accounting import DeliveryLog
 from sysevents.delivery.message import Delivery
 from sysevents.delivery.replay import replay
 from sysevents.events.model import new_event
-from sysevents.jobs.model import job_from_dict
+from sysevents.jobs.registry import job_from_dict
 
 pytestmark = pytest.mark.integration
 MAX_ATTEMPTS = 5  # Pub/Sub's minimum

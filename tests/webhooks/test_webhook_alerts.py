@@ -18,7 +18,7 @@ from helpers import put_jobs as put
 
 from sysevents.delivery.accounting import DeliveryLog
 from sysevents.events.model import new_event
-from sysevents.jobs.model import job_from_dict
+from sysevents.jobs.registry import job_from_dict
 
 pytestmark = pytest.mark.integration
 WAIT = 30_000  # group_wait: 10 s at the test stack's scale, room for a burst to be accepted

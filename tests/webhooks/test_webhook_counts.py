@@ -20,7 +20,7 @@ from helpers import wait_until
 from sysevents.delivery.accounting import DeliveryLog
 from sysevents.delivery.message import Delivery
 from sysevents.events.model import new_event
-from sysevents.jobs.model import job_from_dict
+from sysevents.jobs.registry import job_from_dict
 
 pytestmark = pytest.mark.integration
 

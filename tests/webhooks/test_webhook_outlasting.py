@@ -22,7 +22,7 @@ from helpers import put_jobs as put
 
 from sysevents.delivery.accounting import DeliveryLog
 from sysevents.events.model import new_event
-from sysevents.jobs.model import job_from_dict
+from sysevents.jobs.registry import job_from_dict
 from sysevents.local.demo import SLACK_TEMPLATE
 from sysevents.local.processes import free_port
 from sysevents.local.receiver import Receiver, Reply

@@ -16,7 +16,8 @@ from sysevents.delivery.accounting import DeliveryLog
 from sysevents.delivery.message import Delivery
 from sysevents.delivery.replay import replay
 from sysevents.events.model import new_event
-from sysevents.jobs.model import JobState, job_from_dict
+from sysevents.jobs.model import JobState
+from sysevents.jobs.registry import job_from_dict
 from sysevents.local.processes import free_port
 from sysevents.local.receiver import Receiver
 from sysevents.runtime import Runtime

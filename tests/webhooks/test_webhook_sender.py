@@ -13,7 +13,7 @@ from sysevents.config import Settings
 from sysevents.delivery.message import Delivery
 from sysevents.delivery.outcome import Kind
 from sysevents.events.model import new_event
-from sysevents.jobs.model import job_from_dict
+from sysevents.jobs.registry import job_from_dict
 from sysevents.local.receiver import Reply
 from sysevents.sinks.webhook.sender import WebhookSender, retry_after_seconds, webhook_id
 from sysevents.templates import TemplateError, render

@@ -7,7 +7,6 @@ from flask import Response
 from sysevents.admin.errors import ApiError, json_response
 from sysevents.admin.http import MAX_PAGE_SIZE, Call
 from sysevents.delivery.replay import replay
-from sysevents.sinks.webhook.config import WebhookConfig
 
 
 def _time_arg(call: Call, name: str):
@@ -63,7 +62,7 @@ def replay_job(call: Call, aid: str, job_id: str) -> Response:
     version = body.get("template_version")
     if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
         raise ApiError(400, "must be a job version number", "template_version")
-    if version is not None and not isinstance(job.config, WebhookConfig):
+    if version is not None and not hasattr(job.config, "json_template"):  # webhook jobs have templates
         raise ApiError(400, "template_version applies to webhook jobs", "template_version")
     ids = replay(call.rt, job, since=_time_arg(call, "since"), template_version=version)
     return json_response({"replayed": len(ids), "webhook_ids": ids}, 202)

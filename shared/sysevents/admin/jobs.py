@@ -19,7 +19,6 @@ from sysevents.events.model import InvalidEvent, event_from_dict
 from sysevents.jobs.model import WORKFLOWS, Job, JobState
 from sysevents.jobs.origin import FIELD as ORIGIN_FIELD
 from sysevents.jobs.store import JobExists, Limits, TooManyFilterEntries, TooManyJobs, VersionConflict
-from sysevents.sinks.webhook.config import WebhookConfig
 from sysevents.templates import SAMPLE_EVENT, TemplateError
 
 log = logging.getLogger("sysevents.admin")
@@ -226,8 +225,8 @@ def preview_job(call: Call, aid: str, job_id: str) -> Response:
     body = call.body if isinstance(call.body, dict) else {}
     job = call.rt.jobs.find(aid, job_id)
     template = body.get("json_template")
-    if template is None and isinstance(job.config, WebhookConfig):
-        template = job.config.json_template
+    if template is None:  # the job's own template, for a workflow that has one (webhook jobs)
+        template = getattr(job.config, "json_template", None)
     return _preview(call, aid, body, template)
 
 

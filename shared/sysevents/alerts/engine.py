@@ -32,8 +32,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sysevents.alerts.digest import link_for
 from sysevents.alerts.policy import muted_by
-from sysevents.alerts.render import link_for
 from sysevents.alerts.store import AlertStore, Contended, Decision, overflow_id, subject_of
 from sysevents.alerts.timing import start_of
 from sysevents.delivery.message import Delivery
@@ -224,8 +224,7 @@ class Notifier:
         grouping = job.config.grouping
         if outcome.kind is Kind.DELIVERED and grouping is not None and gid != overflow_id(job):
             # events that joined while this flush ran: group_interval from now, as Alertmanager would
-            interval = grouping.group_interval * self.rt.settings.time_scale
-            self._arm(job, delivery, gid, now + timedelta(seconds=interval), force=True)
+            self._arm(job, delivery, gid, now + self.rt.settings.scaled(grouping.group_interval), force=True)
         return outcome
 
     def _digest(self, job: Job, items: list[dict], reason: str) -> dict[str, Any]:

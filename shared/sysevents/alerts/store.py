@@ -38,7 +38,7 @@ from google.cloud import firestore
 from sysevents.alerts.outbox import RETENTION, OutboxMixin, job_fields, outbox_collection
 from sysevents.alerts.policy import Grouping, alert_key
 from sysevents.alerts.timing import group_due, is_repeat, restarts
-from sysevents.config import Settings
+from sysevents.config import Settings, scaled
 from sysevents.jobs.model import Job
 
 OVERFLOW = "__rate_limited__"
@@ -280,7 +280,7 @@ class AlertStore(OutboxMixin):
         rate_ref = self.rates.document(job.key)
         grouping = job.config.grouping
         scale = self.settings.time_scale
-        repeat = timedelta(seconds=(grouping.repeat_interval if grouping else 0) * scale)
+        repeat = scaled(grouping.repeat_interval if grouping else 0, scale)
         query = self.pending.where(filter=firestore.FieldFilter("group_id", "==", group_id)).limit(FLUSH_CAP)
 
         # The group's pending events, found outside the transaction and then read in it by reference: the

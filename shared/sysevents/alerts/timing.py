@@ -13,13 +13,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sysevents.alerts.policy import Grouping
+from sysevents.config import scaled
 
 
 def start_of(event_time: datetime, accepted_at: datetime, grouping: Grouping, scale: float = 1.0) -> datetime:
     """When an event starts its group's clock: when it happened, so that the pipeline's own latency is not
     added to group_wait; but never in the future (a producer's clock ahead), and an event older than
     group_wait (a backlog drained, a replay) starts it now: it waits for company, as a new one would."""
-    if event_time > accepted_at or event_time < accepted_at - timedelta(seconds=grouping.group_wait * scale):
+    if event_time > accepted_at or event_time < accepted_at - scaled(grouping.group_wait, scale):
         return accepted_at
     return event_time
 
@@ -43,11 +44,11 @@ def event_due(
     """When a group with timing state `g` is due for an event of alert `alert` that came at `at`:
     group_wait after the first event of a new group; group_interval after the last notification for a new
     alert; and for an alert already notified, not before repeat_interval after that notification."""
-    repeat = timedelta(seconds=grouping.repeat_interval * scale)
+    repeat = scaled(grouping.repeat_interval, scale)
     if restarts(g, at, repeat):
-        return at + timedelta(seconds=grouping.group_wait * scale)
+        return at + scaled(grouping.group_wait, scale)
     assert g is not None
-    after_last = g["last_sent_at"] + timedelta(seconds=grouping.group_interval * scale)
+    after_last = g["last_sent_at"] + scaled(grouping.group_interval, scale)
     if is_repeat(g, alert, at, repeat):
         return max(g["notified"][alert] + repeat, after_last)
     return after_last
@@ -58,6 +59,6 @@ def group_due(
 ) -> datetime:
     """When a group with these pending events is due: its earliest event's due time."""
     first_at = min(i["at"] for i in items)
-    if restarts(g, first_at, timedelta(seconds=grouping.repeat_interval * scale)):
-        return first_at + timedelta(seconds=grouping.group_wait * scale)
+    if restarts(g, first_at, scaled(grouping.repeat_interval, scale)):
+        return first_at + scaled(grouping.group_wait, scale)
     return min(event_due(g, grouping, i["alert"], i["at"], scale) for i in items)

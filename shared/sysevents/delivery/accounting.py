@@ -1,5 +1,5 @@
-"""Per-job delivery accounting in Firestore, the same for every workflow: attempt log, counters, dead
-letters, template versions and the failure streak.
+"""Per-job delivery accounting in Firestore, the same for every workflow: attempt log, counters and dead
+letters.
 
 Layout, under `job_state/{job key}` (the key is account, job id and generation: a job deleted and created
 again starts from nothing, and nothing of one account is reachable from another's):
@@ -13,9 +13,9 @@ again starts from nothing, and nothing of one account is reachable from another'
   `last_delivered_at`.
 - `dead_letters/{delivery id}`: each dead-lettered delivery (message, reason, attempts), for listing and
   replay; same TTL.
-- `templates/{version}`: the template each job version used, written once per version per instance,
-  so a replay can choose an older version.
-- the `job_state/{key}` document itself: the failure streak (`streak_failures`, `streak_since`).
+- `templates/{version}` (webhook jobs: sysevents.sinks.webhook.versions) and, on the `job_state/{key}`
+  document itself, the failure streak (`streak_failures`, `streak_since`: sysevents.sinks.webhook.autodisable)
+  are kept by the webhook sink; `stats` reports the streak, and `forget` deletes them with the rest.
 
 The counters reconcile: received = delivered + accepted + filtered + dead_lettered + pending. "received"
 counts deliveries the sink has seen at least once; "pending" ones have not ended yet: most of them are
@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -104,8 +103,6 @@ class DeliveryLog:
         self.client = client
         self.collection = client.collection(collection)
         self.retention = timedelta(days=retention_days)
-        self._templates_seen: set[tuple[str, int]] = set()
-        self._templates_lock = threading.Lock()
         self._commits: Coalescer[str, _Record, BaseException | None] = Coalescer(
             self._commit, max_size=COMMIT_RECORDS, max_wait=0, max_in_flight=commits_in_flight
         )
@@ -324,53 +321,6 @@ class DeliveryLog:
                 "expire_at": now + self.retention,
             }
         )
-
-    def remember_template(self, job: Job, template: str | None) -> None:
-        """Keep the template of this job version: one write per version per instance (concurrent first
-        deliveries of a version write it once; the others do not wait for it)."""
-        seen = (job.key, job.version)
-        if seen in self._templates_seen:
-            return
-        with self._templates_lock:
-            if seen in self._templates_seen:
-                return
-            self._templates_seen.add(seen)
-        try:
-            self.doc(job).collection("templates").document(str(job.version)).set(
-                {"version": job.version, "json_template": template, "saved_at": datetime.now(UTC)}
-            )
-        except BaseException:
-            self._templates_seen.discard(seen)  # the next delivery writes it
-            raise
-
-    def template(self, job: Job, version: int) -> tuple[bool, str | None]:
-        """(found, template) of a job version the sink has delivered with."""
-        snap = self.doc(job).collection("templates").document(str(version)).get()
-        return (True, snap.get("json_template")) if snap.exists else (False, None)
-
-    # -- failure streak (auto-disable) --------------------------------------------------------------------
-    def streak_failure(self, job: Job) -> tuple[int, datetime]:
-        """Count one more consecutive failure; returns (failures, since). A delivery recorded after the
-        streak began resets it (successes write no streak field: they cost nothing extra)."""
-        ref = self.doc(job)
-        now = datetime.now(UTC)
-        last_ok = self.last_delivered_at(job)
-
-        @firestore.transactional
-        def bump(tx: firestore.Transaction) -> tuple[int, datetime]:
-            snap = ref.get(transaction=tx)
-            doc = snap.to_dict() if snap.exists else {}
-            count, since = doc.get("streak_failures", 0), doc.get("streak_since")
-            if since is None or (last_ok is not None and last_ok >= since):
-                count, since = 0, now
-            count += 1
-            tx.set(ref, {"streak_failures": count, "streak_since": since}, merge=True)
-            return count, since
-
-        return bump(self.client.transaction())
-
-    def reset_streak(self, job: Job) -> None:
-        self.doc(job).set({"streak_failures": 0, "streak_since": None}, merge=True)
 
     # -- reads (admin API) ----------------------------------------------------------------------------
     def last_delivered_at(self, job: Job) -> datetime | None:

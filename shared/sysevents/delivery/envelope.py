@@ -29,6 +29,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from sysevents.config import scaled
 from sysevents.delivery.message import BadDelivery, Delivery
 from sysevents.delivery.ordering import HEAD, HEAD_ATTR, PARKED
 from sysevents.delivery.outcome import Kind, Outcome
@@ -65,7 +66,7 @@ def retry_delay(
     schedule: tuple[float, ...], attempt: int, scale: float, rng: random.Random | None = None
 ) -> float:
     """Seconds to wait after failed attempt `attempt` (1-based), jittered by up to RETRY_JITTER."""
-    base = schedule[attempt - 1] * scale
+    base = scaled(schedule[attempt - 1], scale).total_seconds()
     return base * (1 + (rng or random).uniform(-RETRY_JITTER, RETRY_JITTER))
 
 

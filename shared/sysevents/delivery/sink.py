@@ -15,7 +15,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sysevents.delivery.outcome import Outcome
-from sysevents.jobs.model import Job, Workflow, workflows_of
+from sysevents.jobs.model import Job, Workflow
+from sysevents.jobs.registry import workflows_of
 from sysevents.transport.pubsub import PushMessage
 
 if TYPE_CHECKING:

@@ -1,8 +1,8 @@
 """The in-memory job cache the pipeline functions match against and look jobs up in.
 
 Cache design (README "Job cache"): every job write through `JobStore` also bumps, in the same
-transaction, one **change marker** document (`job_changes/marker`): a sequence number and the
-(seq, aid, id) of the last RECENT_CHANGES writes. A `JobCache` never listens: before it answers (a match,
+transaction, the **change marker** (sysevents.jobs.changes): a sequence number and the (seq, aid, id) of
+the last RECENT_CHANGES writes. A `JobCache` never listens: before it answers (a match,
 a lookup) it checks that its last sync *started* at most `max_age` seconds before the call, and otherwise
 syncs in the calling thread: one marker read, then one read per changed job it holds (or, more than
 RECENT_CHANGES behind, it forgets everything and reloads on demand). So a job saved at T is matched for
@@ -24,12 +24,12 @@ from collections.abc import Callable
 from datetime import datetime
 
 from google.api_core import exceptions as gexc
-from google.cloud import firestore
 
 from sysevents.events.model import SystemEvent
 from sysevents.jobs.matching import JobId, JobIndex
 from sysevents.jobs.model import InvalidJob, Job
-from sysevents.jobs.store import CHANGES_COLLECTION, MARKER_ID, JobStore, _job_of, read_marker
+from sysevents.jobs.registry import job_of
+from sysevents.jobs.store import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -46,21 +46,17 @@ class JobCache:
 
     def __init__(
         self,
-        client: firestore.Client,
-        collection: str = "jobs",
+        store: JobStore,
         start_timeout: float = 60.0,
-        accounts: str = "accounts",
         *,
         max_age: float = 1.0,
         max_jobs: int = 20_000,
-        changes: str = CHANGES_COLLECTION,
         clock: Callable[[], float] = time.monotonic,
     ):
-        self._client = client
-        self._store = JobStore(client, collection, accounts, changes)
-        self._group = client.collection_group(collection)
-        self._accounts_name = accounts
-        self._marker = client.collection(changes).document(MARKER_ID)
+        self._store = store
+        self._client = store.client
+        self._group = store.client.collection_group(store.name)
+        self._accounts_name = store.accounts.id
         self._timeout = start_timeout
         self.max_age = max_age
         self.max_jobs = max_jobs
@@ -110,9 +106,8 @@ class JobCache:
 
     def _sync(self) -> None:  # holds _sync_lock
         started = self._clock()
-        snap = self._call(lambda: self._marker.get(timeout=self._timeout))
+        snap, seq, recent = self._call(lambda: self._store.changes.get(self._timeout))
         self.documents_read += 1
-        seq, recent = read_marker(snap)
         if self.seq is not None and seq != self.seq:
             first = recent[0][0] if recent else seq + 1
             if seq > self.seq and first <= self.seq + 1:  # every change since is listed
@@ -157,7 +152,7 @@ class JobCache:
             self._drop_job(key)
             return None
         try:
-            job = _job_of(snap)
+            job = job_of(snap)
         except InvalidJob as err:
             self._drop_job(key)
             self.invalid[snap.reference.path] = err.reason
@@ -261,7 +256,7 @@ class JobCache:
         job = None
         if snap.exists:
             try:
-                job = _job_of(snap)
+                job = job_of(snap)
             except InvalidJob as err:
                 self.invalid[snap.reference.path] = err.reason
         if job is not None and (self._where is None or self._where(job)):

@@ -4,10 +4,10 @@ The seed's job JSON is accepted verbatim:
 `{"workflow": "webhook_system_events", "config": {"system_event_multiple_types": [...],
 "system_event_sources": {"work": ["id1"]}, "webhook_url": "...", "headers": {...}, "json_template": "..."}}`.
 
-This module is the core: it knows the filter every workflow shares and a *workflow registry*, but no
-sink. Each sink package registers its workflow's config model (`register`); the registry is filled by
-importing `sysevents.sinks`, which `spec()` does on first use. Per-sink behaviour that the core needs
-(does the job stream live events? which Pub/Sub ordering key?) is asked of the config object itself.
+This module is the core: it knows the filter every workflow shares, but no sink. Each workflow's config
+model (in its sink's package) extends `FilterConfig`; the workflow registry (sysevents.jobs.registry)
+names them. Per-sink behaviour that the core needs (does the job stream live events? which Pub/Sub
+ordering key? what to check and seal when a job is saved?) is asked of the config object itself.
 
 A job's identity is `(aid, id)`: ids are chosen per account, and an id in one account says nothing about
 another. `generation` is drawn when a job is created: a job deleted and created again with the same id
@@ -17,10 +17,8 @@ is a new generation, and per-job state (attempt log, counters, dead letters, ale
 
 from __future__ import annotations
 
-import importlib
 import secrets
-from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -47,15 +45,22 @@ DEFAULT_RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 36000)
 MAX_RETRIES = 20
 MAX_RETRY_SPAN = 7 * 86_400
 RETRY_JITTER = 0.1
-SINKS_PACKAGE = "sysevents.sinks"
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 """Job ids and account ids: letters, digits, '.', '_', '-' (so they make Firestore paths and keys)."""
 
 
 class Workflow(StrEnum):
+    """A job's kind: which sink delivers it (`<sink>_system_events`) and which config model it has
+    (sysevents.jobs.registry)."""
+
     WEBHOOK = "webhook_system_events"
     BIGQUERY = "bigquery_system_events"
     EMAIL = "email_system_events"
+
+    @property
+    def sink(self) -> str:
+        """The topology sink (topology.json `sinks`) that delivers this workflow's jobs."""
+        return self.value.removesuffix("_system_events")
 
 
 WORKFLOWS = tuple(w.value for w in Workflow)
@@ -181,35 +186,52 @@ class FilterConfig(BaseModel):
     def max_attempts(self) -> int:
         return 1 + len(self.retry_schedule)
 
+    # -- saving and showing a job (the admin API calls these; loading a job never does) --------------------
+    @classmethod
+    def before_save(cls, raw: dict[str, Any], saving: Saving) -> dict[str, Any]:
+        """The config a client sent, made ready to validate (a webhook job's redacted secrets become the
+        stored ones again). Raises FieldError."""
+        return raw
 
-@dataclass(frozen=True)
-class WorkflowSpec:
-    """What a sink registers for its workflow: the topology sink that delivers it and its config model."""
+    def on_save(self, saving: Saving) -> FilterConfig:
+        """The config to store: checked beyond the model (destinations, templates, targets: things a stored
+        job is never checked for again) and with its secrets sealed. Raises FieldError."""
+        return self
 
-    workflow: Workflow
-    sink: str
-    config: type[FilterConfig]
-
-
-_REGISTRY: dict[Workflow, WorkflowSpec] = {}
-
-
-def register(workflow: Workflow, sink: str, config: type[FilterConfig]) -> None:
-    """Called by each sink package's config module (sysevents.sinks.<name>.config)."""
-    _REGISTRY[workflow] = WorkflowSpec(workflow, sink, config)
-
-
-def _load() -> dict[Workflow, WorkflowSpec]:
-    if len(_REGISTRY) < len(Workflow):
-        importlib.import_module(SINKS_PACKAGE)  # the sink packages register their workflows
-    return _REGISTRY
+    def view(self, sealing_keys: Any) -> dict[str, Any]:
+        """The config as the admin API shows it: every secret-named field that has a value shown as
+        SECRET_SET (sinks with secrets of other names redact those too)."""
+        doc = self.model_dump(mode="json", exclude_none=True)
+        for key, value in list(doc.items()):
+            if "secret" in key.lower() and value:
+                doc[key] = SECRET_SET
+        return doc
 
 
-def spec(workflow: Workflow | str) -> WorkflowSpec:
-    try:
-        return _load()[Workflow(workflow)]
-    except (KeyError, ValueError):
-        raise InvalidJob(f"workflow: unknown {workflow!r}; valid values: {', '.join(WORKFLOWS)}") from None
+SECRET_SET = "(set)"  # noqa: S105 - a placeholder shown instead of secrets
+"""How a job's view shows a secret-named config field that has a value."""
+
+
+class FieldError(ValueError):
+    """A job refused at save time: `field` names what is wrong (`config.webhook_url`), `status` is the
+    HTTP status the admin API answers with (400; 500 when the deployment cannot seal a secret)."""
+
+    def __init__(self, field: str | None, message: str, status: int = 400):
+        super().__init__(message)
+        self.field, self.message, self.status = field, message, status
+
+
+@dataclass
+class Saving:
+    """What a workflow's save-time checks get: the deployment's settings, the template sandbox (templates
+    render there, bounded in time and memory), the account, the job's stored config when it is a change
+    (None: a new job), and `dropped`, where a check names stored secrets it did not carry over."""
+
+    settings: Any
+    sandbox: Any
+    aid: str
+    prior: FilterConfig | None = None
+    dropped: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,7 +292,8 @@ class Job(BaseModel):
 
     @property
     def sink(self) -> str:
-        return spec(self.workflow).sink
+        """The topology sink that delivers the job's workflow."""
+        return self.workflow.sink
 
     @property
     def streams(self) -> bool:
@@ -307,34 +330,6 @@ def describe_error(err: ValidationError, prefix: str = "") -> str:
     return "; ".join(parts)
 
 
-def parse_config(workflow: Any, config: Any) -> tuple[Workflow, FilterConfig]:
-    wf = spec(workflow).workflow
-    if not isinstance(config, dict):
-        raise InvalidJob("config: must be a JSON object")
-    try:
-        return wf, spec(wf).config.model_validate(config)
-    except ValidationError as err:
-        raise InvalidJob(describe_error(err, "config.")) from None
-
-
-def job_from_dict(doc: dict[str, Any], *, job_id: str | None = None, aid: str | None = None) -> Job:
-    """Validate a job document (the seed's JSON plus id, aid, state, version); raises InvalidJob."""
-    if not isinstance(doc, dict):
-        raise InvalidJob("job must be a JSON object")
-    wf, config = parse_config(doc.get("workflow"), doc.get("config"))
-    fields = {k: v for k, v in doc.items() if k not in ("workflow", "config")}
-    if fields.get("generation") is None:
-        fields.pop("generation", None)
-    if job_id is not None:
-        fields["id"] = job_id
-    if aid is not None:
-        fields["aid"] = str(aid)
-    try:
-        return Job.model_validate({**fields, "workflow": wf, "config": config})
-    except ValidationError as err:
-        raise InvalidJob(describe_error(err)) from None
-
-
 def job_to_dict(job: Job) -> dict[str, Any]:
     """The stored form: the seed's shape (workflow, config) plus identity and bookkeeping."""
     return {
@@ -352,7 +347,3 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         "disabled_at": job.disabled_at if job.state is JobState.PAUSED else None,
         "hold_until": job.hold_until,
     }
-
-
-def workflows_of(sink: str) -> Iterable[Workflow]:
-    return (s.workflow for s in _load().values() if s.sink == sink)

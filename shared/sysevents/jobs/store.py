@@ -1,17 +1,17 @@
-"""Jobs in Firestore: the job store (create, read, change, delete) and the change marker.
+"""Jobs in Firestore: the job store (create, read, change, delete).
 
 Layout: a job lives at `accounts/{aid}/jobs/{id}`. Ids are chosen per account: every read, change and
 listing goes through the account's own collection, so a job id in one account says nothing about
 another (a create that collides answers for that account only).
 
-Every write also bumps the change marker the job caches follow (sysevents.jobs.cache).
+Every write also bumps, in its own transaction, the change marker the job caches follow
+(sysevents.jobs.changes).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -20,15 +20,12 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.field_path import FieldPath
 
-from sysevents.jobs.matching import JobId
-from sysevents.jobs.model import InvalidJob, Job, job_from_dict, job_to_dict, new_generation
+from sysevents.jobs.changes import CHANGES_COLLECTION, ChangeMarker
+from sysevents.jobs.model import InvalidJob, Job, job_to_dict, new_generation
+from sysevents.jobs.registry import job_of
 
 log = logging.getLogger(__name__)
 
-CHANGES_COLLECTION = "job_changes"
-MARKER_ID = "marker"
-RECENT_CHANGES = 1000
-"""Writes the change marker lists; a cache further behind than this forgets what it holds and reloads."""
 TX_ATTEMPTS = 50
 """Every job write and the marker share a transaction: concurrent writes retry on the marker."""
 
@@ -82,18 +79,6 @@ class VersionConflict(ValueError):
         self.job_id, self.current, self.expected = job_id, current, expected
 
 
-def _job_of(snap) -> Job:
-    """A stored job from its snapshot: the id and account come from its path."""
-    return job_from_dict(snap.to_dict() or {}, job_id=snap.id, aid=snap.reference.parent.parent.id)
-
-
-def read_marker(snap) -> tuple[int, list[tuple[int, str, str]]]:
-    """(seq, recent changes as (seq, aid, id), oldest first) of a change marker snapshot."""
-    doc = (snap.to_dict() or {}) if snap.exists else {}
-    recent = json.loads(doc.get("recent") or "[]")
-    return int(doc.get("seq") or 0), [(int(n), str(a), str(i)) for n, a, i in recent]
-
-
 class JobStore:
     """Create, read, replace and delete jobs (the admin API builds on this). Every write also bumps the
     change marker in the same transaction, which is how every job cache learns of it."""
@@ -108,7 +93,7 @@ class JobStore:
         self.client = client
         self.accounts = client.collection(accounts)
         self.name = collection
-        self.marker = client.collection(changes).document(MARKER_ID)
+        self.changes = ChangeMarker(client, changes)
         self.last_write_time: datetime | None = None  # when this store's latest write had committed
 
     def collection(self, aid: str):
@@ -117,25 +102,8 @@ class JobStore:
     def ref(self, aid: str, job_id: str):
         return self.collection(aid).document(job_id)
 
-    # -- the change marker -------------------------------------------------------------------------------
     def _transaction(self) -> firestore.Transaction:
         return self.client.transaction(max_attempts=TX_ATTEMPTS)
-
-    def _bump(self, tx: firestore.Transaction, marker_snap, changed: Iterable[JobId]) -> None:
-        """Record in the marker (read earlier in this transaction) that these jobs changed."""
-        seq, recent = read_marker(marker_snap)
-        for aid, job_id in changed:
-            seq += 1
-            recent.append((seq, aid, job_id))
-        tx.set(
-            self.marker,
-            {
-                "seq": seq,
-                # one string, not an array: nothing in it is indexed or queried
-                "recent": json.dumps(recent[-RECENT_CHANGES:], separators=(",", ":")),
-                "changed_at": firestore.SERVER_TIMESTAMP,
-            },
-        )
 
     def _written(self) -> None:
         self.last_write_time = datetime.now(UTC)
@@ -148,9 +116,9 @@ class JobStore:
 
         @firestore.transactional
         def run(tx: firestore.Transaction) -> None:
-            marker = self.marker.get(transaction=tx)
+            marker = self.changes.read(tx)
             tx.set(ref, job_to_dict(job))
-            self._bump(tx, marker, [(job.aid, job.id)])
+            self.changes.bump(tx, marker, [(job.aid, job.id)])
 
         run(self._transaction())
         self._written()
@@ -161,22 +129,22 @@ class JobStore:
             snap = self.ref(aid, job_id).get()
         except ValueError:  # not a valid document path: no such job
             return None
-        return _job_of(snap) if snap.exists else None
+        return job_of(snap) if snap.exists else None
 
     def delete(self, aid: str, job_id: str) -> None:
         ref = self.ref(aid, job_id)
 
         @firestore.transactional
         def run(tx: firestore.Transaction) -> None:
-            marker = self.marker.get(transaction=tx)
+            marker = self.changes.read(tx)
             tx.delete(ref)
-            self._bump(tx, marker, [(aid, job_id)])
+            self.changes.bump(tx, marker, [(aid, job_id)])
 
         run(self._transaction())
         self._written()
 
     def list(self, aid: str) -> list[Job]:
-        return [_job_of(s) for s in self.collection(aid).stream()]
+        return [job_of(s) for s in self.collection(aid).stream()]
 
     # -- versioned changes (the admin API): version 1 on create, +1 on every change, in a transaction ----
     # -- what an account's jobs add up to (accounts/{aid}/usage/{jobs collection}) ----------------------
@@ -199,7 +167,7 @@ class JobStore:
         for job_snap in self.collection(aid).stream():
             jobs += 1
             try:
-                entries += _job_of(job_snap).filter.entries
+                entries += job_of(job_snap).filter.entries
             except InvalidJob:
                 pass  # never matched: costs nothing
         return jobs, entries
@@ -236,10 +204,10 @@ class JobStore:
                 raise TooManyJobs(job.aid, limits.jobs)
             adding = job.filter.entries
             self._check_entries(limits, job.aid, entries, adding)
-            marker = self.marker.get(transaction=tx)
+            marker = self.changes.read(tx)
             tx.create(ref, job_to_dict(job))
             self._set_usage(tx, job.aid, jobs + 1, entries + adding)
-            self._bump(tx, marker, [(job.aid, job.id)])
+            self.changes.bump(tx, marker, [(job.aid, job.id)])
 
         try:
             run(self._transaction())
@@ -284,11 +252,11 @@ class JobStore:
             if delta:  # a pause, a rename, a new URL: the account's usage is not read or written
                 jobs, entries = self.usage(aid, tx)
                 self._check_entries(limits, aid, entries, delta)
-            marker = self.marker.get(transaction=tx)
+            marker = self.changes.read(tx)
             tx.set(ref, job_to_dict(new))
             if delta:
                 self._set_usage(tx, aid, jobs, entries + delta)
-            self._bump(tx, marker, [(aid, job_id)])
+            self.changes.bump(tx, marker, [(aid, job_id)])
             return old, new
 
         result = run(self._transaction())
@@ -303,10 +271,10 @@ class JobStore:
         def run(tx: firestore.Transaction) -> Job:
             old = self._read_for_update(tx, ref, expected_version)
             jobs, entries = self.usage(aid, tx)
-            marker = self.marker.get(transaction=tx)
+            marker = self.changes.read(tx)
             tx.delete(ref)
             self._set_usage(tx, aid, jobs - 1, entries - old.filter.entries)
-            self._bump(tx, marker, [(aid, job_id)])
+            self.changes.bump(tx, marker, [(aid, job_id)])
             return old
 
         old = run(self._transaction())
@@ -317,7 +285,7 @@ class JobStore:
         snap = ref.get(transaction=tx)
         if not snap.exists:
             raise JobNotFound(ref.id)
-        old = _job_of(snap)
+        old = job_of(snap)
         if expected_version is not None and expected_version != old.version:
             raise VersionConflict(ref.id, old.version, expected_version)
         return old
@@ -334,9 +302,9 @@ class JobStore:
                 return
             held = (snap.to_dict() or {}).get("hold_until")
             if held is None or held < until:
-                marker = self.marker.get(transaction=tx)
+                marker = self.changes.read(tx)
                 tx.update(ref, {"hold_until": until})
-                self._bump(tx, marker, [(job.aid, job.id)])
+                self.changes.bump(tx, marker, [(job.aid, job.id)])
 
         run(self._transaction())
 
@@ -373,7 +341,7 @@ class JobStore:
         jobs = []
         for snap in snaps[:limit]:
             try:
-                jobs.append(_job_of(snap))
+                jobs.append(job_of(snap))
             except InvalidJob as err:
                 log.error("job store: skipping invalid job %s: %s", snap.reference.path, err.reason)
         return jobs, (snaps[limit - 1].id if len(snaps) > limit else None)

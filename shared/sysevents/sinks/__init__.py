@@ -1,14 +1,9 @@
 """The sinks: one package per sink, all the same shape.
 
 Each package (`webhook`, `bigquery`, `email`, `audit`) holds its workflow's config model (`config.py`,
-registered with `sysevents.jobs.model.register` when imported), its `Sink` subclass with `deliver`
-(`sink.py`, run by the envelope in `sysevents.delivery`) and its own helpers. Importing this package
-imports only the config modules, which are light: every function's job cache needs them to read jobs.
+named by the workflow registry, sysevents.jobs.registry), its `Sink` subclass with `deliver` (`sink.py`,
+run by the envelope in `sysevents.delivery`) and its own helpers.
 """
-
-from sysevents.sinks.bigquery import config as _bigquery_config  # noqa: F401 - registers bigquery_system_events
-from sysevents.sinks.email import config as _email_config  # noqa: F401 - registers email_system_events
-from sysevents.sinks.webhook import config as _webhook_config  # noqa: F401 - registers webhook_system_events
 
 _SINKS = {
     "webhook": ("sysevents.sinks.webhook.sink", "WebhookSink"),

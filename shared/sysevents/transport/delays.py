@@ -26,7 +26,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -117,8 +117,3 @@ class DelayQueue:
             self.client.get_queue(name=self.queue, timeout=10)
         except gexc.GoogleAPICallError:
             self.client.create_queue(parent=parent, queue={"name": self.queue}, timeout=10)
-
-
-def scaled(seconds: float, scale: float) -> timedelta:
-    """A configured duration under SYSEVENTS_TIME_SCALE (1 in production)."""
-    return timedelta(seconds=seconds * scale)

@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import Field, field_validator, model_validator
 
-from sysevents.jobs.model import FilterConfig, Workflow, register
+from sysevents.jobs.model import FieldError, FilterConfig, Saving
 
 SINK = "bigquery"
 
@@ -53,5 +53,11 @@ class BigQueryConfig(FilterConfig):
     def has_backfill(self) -> bool:
         return self.mode is not ExportMode.CONTINUOUS
 
+    def on_save(self, saving: Saving) -> BigQueryConfig:
+        """The target must be one of the account's own datasets (sysevents.sinks.bigquery.targets)."""
+        from sysevents.sinks.bigquery.targets import refusal
 
-register(Workflow.BIGQUERY, SINK, BigQueryConfig)
+        refused = refusal(saving.settings, saving.aid, self.project, self.dataset)
+        if refused:
+            raise FieldError(refused[0], refused[1])
+        return self

@@ -36,7 +36,8 @@ from typing import Any
 from sysevents.auditlog.schema import TableRef
 from sysevents.backfill.engine import NothingToBackfill
 from sysevents.events.model import SystemEvent
-from sysevents.jobs.model import Job, Workflow, job_from_dict
+from sysevents.jobs.model import Job, Workflow
+from sysevents.jobs.registry import job_from_dict
 from sysevents.sinks.bigquery.config import BigQueryConfig, ExportMode
 
 __all__ = ["NothingToBackfill"]

@@ -1,5 +1,5 @@
 """The email channel of the alert engine (sysevents.alerts.engine): a notification rendered with the email
-job's subject/body/digest templates (sysevents.alerts.render), sent over SMTP with a Message-ID fixed by what
+job's subject/body/digest templates (sysevents.sinks.email.render), sent over SMTP with a Message-ID fixed by what
 it is about (a resend after a crash is recognised by receivers)."""
 
 from __future__ import annotations
@@ -7,13 +7,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sysevents.alerts import formats
-from sysevents.alerts.render import Evaluate, render_digest, render_single
+from sysevents.alerts.digest import Evaluate, resolved_text
 from sysevents.config import Settings
 from sysevents.delivery.outcome import Outcome
 from sysevents.jobs.model import Job
 from sysevents.sinks.email.mailer import Mailer, build, message_id
 from sysevents.sinks.email.mailer import Outcome as Mail
+from sysevents.sinks.email.render import render_digest, render_single
 
 
 class EmailChannel:
@@ -43,7 +43,7 @@ class EmailChannel:
         self, job: Job, ce: dict[str, Any], alert: dict[str, Any], key: str, dedup: str
     ) -> dict[str, Any]:
         d = ce.get("data") or {}
-        text = formats.resolved_body("webhook", ce, alert)["summary"]
+        text = resolved_text(ce, alert)
         subject = (
             f"[sysevents] Resolved: {d.get('subject_type')} {d.get('subject_id')} (account {d.get('aid')})"
         )

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from sysevents.alerts.policy import AlertOptions, RateLimit
-from sysevents.jobs.model import MAX_TEMPLATE_CHARS, FilterConfig, Workflow, register
+from sysevents.jobs.model import MAX_TEMPLATE_CHARS, FieldError, FilterConfig, Saving
 from sysevents.sinks.email.addresses import normalize_recipients
 
 SINK = "email"
@@ -30,8 +30,21 @@ class EmailConfig(FilterConfig, AlertOptions):
     def _recipients(cls, v: Any) -> Any:
         return normalize_recipients(v)
 
-    # The templates are checked at save time (admin API: sysevents.admin.validation), not here: every
-    # function's job cache loads every job, and loading must stay cheap (no template sandbox).
+    def on_save(self, saving: Saving) -> EmailConfig:
+        """Every template renders against a sample event and digest, in the template sandbox (bounded time and
+        memory). At save time only: every function's job cache loads every job, and loading stays cheap."""
+        from sysevents.sinks.email.render import InvalidTemplate, check
 
-
-register(Workflow.EMAIL, SINK, EmailConfig)
+        try:
+            check(
+                self.subject_template,
+                self.body_template,
+                self.digest_template,
+                self.grouping.by if self.grouping else (),
+                evaluate=saving.sandbox.render_value,
+            )
+        except InvalidTemplate as err:
+            raise FieldError(
+                f"config.{err.field}", f"does not render against a sample event: {err}"
+            ) from None
+        return self

@@ -1,7 +1,7 @@
 """The webhook channel of the alert engine (sysevents.alerts.engine): Slack, Teams, PagerDuty or any receiver
 (the job's `channel`, or its URL), through the same guarded, signed sender as exports
 (sysevents.sinks.webhook.sender), with the job's `json_template` for single alerts, `digest_template` for
-digests, `resolve_template` for resolutions, or the channel's defaults (sysevents.alerts.formats).
+digests, `resolve_template` for resolutions, or the channel's defaults (sysevents.sinks.webhook.formats).
 
 A notification's payload (what the outbox keeps between rendering and sending) holds no secret: a PagerDuty
 routing key joins the body at send time, from the job's sealed config.
@@ -13,12 +13,12 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sysevents.alerts import formats
-from sysevents.alerts.render import Evaluate
+from sysevents.alerts.digest import Evaluate
 from sysevents.config import Settings
 from sysevents.delivery.outcome import Outcome
 from sysevents.jobs.model import Job
 from sysevents.jobs.secrets import is_sealed, unseal
+from sysevents.sinks.webhook import formats
 from sysevents.templates import TemplateError
 
 MAX_NOTIFICATION_BYTES = 512 * 1024

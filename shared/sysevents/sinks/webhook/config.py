@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from sysevents.alerts.policy import AlertOptions, RateLimit
 from sysevents.events.model import ordering_key
-from sysevents.jobs.model import MAX_TEMPLATE_CHARS, FilterConfig, Workflow, register
+from sysevents.jobs.model import MAX_TEMPLATE_CHARS, FilterConfig, Saving
 from sysevents.jobs.secrets import is_sealed
 
 if TYPE_CHECKING:
@@ -234,6 +234,23 @@ class WebhookConfig(FilterConfig, AlertOptions):
     def has_backfill(self) -> bool:
         return self.batch_export is not None
 
+    # -- saving and showing (sysevents.sinks.webhook.saving) --------------------------------------------------
+    @classmethod
+    def before_save(cls, raw: dict[str, Any], saving: Saving) -> dict[str, Any]:
+        from sysevents.sinks.webhook import saving as rules
+
+        return rules.before_save(raw, saving)
+
+    def on_save(self, saving: Saving) -> WebhookConfig:
+        from sysevents.sinks.webhook import saving as rules
+
+        return rules.on_save(self, saving)
+
+    def view(self, sealing_keys: Any) -> dict[str, Any]:
+        from sysevents.sinks.webhook import saving as rules
+
+        return rules.view(super().view(sealing_keys), sealing_keys)
+
     def delivery_rate(self) -> DeliveryRate | None:
         """The rate limit in force: the configured one, or Slack's 1 per second for Slack webhook URLs."""
         if self.rate_limit is not None:
@@ -250,6 +267,3 @@ class WebhookConfig(FilterConfig, AlertOptions):
 
     def parked_key(self, job: Job, event: SystemEvent) -> str:
         return ordering_key(job.key, event.subject_id)
-
-
-register(Workflow.WEBHOOK, SINK, WebhookConfig)

@@ -6,10 +6,10 @@ The envelope (sysevents.delivery.envelope) does everything around `deliver`. Her
 - a job with a rate limit (`rate_limit`, or 1 per second for Slack webhook URLs) reserves a slot for each
   delivery across instances (sysevents.delivery.ratelimit) and waits for it in the delay queue;
 - the template: the job's, or the version a replay asked for (`template_version` attribute), kept per job
-  version in the accounting (`templates/{version}`);
+  version (sysevents.sinks.webhook.versions);
 - batching: concurrent deliveries of a job with `batch_max_size` > 1 share one POST (a JSON array);
 - after the envelope settled: a Retry-After holds the whole job; auto-disable pauses a job whose
-  deliveries keep failing, with a `work failed` event.
+  deliveries keep failing, with a `work failed` event (sysevents.sinks.webhook.autodisable).
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ from sysevents.delivery.outcome import Outcome
 from sysevents.delivery.ratelimit import Pacer, Rate
 from sysevents.delivery.replay import REPLAY_TEMPLATE_ATTR
 from sysevents.delivery.sink import Attempt, Sink
-from sysevents.events.model import Verb
-from sysevents.jobs import workevents
-from sysevents.jobs.model import Job, JobState
-from sysevents.jobs.store import JobNotFound
+from sysevents.jobs.model import Job
+from sysevents.sinks.webhook import autodisable
+from sysevents.sinks.webhook.autodisable import FailureStreak
 from sysevents.sinks.webhook.channel import WebhookChannel
 from sysevents.sinks.webhook.config import SINK, WebhookConfig
+from sysevents.sinks.webhook.versions import TemplateVersions
 from sysevents.transport.coalesce import Coalescer
 
 log = logging.getLogger("sysevents.webhook")
@@ -52,6 +52,8 @@ class WebhookSink(Sink):
         super().__init__(rt)
         self._batches: Coalescer[str, tuple[Job, Delivery, object], Outcome] = Coalescer(self._send_batch)
         self._pacer = Pacer()
+        self.versions = TemplateVersions(rt.firestore)
+        self.streak = FailureStreak(rt.accounting)
         channel = WebhookChannel(rt.settings, rt.sender, rt.sandbox.render_value)
         self.notifier = Notifier(rt, self, channel, self.gate)
 
@@ -123,9 +125,9 @@ class WebhookSink(Sink):
         config = config_of(job)
         wanted = attempt.attributes.get(REPLAY_TEMPLATE_ATTR)
         if wanted and wanted.isdigit() and int(wanted) != job.version:
-            found, template = self.rt.accounting.template(job, int(wanted))
+            found, template = self.versions.get(job, int(wanted))
             return template if found else ...
-        self.rt.accounting.remember_template(job, config.json_template)
+        self.versions.remember(job, config.json_template)
         return config.json_template
 
     def backfill(self, job: Job, **kw):
@@ -143,44 +145,4 @@ class WebhookSink(Sink):
             if config_of(job).delivery_rate() is not None:
                 self.rt.limiter.push_back(job, until.timestamp())
         if outcome.counts_against_receiver:
-            self._auto_disable(job, outcome.reason, delivery)
-
-    def _auto_disable(self, job: Job, reason: str, delivery: Delivery) -> None:
-        """Pause a job that keeps failing; its `work failed` event counts one hop after the event whose
-        delivery failed last, so chains of alerts on failures end (sysevents.jobs.origin)."""
-        config = config_of(job)
-        if not config.auto_disable_failures:
-            return
-        failures, since = self.rt.accounting.streak_failure(job)
-        elapsed = (datetime.now(UTC) - since).total_seconds()
-        window = config.auto_disable_seconds * self.rt.settings.time_scale
-        if failures < config.auto_disable_failures or elapsed < window:
-            return
-        why = (
-            f"auto-disabled: {failures} consecutive failed deliveries over {elapsed:.0f} s "
-            f"(limit {config.auto_disable_failures} over {window:g} s); last: {reason}"
-        )
-
-        def pause(j: Job) -> Job | None:
-            if j.state is JobState.PAUSED or j.generation != job.generation:
-                return None  # paused already (by a concurrent failure, or a person), or not this job any more
-            return j.model_copy(
-                update={
-                    "state": JobState.PAUSED,
-                    "disabled_reason": why[:1000],
-                    "disabled_at": datetime.now(UTC),
-                }
-            )
-
-        try:
-            old, new = self.rt.jobs.change(job.aid, job.id, pause)
-        except JobNotFound:
-            return
-        if new is old:
-            return
-        self.rt.accounting.reset_streak(job)
-        event = workevents.work_event(
-            new, Verb.FAILED, notes=why, change="auto-disabled", cause=delivery.event
-        )
-        workevents.publish(self.rt, event)
-        log.warning("webhook: job %s/%s paused: %s", job.aid, job.id, why)
+            autodisable.failed(self.rt, self.streak, job, outcome.reason, delivery)

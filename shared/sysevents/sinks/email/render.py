@@ -2,9 +2,8 @@
 
 Single email: `subject_template` and `body_template` each evaluate to a string, with `event` (the
 CloudEvents envelope) and `link` (a URL about the event's subject) in scope.
-Digest: `digest_template` evaluates to `{subject: ..., body: ...}` with `digest` in scope:
-`{job: {id, name}, group: {field: value}, reason: "grouped" | "rate_limited", count, omitted,
-items: [{event, link, repeat}]}` (`count` events in all; `omitted` of them are not listed).
+Digest: `digest_template` evaluates to `{subject: ..., body: ...}` with `digest` (sysevents.alerts.digest) in
+scope.
 
 A job's own templates are evaluated in the template sandbox (`sysevents.templates.sandbox`: workers with
 bounded time and memory), at delivery and at save time (`check`, from the admin API) alike; a runaway one fails with a TemplateError
@@ -17,19 +16,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
+from sysevents.alerts.digest import Evaluate, link_for, sample_digest
 from sysevents.templates import SAMPLE_EVENT, TemplateError, render_value
-
-Evaluate = Callable[..., Any]
-"""`templates.render_value`'s signature: (template, variables, *, name) -> the template's JSON value."""
 
 MAX_SUBJECT_CHARS = 250
 MAX_BODY_BYTES = 256 * 1024
-DEFAULT_LINK_TEMPLATE = (
-    "https://activate.getlytics.com/data/integrations/{subject_type}/{subject_id}?aid={aid}"
-)
-
 DEFAULT_SUBJECT_TEMPLATE = """\
 local d = event.data;
 "[sysevents] %s %s %s (account %s)" % [d.subject_type, d.subject_id, d.verb, d.aid]
@@ -77,13 +69,6 @@ local line(i) = local d = i.event.data;
 class Email:
     subject: str
     body: str
-
-
-def link_for(event: dict[str, Any], link_template: str = DEFAULT_LINK_TEMPLATE) -> str:
-    d = event.get("data") or {}
-    return link_template.format(
-        **{k: quote(str(d.get(k, "")), safe="") for k in ("aid", "subject_type", "subject_id", "verb")}
-    )
 
 
 def _subject(value: Any) -> str:
@@ -137,18 +122,6 @@ def render_digest(
     if not isinstance(out, dict) or set(out) != {"subject", "body"}:
         raise TemplateError("digest_template must evaluate to {subject: <string>, body: <string>}")
     return Email(subject=_subject(out["subject"]), body=_body(out["body"]))
-
-
-def sample_digest(group: dict[str, str]) -> dict[str, Any]:
-    return {
-        "job": {"id": "job-1", "name": None},
-        "account": SAMPLE_EVENT["data"]["aid"],
-        "group": group,
-        "reason": "grouped",
-        "count": 2,
-        "omitted": 1,
-        "items": [{"event": SAMPLE_EVENT, "link": link_for(SAMPLE_EVENT), "repeat": False}],
-    }
 
 
 class InvalidTemplate(TemplateError):
