@@ -12,7 +12,6 @@ from typing import Any
 
 from sysevents.delivery import recorder
 from sysevents.delivery.envelope import Envelope
-from sysevents.delivery.jobless import JoblessEnvelope
 from sysevents.delivery.sink import Sink
 from sysevents.runtime import Runtime, health, instance
 
@@ -49,5 +48,4 @@ def _post(request: Any, sink: Sink, rt: Runtime):
         if isinstance(result, dict):
             return json.dumps(result), 200, {"Content-Type": "application/json"}
         return result
-    envelope = Envelope(rt, sink) if sink.per_job else JoblessEnvelope(rt, sink)
-    return envelope.push(request.get_data())
+    return Envelope(rt, sink).push(request.get_data())

@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
+from sysevents.delivery.attempt import SETTLE_ATTR, first_settle_key
 from sysevents.delivery.message import Delivery
-from sysevents.delivery.sink import SETTLE_ATTR, first_settle_key
 from sysevents.events.model import InvalidEvent, SystemEvent, event_from_bytes
 from sysevents.jobs import origin
 from sysevents.obs import logs

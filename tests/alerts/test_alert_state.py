@@ -24,9 +24,9 @@ from google.cloud import firestore
 from sysevents.alerts.engine import Notifier
 from sysevents.alerts.store import AlertStore, Contended
 from sysevents.config import Settings
+from sysevents.delivery.attempt import Attempt
 from sysevents.delivery.message import Delivery
 from sysevents.delivery.outcome import Kind
-from sysevents.delivery.sink import Attempt
 from sysevents.events.model import new_event
 from sysevents.jobs.model import JobState
 from sysevents.jobs.registry import job_from_dict

@@ -61,7 +61,7 @@ def test_a_flat_event_archived_on_a_retry_keeps_the_id_and_time_of_its_first_pub
     import uuid
 
     from sysevents.config import Settings
-    from sysevents.delivery.jobless import JoblessEnvelope
+    from sysevents.delivery.envelope import Envelope
     from sysevents.local.processes import free_port
     from sysevents.runtime import Runtime
     from sysevents.sinks.audit.sink import AuditSink
@@ -77,14 +77,14 @@ def test_a_flat_event_archived_on_a_retry_keeps_the_id_and_time_of_its_first_pub
     released: list = []
     monkeypatch.setattr(failing.delays, "put", lambda release, at, name: released.append(release))
     try:
-        body, code = JoblessEnvelope(failing, AuditSink(failing)).push(
+        body, code = Envelope(failing, AuditSink(failing)).push(
             push(flat, {}, first_id, "2026-03-04T05:06:07.123456789Z")
         )
     finally:
         failing.close()
     assert code == 200 and body.startswith("retry"), body
     [retry] = released
-    body, code = JoblessEnvelope(rt, AuditSink(rt)).push(
+    body, code = Envelope(rt, AuditSink(rt)).push(
         push(retry.data, retry.attributes, uuid.uuid4().hex, "2026-03-04T05:09:00Z")
     )
     assert code == 200, body

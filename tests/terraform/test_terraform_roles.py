@@ -19,7 +19,8 @@ from tfhelpers import FUNCTIONS_DIR, LIBRARY_DIR, REPO, TOPOLOGY_FILE
 from sysevents import topology as topology_mod
 
 ENVELOPE = [
-    f"delivery/{m}.py" for m in ("envelope", "sink", "outcome", "accounting", "ordering", "ratelimit")
+    f"delivery/{m}.py"
+    for m in ("envelope", "attempt", "sink", "outcome", "waits", "accounting", "ordering", "ratelimit")
 ]
 """What every push sink runs (sysevents.entry -> sysevents.delivery.envelope); replay is the admin's."""
 FUNCTION_CODE = {
@@ -28,7 +29,7 @@ FUNCTION_CODE = {
     "email": ["sinks/email", "alerts", *ENVELOPE],
     # The bigquery function also runs webhook batch exports (their backfills), through the webhook sink.
     "bigquery": ["sinks/bigquery", "backfill", "sinks/webhook", *ENVELOPE],
-    "audit": ["sinks/audit", "delivery/jobless.py", "delivery/sink.py", "delivery/outcome.py"],
+    "audit": ["sinks/audit", *ENVELOPE],
     "admin": ["admin", "delivery/replay.py", "delivery/accounting.py", "auditlog/search.py"],
 }
 """The library code each function runs (paths under shared/sysevents)."""

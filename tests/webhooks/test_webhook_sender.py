@@ -12,10 +12,11 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from sysevents.config import Settings
 from sysevents.delivery.message import Delivery
 from sysevents.delivery.outcome import Kind
+from sysevents.delivery.waits import retry_after_seconds
 from sysevents.events.model import new_event
 from sysevents.jobs.registry import job_from_dict
 from sysevents.local.receiver import Reply
-from sysevents.sinks.webhook.sender import WebhookSender, retry_after_seconds, webhook_id
+from sysevents.sinks.webhook.sender import WebhookSender, webhook_id
 from sysevents.templates import TemplateError, render
 from sysevents.templates.sandbox import Sandbox
 

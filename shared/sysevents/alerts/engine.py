@@ -36,9 +36,9 @@ from sysevents.alerts.digest import link_for
 from sysevents.alerts.policy import muted_by
 from sysevents.alerts.store import AlertStore, Contended, Decision, overflow_id, subject_of
 from sysevents.alerts.timing import start_of
+from sysevents.delivery.attempt import Attempt
 from sysevents.delivery.message import Delivery
 from sysevents.delivery.outcome import Kind, Outcome
-from sysevents.delivery.sink import Attempt
 from sysevents.jobs.model import Job, JobState
 from sysevents.templates import TemplateError
 from sysevents.transport.delays import Release, task_id

@@ -33,7 +33,7 @@ counter increments of one job in one commit are summed into one counter write. C
 writes (Firestore's limit).
 
 **Counted once.** Each settling is recorded under its key (the message's `settle` attribute, else its Pub/Sub
-message id: sysevents.delivery.sink.Attempt), created with a precondition that it does not exist yet. A
+message id: sysevents.delivery.attempt.Attempt), created with a precondition that it does not exist yet. A
 message settled twice -- Pub/Sub redelivered it after the instance crashed between the commit and its
 answer, or a commit was retried after it had applied -- is counted once when the second settling
 decided the same as the first (the same release put away, or none), which every redelivery does unless
@@ -53,6 +53,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from sysevents.delivery.outcome import Settled
 from sysevents.jobs.model import Job
 from sysevents.transport.coalesce import Coalescer, Stats
 
@@ -61,12 +62,8 @@ log = logging.getLogger("sysevents.delivery")
 SHARDS = 8
 COLLECTION = "job_state"
 COUNTERS = ("received", "delivered", "accepted", "filtered", "dead_lettered", "failed_attempts", "delayed")
-TERMINAL = {
-    "delivered": "delivered",
-    "accepted": "accepted",
-    "filtered": "filtered",
-    "dead_lettered": "dead_lettered",
-}
+TERMINAL = tuple(s.value for s in Settled if s.ends)
+"""The outcomes that end a delivery; each is also the name of its counter."""
 SUBCOLLECTIONS = ("attempts", "counters", "dead_letters", "templates")
 MAX_WRITES = 500
 """Firestore's limit of writes in one commit."""
@@ -172,8 +169,8 @@ class DeliveryLog:
         if first_seen:
             counts["received"] = 1
         if outcome in TERMINAL:
-            counts[TERMINAL[outcome]] = 1
-        elif outcome != "waiting":
+            counts[str(outcome)] = 1
+        elif outcome != Settled.WAITING:
             counts["failed_attempts"] = 1
         if delayed:
             counts["delayed"] = delayed
@@ -340,7 +337,7 @@ class DeliveryLog:
                 totals[k] += int(doc.get(k) or 0)
             t = doc.get("last_delivered_at")
             last = t if t and (last is None or t > last) else last
-        totals["pending"] = totals["received"] - sum(totals[k] for k in TERMINAL.values())
+        totals["pending"] = totals["received"] - sum(totals[k] for k in TERMINAL)
         state = self.doc(job).get()
         doc = state.to_dict() if state.exists else {}
         since = doc.get("streak_since")

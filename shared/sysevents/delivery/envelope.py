@@ -11,13 +11,19 @@ Stages, over one context (the Runtime) and one sink:
 5. `sink.deliver(delivery, job, attempt)` returns an Outcome (delivered, accepted, filtered, retry -- with
    an optional Retry-After --, wait until a time, or permanent); an exception is a retry with its type
    and message;
-6. settle: the outcome is recorded (attempt log and counters, sysevents.delivery.accounting); a retry is
-   put on the durable delay queue (sysevents.transport.delays) for the job's retry schedule, a wait for its time;
-   a permanent outcome, or a failure with no retry left, is dead-lettered -- to the sink's dead-letter
-   topic *and* the job's dead-letter list, from where it can be replayed. The message is acknowledged in
-   every case: the sink decides every outcome, and nothing waits by being nacked. Only when the delay
-   queue cannot take a wait does the request answer 503 (Pub/Sub then redelivers it). One log line per
-   outcome.
+6. settle, itself in four stages: **decide** what the outcome comes to (a retry with no attempt left is
+   a dead letter; a retry waits for the job's retry schedule or the receiver's Retry-After:
+   sysevents.delivery.waits; a wait for its time), **put away** the retry or wait on the durable delay
+   queue (sysevents.transport.delays), **record** it (attempt log and counters,
+   sysevents.delivery.accounting; then the sink's `settled` hook), **hand over**: the ordering key's next
+   delivery when a head ended, the dead letter -- to the sink's dead-letter topic *and* the job's
+   dead-letter list, from where it can be replayed --, one log line, the answer. The message is
+   acknowledged in every case: the sink decides every outcome, and nothing waits by being nacked. Only when
+   the delay queue cannot take a wait does the request answer 503 (Pub/Sub then redelivers it).
+
+Job-less sinks (`Sink.per_job` False: the audit archive) take the same path with no job: the message is
+the event, `sink.deliver_event` decides, retries follow the default schedule (released to the sink's own
+topic, keeping the event's first publication), and nothing is recorded in Firestore.
 
 The attempt number travels with the delivery (message attribute `attempt`): no read per attempt.
 """
@@ -25,19 +31,21 @@ The attempt number travels with the delivery (message attribute `attempt`): no r
 from __future__ import annotations
 
 import logging
-import random
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sysevents.config import scaled
+from sysevents.delivery import waits
+from sysevents.delivery.attempt import Attempt, release_state
 from sysevents.delivery.message import BadDelivery, Delivery
-from sysevents.delivery.ordering import HEAD, HEAD_ATTR, PARKED
-from sysevents.delivery.outcome import Kind, Outcome
-from sysevents.delivery.sink import ATTEMPT_ATTR, SLOT_ATTR, WAITED_ATTR, Attempt, Sink
-from sysevents.jobs.model import DEFAULT_RETRY_SCHEDULE, RETRY_JITTER, Job, JobState
+from sysevents.delivery.ordering import HEAD, PARKED
+from sysevents.delivery.outcome import Kind, Outcome, Settled
+from sysevents.delivery.sink import Sink
+from sysevents.jobs.model import DEFAULT_RETRY_SCHEDULE, Job, JobState
 from sysevents.obs import logs
 from sysevents.transport.delays import DelayFailed, Release, task_id
-from sysevents.transport.pubsub import PushMessage, handle_push
+from sysevents.transport.pubsub import PushMessage, first_publish_attributes, handle_push
 
 if TYPE_CHECKING:
     from sysevents.runtime import Runtime
@@ -62,14 +70,6 @@ def refusal(sink_workflows: frozenset, delivery: Delivery, job: Job | None) -> t
     return None
 
 
-def retry_delay(
-    schedule: tuple[float, ...], attempt: int, scale: float, rng: random.Random | None = None
-) -> float:
-    """Seconds to wait after failed attempt `attempt` (1-based), jittered by up to RETRY_JITTER."""
-    base = scaled(schedule[attempt - 1], scale).total_seconds()
-    return base * (1 + (rng or random).uniform(-RETRY_JITTER, RETRY_JITTER))
-
-
 def dead_letter(
     rt: Runtime,
     topic: str,
@@ -85,11 +85,31 @@ def dead_letter(
     """Dead-letter a message: to the sink's dead-letter topic and, when it is a delivery to a known job,
     to the job's dead-letter list, from where it can be replayed. Returns the attributes it carried."""
     extra = {"webhook_id": delivery.id} if delivery is not None else {}
-    clean = {k: v for k, v in attributes.items() if k not in (ATTEMPT_ATTR, WAITED_ATTR, SLOT_ATTR)}
-    attrs = rt.publisher.dead_letter(topic, data, {**clean, **extra}, reason, attempts, source_message_id)
+    attrs = rt.publisher.dead_letter(
+        topic, data, {**release_state(attributes), **extra}, reason, attempts, source_message_id
+    )
     if job is not None and delivery is not None:
         rt.accounting.dead_letter(job, delivery.id, data, attrs)
     return attrs
+
+
+@dataclass(frozen=True)
+class Settling:
+    """One message being settled: what it is (a delivery to a job, or a job-less sink's event: both None)
+    and what the sink's outcome came to."""
+
+    msg: PushMessage
+    attempt: Attempt
+    delivery: Delivery | None
+    job: Job | None
+    outcome: Outcome
+    settled: Settled
+    release: tuple[datetime, Attempt] | None = None  # the retry or wait put away: when, as which attempt
+    key: str = ""  # the ordering key it waits under, or heads
+
+    @property
+    def counted(self) -> bool:
+        return self.job is not None and self.delivery is not None
 
 
 class Envelope:
@@ -102,6 +122,9 @@ class Envelope:
 
     def _push(self, msg: PushMessage) -> tuple[str, int]:
         attempt = Attempt.of(msg)
+        if not self.sink.per_job:  # the message is the event itself (the audit archive)
+            outcome = self._call(lambda: self.sink.deliver_event(msg, attempt), f"message {msg.message_id}")
+            return self.settle(msg, None, None, attempt, outcome, by_sink=False)
         try:
             delivery = Delivery.from_json(msg.data)
         except BadDelivery as err:
@@ -118,129 +141,152 @@ class Envelope:
             return self.settle(msg, delivery, owner, attempt, Outcome.filtered(why), by_sink=False)
         assert job is not None
         if delivery.notice is not None:  # work for the sink about the job (an alert timer), not an event
-            try:
-                outcome = self.sink.notice(delivery, job, attempt)
-            except Exception as err:
-                log.exception("%s: notice %s of job %s failed", self.sink.name, delivery.id, job.id)
-                outcome = Outcome.retry(
-                    f"sink error: {type(err).__name__}: {err}"[:1000], counts_against_receiver=False
-                )
+            what = f"notice {delivery.id} of job {job.id}"
+            outcome = self._call(lambda: self.sink.notice(delivery, job, attempt), what, receiver=False)
             return self.settle(msg, delivery, job, attempt, outcome)
         key = job.ordering_key(delivery.event)
         if key and not attempt.head and not attempt.released:
             admitted = self.rt.key_queues.admit(job, key, msg, delivery.id)
             if admitted == PARKED:
-                return self.settle(
-                    msg,
-                    delivery,
-                    job,
-                    attempt,
-                    Outcome.parked_behind("waiting behind an earlier delivery of its subject"),
-                )
+                outcome = Outcome.parked_behind("waiting behind an earlier delivery of its subject")
+                return self.settle(msg, delivery, job, attempt, outcome)
             if admitted == HEAD:  # its own key waits for it (its retry was never put away): it goes ahead
                 attempt = attempt.as_head()
-        try:
-            outcome = self.sink.deliver(delivery, job, attempt)
-        except Exception as err:  # the sink's own bug or an unexpected failure: retried, then dead-lettered
-            log.exception(
-                "%s: delivering event %s to job %s failed", self.sink.name, delivery.event.id, job.id
-            )
-            outcome = Outcome.retry(
-                f"sink error: {type(err).__name__}: {err}"[:1000], counts_against_receiver=False
-            )
+        what = f"delivering event {delivery.event.id} to job {job.id}"
+        outcome = self._call(lambda: self.sink.deliver(delivery, job, attempt), what, receiver=False)
         return self.settle(msg, delivery, job, attempt, outcome)
 
-    # -- stages ----------------------------------------------------------------------------------------------
+    def _call(self, run: Callable[[], Outcome], what: str, *, receiver: bool = True) -> Outcome:
+        """The sink's outcome; its own bug or an unexpected failure is a retry (then a dead letter), which
+        counts against the receiver only for job-less sinks (they have no receiver to disable)."""
+        try:
+            return run()
+        except Exception as err:
+            log.exception("%s: %s failed", self.sink.name, what)
+            return Outcome.retry(
+                f"sink error: {type(err).__name__}: {err}"[:1000], counts_against_receiver=receiver
+            )
+
     def _job(self, delivery: Delivery) -> Job | None:
         return self.rt.job_for(delivery.job_aid, delivery.job_id, delivery.job_version)
 
+    # -- settling: decide, put away, record, hand over --------------------------------------------------------
     def settle(
         self,
         msg: PushMessage,
-        delivery: Delivery,
+        delivery: Delivery | None,
         job: Job | None,
         attempt: Attempt,
         outcome: Outcome,
         by_sink: bool = True,
     ) -> tuple[str, int]:
         """Record the outcome, then put the retry or wait away, or dead-letter; acknowledge."""
+        s = self._decide(msg, delivery, job, attempt, outcome)
+        if s.release is not None:
+            try:
+                self._put_away(s)
+            except DelayFailed as err:
+                log.error("%s: %s", self.sink.name, err)
+                return f"retry later: {err}", 503  # nothing recorded: Pub/Sub redelivers this message
+        if s.counted:
+            self._record(s, by_sink)
+        return self._hand_over(s)
+
+    def _decide(
+        self, msg: PushMessage, delivery: Delivery | None, job: Job | None, attempt: Attempt, outcome: Outcome
+    ) -> Settling:
+        """What the outcome comes to: its name, and the release it waits for (none when it ended)."""
         schedule = job.config.retry_schedule if job is not None else DEFAULT_RETRY_SCHEDULE
         release: tuple[datetime, Attempt] | None = None
         if outcome.kind is Kind.RETRY and outcome.attempted:
             if attempt.number > len(schedule):  # no retry left: the last attempt failed
                 outcome = outcome.but(kind=Kind.PERMANENT)
             else:
-                wait = outcome.retry_after or retry_delay(
-                    schedule, attempt.number, self.rt.settings.time_scale
-                )
+                wait = waits.retry_wait(outcome, schedule, attempt.number, self.rt.settings.time_scale)
                 release = (datetime.now(UTC) + timedelta(seconds=wait), attempt.next())
         elif outcome.kind is Kind.RETRY and not outcome.parked:  # a wait, not an attempt (hold, rate slot)
-            until = outcome.not_before or datetime.now(UTC)
-            release = (until, attempt.later(slot=outcome.slot))
-        key = job.ordering_key(delivery.event) if job is not None and delivery.notice is None else ""
-        if release is not None:
-            try:
-                if key:  # an ordered delivery waits: its subject's later deliveries wait behind it
-                    self.rt.key_queues.block(job, key, delivery.id)
-                then = release[1].as_head() if key or attempt.head else release[1]  # a head stays the head
-                self._put_away(msg, delivery, release[0], then, key)
-            except DelayFailed as err:
-                log.error("%s: %s", self.sink.name, err)
-                return f"retry later: {err}", 503  # nothing recorded: Pub/Sub redelivers this message
-        name = "dead_lettered" if outcome.kind is Kind.PERMANENT else outcome.kind.value
-        if outcome.kind is Kind.RETRY and not outcome.attempted:
-            name = "waiting"
-        if job is not None:
-            self.rt.accounting.record(
-                job,
-                event_id=delivery.record_id,
-                delivery_id=delivery.id,
-                attempt=attempt.number,
-                outcome=name,
-                first_seen=attempt.first,
-                status=outcome.status,
-                latency_ms=outcome.latency_ms,
-                error=outcome.reason,
-                log_attempt=outcome.attempted,
-                delayed=(release is not None or outcome.parked) - attempt.released,
-                key=attempt.key,  # a repeat of this settling (a redelivered message) counts once
-                then=release[1].key if release is not None else None,
-            )
-            if by_sink:
-                try:
-                    self.sink.settled(delivery, job, attempt, outcome)
-                except Exception:  # the delivery's own outcome must not depend on this bookkeeping
-                    log.exception("%s: after-delivery step failed for job %s", self.sink.name, job.id)
-        if attempt.head and release is None and not outcome.parked:  # the head ended: the next one's turn
-            # (under its key even if the job is no longer ordered, so what was parked behind it goes on)
-            head_key = key or (job.parked_key(delivery.event) if job and delivery.notice is None else "")
-            if head_key:
-                self.rt.key_queues.advance(job, head_key, self.sink.topic, delivery.id)
+            release = (outcome.not_before or datetime.now(UTC), attempt.later(slot=outcome.slot))
         if outcome.kind is Kind.PERMANENT:
-            return self._dead_letter(msg, delivery, job, outcome.reason, attempt.number)
-        when = f" (next at {release[0].isoformat(timespec='milliseconds')})" if release else ""
-        delay = (release[0] - datetime.now(UTC)).total_seconds() if release else None
-        self._log(delivery, job, attempt.number, name, outcome.reason + when, outcome, delay_s=delay)
-        if release is not None:
-            return f"{name}: {outcome.reason}{when}", 200
-        return f"{name}: {outcome.reason}" if outcome.kind is not Kind.DELIVERED else "delivered", 200
+            settled = Settled.DEAD_LETTERED
+        elif outcome.kind is Kind.RETRY:
+            settled = Settled.RETRY if outcome.attempted else Settled.WAITING
+        else:
+            settled = Settled(outcome.kind.value)
+        key = (
+            job.ordering_key(delivery.event)
+            if job is not None and delivery and delivery.notice is None
+            else ""
+        )
+        if release is not None and (key or attempt.head):  # a head stays the head
+            release = (release[0], release[1].as_head())
+        return Settling(msg, attempt, delivery, job, outcome, settled, release, key)
 
-    def _put_away(
-        self, msg: PushMessage, delivery: Delivery, at: datetime, then: Attempt, key: str = ""
-    ) -> None:
-        """Republish this message at `at`, as attempt `then` (the delay queue: sysevents.transport.delays)."""
-        attrs = {
-            k: v
-            for k, v in msg.attributes.items()
-            if k not in (ATTEMPT_ATTR, WAITED_ATTR, SLOT_ATTR, HEAD_ATTR)
-        }
+    def _put_away(self, s: Settling) -> None:
+        """Republish the message at its release time as its next attempt (the delay queue)."""
+        assert s.release is not None
+        at, then = s.release
+        if s.key:  # an ordered delivery waits: its subject's later deliveries wait behind it
+            assert s.job is not None and s.delivery is not None
+            self.rt.key_queues.block(s.job, s.key, s.delivery.id)
+        attrs = release_state(s.msg.attributes)
         attrs.update(then.attributes_for_release())
-        topic = self.sink.timer_topic if delivery.notice is not None else self.sink.topic
+        if s.delivery is None:  # a job-less sink's event: the retry is a new message of the same event
+            attrs.update(first_publish_attributes(s.msg))
+        notice = s.delivery is not None and s.delivery.notice is not None
+        topic = self.sink.timer_topic if notice else self.sink.topic
         # Named after the release's own key (fixed by the settling that puts it away), so a redelivered
         # message puts the same task again, which the queue takes once.
-        parts = (then.key,) if then.key else (delivery.id, str(then.number), then.kind, at.isoformat())
-        name = task_id(topic, *parts)
-        self.rt.delays.put(Release(topic, msg.data, attrs, key), at, name)
+        name = (
+            task_id(topic, then.key)
+            if then.key
+            else task_id(topic, s.msg.message_id, str(then.number), then.kind)
+        )
+        self.rt.delays.put(Release(topic, s.msg.data, attrs, s.key), at, name)
+
+    def _record(self, s: Settling, by_sink: bool) -> None:
+        """The settling in the job's accounting (returns once durable), then the sink's `settled` hook."""
+        assert s.job is not None and s.delivery is not None
+        outcome = s.outcome
+        self.rt.accounting.record(
+            s.job,
+            event_id=s.delivery.record_id,
+            delivery_id=s.delivery.id,
+            attempt=s.attempt.number,
+            outcome=s.settled,
+            first_seen=s.attempt.first,
+            status=outcome.status,
+            latency_ms=outcome.latency_ms,
+            error=outcome.reason,
+            log_attempt=outcome.attempted,
+            delayed=(s.release is not None or outcome.parked) - s.attempt.released,
+            key=s.attempt.key,  # a repeat of this settling (a redelivered message) counts once
+            then=s.release[1].key if s.release is not None else None,
+        )
+        if by_sink:
+            try:
+                self.sink.settled(s.delivery, s.job, s.attempt, outcome)
+            except Exception:  # the delivery's own outcome must not depend on this bookkeeping
+                log.exception("%s: after-delivery step failed for job %s", self.sink.name, s.job.id)
+
+    def _hand_over(self, s: Settling) -> tuple[str, int]:
+        """The ordering key's next delivery when its head ended, the dead letter, the log line, the answer."""
+        job, delivery, attempt, outcome = s.job, s.delivery, s.attempt, s.outcome
+        if attempt.head and s.release is None and not outcome.parked and delivery is not None:
+            # the head ended: the next one's turn (under its key even if the job is no longer ordered, so
+            # what was parked behind it goes on)
+            head_key = s.key or (job.parked_key(delivery.event) if job and delivery.notice is None else "")
+            if head_key:
+                self.rt.key_queues.advance(job, head_key, self.sink.topic, delivery.id)
+        if s.settled is Settled.DEAD_LETTERED:
+            return self._dead_letter(s.msg, delivery, job, outcome.reason, attempt.number)
+        when = f" (next at {s.release[0].isoformat(timespec='milliseconds')})" if s.release else ""
+        delay = (s.release[0] - datetime.now(UTC)).total_seconds() if s.release else None
+        self._log(
+            s.msg, delivery, job, attempt.number, s.settled, outcome.reason + when, outcome, delay_s=delay
+        )
+        if s.release is not None:
+            return f"{s.settled}: {outcome.reason}{when}", 200
+        return f"{s.settled}: {outcome.reason}" if s.settled is not Settled.DELIVERED else "delivered", 200
 
     def _dead_letter(
         self, msg: PushMessage, delivery: Delivery | None, job: Job | None, reason: str, attempts: int
@@ -254,30 +300,30 @@ class Envelope:
                 self.sink.dead_lettered(delivery, job, reason)
             except Exception:
                 log.exception("%s: dead-letter step failed for job %s", self.sink.name, job.id)
-        self._log(delivery, job, attempts, "dead_lettered", reason, message_id=msg.message_id)
+        self._log(msg, delivery, job, attempts, Settled.DEAD_LETTERED, reason)
         return f"dead-lettered: {reason}", 200
 
     def _log(
         self,
+        msg: PushMessage,
         delivery: Delivery | None,
         job: Job | None,
         attempt: int,
-        outcome: str,
+        settled: Settled,
         reason: str,
         result: Outcome | None = None,
-        message_id: str | None = None,
         delay_s: float | None = None,
     ) -> None:
         """The one structured line of this delivery's outcome (the line the delivery metrics count)."""
         logs.outcome(
             log,
             sink=self.sink.name,
-            outcome=outcome,
+            outcome=settled.value,
             aid=job.aid if job is not None else (delivery.job_aid if delivery is not None else None),
             job_id=job.id if job is not None else (delivery.job_id if delivery is not None else None),
             event_id=delivery.event.id if delivery is not None else None,
             attempt=attempt,
-            reason=reason if delivery is not None else f"message {message_id}: {reason}",
+            reason=reason if delivery is not None else f"message {msg.message_id}: {reason}",
             status=result.status if result is not None else None,
             latency_ms=result.latency_ms if result is not None else None,
             workflow=job.workflow.value if job is not None else None,

@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING
 
 from google.cloud import firestore
 
-from sysevents.delivery.sink import ATTEMPT_ATTR, HEAD_ATTR, SETTLE_ATTR, SLOT_ATTR, WAITED_ATTR, unparked_key
+from sysevents.delivery.attempt import HEAD_ATTR, SETTLE_ATTR, WAITED_ATTR, release_state, unparked_key
 from sysevents.jobs.model import Job
 
 if TYPE_CHECKING:
     from sysevents.transport.pubsub import Publisher, PushMessage
 
-__all__ = ["FREE", "HEAD", "HEAD_ATTR", "PARKED", "KeyQueues"]
+__all__ = ["FREE", "HEAD", "PARKED", "KeyQueues"]
 
 FREE, HEAD, PARKED = "free", "head", "parked"
 """What `admit` found: the key free; the key blocked by this delivery itself; parked behind the head."""
@@ -106,9 +106,7 @@ class KeyQueues:
                 return False
             item_ref = ref.collection("items").document(f"{first:012d}")
             item = item_ref.get(transaction=tx).to_dict() or {}
-            attrs = {
-                k: v for k, v in (item.get("attributes") or {}).items() if k not in (ATTEMPT_ATTR, SLOT_ATTR)
-            }
+            attrs = release_state(item.get("attributes") or {})
             attrs.update({HEAD_ATTR: "1", WAITED_ATTR: "1"})
             if attrs.get(SETTLE_ATTR):  # settled once already (parked): its release is a settling of its own
                 attrs[SETTLE_ATTR] = unparked_key(attrs[SETTLE_ATTR])

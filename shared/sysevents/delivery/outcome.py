@@ -1,4 +1,5 @@
-"""What delivering one (event, job) came to: the value every sink's `deliver` returns to the envelope."""
+"""What delivering one (event, job) came to: the value every sink's `deliver` returns to the envelope
+(`Outcome`), and what the envelope settled it as (`Settled`: the one name accounting, logs and status use)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,24 @@ class Kind(StrEnum):
     RETRY = "retry"  # transient: try again later (optionally not before `retry_after` seconds); with
     # attempted=False a wait, not an attempt: the same attempt at `not_before` (a hold, a rate-limit slot)
     PERMANENT = "permanent"  # will never succeed as is: dead-letter now
+
+
+class Settled(StrEnum):
+    """How the envelope settled a delivery: the name of the outcome in its accounting, its log line and the
+    delivery metrics. Four end it (`ends`); `retry` puts its next attempt on the delay queue; `waiting`
+    puts the same attempt there (a hold, a rate-limit slot) or parks it behind its ordering key's head."""
+
+    DELIVERED = "delivered"
+    ACCEPTED = "accepted"
+    FILTERED = "filtered"
+    RETRY = "retry"
+    DEAD_LETTERED = "dead_lettered"
+    WAITING = "waiting"
+
+    @property
+    def ends(self) -> bool:
+        """Nothing more happens to the delivery: it is counted as this outcome."""
+        return self in (Settled.DELIVERED, Settled.ACCEPTED, Settled.FILTERED, Settled.DEAD_LETTERED)
 
 
 @dataclass(frozen=True)

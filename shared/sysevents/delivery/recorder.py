@@ -22,9 +22,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from sysevents.delivery.attempt import Attempt, release_state
 from sysevents.delivery.envelope import refusal
 from sysevents.delivery.message import BadDelivery, Delivery
-from sysevents.delivery.sink import ATTEMPT_ATTR, SLOT_ATTR, WAITED_ATTR, Attempt, Sink
+from sysevents.delivery.sink import Sink
 from sysevents.transport.pubsub import BadPushRequest, parse_push
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ def record(rt: Runtime, sink: Sink, body: bytes) -> tuple[str, int]:
         )
         return f"not listed: {why}", 200
     attempt = Attempt.of(msg)
-    kept = {k: v for k, v in attrs.items() if k not in (ATTEMPT_ATTR, WAITED_ATTR, SLOT_ATTR)}
+    kept = release_state(attrs)
     kept.update({"reason": reason, "attempts": str(attempt.number), "webhook_id": delivery.id})
     rt.accounting.dead_letter(job, delivery.id, msg.data, kept)
     rt.accounting.record(

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+from sysevents.delivery.outcome import Settled
+
 FORMAT_ENV = "SYSEVENTS_LOG_FORMAT"
 FORMATS = ("json", "text")
 
@@ -44,7 +46,8 @@ TRACEPARENT_ATTR = "traceparent"  # the Pub/Sub message attribute that carries t
 FUNCTION_ENV = "SYSEVENTS_FUNCTION"  # which function this process is (Terraform and the local stack set it)
 
 # The outcomes of one delivery (sysevents.delivery.envelope), as the metrics count them.
-OUTCOMES = ("delivered", "accepted", "filtered", "retry", "dead_lettered", "waiting")
+OUTCOMES = tuple(s.value for s in Settled)
+"""The names of a delivery's outcomes (sysevents.delivery.outcome.Settled): the `outcome` label of delivery lines."""
 # Fields of event() lines that also become labels (so that Logs Explorer finds them by labels.<key>).
 IDENTITY_LABELS = ("sink", "aid", "job_id", "event_id")
 LABEL_MAX = 1024  # log-based metrics keep the first 1,024 characters of a label value

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from sysevents.auditlog.schema import audit_table, row_of_event
 from sysevents.auditlog.writer import InsertFailed, TableMissing
+from sysevents.delivery.attempt import Attempt
 from sysevents.delivery.outcome import Outcome
-from sysevents.delivery.sink import Attempt, Sink
+from sysevents.delivery.sink import Sink
 from sysevents.events.model import InvalidEvent, event_from_bytes
 from sysevents.transport.pubsub import PushMessage, first_publish
 

@@ -14,9 +14,10 @@ import logging
 from sysevents.auditlog.schema import row_of_event
 from sysevents.auditlog.writer import InsertFailed, TableMissing
 from sysevents.backfill.ticks import tick
+from sysevents.delivery.attempt import Attempt
 from sysevents.delivery.message import Delivery
 from sysevents.delivery.outcome import Outcome
-from sysevents.delivery.sink import Attempt, Sink
+from sysevents.delivery.sink import Sink
 from sysevents.jobs.model import Job
 from sysevents.sinks.bigquery.backfill import bigquery_backfill
 from sysevents.sinks.bigquery.config import SINK

@@ -15,9 +15,10 @@ import logging
 from datetime import UTC, datetime
 
 from sysevents.alerts.engine import Notifier
+from sysevents.delivery.attempt import Attempt
 from sysevents.delivery.message import Delivery
 from sysevents.delivery.outcome import Outcome
-from sysevents.delivery.sink import Attempt, Sink
+from sysevents.delivery.sink import Sink
 from sysevents.jobs.model import Job, JobState
 from sysevents.sinks.email.channel import EmailChannel
 from sysevents.sinks.email.config import SINK, EmailConfig

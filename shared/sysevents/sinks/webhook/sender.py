@@ -16,7 +16,6 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
@@ -26,6 +25,7 @@ from standardwebhooks import Webhook
 from sysevents.config import Settings
 from sysevents.delivery.message import Delivery, delivery_id
 from sysevents.delivery.outcome import Kind, Outcome
+from sysevents.delivery.waits import retry_after_seconds
 from sysevents.jobs.model import Job
 from sysevents.jobs.secrets import unseal, unseal_all
 from sysevents.net.destinations import Deadline, RefusedDestination, check_url, guarded_session
@@ -60,22 +60,6 @@ def signature_headers(
         text = body.decode()
         headers["webhook-signature"] = " ".join(Webhook(s).sign(msg_id, now, text) for s in secrets)
     return headers
-
-
-def retry_after_seconds(value: str | None, limit: float, now: float | None = None) -> float | None:
-    """Retry-After as seconds (delta-seconds or an HTTP date), clipped to [0, limit]; None if absent/bad."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = (
-            float(value)
-            if value.isdigit()
-            else (parsedate_to_datetime(value).timestamp() - (now if now is not None else time.time()))
-        )
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    return max(0.0, min(seconds, limit))
 
 
 class WebhookSender:

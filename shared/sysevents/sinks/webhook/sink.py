@@ -19,11 +19,13 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from sysevents.alerts.engine import Notifier
+from sysevents.delivery import waits
+from sysevents.delivery.attempt import Attempt
 from sysevents.delivery.message import Delivery
 from sysevents.delivery.outcome import Outcome
 from sysevents.delivery.ratelimit import Pacer, Rate
 from sysevents.delivery.replay import REPLAY_TEMPLATE_ATTR
-from sysevents.delivery.sink import Attempt, Sink
+from sysevents.delivery.sink import Sink
 from sysevents.jobs.model import Job
 from sysevents.sinks.webhook import autodisable
 from sysevents.sinks.webhook.autodisable import FailureStreak
@@ -75,11 +77,9 @@ class WebhookSink(Sink):
     def gate(self, job: Job, attempt: Attempt) -> Outcome | None:
         """Before a POST: a wait when the job is held (Retry-After) or its rate limit puts it later."""
         config = config_of(job)
-        now = datetime.now(UTC)
-        if job.hold_until is not None and job.hold_until > now:
-            return Outcome.wait(
-                job.hold_until, f"held: the receiver asked to wait until {job.hold_until.isoformat()}"
-            )
+        held = waits.held(job, datetime.now(UTC))
+        if held is not None:
+            return held
         rate = config.delivery_rate()
         if rate is not None and not attempt.slot:
             at = self.rt.limiter.reserve(job, Rate(rate.per_second, rate.burst))
@@ -139,10 +139,7 @@ class WebhookSink(Sink):
     def settled(self, delivery: Delivery, job: Job, attempt: Attempt, outcome: Outcome) -> None:
         if outcome.done or not outcome.attempted:
             return
-        if outcome.retry_after:  # the whole job waits, on every instance
-            until = datetime.now(UTC) + timedelta(seconds=outcome.retry_after)
-            self.rt.jobs.hold(job, until)
-            if config_of(job).delivery_rate() is not None:
-                self.rt.limiter.push_back(job, until.timestamp())
+        limited = config_of(job).delivery_rate() is not None
+        waits.hold(self.rt.jobs, self.rt.limiter if limited else None, job, outcome)  # the whole job waits
         if outcome.counts_against_receiver:
             autodisable.failed(self.rt, self.streak, job, outcome.reason, delivery)
