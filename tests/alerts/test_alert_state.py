@@ -61,7 +61,7 @@ class Function:
     def __init__(self, client, settings, sandbox, timers: Timers, clock: list[datetime]):
         self.rt = SimpleNamespace(alert_store=AlertStore(client, settings), settings=settings, delays=timers)
         sink = SimpleNamespace(name="email", topic="deliveries-email", timer_topic="deliveries-email-timers")
-        channel = EmailChannel(settings, Mailer(settings), sandbox.render_value)
+        channel = EmailChannel(settings, Mailer(settings), sandbox)
         self.clock = clock
         self.timers = timers
         self.notifier = Notifier(self.rt, sink, channel, clock=lambda: self.clock[0])

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sysevents.alerts.channel import Channel
 from sysevents.alerts.digest import link_for
 from sysevents.alerts.policy import muted_by
 from sysevents.alerts.store import AlertStore, Contended, Decision, overflow_id, subject_of
@@ -50,8 +51,6 @@ SWEEP_GRACE = timedelta(seconds=60)
 MAX_TIMERS = 50_000
 CONTENDED_RETRY = timedelta(seconds=1)
 """How soon work that lost every attempt to concurrent writers is tried again."""
-Gate = Callable[[Job, Attempt], Outcome | None]
-"""The sink's check before a send (a webhook job held by Retry-After, or waiting for its rate-limit slot)."""
 
 
 def _hash(*parts: str) -> str:
@@ -59,14 +58,15 @@ def _hash(*parts: str) -> str:
 
 
 class Notifier:
-    def __init__(
-        self, rt, sink, channel, gate: Gate | None = None, clock: Callable[[], datetime] | None = None
-    ):
+    """The alert engine of one sink: `sink` names its topology sink (its timer topic and the sweep's
+    share), `channel` renders and sends (sysevents.alerts.channel)."""
+
+    def __init__(self, rt, sink, channel: Channel, clock: Callable[[], datetime] | None = None):
         self.rt = rt
         self.clock = clock or (lambda: datetime.now(UTC))
-        self.sink = sink
+        self.sink_name = sink.name
+        self.timer_topic = sink.timer_topic or sink.topic
         self.channel = channel
-        self.gate = gate or (lambda job, attempt: None)
         self._timers: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -136,7 +136,7 @@ class Notifier:
         if firing is None:
             return Outcome.filtered(f"nothing firing for {subject_of(ce)} to resolve")
         gid = firing.get("group_id")
-        if gid and self.channel.name == "webhook" and job.config.kind() == "pagerduty":
+        if gid and self.channel.incidents(job):
             others = self.store.still_firing(job, gid) - 1
             if others > 0:  # the group's incident stays open while any of its subjects fires
                 self.store.resolve(job, ce, firing)
@@ -153,7 +153,7 @@ class Notifier:
     # -- sending one notification ---------------------------------------------------------------------------
     def _send(self, job: Job, oid: str, attempt: Attempt, now: datetime,
               fired: tuple[dict, str | None] | None = None) -> Outcome:  # fmt: skip
-        gated = self.gate(job, attempt)
+        gated = self.channel.gate(job, attempt)
         if gated is not None:
             return gated
         status, entry = self.store.claim(oid, now, self._lease)
@@ -199,7 +199,7 @@ class Notifier:
         notice = {"kind": "timer", "id": "tmr_" + _hash(group_id, stamp)[:32], "group": group_id}
         timer = Delivery(event=delivery.event, job_id=job.id, job_version=job.version, aid=job.aid,
                          generation=job.generation, notice=notice)  # fmt: skip
-        topic = self.sink.timer_topic  # its own subscription: a timer never waits behind a backlog
+        topic = self.timer_topic  # its own subscription: a timer never waits behind a backlog
         self.rt.delays.put(Release(topic, timer.to_json(), timer.attributes()), due, task_id(topic, timer.id))
 
     def _notice(self, delivery: Delivery, job: Job, attempt: Attempt) -> Outcome:
@@ -252,8 +252,7 @@ class Notifier:
             ):
                 self.store.mark_dead(oid, reason)
             return
-        snap = self.store.groups.document(delivery.notice.get("group", "-")).get()
-        unsent = (snap.to_dict() or {}).get("unsent") if snap.exists else None
+        unsent = self.store.unsent_of(delivery.notice.get("group", "-"))
         if unsent:
             self.store.mark_dead(unsent, reason)
 
@@ -267,7 +266,7 @@ class Notifier:
 
         now = now or self.clock()
         report = {"rearmed": 0, "dropped_groups": 0, "kept_paused": 0}
-        for gid, key in self.store.overdue(now - SWEEP_GRACE, self.sink.name).items():
+        for gid, key in self.store.overdue(now - SWEEP_GRACE, self.sink_name).items():
             job = job_of_key(key)
             if job is not None and job.state is JobState.PAUSED and job.config.alerting():
                 report["kept_paused"] += 1

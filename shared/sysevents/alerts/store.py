@@ -360,6 +360,11 @@ class AlertStore(OutboxMixin):
             tx, self.client.transaction(max_attempts=TX_ATTEMPTS), "the group is being flushed elsewhere"
         )
 
+    def unsent_of(self, group_id: str) -> str | None:
+        """The outbox id of the group's notification that has not ended yet (None: there is none)."""
+        snap = self.groups.document(group_id).get()
+        return (snap.to_dict() or {}).get("unsent") if snap.exists else None
+
     def overdue(self, before: datetime, sink: str, limit: int = 500) -> dict[str, str]:
         """{group id: job key} of groups with a pending event due before `before` (the sweep's search for a
         timer that was lost)."""

@@ -7,8 +7,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sysevents.alerts.digest import Evaluate, resolved_text
+from sysevents.alerts.digest import resolved_text
 from sysevents.config import Settings
+from sysevents.delivery.attempt import Attempt
 from sysevents.delivery.outcome import Outcome
 from sysevents.jobs.model import Job
 from sysevents.sinks.email.mailer import Mailer, build, message_id
@@ -19,10 +20,16 @@ from sysevents.sinks.email.render import render_digest, render_single
 class EmailChannel:
     name = "email"
 
-    def __init__(self, settings: Settings, mailer: Mailer, evaluate: Evaluate | None):
+    def __init__(self, settings: Settings, mailer: Mailer, sandbox):
         self.settings = settings
         self.mailer = mailer
-        self.evaluate = evaluate
+        self.sandbox = sandbox  # the template sandbox: the job's own templates render there
+
+    def gate(self, job: Job, attempt: Attempt) -> Outcome | None:
+        return None
+
+    def incidents(self, job: Job) -> bool:
+        return False
 
     def _id(self, key: str) -> str:
         return message_id(key, self.settings.email_from)
@@ -31,12 +38,12 @@ class EmailChannel:
         cfg = job.config
         email = render_single(
             getattr(cfg, "subject_template", None), getattr(cfg, "body_template", None), ce, link,
-            evaluate=self.evaluate,
+            evaluate=self.sandbox.render_value,
         )  # fmt: skip
         return {"subject": email.subject, "body": email.body, "message_id": self._id(key)}
 
     def digest(self, job: Job, digest: dict[str, Any], key: str, dedup: str) -> dict[str, Any]:
-        email = render_digest(job.config.digest_template, digest, evaluate=self.evaluate)
+        email = render_digest(job.config.digest_template, digest, evaluate=self.sandbox.render_value)
         return {"subject": email.subject, "body": email.body, "message_id": self._id(key)}
 
     def resolved(

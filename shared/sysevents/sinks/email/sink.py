@@ -32,8 +32,8 @@ class EmailSink(Sink):
 
     def __init__(self, rt):
         super().__init__(rt)
-        channel = EmailChannel(rt.settings, rt.mailer, rt.sandbox.render_value)
-        self.notifier = Notifier(rt, self, channel)
+        channel = EmailChannel(rt.settings, rt.mailer, rt.sandbox)
+        self.notifier = Notifier(rt, rt.topology.sinks[SINK], channel)
 
     def deliver(self, delivery: Delivery, job: Job, attempt: Attempt) -> Outcome:
         return self.notifier.deliver(delivery, job, attempt)

@@ -13,8 +13,8 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sysevents.alerts.digest import Evaluate
 from sysevents.config import Settings
+from sysevents.delivery.attempt import Attempt
 from sysevents.delivery.outcome import Outcome
 from sysevents.jobs.model import Job
 from sysevents.jobs.secrets import is_sealed, unseal
@@ -27,10 +27,17 @@ MAX_NOTIFICATION_BYTES = 512 * 1024
 class WebhookChannel:
     name = "webhook"
 
-    def __init__(self, settings: Settings, sender, evaluate: Evaluate | None):
+    def __init__(self, settings: Settings, sender, sandbox, pacing=None):
         self.settings = settings
         self.sender = sender
-        self.evaluate = evaluate
+        self.sandbox = sandbox  # the template sandbox: the job's own templates render there
+        self.pacing = pacing
+
+    def gate(self, job: Job, attempt: Attempt) -> Outcome | None:
+        return self.pacing.gate(job, attempt) if self.pacing is not None else None
+
+    def incidents(self, job: Job) -> bool:
+        return job.config.kind() == "pagerduty"
 
     @staticmethod
     def _dump(value: Any) -> dict[str, Any]:
@@ -42,15 +49,13 @@ class WebhookChannel:
         return {"body": body}
 
     def _own(self, template: str, variables: dict[str, Any], name: str) -> Any:
-        if self.evaluate is None:
-            raise TemplateError(f"{name}: no template sandbox to render it with")
-        return self.evaluate(template, variables, name=name)
+        return self.sandbox.render_value(template, variables, name=name)
 
     def single(self, job: Job, ce: dict[str, Any], link: str, key: str) -> dict[str, Any]:
         cfg = job.config
         if cfg.json_template:
             return {
-                "body": self.sender.render(
+                "body": self.sandbox.render(
                     cfg.json_template, ce, max_output_bytes=MAX_NOTIFICATION_BYTES
                 ).decode()
             }

@@ -1,10 +1,9 @@
 """Webhook sink: render the job's template (or a replayed version's), POST it signed, classify the answer.
 
 The envelope (sysevents.delivery.envelope) does everything around `deliver`. Here:
-- a job held for its receiver's Retry-After (`Job.hold_until`, kept on the job document so every instance
-  honours it) waits until then, in the delay queue, without contacting the receiver;
-- a job with a rate limit (`rate_limit`, or 1 per second for Slack webhook URLs) reserves a slot for each
-  delivery across instances (sysevents.delivery.ratelimit) and waits for it in the delay queue;
+- its pace (sysevents.sinks.webhook.pacing): a job held for its receiver's Retry-After waits until then, in
+  the delay queue, without contacting the receiver; a job with a rate limit (`rate_limit`, or 1 per second
+  for Slack webhook URLs) reserves a slot for each delivery across instances and waits for it;
 - the template: the job's, or the version a replay asked for (`template_version` attribute), kept per job
   version (sysevents.sinks.webhook.versions);
 - batching: concurrent deliveries of a job with `batch_max_size` > 1 share one POST (a JSON array);
@@ -15,15 +14,11 @@ The envelope (sysevents.delivery.envelope) does everything around `deliver`. Her
 from __future__ import annotations
 
 import logging
-import time
-from datetime import UTC, datetime, timedelta
 
 from sysevents.alerts.engine import Notifier
-from sysevents.delivery import waits
 from sysevents.delivery.attempt import Attempt
 from sysevents.delivery.message import Delivery
 from sysevents.delivery.outcome import Outcome
-from sysevents.delivery.ratelimit import Pacer, Rate
 from sysevents.delivery.replay import REPLAY_TEMPLATE_ATTR
 from sysevents.delivery.sink import Sink
 from sysevents.jobs.model import Job
@@ -31,12 +26,11 @@ from sysevents.sinks.webhook import autodisable
 from sysevents.sinks.webhook.autodisable import FailureStreak
 from sysevents.sinks.webhook.channel import WebhookChannel
 from sysevents.sinks.webhook.config import SINK, WebhookConfig
+from sysevents.sinks.webhook.pacing import Pacing
 from sysevents.sinks.webhook.versions import TemplateVersions
 from sysevents.transport.coalesce import Coalescer
 
 log = logging.getLogger("sysevents.webhook")
-SLOT_SLACK = 0.005
-"""A slot this close is now."""
 
 
 def config_of(job: Job) -> WebhookConfig:
@@ -53,11 +47,11 @@ class WebhookSink(Sink):
     def __init__(self, rt):
         super().__init__(rt)
         self._batches: Coalescer[str, tuple[Job, Delivery, object], Outcome] = Coalescer(self._send_batch)
-        self._pacer = Pacer()
+        self.pacing = Pacing(rt)
         self.versions = TemplateVersions(rt.firestore)
         self.streak = FailureStreak(rt.accounting)
-        channel = WebhookChannel(rt.settings, rt.sender, rt.sandbox.render_value)
-        self.notifier = Notifier(rt, self, channel, self.gate)
+        channel = WebhookChannel(rt.settings, rt.sender, rt.sandbox, self.pacing)
+        self.notifier = Notifier(rt, rt.topology.sinks[SINK], channel)
 
     def notice(self, delivery: Delivery, job: Job, attempt: Attempt) -> Outcome:
         return self.notifier.notice(delivery, job, attempt)
@@ -74,31 +68,11 @@ class WebhookSink(Sink):
         job = self.rt.cache.get(aid, job_id) or self.rt.jobs.get(aid, job_id)
         return job if job is not None and job.generation == generation else None
 
-    def gate(self, job: Job, attempt: Attempt) -> Outcome | None:
-        """Before a POST: a wait when the job is held (Retry-After) or its rate limit puts it later."""
-        config = config_of(job)
-        held = waits.held(job, datetime.now(UTC))
-        if held is not None:
-            return held
-        rate = config.delivery_rate()
-        if rate is not None and not attempt.slot:
-            at = self.rt.limiter.reserve(job, Rate(rate.per_second, rate.burst))
-            if at > time.time() + SLOT_SLACK:
-                when = datetime.fromtimestamp(at, UTC)
-                return Outcome.wait(when, f"rate limit {rate.per_second:g}/s: sent at its slot", slot=True)
-        if rate is not None and self._pacer.pace(job.key, Rate(rate.per_second, rate.burst)) is None:
-            # sent too soon after this instance's previous send of the job: to the delay queue, keeping its slot
-            later = datetime.now(UTC) + timedelta(seconds=self._pacer.later(job.key, Rate(rate.per_second)))
-            return Outcome.wait(
-                later, f"rate limit {rate.per_second:g}/s: spaced after the previous send", slot=True
-            )
-        return None
-
     def deliver(self, delivery: Delivery, job: Job, attempt: Attempt) -> Outcome:
         config = config_of(job)
         if config.alerting():  # noise control, resolution, PagerDuty: the alert engine decides
             return self.notifier.deliver(delivery, job, attempt)
-        gated = self.gate(job, attempt)
+        gated = self.pacing.gate(job, attempt)
         if gated is not None:
             return gated
         template = self._template_for(job, attempt)
@@ -139,7 +113,6 @@ class WebhookSink(Sink):
     def settled(self, delivery: Delivery, job: Job, attempt: Attempt, outcome: Outcome) -> None:
         if outcome.done or not outcome.attempted:
             return
-        limited = config_of(job).delivery_rate() is not None
-        waits.hold(self.rt.jobs, self.rt.limiter if limited else None, job, outcome)  # the whole job waits
+        self.pacing.after(job, outcome)  # a Retry-After: the whole job waits
         if outcome.counts_against_receiver:
             autodisable.failed(self.rt, self.streak, job, outcome.reason, delivery)
