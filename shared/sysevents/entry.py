@@ -8,41 +8,51 @@ lists what Pub/Sub dead-lettered itself in the job's dead letters (sysevents.del
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from sysevents.delivery import recorder
 from sysevents.delivery.envelope import Envelope
 from sysevents.delivery.sink import Sink
 from sysevents.runtime import Runtime, health, instance
+from sysevents.sinks import registry
 
 RECORDER_PATH = "/dead-letters"
+Routes = dict[str, Callable[[Any], Any]]
 
 
-def sink_of(rt: Runtime, sink_class: type[Sink]) -> Sink:
-    """The instance's one sink object of this class (it keeps per-instance state such as holds)."""
-    return rt._part(f"sink:{sink_class.__name__}", lambda: sink_class(rt))
-
-
-def serve(request: Any, sink_class: type[Sink], rt: Runtime | None = None):
+def serve(
+    request: Any,
+    sink_class: type[Sink],
+    rt: Runtime | None = None,
+    routes: dict[str, Callable[[Runtime], Any]] | None = None,
+):
+    """One request to a sink's function. `routes` adds POST routes of the function's own, each called with
+    the Runtime (the bigquery function's /tick), to the sink's."""
     rt = rt or instance()
-    sink = sink_of(rt, sink_class)
+    sink = registry.sink(rt, sink_class.name)
+    routes = {**sink.routes(), **{path: _with(rt, run) for path, run in (routes or {}).items()}}
     if request.method != "POST":
         if not sink.per_job:
             meter = {"meter": rt.meter.snapshot()} if rt.meter is not None else {}
             return {"function": sink.function, **meter}, 200
         return health(rt, sink.function)
     if rt.meter is None:
-        return _post(request, sink, rt)
-    scheduled = (request.path.rstrip("/") or "/") in sink.routes()  # Cloud Scheduler's, not a push
+        return _post(request, sink, rt, routes)
+    scheduled = (request.path.rstrip("/") or "/") in routes  # Cloud Scheduler's, not a push
     with rt.meter.request(request.get_data(), kind="scheduled" if scheduled else "pushes"):
-        return _post(request, sink, rt)
+        return _post(request, sink, rt, routes)
 
 
-def _post(request: Any, sink: Sink, rt: Runtime):
+def _with(rt: Runtime, run: Callable[[Runtime], Any]) -> Callable[[Any], Any]:
+    return lambda request: run(rt)
+
+
+def _post(request: Any, sink: Sink, rt: Runtime, routes: Routes):
     path = request.path.rstrip("/") or "/"
     if path == RECORDER_PATH and sink.per_job:  # fed by the sink's dead-letter topic (the crash guard)
         return recorder.record(rt, sink, request.get_data())
-    route = sink.routes().get(path)
+    route = routes.get(path)
     if route is not None:
         result = route(request)
         if isinstance(result, dict):

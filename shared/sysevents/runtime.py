@@ -1,8 +1,9 @@
 """The one context of a function instance: settings, topology, clients, and the components built on them.
 
 A `Runtime` owns everything an instance keeps between requests: the Firestore, Pub/Sub and BigQuery
-clients, the job store and job cache, the template sandbox, the HTTP sender, the delivery accounting,
-the BigQuery writer, backfill runs, alert state and API keys. Components are built on first use (a
+clients, the job store and job cache, the template sandbox, the delivery accounting, rate limits and
+ordering queues, the BigQuery writer, backfill runs, alert state, the quarantine index and API keys (what
+belongs to one sink -- its HTTP sender, its SMTP mailer -- its sink builds). Components are built on first use (a
 function only pays for what it uses) and shared by the instance's request threads. Nothing else keeps
 module-level state: code receives the Runtime (or the component) it works with.
 
@@ -35,8 +36,6 @@ if TYPE_CHECKING:
     from sysevents.delivery.accounting import DeliveryLog
     from sysevents.delivery.ordering import KeyQueues
     from sysevents.delivery.ratelimit import RateLimiter
-    from sysevents.sinks.email.mailer import Mailer
-    from sysevents.sinks.webhook.sender import WebhookSender
     from sysevents.templates.sandbox import Sandbox
     from sysevents.transport.delays import DelayQueue
     from sysevents.transport.quarantine import Quarantine
@@ -66,7 +65,8 @@ class Runtime:
         self._parts: dict[str, Any] = {}
         self._lock = threading.RLock()  # components build on others (alert state on the sandbox)
 
-    def _part(self, name: str, build: Callable[[], T]) -> T:
+    def part(self, name: str, build: Callable[[], T]) -> T:
+        """The instance's one `name` component, built by `build` on first use."""
         part = self._parts.get(name)
         if part is None:
             with self._lock:
@@ -79,7 +79,7 @@ class Runtime:
     @property
     def cache(self) -> JobCache:
         s = self.settings
-        return self._part(
+        return self.part(
             "cache",
             lambda: JobCache(
                 self.jobs,
@@ -107,7 +107,7 @@ class Runtime:
                 )
             return bigquery.Client(project=self.settings.project, location=self.settings.bigquery_location)
 
-        return self._part("bigquery", build)
+        return self.part("bigquery", build)
 
     @property
     def sandbox(self) -> Sandbox:
@@ -115,7 +115,7 @@ class Runtime:
         from sysevents.templates.sandbox import Sandbox
 
         s = self.settings
-        return self._part(
+        return self.part(
             "sandbox",
             lambda: Sandbox(
                 workers=s.template_workers, timeout=s.template_timeout, memory_mb=s.template_memory_mb
@@ -123,18 +123,11 @@ class Runtime:
         )
 
     @property
-    def sender(self) -> WebhookSender:
-        """The guarded, signed HTTP sender (webhook deliveries, batch exports, alert notifications)."""
-        from sysevents.sinks.webhook.sender import WebhookSender
-
-        return self._part("sender", lambda: WebhookSender(self.settings, renderer=self.sandbox.render))
-
-    @property
     def accounting(self) -> DeliveryLog:
         """Per-job attempt log, counters and dead letters (sysevents.delivery.accounting)."""
         from sysevents.delivery.accounting import DeliveryLog
 
-        return self._part(
+        return self.part(
             "accounting",
             lambda: DeliveryLog(self.firestore, retention_days=self.settings.webhook_log_retention_days),
         )
@@ -158,28 +151,28 @@ class Runtime:
             )
             return meter_delays(queue, self.meter) if self.meter is not None else queue
 
-        return self._part("delays", build)
+        return self.part("delays", build)
 
     @property
     def limiter(self) -> RateLimiter:
         """Per-job delivery rate limits across instances (sysevents.delivery.ratelimit)."""
         from sysevents.delivery.ratelimit import RateLimiter
 
-        return self._part("limiter", lambda: RateLimiter(self.firestore))
+        return self.part("limiter", lambda: RateLimiter(self.firestore))
 
     @property
     def key_queues(self) -> KeyQueues:
         """Ordered jobs' per-subject queues while a delivery waits (sysevents.delivery.ordering)."""
         from sysevents.delivery.ordering import KeyQueues
 
-        return self._part("key_queues", lambda: KeyQueues(self.firestore, self.publisher))
+        return self.part("key_queues", lambda: KeyQueues(self.firestore, self.publisher))
 
     @property
     def runs(self) -> Runs:
         """Backfill run state, leases and parked events (sysevents.backfill.runs)."""
         from sysevents.backfill.runs import Runs
 
-        return self._part("runs", lambda: Runs(self.firestore, self.settings.exports_collection))
+        return self.part("runs", lambda: Runs(self.firestore, self.settings.exports_collection))
 
     @property
     def table_writer(self) -> TableWriter:
@@ -197,34 +190,28 @@ class Runtime:
                 location=s.bigquery_location,
             )
 
-        return self._part("table_writer", build)
+        return self.part("table_writer", build)
 
     @property
     def alert_store(self) -> AlertStore:
         """Alert groups, pending events, the notification outbox and firing alerts (sysevents.alerts)."""
         from sysevents.alerts.store import AlertStore
 
-        return self._part("alert_store", lambda: AlertStore(self.firestore, self.settings))
-
-    @property
-    def mailer(self) -> Mailer:
-        from sysevents.sinks.email.mailer import Mailer
-
-        return self._part("mailer", lambda: Mailer(self.settings))
+        return self.part("alert_store", lambda: AlertStore(self.firestore, self.settings))
 
     @property
     def quarantine(self) -> Quarantine:
         """The index of quarantined events (sysevents.transport.quarantine)."""
         from sysevents.transport.quarantine import Quarantine
 
-        return self._part("quarantine", lambda: Quarantine(self.firestore))
+        return self.part("quarantine", lambda: Quarantine(self.firestore))
 
     @property
     def keys(self) -> KeyStore:
         from sysevents.admin.keys import KeyStore
 
         s = self.settings
-        return self._part(
+        return self.part(
             "keys",
             lambda: KeyStore(
                 self.firestore, s.accounts_collection, s.api_keys_collection, s.operator_key_hash

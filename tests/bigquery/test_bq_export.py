@@ -13,10 +13,12 @@ from google.cloud import bigquery
 from helpers import pull
 
 from sysevents.auditlog import schema
-from sysevents.backfill.engine import advance, backfill_of, run_backfill
+from sysevents.backfill.engine import advance
+from sysevents.backfill.ticks import run_backfill
 from sysevents.events.model import new_event
 from sysevents.sinks.bigquery.backfill import finish_backfill
 from sysevents.sinks.bigquery.export import new_export_job
+from sysevents.sinks.registry import backfill_of
 
 pytestmark = pytest.mark.integration
 

@@ -20,16 +20,29 @@ from sysevents import topology as topology_mod
 
 ENVELOPE = [
     f"delivery/{m}.py"
-    for m in ("envelope", "attempt", "sink", "outcome", "waits", "accounting", "ordering", "ratelimit")
+    for m in (
+        "envelope",
+        "attempt",
+        "sink",
+        "outcome",
+        "waits",
+        "ledger",
+        "accounting",
+        "ordering",
+        "ratelimit",
+    )
 ]
 """What every push sink runs (sysevents.entry -> sysevents.delivery.envelope); replay is the admin's."""
+JOB_SIDE = [f"delivery/{m}.py" for m in ("ledger", "accounting", "ordering", "ratelimit")]
+"""The envelope's job side (sysevents.delivery.ledger): what it runs for deliveries to a job only."""
 FUNCTION_CODE = {
     "ingest": ["ingest.py"],
     "webhook": ["sinks/webhook", "alerts", *ENVELOPE],
     "email": ["sinks/email", "alerts", *ENVELOPE],
     # The bigquery function also runs webhook batch exports (their backfills), through the webhook sink.
     "bigquery": ["sinks/bigquery", "backfill", "sinks/webhook", *ENVELOPE],
-    "audit": ["sinks/audit", *ENVELOPE],
+    # The audit sink is job-less: the envelope's job side (ledger, accounting, ordering) is never its.
+    "audit": ["sinks/audit", *(p for p in ENVELOPE if p not in JOB_SIDE)],
     "admin": ["admin", "delivery/replay.py", "delivery/accounting.py", "auditlog/search.py"],
 }
 """The library code each function runs (paths under shared/sysevents)."""
@@ -66,7 +79,7 @@ WAITS = [r"\.delays\.put\("]  # puts waits on the delay queue: enqueues release 
 SECRETS = {  # environment variable (topology `secrets`) -> the calls that read it
     "SYSEVENTS_SEALING_KEYS": [r"\.sender\b", r"\bseal\(", r"\bunseal\(", r"\bparse_job\(", r"sealing_keys"],
     "SYSEVENTS_OPERATOR_KEY_HASH": [r"\b(?:rt|call)\.keys\b"],
-    "SYSEVENTS_SMTP_PASSWORD": [r"\brt\.mailer\b"],
+    "SYSEVENTS_SMTP_PASSWORD": [r"\bMailer\("],
 }
 
 DATASTORE_WRITE = {"roles/datastore.user"}

@@ -6,15 +6,14 @@ one page of matching rows, how to finish. The engine reads the account's rows in
 (sysevents.auditlog.reader), keeps the cursor and counts in the run document (sysevents.backfill.runs),
 re-checks the runner's lease before every page so two runners never deliver the same page, and publishes
 the job's lifecycle events (started, syncing, synced, synccomplete, completed, failed).
-`advance` moves a backfill by one bounded slice (scheduled ticks, sysevents.backfill.ticks);
-`run_backfill` runs it to the end (`sysevents export run`).
+`advance` moves a backfill by one bounded slice; sysevents.backfill.ticks calls it from scheduled ticks and
+runs a backfill to the end (`run_backfill`, `sysevents export run`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -92,16 +91,7 @@ class BackfillResult:
     state: RunState
 
 
-def backfill_of(rt: Runtime, job: Job, **kw: Any) -> Backfill:
-    """The backfill of a job, from its sink (BigQuery one_time and backfill_then_continuous exports,
-    webhook batch exports); ValueError when the job has none."""
-    from sysevents.entry import sink_of
-    from sysevents.sinks import sink_class
-
-    return sink_of(rt, sink_class(job.sink)).backfill(job, **kw)
-
-
-def _result(bf: Backfill, run: dict[str, Any], state: RunState) -> BackfillResult:
+def result_of(bf: Backfill, run: dict[str, Any], state: RunState) -> BackfillResult:
     return BackfillResult(
         bf.job.id,
         bf.start,
@@ -137,7 +127,7 @@ def advance(
     run = runs.get(job.key) or {}
     same = run.get("end") == rng["end"] and run.get("start") == rng["start"]
     if same and run.get("state") == RunState.DONE:
-        return _result(bf, run, RunState.DONE)
+        return result_of(bf, run, RunState.DONE)
     fresh = not same or run.get("state") != RunState.RUNNING
     if not same:
         run = {}
@@ -223,13 +213,13 @@ def advance(
             if (max_pages is not None and pages >= max_pages) or (
                 deadline is not None and time.monotonic() >= deadline
             ):
-                return _result(bf, runs.get(job.key) or {}, RunState.RUNNING)
+                return result_of(bf, runs.get(job.key) or {}, RunState.RUNNING)
         runs.checkpoint(job.key, owner, {}, lease)
         written += bf.finish()
         runs.put(job.key, {"written": written})
     except LeaseLost:
         log.warning("backfill %s: lease lost to another runner; stopping this slice", job.id)
-        return _result(bf, runs.get(job.key) or {}, RunState.RUNNING)
+        return result_of(bf, runs.get(job.key) or {}, RunState.RUNNING)
     except Exception as err:
         reason = f"{type(err).__name__}: {err}"[:1000]
         errors = (runs.get(job.key) or {}).get("errors", 0) + 1
@@ -240,7 +230,7 @@ def advance(
             log.warning(
                 "backfill %s: attempt failed (%d/%d), retried later: %s", job.id, errors, max_errors, reason
             )
-            return _result(bf, runs.get(job.key) or {}, RunState.RUNNING)
+            return result_of(bf, runs.get(job.key) or {}, RunState.RUNNING)
         runs.put(
             job.key,
             {
@@ -253,7 +243,7 @@ def advance(
         _lifecycle(rt, job, Verb.FAILED, f"{bf.kind} to {bf.label} failed: {reason}"[:1000])
         if max_errors <= 1:
             raise
-        return _result(bf, runs.get(job.key) or {}, RunState.FAILED)
+        return result_of(bf, runs.get(job.key) or {}, RunState.FAILED)
     if bf.continues:
         _lifecycle(
             rt,
@@ -269,48 +259,6 @@ def advance(
             rt, job, Verb.COMPLETED, f"{bf.kind} to {bf.label} completed", written=written, refused=refused
         )
     return BackfillResult(job.id, bf.start, bf.end, scanned, written, refused, RunState.DONE)
-
-
-def run_backfill(
-    rt: Runtime,
-    job: Job,
-    *,
-    progress: Callable[[Progress], None] | None = None,
-    page_rows: int = PAGE_ROWS,
-    sleep: Callable[[float], None] = time.sleep,
-) -> BackfillResult:
-    """Run a job's backfill to the end now (`sysevents export run`), emitting the lifecycle events.
-
-    Returns at once when already done. While a tick holds the backfill, waits for it (reporting the run's
-    progress) and then finishes what is left. For backfill_then_continuous it first waits until the
-    watermark + hand-over delay has passed. Raises the error that failed it.
-    """
-    bf = backfill_of(rt, job, page_rows=page_rows)
-    runs = rt.runs
-    owner = f"run-{uuid.uuid4().hex[:12]}"
-    rng = bf.range_fields
-    wait = max((bf.ready_at - datetime.now(UTC)).total_seconds(), 0.0) if bf.continues else 0.0
-    while True:
-        run = runs.get(job.key) or {}
-        if (
-            run.get("state") == RunState.DONE
-            and run.get("end") == rng["end"]
-            and run.get("start") == rng["start"]
-        ):
-            return _result(bf, run, RunState.DONE)
-        if runs.claim(job.key, owner, rt.settings.export_lease_seconds + wait):
-            break
-        if progress and run.get("total") is not None:
-            progress(
-                Progress(run.get("scanned", 0), run["total"], run.get("written", 0), run.get("refused", 0))
-            )
-        sleep(1.0)
-    try:
-        while (left := (bf.ready_at - datetime.now(UTC)).total_seconds()) > 0 and bf.continues:
-            sleep(min(left, 1.0))
-        return advance(rt, bf, owner=owner, progress=progress, max_errors=1)
-    finally:
-        runs.release(job.key, owner)
 
 
 def _lifecycle(rt: Runtime, job: Job, verb: Verb, notes: str, **fields: Any) -> None:

@@ -1,4 +1,5 @@
-"""Ticks: advance due backfills a bounded slice at a time (POST /tick on the bigquery function).
+"""Running backfills: ticks advance due backfills a bounded slice at a time (POST /tick on the bigquery
+function); `run_backfill` runs one to the end now (`sysevents export run`).
 
 Cloud Scheduler calls the route every minute (topology.json `schedules`; the local stack every second).
 A tick lists the jobs with a backfill from its job cache — BigQuery exports in mode `one_time` or
@@ -20,12 +21,14 @@ import random
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sysevents.backfill.engine import Backfill, advance, backfill_of
+from sysevents.backfill.engine import PAGE_ROWS, Backfill, BackfillResult, Progress, advance, result_of
 from sysevents.backfill.runs import RunState
 from sysevents.jobs.model import Job, JobState
+from sysevents.sinks.registry import backfill_of
 
 if TYPE_CHECKING:
     from sysevents.runtime import Runtime
@@ -71,7 +74,7 @@ def tick(rt: Runtime, *, budget: float | None = None, max_pages: int | None = No
     s = rt.settings
     deadline = time.monotonic() + (budget if budget is not None else s.export_tick_seconds)
     runs = rt.runs
-    done: set[tuple[str, int]] = rt._part("ticks.done", set)  # (job key, version) seen done or failed
+    done: set[tuple[str, int]] = rt.part("ticks.done", set)  # (job key, version) seen done or failed
     owner = f"tick-{uuid.uuid4().hex[:12]}"
     report: dict[str, list[str]] = {"advanced": [], "done": [], "failed": [], "busy": [], "later": []}
     jobs = fair_order([j for j in backfill_jobs(rt) if (j.key, j.version) not in done])
@@ -120,3 +123,45 @@ def tick(rt: Runtime, *, budget: float | None = None, max_pages: int | None = No
     if any(report[k] for k in ("advanced", "done", "failed")):
         log.info("tick: %s", report)
     return report
+
+
+def run_backfill(
+    rt: Runtime,
+    job: Job,
+    *,
+    progress: Callable[[Progress], None] | None = None,
+    page_rows: int = PAGE_ROWS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> BackfillResult:
+    """Run a job's backfill to the end now (`sysevents export run`), emitting the lifecycle events.
+
+    Returns at once when already done. While a tick holds the backfill, waits for it (reporting the run's
+    progress) and then finishes what is left. For backfill_then_continuous it first waits until the
+    watermark + hand-over delay has passed. Raises the error that failed it.
+    """
+    bf = backfill_of(rt, job, page_rows=page_rows)
+    runs = rt.runs
+    owner = f"run-{uuid.uuid4().hex[:12]}"
+    rng = bf.range_fields
+    wait = max((bf.ready_at - datetime.now(UTC)).total_seconds(), 0.0) if bf.continues else 0.0
+    while True:
+        run = runs.get(job.key) or {}
+        if (
+            run.get("state") == RunState.DONE
+            and run.get("end") == rng["end"]
+            and run.get("start") == rng["start"]
+        ):
+            return result_of(bf, run, RunState.DONE)
+        if runs.claim(job.key, owner, rt.settings.export_lease_seconds + wait):
+            break
+        if progress and run.get("total") is not None:
+            progress(
+                Progress(run.get("scanned", 0), run["total"], run.get("written", 0), run.get("refused", 0))
+            )
+        sleep(1.0)
+    try:
+        while (left := (bf.ready_at - datetime.now(UTC)).total_seconds()) > 0 and bf.continues:
+            sleep(min(left, 1.0))
+        return advance(rt, bf, owner=owner, progress=progress, max_errors=1)
+    finally:
+        runs.release(job.key, owner)

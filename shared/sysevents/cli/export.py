@@ -52,7 +52,7 @@ def _sources(sources: tuple[str, ...]) -> dict[str, list[str]]:
 
 
 def _backfill(rt, job) -> None:
-    from sysevents.backfill.engine import run_backfill
+    from sysevents.backfill.ticks import run_backfill
 
     bar = None
     done = 0

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 
 from sysevents.delivery import waits
 from sysevents.delivery.attempt import Attempt, release_state
+from sysevents.delivery.ledger import JobLedger, refusal
 from sysevents.delivery.message import BadDelivery, Delivery
 from sysevents.delivery.ordering import HEAD, PARKED
 from sysevents.delivery.outcome import Kind, Outcome, Settled
@@ -51,46 +52,6 @@ if TYPE_CHECKING:
     from sysevents.runtime import Runtime
 
 log = logging.getLogger("sysevents.delivery")
-
-
-def refusal(sink_workflows: frozenset, delivery: Delivery, job: Job | None) -> tuple[str, bool] | None:
-    """Why a delivery must not be sent to its job, and whether it is still that job's delivery (counted as
-    filtered in its accounting); None: send it. The one state policy of every sink. A delivery for a job
-    that is gone, re-created since (another generation) or of another account is nobody's to count."""
-    if job is None:
-        return f"job {delivery.job_id} no longer exists", False
-    if job.aid != delivery.job_aid or delivery.event.aid != job.aid:
-        return f"the event's account is not job {job.id}'s account", False
-    if delivery.generation and delivery.generation != job.generation:
-        return f"job {job.id} was deleted and created again since the event matched", False
-    if job.workflow not in sink_workflows:
-        return f"job {job.id} is now a {job.workflow.value} job", True
-    if job.state is not JobState.ACTIVE:
-        return f"job {job.id} is {job.state.value}", True
-    return None
-
-
-def dead_letter(
-    rt: Runtime,
-    topic: str,
-    data: bytes,
-    attributes: dict[str, str],
-    reason: str,
-    attempts: int,
-    *,
-    delivery: Delivery | None = None,
-    job: Job | None = None,
-    source_message_id: str | None = None,
-) -> dict[str, str]:
-    """Dead-letter a message: to the sink's dead-letter topic and, when it is a delivery to a known job,
-    to the job's dead-letter list, from where it can be replayed. Returns the attributes it carried."""
-    extra = {"webhook_id": delivery.id} if delivery is not None else {}
-    attrs = rt.publisher.dead_letter(
-        topic, data, {**release_state(attributes), **extra}, reason, attempts, source_message_id
-    )
-    if job is not None and delivery is not None:
-        rt.accounting.dead_letter(job, delivery.id, data, attrs)
-    return attrs
 
 
 @dataclass(frozen=True)
@@ -116,6 +77,7 @@ class Envelope:
     def __init__(self, rt: Runtime, sink: Sink):
         self.rt = rt
         self.sink = sink
+        self.ledger = JobLedger(rt, sink) if sink.per_job else None
 
     def push(self, body: bytes) -> tuple[str, int]:
         return handle_push(self.sink.name, self.rt.settings.project, body, self._push)
@@ -129,7 +91,8 @@ class Envelope:
             delivery = Delivery.from_json(msg.data)
         except BadDelivery as err:
             return self._dead_letter(msg, None, None, str(err), attempt.number)
-        job = self._job(delivery)
+        assert self.ledger is not None
+        job = self.ledger.job(delivery)
         refused = refusal(self.sink.workflows, delivery, job)
         if refused:
             why, counted = refused
@@ -146,7 +109,7 @@ class Envelope:
             return self.settle(msg, delivery, job, attempt, outcome)
         key = job.ordering_key(delivery.event)
         if key and not attempt.head and not attempt.released:
-            admitted = self.rt.key_queues.admit(job, key, msg, delivery.id)
+            admitted = self.ledger.admit(job, key, msg, delivery)
             if admitted == PARKED:
                 outcome = Outcome.parked_behind("waiting behind an earlier delivery of its subject")
                 return self.settle(msg, delivery, job, attempt, outcome)
@@ -166,9 +129,6 @@ class Envelope:
             return Outcome.retry(
                 f"sink error: {type(err).__name__}: {err}"[:1000], counts_against_receiver=receiver
             )
-
-    def _job(self, delivery: Delivery) -> Job | None:
-        return self.rt.job_for(delivery.job_aid, delivery.job_id, delivery.job_version)
 
     # -- settling: decide, put away, record, hand over --------------------------------------------------------
     def settle(
@@ -226,8 +186,8 @@ class Envelope:
         assert s.release is not None
         at, then = s.release
         if s.key:  # an ordered delivery waits: its subject's later deliveries wait behind it
-            assert s.job is not None and s.delivery is not None
-            self.rt.key_queues.block(s.job, s.key, s.delivery.id)
+            assert self.ledger is not None and s.job is not None and s.delivery is not None
+            self.ledger.block(s.job, s.key, s.delivery)
         attrs = release_state(s.msg.attributes)
         attrs.update(then.attributes_for_release())
         if s.delivery is None:  # a job-less sink's event: the retry is a new message of the same event
@@ -245,23 +205,11 @@ class Envelope:
 
     def _record(self, s: Settling, by_sink: bool) -> None:
         """The settling in the job's accounting (returns once durable), then the sink's `settled` hook."""
-        assert s.job is not None and s.delivery is not None
+        assert self.ledger is not None and s.job is not None and s.delivery is not None
         outcome = s.outcome
-        self.rt.accounting.record(
-            s.job,
-            event_id=s.delivery.record_id,
-            delivery_id=s.delivery.id,
-            attempt=s.attempt.number,
-            outcome=s.settled,
-            first_seen=s.attempt.first,
-            status=outcome.status,
-            latency_ms=outcome.latency_ms,
-            error=outcome.reason,
-            log_attempt=outcome.attempted,
-            delayed=(s.release is not None or outcome.parked) - s.attempt.released,
-            key=s.attempt.key,  # a repeat of this settling (a redelivered message) counts once
-            then=s.release[1].key if s.release is not None else None,
-        )
+        delayed = (s.release is not None or outcome.parked) - s.attempt.released
+        then = s.release[1].key if s.release is not None else None
+        self.ledger.record(s.job, s.delivery, s.attempt, outcome, s.settled, delayed=delayed, then=then)
         if by_sink:
             try:
                 self.sink.settled(s.delivery, s.job, s.attempt, outcome)
@@ -275,8 +223,8 @@ class Envelope:
             # the head ended: the next one's turn (under its key even if the job is no longer ordered, so
             # what was parked behind it goes on)
             head_key = s.key or (job.parked_key(delivery.event) if job and delivery.notice is None else "")
-            if head_key:
-                self.rt.key_queues.advance(job, head_key, self.sink.topic, delivery.id)
+            if head_key and self.ledger is not None:
+                self.ledger.advance(job, head_key, delivery)
         if s.settled is Settled.DEAD_LETTERED:
             return self._dead_letter(s.msg, delivery, job, outcome.reason, attempt.number)
         when = f" (next at {s.release[0].isoformat(timespec='milliseconds')})" if s.release else ""
@@ -291,11 +239,13 @@ class Envelope:
     def _dead_letter(
         self, msg: PushMessage, delivery: Delivery | None, job: Job | None, reason: str, attempts: int
     ) -> tuple[str, int]:
-        dead_letter(
-            self.rt, self.sink.dead_letter_topic, msg.data, msg.attributes, reason, attempts,
-            delivery=delivery, job=job, source_message_id=msg.message_id,
+        extra = {"webhook_id": delivery.id} if delivery is not None else {}
+        attrs = self.rt.publisher.dead_letter(
+            self.sink.dead_letter_topic, msg.data, {**release_state(msg.attributes), **extra}, reason, attempts,
+            msg.message_id,
         )  # fmt: skip
-        if job is not None and delivery is not None:
+        if job is not None and delivery is not None and self.ledger is not None:
+            self.ledger.listed(job, delivery, msg.data, attrs)
             try:
                 self.sink.dead_lettered(delivery, job, reason)
             except Exception:

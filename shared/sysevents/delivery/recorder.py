@@ -23,7 +23,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from sysevents.delivery.attempt import Attempt, release_state
-from sysevents.delivery.envelope import refusal
+from sysevents.delivery.ledger import refusal
 from sysevents.delivery.message import BadDelivery, Delivery
 from sysevents.delivery.sink import Sink
 from sysevents.transport.pubsub import BadPushRequest, parse_push

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sysevents.auditlog.schema import event_of_row, row_from_query, row_of_event
 from sysevents.backfill.engine import PAGE_ROWS, Backfill, DeliveryRefused
 from sysevents.backfill.runs import RunState
-from sysevents.delivery.envelope import dead_letter
+from sysevents.delivery.ledger import dead_letter
 from sysevents.delivery.message import Delivery
 from sysevents.events.model import event_from_dict
 from sysevents.jobs.model import Job

@@ -3,8 +3,8 @@
 Each push is answered only once its row is stored (micro-batched with concurrent requests' rows,
 sysevents.auditlog.writer), refused with the reason (a bad row, a missing table: permanent), or found
 failed (retried). The hand-over rules of backfill-then-continuous jobs are in
-sysevents.sinks.bigquery.export (`streaming_decision`). POST /tick advances due backfills a slice at a time
-(sysevents.backfill.ticks).
+sysevents.sinks.bigquery.export (`streaming_decision`). The function's POST /tick, which advances due backfills a slice at a time, is the
+backfill engine's (sysevents.backfill.ticks), wired in functions/bigquery/main.py.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import logging
 
 from sysevents.auditlog.schema import row_of_event
 from sysevents.auditlog.writer import InsertFailed, TableMissing
-from sysevents.backfill.ticks import tick
 from sysevents.delivery.attempt import Attempt
 from sysevents.delivery.message import Delivery
 from sysevents.delivery.outcome import Outcome
@@ -78,9 +77,6 @@ class BigQuerySink(Sink):
         if not result.stored:
             return Outcome.permanent(result.reason or "refused")
         return Outcome.delivered("stored")
-
-    def routes(self):
-        return {"/tick": lambda request: tick(self.rt)}
 
     def backfill(self, job: Job, **kw):
         return bigquery_backfill(self.rt, job, **kw)

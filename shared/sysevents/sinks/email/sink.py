@@ -22,6 +22,7 @@ from sysevents.delivery.sink import Sink
 from sysevents.jobs.model import Job, JobState
 from sysevents.sinks.email.channel import EmailChannel
 from sysevents.sinks.email.config import SINK, EmailConfig
+from sysevents.sinks.email.mailer import Mailer
 
 log = logging.getLogger("sysevents.email")
 
@@ -32,7 +33,7 @@ class EmailSink(Sink):
 
     def __init__(self, rt):
         super().__init__(rt)
-        channel = EmailChannel(rt.settings, rt.mailer, rt.sandbox)
+        channel = EmailChannel(rt.settings, Mailer(rt.settings), rt.sandbox)
         self.notifier = Notifier(rt, rt.topology.sinks[SINK], channel)
 
     def deliver(self, delivery: Delivery, job: Job, attempt: Attempt) -> Outcome:

@@ -78,11 +78,10 @@ def send_batch(sender: WebhookSender, job: Job, events: list[Any]) -> int:
     raise DeliveryRefused(result.reason)
 
 
-def webhook_backfill(rt: Runtime, job: Job, **_: Any) -> Backfill:
+def webhook_backfill(rt: Runtime, the_sender: WebhookSender, job: Job, **_: Any) -> Backfill:
     cfg = batch_config(job)
     spec = cfg.batch_export
     assert spec is not None
-    the_sender = rt.sender
 
     def deliver(rows: list[dict[str, Any]]) -> tuple[int, int]:
         return send_batch(the_sender, job, [event_of_row(r) for r in rows]), 0

@@ -27,6 +27,7 @@ from sysevents.sinks.webhook.autodisable import FailureStreak
 from sysevents.sinks.webhook.channel import WebhookChannel
 from sysevents.sinks.webhook.config import SINK, WebhookConfig
 from sysevents.sinks.webhook.pacing import Pacing
+from sysevents.sinks.webhook.sender import WebhookSender
 from sysevents.sinks.webhook.versions import TemplateVersions
 from sysevents.transport.coalesce import Coalescer
 
@@ -50,7 +51,8 @@ class WebhookSink(Sink):
         self.pacing = Pacing(rt)
         self.versions = TemplateVersions(rt.firestore)
         self.streak = FailureStreak(rt.accounting)
-        channel = WebhookChannel(rt.settings, rt.sender, rt.sandbox, self.pacing)
+        self.sender = WebhookSender(rt.settings, renderer=rt.sandbox.render)  # guarded, signed HTTP
+        channel = WebhookChannel(rt.settings, self.sender, rt.sandbox, self.pacing)
         self.notifier = Notifier(rt, rt.topology.sinks[SINK], channel)
 
     def notice(self, delivery: Delivery, job: Job, attempt: Attempt) -> Outcome:
@@ -87,11 +89,11 @@ class WebhookSink(Sink):
                 max_wait=config.batch_max_wait_ms / 1000,
             )
             return outcome
-        return self.rt.sender.send(job, delivery, template=template)
+        return self.sender.send(job, delivery, template=template)
 
     def _send_batch(self, key: str, items: list[tuple[Job, Delivery, object]]) -> list[Outcome]:
         job, _, template = items[-1]
-        outcome = self.rt.sender.send(job, [d for _, d, _ in items], template=template, batch=True)
+        outcome = self.sender.send(job, [d for _, d, _ in items], template=template, batch=True)
         return [outcome] * len(items)
 
     def _template_for(self, job: Job, attempt: Attempt):
@@ -107,7 +109,7 @@ class WebhookSink(Sink):
     def backfill(self, job: Job, **kw):
         from sysevents.sinks.webhook.batch_export import webhook_backfill
 
-        return webhook_backfill(self.rt, job, **kw)
+        return webhook_backfill(self.rt, self.sender, job, **kw)
 
     # -- after the envelope settled ----------------------------------------------------------------------------
     def settled(self, delivery: Delivery, job: Job, attempt: Attempt, outcome: Outcome) -> None:
