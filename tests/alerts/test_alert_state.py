@@ -505,11 +505,12 @@ def test_an_accept_that_loses_every_attempt_to_concurrent_writes_is_tried_again_
     # A transaction of another delivery holds the event's `seen` record past the emulator's lock wait: the
     # accept, allowed one attempt, writes nothing and answers a wait of 1 s (not a failed attempt).
     import sysevents.alerts.store as store_module
+    from sysevents.alerts.ids import hash_of
 
     j = job(aid, [to])
     event = failed(aid, "w-1")
     store = fn.rt.alert_store
-    seen_ref = store.seen.document(store_module._hash(j.key, event.id))
+    seen_ref = store.seen.document(hash_of(j.key, event.id))
     monkeypatch.setattr(store_module, "BATCH_ATTEMPTS", 1)
     holding, release = threading.Event(), threading.Event()
 

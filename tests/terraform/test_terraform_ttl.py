@@ -19,8 +19,8 @@ WRITES = {
     ("delivery/accounting.py", "dead_letter"): ("dead_letters", r'collection\("dead_letters"\)'),
     ("transport/quarantine.py", "record"): ("quarantine", r'COLLECTION = "quarantine"'),
     ("alerts/store.py", "_seen"): ("alert_seen", r'prefix \+ "seen"'),
-    ("alerts/outbox.py", "_entry"): ("alert_outbox", r'prefix \+ "outbox"'),
-    ("alerts/store.py", "_firing"): ("alert_firing", r'prefix \+ "firing"'),
+    ("alerts/outbox.py", "outbox_entry"): ("alert_outbox", r'prefix \+ "outbox"'),
+    ("alerts/store.py", "firing_doc"): ("alert_firing", r'prefix \+ "firing"'),
 }
 
 

@@ -235,10 +235,6 @@ URL_MAP = Map(
     [Rule(r.path, endpoint=i, methods=[r.method]) for i, r in enumerate(ROUTES)], strict_slashes=False
 )
 
-URL_MAP = Map(
-    [Rule(r.path, endpoint=i, methods=[r.method]) for i, r in enumerate(ROUTES)], strict_slashes=False
-)
-
 
 def dispatch(request: Request, rt: Runtime | None = None) -> Response:
     return _dispatch(request, ROUTES, URL_MAP, rt or instance())

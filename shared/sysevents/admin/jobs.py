@@ -110,26 +110,22 @@ def _without_version(body: Any) -> Any:
     return {k: v for k, v in body.items() if k != "version"} if isinstance(body, dict) else body
 
 
+def _reparse(call: Call, aid: str, job_id: str, body_of: Callable[[Job], Any]) -> Response:
+    """A change of the job to what `body_of(the stored job)` says, validated as a new body would be."""
+    dropped: list[str] = []
+
+    def make(old: Job) -> Job:
+        return parse_job(body_of(old), aid=aid, job_id=job_id, settings=call.rt.settings, sandbox=call.rt.sandbox,
+                         existing=old, dropped=dropped)  # fmt: skip
+
+    return _change(call, aid, job_id, make, dropped)
+
+
 def replace_job(call: Call, aid: str, job_id: str) -> Response:
     body = _without_version(call.body)
     if isinstance(body, dict) and body.get("id", job_id) != job_id:
         raise ApiError(400, f"does not match the job id in the path ({job_id!r})", "id")
-    dropped: list[str] = []
-    return _change(
-        call,
-        aid,
-        job_id,
-        lambda old: parse_job(
-            body,
-            aid=aid,
-            job_id=job_id,
-            settings=call.rt.settings,
-            sandbox=call.rt.sandbox,
-            existing=old,
-            dropped=dropped,
-        ),
-        dropped,
-    )
+    return _reparse(call, aid, job_id, lambda old: body)
 
 
 def patch_job(call: Call, aid: str, job_id: str) -> Response:
@@ -138,22 +134,7 @@ def patch_job(call: Call, aid: str, job_id: str) -> Response:
         raise ApiError(400, "request body must be a JSON merge patch object")
     if "id" in patch:
         raise ApiError(400, "a job's id cannot change", "id")
-    dropped: list[str] = []
-    return _change(
-        call,
-        aid,
-        job_id,
-        lambda old: parse_job(
-            merge_patch(editable(old), patch),
-            aid=aid,
-            job_id=job_id,
-            settings=call.rt.settings,
-            sandbox=call.rt.sandbox,
-            existing=old,
-            dropped=dropped,
-        ),
-        dropped,
-    )
+    return _reparse(call, aid, job_id, lambda old: merge_patch(editable(old), patch))
 
 
 def set_state(state: JobState) -> Callable[..., Response]:

@@ -1,400 +1,70 @@
-"""The OpenAPI 3.1 document, generated from the route table (sysevents.admin.api.ROUTES)."""
+"""The OpenAPI 3.1 document, generated from the route table (sysevents.admin.api.ROUTES) and the schemas
+(sysevents.admin.schemas)."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from sysevents.events.model import SUBJECT_TYPES, VERBS
-from sysevents.jobs.model import WORKFLOWS
-from sysevents.jobs.origin import FIELD as ORIGIN_FIELD
+from sysevents.admin.schemas import ERRORS, OBJ, SCHEMAS, STR, ref
 
 _PARAM = re.compile(r"<(?:[a-z]+:)?([a-z_]+)>")
-_OBJ = {"type": "object"}
-_STR = {"type": "string"}
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-FILTER = {
-    "system_event_type": {
-        "type": "string",
-        "enum": list(VERBS),
-        "description": "One verb ('update' = 'updated').",
-    },
-    "system_event_multiple_types": {"type": "array", "items": {"type": "string", "enum": list(VERBS)}},
-    "system_event_sources": {
-        "type": "object",
-        "description": "Subject type -> subject ids ([] = every subject); absent = every type.",
-        "propertyNames": {"enum": list(SUBJECT_TYPES)},
-        "additionalProperties": {
-            "type": "array",
-            "items": {"type": "string", "maxLength": 256},
-            "maxItems": 1000,
-        },
-    },
+IF_MATCH = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "schema": STR,
+    "description": "The version you read (the ETag of GET).",
 }
-WEBHOOK_CONFIG = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["webhook_url"],
-    "properties": {
-        **FILTER,
-        "webhook_url": {
-            "type": "string",
-            "maxLength": 2048,
-            "description": "https only; private, loopback, link-local and metadata addresses refused.",
-        },
-        "headers": {
-            "type": "object",
-            "maxProperties": 32,
-            "additionalProperties": {"type": "string", "maxLength": 2048},
-            "description": "Sent with each delivery. Values are sealed at rest and shown redacted "
-            "('****' + last 2 characters); sending back the redacted value keeps it.",
-        },
-        "json_template": {
-            "type": "string",
-            "maxLength": 32768,
-            "description": "Jsonnet with `event` in scope; checked against a sample event on save.",
-        },
-        "channel": {
-            "type": "string",
-            "enum": ["auto", "slack", "teams", "pagerduty", "webhook"],
-            "description": "The receiver's kind, for the default alert formats (auto: from the URL's host).",
-        },
-        "grouping": {
-            "type": "object",
-            "description": "Alert grouping: {by: [fields], group_wait, group_interval, repeat_interval, "
-            "max_events} (seconds), as Alertmanager's.",
-        },
-        "resolve_on": {
-            "type": "array",
-            "items": {"type": "string"},
-            "description": "Verbs that resolve an alert fired for the same subject.",
-        },
-        "digest_template": {"type": "string", "maxLength": 32768, "description": "Jsonnet with `digest`."},
-        "resolve_template": {
-            "type": "string",
-            "maxLength": 32768,
-            "description": "Jsonnet with `event` (resolving) and `alert` (the one that fired).",
-        },
-        "routing_key": {
-            "type": "string",
-            "description": "PagerDuty integration key; sealed, shown redacted.",
-        },
-        "notify_limit": {
-            "type": "object",
-            "description": "{max_notifications, per_seconds}: the rest goes out as one held-back digest.",
-        },
-    },
-}
-SCHEMAS: dict[str, Any] = {
-    "Error": {
-        "type": "object",
-        "required": ["error"],
-        "properties": {
-            "error": {
-                "type": "object",
-                "properties": {"field": {"type": ["string", "null"]}, "message": _STR},
-            }
-        },
-    },
-    "JobInput": {
-        "type": "object",
-        "required": ["workflow", "config"],
-        "properties": {
-            "id": {
-                "type": "string",
-                "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
-                "description": "create only",
-            },
-            "name": {"type": "string", "maxLength": 200},
-            "workflow": {"type": "string", "enum": list(WORKFLOWS)},
-            "state": {"type": "string", "enum": ["active", "paused"]},
-            "version": {"type": "integer", "description": "Expected current version (or If-Match)."},
-            "config": WEBHOOK_CONFIG,
-        },
-    },
-    "JobPatch": {"type": "object", "description": "JSON merge patch (RFC 7386) of JobInput (not id)."},
-    "ResumeInput": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "replay": {
-                "type": "boolean",
-                "description": "Also re-deliver what was dead-lettered while the job was paused (since it was "
-                "auto-disabled; every dead letter when a person paused it).",
-            },
-            "version": {"type": "integer", "description": "Expected current version (or If-Match)."},
-        },
-    },
-    "Job": {
-        "type": "object",
-        "properties": {
-            "id": _STR,
-            "aid": _STR,
-            "name": {"type": ["string", "null"]},
-            "workflow": _STR,
-            "state": _STR,
-            "version": {"type": "integer"},
-            "config": _OBJ,
-            "created_at": _STR,
-            "updated_at": _STR,
-            "dry_run": {"type": "boolean"},
-            "replayed": {"type": "integer", "description": "resume with replay: dead letters re-delivered"},
-        },
-    },
-    "JobList": {
-        "type": "object",
-        "properties": {
-            "jobs": {"type": "array", "items": _ref("Job")},
-            "next_page_token": {"type": ["string", "null"]},
-        },
-    },
-    "AuditPage": {
-        "type": "object",
-        "properties": {
-            "events": {"type": "array", "items": {**_OBJ, "description": "CloudEvents 1.0 envelope"}},
-            "next_page_token": {"type": ["string", "null"]},
-        },
-    },
-    "Deleted": {
-        "type": "object",
-        "properties": {"id": _STR, "deleted": {"type": "boolean"}, "version": {"type": "integer"}},
-    },
-    "PreviewInput": {
-        "type": "object",
-        "properties": {
-            "event": {
-                **_OBJ,
-                "description": "A CloudEvents envelope or flat event; default: a sample event.",
-            },
-            "json_template": {**_STR, "description": "Try this template instead of the job's."},
-        },
-    },
-    "Preview": {"type": "object", "properties": {"rendered": {}, "event": _OBJ}},
-    "Deliveries": {
-        "type": "object",
-        "properties": {
-            "attempts": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "at": _STR,
-                        "attempt": {"type": "integer"},
-                        "outcome": {"enum": ["delivered", "retry", "dead_lettered"]},
-                        "status": {"type": ["integer", "null"]},
-                        "latency_ms": {"type": ["number", "null"]},
-                        "error": {"type": ["string", "null"]},
-                        "event_id": _STR,
-                        "webhook_id": _STR,
-                    },
-                },
-            },
-            "dead_letters": {"type": "array", "items": _OBJ},
-            "next_before": {"type": ["string", "null"]},
-        },
-    },
-    "Stats": {
-        "type": "object",
-        "description": "received = delivered + filtered + dead_lettered + pending",
-        "properties": {
-            k: {"type": "integer"}
-            for k in (
-                "received",
-                "delivered",
-                "filtered",
-                "dead_lettered",
-                "pending",
-                "failed_attempts",
-                "consecutive_failures",
-            )
-        }
-        | {"disabled_reason": {"type": ["string", "null"]}},
-    },
-    "ReplayInput": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "since": {**_STR, "format": "date-time", "description": "only deliveries dead-lettered since"},
-            "template_version": {
-                "type": "integer",
-                "minimum": 1,
-                "description": "render with this job version's "
-                "template (one the sink has delivered with); default: the current one",
-            },
-        },
-    },
-    "Replayed": {
-        "type": "object",
-        "properties": {"replayed": {"type": "integer"}, "webhook_ids": {"type": "array", "items": _STR}},
-    },
-    "TestInput": {
-        "type": "object",
-        "properties": {
-            "event": {
-                **_OBJ,
-                "description": "Event data fields to override (subject_type, subject_id, verb, notes...).",
-            }
-        },
-    },
-    "TestSent": {
-        "type": "object",
-        "properties": {
-            "event": {**_OBJ, "description": f"Marked with data.{ORIGIN_FIELD}: delivered to this job only."},
-            "message_id": _STR,
-        },
-    },
-    "Principal": {
-        "type": "object",
-        "properties": {
-            "operator": {"type": "boolean"},
-            "aid": {"type": ["string", "null"]},
-            "prefix": _STR,
-            "name": _STR,
-        },
-    },
-    "AccountInput": {
-        "type": "object",
-        "required": ["aid"],
-        "properties": {
-            "aid": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"},
-            "name": _STR,
-        },
-    },
-    "Account": {
-        "type": "object",
-        "properties": {"aid": _STR, "name": {"type": ["string", "null"]}, "created_at": _STR},
-    },
-    "AccountList": {
-        "type": "object",
-        "properties": {
-            "accounts": {"type": "array", "items": _ref("Account")},
-            "next_page_token": {"type": ["string", "null"]},
-        },
-    },
-    "Quarantine": {
-        "type": "object",
-        "properties": {
-            "events": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "id": _STR,
-                        "reason": _STR,
-                        "aid": {"type": ["string", "null"]},
-                        "size": {"type": "integer"},
-                        "truncated": {"type": "boolean"},
-                        "quarantined_at": _STR,
-                        "data": _STR,
-                        "data_base64": _STR,
-                    },
-                },
-            },
-            "next_before": {"type": ["string", "null"]},
-        },
-    },
-    "KeyInput": {
-        "type": "object",
-        "required": ["name"],
-        "properties": {
-            "name": {"type": "string", "maxLength": 100},
-            "scope": {
-                "type": "string",
-                "enum": ["admin", "jobs"],
-                "description": "admin: the account's keys and jobs; jobs (default): its jobs only.",
-            },
-        },
-    },
-    "Key": {
-        "type": "object",
-        "properties": {
-            "aid": _STR,
-            "name": _STR,
-            "prefix": _STR,
-            "scope": _STR,
-            "created_at": _STR,
-            "created_by": _STR,
-            "revoked_at": {"type": ["string", "null"]},
-        },
-    },
-    "NewKey": {
-        "allOf": [
-            _ref("Key"),
-            {
-                "type": "object",
-                "properties": {
-                    "key": {**_STR, "description": "The key itself: shown only in this response."}
-                },
-            },
-        ]
-    },
-    "KeyList": {"type": "object", "properties": {"keys": {"type": "array", "items": _ref("Key")}}},
-}
-ERRORS = {
-    "400": "Invalid input; `error.field` names the field",
-    "401": "Missing, unknown or revoked key",
-    "403": "Key of another account, or not the operator key",
-    "404": "No such route, account, key or job",
-    "409": "Conflict: stale version, id already taken, or the account at its job limit",
-    "413": "Request body too large",
-    "422": "Template did not render (message has line and column)",
-}
+OPTIONAL_BODIES = ("PreviewInput", "TestInput", "ResumeInput")
+"""POST bodies that may be left out."""
 
 
 def openapi_path(rule: str) -> str:
     return _PARAM.sub(r"{\1}", rule)
 
 
+def operation(r) -> dict[str, Any]:
+    """The OpenAPI operation of one route."""
+    op: dict[str, Any] = {
+        "operationId": r.handler.__name__,
+        "summary": r.summary,
+        "parameters": [
+            {"name": n, "in": "path", "required": True, "schema": STR} for n in _PARAM.findall(r.path)
+        ]
+        + [
+            {"name": n, "in": "query", "required": False, "description": d, "schema": STR} for n, d in r.query
+        ],
+        "responses": {
+            str(r.ok): {
+                "description": "OK",
+                "content": {"application/json": {"schema": ref(r.response) if r.response else OBJ}},
+            }
+        },
+    }
+    if r.method in ("PUT", "PATCH", "DELETE") or r.path.endswith(("/pause", "/resume")):
+        op["parameters"].append(IF_MATCH)
+    if r.body:
+        op["requestBody"] = {
+            "required": r.method != "POST" or r.body not in OPTIONAL_BODIES,
+            "content": {"application/json": {"schema": ref(r.body)}},
+        }
+    if r.auth == "none":
+        op["security"] = []
+    else:
+        op["responses"].update(
+            {
+                code: {"description": d, "content": {"application/json": {"schema": ref("Error")}}}
+                for code, d in ERRORS.items()
+            }
+        )
+    return op
+
+
 def document(routes) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for r in routes:
-        op: dict[str, Any] = {
-            "operationId": r.handler.__name__,
-            "summary": r.summary,
-            "parameters": [
-                {"name": n, "in": "path", "required": True, "schema": _STR} for n in _PARAM.findall(r.path)
-            ]
-            + [
-                {"name": n, "in": "query", "required": False, "description": d, "schema": _STR}
-                for n, d in r.query
-            ],
-            "responses": {
-                str(r.ok): {
-                    "description": "OK",
-                    "content": {"application/json": {"schema": _ref(r.response) if r.response else _OBJ}},
-                }
-            },
-        }
-        if r.method in ("PUT", "PATCH", "DELETE") or r.path.endswith(("/pause", "/resume")):
-            op["parameters"].append(
-                {
-                    "name": "If-Match",
-                    "in": "header",
-                    "required": False,
-                    "schema": _STR,
-                    "description": "The version you read (the ETag of GET).",
-                }
-            )
-        if r.body:
-            op["requestBody"] = {
-                "required": r.method != "POST" or r.body not in ("PreviewInput", "TestInput", "ResumeInput"),
-                "content": {"application/json": {"schema": _ref(r.body)}},
-            }
-        if r.auth == "none":
-            op["security"] = []
-        else:
-            op["responses"].update(
-                {
-                    code: {"description": d, "content": {"application/json": {"schema": _ref("Error")}}}
-                    for code, d in ERRORS.items()
-                }
-            )
-        paths.setdefault(openapi_path(r.path), {})[r.method.lower()] = op
+        paths.setdefault(openapi_path(r.path), {})[r.method.lower()] = operation(r)
     return {
         "openapi": "3.1.0",
         "info": {

@@ -1,4 +1,8 @@
-"""Email alerts with noise control (grouping, digests, rate limits, silences, mute windows), and presets.
+"""Alerts on every channel: one engine, noise control, state in Firestore, timers on the delay queue.
 
-This package must not import `sysevents.jobs.model` at module level: jobs.py imports the policy models from here.
+- `engine`: one event in, at most one notification out (silences, mute windows, resolution, grouping,
+  digests, rate limits); `channel`: the interface each channel implements (webhook and email sinks);
+- `store`, `flush`, `outbox`, `ids`: alert state (accepted events, groups, the notification outbox,
+  firing alerts); `timing`: when a group is due; `policy`: the noise-control settings of a job;
+- `digest`: what every channel's digest is made of; `presets`: ready-made alert jobs.
 """

@@ -25,7 +25,6 @@ that was lost: it re-arms groups with events overdue by more than SWEEP_GRACE.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from collections.abc import Callable
@@ -34,8 +33,9 @@ from typing import Any
 
 from sysevents.alerts.channel import Channel
 from sysevents.alerts.digest import link_for
+from sysevents.alerts.ids import hash_of, overflow_id, subject_of
 from sysevents.alerts.policy import muted_by
-from sysevents.alerts.store import AlertStore, Contended, Decision, overflow_id, subject_of
+from sysevents.alerts.store import AlertStore, Contended, Decision
 from sysevents.alerts.timing import start_of
 from sysevents.delivery.attempt import Attempt
 from sysevents.delivery.message import Delivery
@@ -51,10 +51,6 @@ SWEEP_GRACE = timedelta(seconds=60)
 MAX_TIMERS = 50_000
 CONTENDED_RETRY = timedelta(seconds=1)
 """How soon work that lost every attempt to concurrent writers is tried again."""
-
-
-def _hash(*parts: str) -> str:
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
 
 
 class Notifier:
@@ -122,7 +118,7 @@ class Notifier:
         return Outcome.accepted(accepted.reason)
 
     def _single(self, delivery: Delivery, job: Job, ce: dict, attempt: Attempt, now: datetime) -> Outcome:
-        oid = _hash("single", job.key, ce["id"])
+        oid = hash_of("single", job.key, ce["id"])
         payload = self.channel.single(job, ce, self._link(ce), f"{job.key}/{ce['id']}")
         accepted = self.store.accept_single(job, ce, now, oid, payload)
         if accepted.decision is not Decision.NOTIFY:  # held back by the rate limit (or a redelivery of one)
@@ -142,7 +138,7 @@ class Notifier:
                 self.store.resolve(job, ce, firing)
                 return Outcome.filtered(f"resolved {subject_of(ce)}; {others} more still firing in its group")
         dedup = gid or f"{job.key}/{firing['event']['id']}"  # the key its trigger was sent with
-        oid = _hash("resolve", job.key, ce["id"])
+        oid = hash_of("resolve", job.key, ce["id"])
         payload = self.channel.resolved(job, ce, firing["event"], oid, dedup)
         self.store.put(job, oid, "resolve", payload, now, [ce["id"]])
         outcome = self._send(job, oid, attempt, now)
@@ -196,7 +192,7 @@ class Notifier:
                 self._timers.clear()
             self._timers[group_id] = at
         stamp = due.isoformat(timespec="milliseconds")
-        notice = {"kind": "timer", "id": "tmr_" + _hash(group_id, stamp)[:32], "group": group_id}
+        notice = {"kind": "timer", "id": "tmr_" + hash_of(group_id, stamp)[:32], "group": group_id}
         timer = Delivery(event=delivery.event, job_id=job.id, job_version=job.version, aid=job.aid,
                          generation=job.generation, notice=notice)  # fmt: skip
         topic = self.timer_topic  # its own subscription: a timer never waits behind a backlog
@@ -247,8 +243,8 @@ class Notifier:
         """A notification's delivery failed for good: its outbox entry is dead (the group may go on)."""
         if delivery.notice is None:
             for oid in (
-                _hash("single", job.key, delivery.event.id),
-                _hash("resolve", job.key, delivery.event.id),
+                hash_of("single", job.key, delivery.event.id),
+                hash_of("resolve", job.key, delivery.event.id),
             ):
                 self.store.mark_dead(oid, reason)
             return

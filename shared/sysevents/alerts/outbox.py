@@ -34,7 +34,7 @@ class OutboxMixin:
     outbox: Any
     groups: Any
 
-    def _entry(self, job: Job, kind: str, payload: dict, now: datetime, *, event_ids: list[str],
+    def outbox_entry(self, job: Job, kind: str, payload: dict, now: datetime, *, event_ids: list[str],
                group_id: str | None = None) -> dict[str, Any]:  # fmt: skip
         return {**job_fields(job), "kind": kind, "state": "pending", "payload": payload,
                 "event_ids": event_ids[:100], "group_id": group_id, "created_at": now, "attempts": 0,
@@ -43,7 +43,7 @@ class OutboxMixin:
     def put(self, job: Job, oid: str, kind: str, payload: dict, now: datetime, event_ids: list[str]) -> bool:
         """Create an outbox entry (a resolution); False when it exists already (a redelivery)."""
         try:
-            self.outbox.document(oid).create(self._entry(job, kind, payload, now, event_ids=event_ids))
+            self.outbox.document(oid).create(self.outbox_entry(job, kind, payload, now, event_ids=event_ids))
         except (AlreadyExists, Conflict):
             return False
         return True

@@ -22,8 +22,6 @@ Collections (prefix from settings, default `alert_`):
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 import time
 from collections.abc import Callable
@@ -35,15 +33,13 @@ from typing import Any
 from google.api_core.exceptions import AlreadyExists, Conflict, NotFound
 from google.cloud import firestore
 
+from sysevents.alerts.flush import Flush, Flushed, Render
+from sysevents.alerts.ids import group_id_of, hash_of, overflow_id, subject_of, summary
 from sysevents.alerts.outbox import RETENTION, OutboxMixin, job_fields, outbox_collection
 from sysevents.alerts.policy import Grouping, alert_key
-from sysevents.alerts.timing import group_due, is_repeat, restarts
-from sysevents.config import Settings, scaled
+from sysevents.config import Settings
 from sysevents.jobs.model import Job
 
-OVERFLOW = "__rate_limited__"
-MAX_FIELD_CHARS = 1000
-MAX_FIELDS = 40
 TX_ATTEMPTS = 25
 BATCH_ATTEMPTS = 8
 FLUSH_CAP = 400
@@ -70,17 +66,6 @@ class Accepted:
     duplicate: bool = False
 
 
-@dataclass(frozen=True)
-class Flushed:
-    """What a flush did: `outbox_id` of the notification to send (a new one, or the group's unsent one);
-    `due` when nothing is due yet; `dead_reason` when its template failed (recorded dead at once)."""
-
-    outbox_id: str | None
-    due: datetime | None = None
-    dead_reason: str | None = None
-    kind: str = "digest"
-
-
 class Contended(Exception):
     """Every attempt of a write lost to concurrent writers of the same documents (other deliveries of the
     job, other timers of the group): nothing was written. Not a failure: the same work, again shortly."""
@@ -95,40 +80,6 @@ def _run(tx: Callable, transaction, busy: str):
         if not isinstance(err.__cause__, Conflict):
             raise
         raise Contended(f"{busy}: {err}") from err
-
-
-def _hash(*parts: str) -> str:
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
-
-
-_job_fields = job_fields
-
-
-def _trim(value: Any) -> Any:
-    if isinstance(value, str):
-        return value if len(value) <= MAX_FIELD_CHARS else value[: MAX_FIELD_CHARS - 3] + "..."
-    if value is None or isinstance(value, bool | int | float):
-        return value
-    return _trim(json.dumps(value, ensure_ascii=False, default=str))
-
-
-def summary(ce: dict[str, Any]) -> dict[str, Any]:
-    """The event as kept while pending: the envelope, data fields clipped, so it fits a Firestore document."""
-    data = dict(list((ce.get("data") or {}).items())[:MAX_FIELDS])
-    return {**ce, "data": {k: _trim(v) for k, v in data.items()}}
-
-
-def group_id_of(job: Job, key: dict[str, str]) -> str:
-    return _hash(job.key, json.dumps(key, sort_keys=True))
-
-
-def overflow_id(job: Job) -> str:
-    return _hash(job.key, OVERFLOW)
-
-
-def subject_of(ce: dict[str, Any]) -> str:
-    d = ce.get("data") or {}
-    return f"{d.get('subject_type')}/{d.get('subject_id')}"
 
 
 class AlertStore(OutboxMixin):
@@ -180,12 +131,12 @@ class AlertStore(OutboxMixin):
                 time.sleep(min(0.5, 0.01 * 2 ** (attempt - 1)) * (0.5 + random.random()))  # noqa: S311 - jitter
 
     def _seen(self, job: Job, ce: dict, now: datetime, decision: str, **extra: Any) -> dict[str, Any]:
-        return {**_job_fields(job), "event_id": ce["id"], "at": now, "decision": decision,
+        return {**job_fields(job), "event_id": ce["id"], "at": now, "decision": decision,
                 "expire_at": now + RETENTION, **extra}  # fmt: skip
 
     def _pending(self, job: Job, group_id: str, key: dict, ce: dict, alert: str | None, at: datetime,
                  due: datetime) -> dict[str, Any]:  # fmt: skip
-        return {**_job_fields(job), "group_id": group_id, "key": key, "event": summary(ce), "alert": alert,
+        return {**job_fields(job), "group_id": group_id, "key": key, "event": summary(ce), "alert": alert,
                 "repeat": False, "at": at, "due_at": due}  # fmt: skip
 
     def accept_single(
@@ -193,8 +144,8 @@ class AlertStore(OutboxMixin):
     ) -> Accepted:
         """An ungrouped alert: its rendered notification into the outbox (unless the job's rate limit is
         reached: then into the job's held-back digest, due when the window ends)."""
-        seen_ref = self.seen.document(_hash(job.key, ce["id"]))
-        entry = self._entry(job, kind, payload, now, event_ids=[ce["id"]])
+        seen_ref = self.seen.document(hash_of(job.key, ce["id"]))
+        entry = self.outbox_entry(job, kind, payload, now, event_ids=[ce["id"]])
         limit = job.config.limit()
         if limit is None:
 
@@ -210,7 +161,7 @@ class AlertStore(OutboxMixin):
         def tx(t) -> Accepted:
             if seen_ref.get(transaction=t).exists:
                 return Accepted(Decision.GROUPED, "already accepted", duplicate=True)
-            allowed, rate_write = self._rate(t, rate_ref, job, now)
+            allowed, rate_write = self.rate_allows(t, rate_ref, job, now)
             if allowed:
                 t.set(rate_ref, rate_write)
                 t.create(self.outbox.document(oid), entry)
@@ -231,10 +182,10 @@ class AlertStore(OutboxMixin):
         document is only read, for the due time; the flush decides for itself."""
         from sysevents.alerts.timing import event_due
 
-        seen_ref = self.seen.document(_hash(job.key, ce["id"]))
+        seen_ref = self.seen.document(hash_of(job.key, ce["id"]))
         gkey = grouping.key(ce["data"])
         group_id = group_id_of(job, gkey)
-        alert = _hash(alert_key(ce["data"]))
+        alert = hash_of(alert_key(ce["data"]))
         snap = self.groups.document(group_id).get()
         due = event_due(
             snap.to_dict() if snap.exists else None, grouping, alert, at, self.settings.time_scale
@@ -254,7 +205,7 @@ class AlertStore(OutboxMixin):
         )
 
     # -- rate limit ------------------------------------------------------------------------------------------
-    def _rate(self, t, rate_ref, job: Job, now: datetime) -> tuple[bool, dict | None]:
+    def rate_allows(self, t, rate_ref, job: Job, now: datetime) -> tuple[bool, dict | None]:
         limit = job.config.limit()
         if limit is None:
             return True, None
@@ -266,95 +217,18 @@ class AlertStore(OutboxMixin):
             return False, None
         return True, {"window_start": start, "count": count + 1, "max": limit.max_notifications}
 
-    # -- flushing a group into one notification ------------------------------------------------------------
-    def flush_group(
-        self, job: Job, group_id: str, now: datetime, render: Callable[[list[dict], str, str], dict]
-    ) -> Flushed:
+    # -- flushing a group into one notification (sysevents.alerts.flush) --------------------------------------
+    def flush_group(self, job: Job, group_id: str, now: datetime, render: Render) -> Flushed:
         """The group's notification, if it is due: its unsent one, or a new one from its pending events, in
         one transaction that also deletes them and records the send in the group's timing state.
         `render(items, reason, outbox id)` makes the payload; a TemplateError records it dead at once."""
-        from sysevents.templates import TemplateError
-
-        group_ref = self.groups.document(group_id)
-        held_group = group_id == overflow_id(job)
-        rate_ref = self.rates.document(job.key)
-        grouping = job.config.grouping
-        scale = self.settings.time_scale
-        repeat = scaled(grouping.repeat_interval if grouping else 0, scale)
         query = self.pending.where(filter=firestore.FieldFilter("group_id", "==", group_id)).limit(FLUSH_CAP)
-
-        # The group's pending events, found outside the transaction and then read in it by reference: the
-        # transaction locks those documents only, not the query's range, so events accepted into the group
-        # meanwhile are never blocked or aborted by a flush (they go in the next one, group_interval later).
         found = [s.reference for s in query.stream()]
+        flush = Flush(self, job, group_id, now, found, held_group=group_id == overflow_id(job))
 
         @firestore.transactional
         def tx(t) -> Flushed:
-            snap = group_ref.get(transaction=t)
-            g = snap.to_dict() if snap.exists else None
-            if g and g.get("unsent"):
-                return Flushed(g["unsent"])
-            docs = sorted(
-                ((s.reference, s.to_dict()) for s in (t.get_all(found) if found else []) if s.exists),
-                key=lambda d: (d[1]["at"], d[0].id),
-            )
-            if not docs:
-                return Flushed(None)
-            items = [d for _, d in docs]
-            due = (
-                min(i["due_at"] for i in items)
-                if held_group or grouping is None
-                else group_due(g, grouping, items, scale)
-            )
-            if due > now:
-                return Flushed(None, due=due)
-            restart = held_group or grouping is None or restarts(g, items[0]["at"], repeat)
-            state = {} if restart else g or {}
-            for item in items:
-                if not held_group:
-                    item["repeat"] = bool(item.get("alert")) and is_repeat(
-                        state, item["alert"], item["at"], repeat
-                    )
-            allowed, rate_write = (True, None) if held_group else self._rate(t, rate_ref, job, now)
-            seq = (g or {}).get("seq", 0)
-            oid = None
-            dead = None
-            if allowed:
-                if rate_write:
-                    t.set(rate_ref, rate_write)
-                oid = _hash("digest", job.key, group_id, str(seq))
-                try:
-                    payload = render(items, "rate_limited" if held_group else "grouped", oid)
-                except TemplateError as err:
-                    dead, payload = f"digest template error: {err}", {}
-                entry = self._entry(job, "digest", payload, now, event_ids=[i["event"]["id"] for i in items],
-                                    group_id=group_id)  # fmt: skip
-                if dead:
-                    entry.update(state="dead", last_error=dead)
-                t.create(self.outbox.document(oid), entry)
-                for ref, _ in docs:
-                    t.delete(ref)
-                if job.config.resolve_on:
-                    for item in items:
-                        t.set(self.firing.document(_hash(job.key, subject_of(item["event"]))),
-                              self._firing(job, item["event"], group_id, now))  # fmt: skip
-            else:  # over the rate limit: to the job's held-back digest, sent when the window ends
-                _, window_end = job.config.limit().window(now)
-                held = overflow_id(job)
-                for ref, item in docs:
-                    t.update(
-                        ref, {"group_id": held, "due_at": window_end, "key": {}, "repeat": item["repeat"]}
-                    )
-            notified = {k: v for k, v in (state.get("notified") or {}).items() if v + repeat > now}
-            for item in items:
-                if not item["repeat"] and item.get("alert"):
-                    notified[item["alert"]] = now
-            t.set(group_ref, {
-                **_job_fields(job), "key": items[0].get("key") or {}, "seq": seq + 1, "last_sent_at": now,
-                "last_event_at": max(items[-1]["at"], state.get("last_event_at") or items[-1]["at"]),
-                "notified": notified, "unsent": oid if oid and not dead else None,
-            })  # fmt: skip
-            return Flushed(oid, dead_reason=dead)
+            return flush.run(t, render)
 
         return _run(
             tx, self.client.transaction(max_attempts=TX_ATTEMPTS), "the group is being flushed elsewhere"
@@ -396,15 +270,15 @@ class AlertStore(OutboxMixin):
         return len(refs)
 
     # -- firing alerts and their resolution ----------------------------------------------------------------
-    def _firing(self, job: Job, ce: dict, group_id: str | None, now: datetime) -> dict[str, Any]:
-        return {**_job_fields(job), "subject": subject_of(ce), "group_id": group_id, "event": summary(ce),
+    def firing_doc(self, job: Job, ce: dict, group_id: str | None, now: datetime) -> dict[str, Any]:
+        return {**job_fields(job), "subject": subject_of(ce), "group_id": group_id, "event": summary(ce),
                 "since": now, "expire_at": now + FIRING_RETENTION}  # fmt: skip
 
     def fire(self, job: Job, ce: dict, group_id: str | None, now: datetime) -> None:
-        self.firing.document(_hash(job.key, subject_of(ce))).set(self._firing(job, ce, group_id, now))
+        self.firing.document(hash_of(job.key, subject_of(ce))).set(self.firing_doc(job, ce, group_id, now))
 
     def firing_of(self, job: Job, ce: dict) -> dict[str, Any] | None:
-        snap = self.firing.document(_hash(job.key, subject_of(ce))).get()
+        snap = self.firing.document(hash_of(job.key, subject_of(ce))).get()
         return snap.to_dict() if snap.exists else None
 
     def still_firing(self, job: Job, group_id: str) -> int:
@@ -416,9 +290,9 @@ class AlertStore(OutboxMixin):
 
     def resolve(self, job: Job, ce: dict, firing: dict[str, Any]) -> None:
         """The subject's alert is resolved: no longer firing, and a new alert about it is not a repeat."""
-        self.firing.document(_hash(job.key, subject_of(ce))).delete()
+        self.firing.document(hash_of(job.key, subject_of(ce))).delete()
         gid = firing.get("group_id")
-        alert = firing.get("event") and _hash(alert_key(firing["event"].get("data") or {}))
+        alert = firing.get("event") and hash_of(alert_key(firing["event"].get("data") or {}))
         if gid and alert:
             try:
                 self.groups.document(gid).update({f"notified.`{alert}`": firestore.DELETE_FIELD})

@@ -8,6 +8,7 @@ backfill adds nothing twice.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,12 +21,24 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 COLUMNS = "event_id, time, aid, subject_type, subject_id, verb, actor, data, published_at"
 
 
-def _params(aid: str, verbs: list[str], start: datetime | None, end: datetime) -> list:
+@dataclass(frozen=True)
+class Range:
+    """What a backfill reads: one account's events of these verbs in [start, end), less those already in
+    `target` (a BigQuery export's table)."""
+
+    aid: str
+    verbs: list[str]
+    start: datetime | None
+    end: datetime
+    target: TableRef | None = None
+
+
+def _params(q: Range) -> list:
     return [
-        bigquery.ScalarQueryParameter("aid", "STRING", aid),
-        bigquery.ArrayQueryParameter("verbs", "STRING", verbs),
-        bigquery.ScalarQueryParameter("lo", "TIMESTAMP", start or _EPOCH),
-        bigquery.ScalarQueryParameter("hi", "TIMESTAMP", end),
+        bigquery.ScalarQueryParameter("aid", "STRING", q.aid),
+        bigquery.ArrayQueryParameter("verbs", "STRING", q.verbs),
+        bigquery.ScalarQueryParameter("lo", "TIMESTAMP", q.start or _EPOCH),
+        bigquery.ScalarQueryParameter("hi", "TIMESTAMP", q.end),
     ]
 
 
@@ -57,38 +70,24 @@ class AuditReader:
         )
         return list(job.result(timeout=self.timeout))
 
-    def count(
-        self,
-        aid: str,
-        verbs: list[str],
-        start: datetime | None,
-        end: datetime,
-        target: TableRef | None = None,
-    ) -> int:
-        sql = f"SELECT COUNT(*) AS n FROM ({_source_sql(self.audit, target)})"  # noqa: S608 - identifiers checked by TableRef.sql; values are parameters
-        return int(self._query(sql, _params(aid, verbs, start, end))[0]["n"])
+    def count(self, q: Range) -> int:
+        """How many of the range's rows there are (not counting those already in its target)."""
+        sql = f"SELECT COUNT(*) AS n FROM ({_source_sql(self.audit, q.target)})"  # noqa: S608 - identifiers checked by TableRef.sql; values are parameters
+        return int(self._query(sql, _params(q))[0]["n"])
 
     def pages(
-        self,
-        aid: str,
-        verbs: list[str],
-        start: datetime | None,
-        end: datetime,
-        *,
-        target: TableRef | None = None,
-        after: tuple[datetime, str] | None = None,
-        page_rows: int = PAGE_ROWS,
+        self, q: Range, *, after: tuple[datetime, str] | None = None, page_rows: int = PAGE_ROWS
     ) -> Iterator[list[dict[str, Any]]]:
         """Pages of rows; `after` (time, event_id) resumes behind a cursor."""
         cursor = after
         while True:
-            params = _params(aid, verbs, start, end) + [
+            params = _params(q) + [
                 bigquery.ScalarQueryParameter("ct", "TIMESTAMP", cursor[0] if cursor else _EPOCH),
                 bigquery.ScalarQueryParameter("ci", "STRING", cursor[1] if cursor else ""),
                 bigquery.ScalarQueryParameter("n", "INT64", page_rows),
             ]
             sql = (
-                f"SELECT * FROM ({_source_sql(self.audit, target)}) "  # noqa: S608 - identifiers checked by TableRef.sql; values are parameters
+                f"SELECT * FROM ({_source_sql(self.audit, q.target)}) "  # noqa: S608 - identifiers checked by TableRef.sql; values are parameters
                 "WHERE time > @ct OR (time = @ct AND event_id > @ci) "
                 "ORDER BY time, event_id LIMIT @n"
             )

@@ -76,6 +76,30 @@ def _decode_token(token: str, fingerprint: str) -> tuple[datetime, str]:
     return t, i
 
 
+def _where(aid: str, filters: dict, page_token: str | None, fingerprint: str) -> tuple[list[str], list]:
+    """The WHERE clauses and their query parameters: the account, the filters, the page's cursor."""
+    where = ["aid = @aid"]
+    params: list = [bigquery.ScalarQueryParameter("aid", "STRING", aid)]
+    for column in ("subject_type", "subject_id", "verb"):
+        if filters[column] is not None:
+            where.append(f"{column} = @{column}")
+            params.append(bigquery.ScalarQueryParameter(column, "STRING", filters[column]))
+    if filters["start"]:
+        where.append("time >= @lo")
+        params.append(bigquery.ScalarQueryParameter("lo", "TIMESTAMP", filters["start"]))
+    if filters["end"]:
+        where.append("time < @hi")
+        params.append(bigquery.ScalarQueryParameter("hi", "TIMESTAMP", filters["end"]))
+    if page_token:
+        ct, ci = _decode_token(page_token, fingerprint)
+        where.append("(time < @ct OR (time = @ct AND event_id < @ci))")
+        params += [
+            bigquery.ScalarQueryParameter("ct", "TIMESTAMP", ct),
+            bigquery.ScalarQueryParameter("ci", "STRING", ci),
+        ]
+    return where, params
+
+
 def search_audit(
     aid: str,
     *,
@@ -108,29 +132,7 @@ def search_audit(
     filters = {"subject_type": st, "subject_id": subject_id, "verb": vb, "start": lo, "end": hi}
     fingerprint = _fingerprint(aid, filters)
 
-    where = ["aid = @aid"]
-    params: list = [bigquery.ScalarQueryParameter("aid", "STRING", aid)]
-    for column, value, kind in (
-        ("subject_type", st, "STRING"),
-        ("subject_id", subject_id, "STRING"),
-        ("verb", vb, "STRING"),
-    ):
-        if value is not None:
-            where.append(f"{column} = @{column}")
-            params.append(bigquery.ScalarQueryParameter(column, kind, value))
-    if lo:
-        where.append("time >= @lo")
-        params.append(bigquery.ScalarQueryParameter("lo", "TIMESTAMP", lo))
-    if hi:
-        where.append("time < @hi")
-        params.append(bigquery.ScalarQueryParameter("hi", "TIMESTAMP", hi))
-    if page_token:
-        ct, ci = _decode_token(page_token, fingerprint)
-        where.append("(time < @ct OR (time = @ct AND event_id < @ci))")
-        params += [
-            bigquery.ScalarQueryParameter("ct", "TIMESTAMP", ct),
-            bigquery.ScalarQueryParameter("ci", "STRING", ci),
-        ]
+    where, params = _where(aid, filters, page_token, fingerprint)
     params.append(bigquery.ScalarQueryParameter("n", "INT64", page_size + 1))
     sql = (
         f"SELECT event_id, time, aid, subject_type, subject_id, verb, actor, data FROM {table.sql} "  # noqa: S608

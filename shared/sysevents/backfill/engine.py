@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sysevents.auditlog.reader import AuditReader
+from sysevents.auditlog.reader import AuditReader, Range
 from sysevents.auditlog.schema import TableRef, audit_table, event_of_row
 from sysevents.backfill.runs import LeaseLost, RunState
 from sysevents.events.model import Verb
@@ -103,6 +103,124 @@ def result_of(bf: Backfill, run: dict[str, Any], state: RunState) -> BackfillRes
     )
 
 
+@dataclass
+class Slice:
+    """One slice of a backfill as `advance` runs it: the backfill, its runner, and the counts so far."""
+
+    rt: Runtime
+    bf: Backfill
+    owner: str
+    run: dict[str, Any]  # the run document as the slice began (empty when the range changed)
+    same: bool  # the run document is about this backfill's range
+    reader: AuditReader
+    scanned: int = 0
+    written: int = 0
+    refused: int = 0
+    total: int = 0
+
+    @property
+    def job(self) -> Job:
+        return self.bf.job
+
+    @property
+    def range(self) -> Range:
+        bf, verbs = self.bf, sorted(v.value for v in self.job.selection.verbs)
+        return Range(self.job.aid, verbs, bf.start, bf.end, bf.exclude)
+
+    def checkpoint(self, fields: dict[str, Any]) -> None:
+        """Write the run's progress, if the lease is still ours (LeaseLost otherwise)."""
+        self.rt.runs.checkpoint(self.job.key, self.owner, fields, self.rt.settings.export_lease_seconds)
+
+    def result(self, state: RunState) -> BackfillResult:
+        return result_of(self.bf, self.rt.runs.get(self.job.key) or {}, state)
+
+    def progress(self) -> Progress:
+        return Progress(scanned=self.scanned, total=self.total, written=self.written, refused=self.refused)
+
+    # -- stages ----------------------------------------------------------------------------------------------
+    def begin(self) -> None:
+        """A run starting (or starting over): `started`, the run document, the total to copy, `syncing`."""
+        bf, job, rng = self.bf, self.job, self.bf.range_fields
+        _lifecycle(self.rt, job, Verb.STARTED, f"{bf.kind} to {bf.label} started", mode=bf.kind,
+                   start_time=rng["start"], end_time=rng["end"])  # fmt: skip
+        self.checkpoint({
+            "job_id": job.id, "aid": job.aid, "job_version": job.version, "mode": bf.kind, "target": bf.label,
+            **rng, "state": RunState.RUNNING.value, "started_at": datetime.now(UTC), "error": None, "errors": 0,
+            **({} if self.same else {"cursor_time": None, "cursor_event_id": None}),
+        })  # fmt: skip
+        bf.prepare()
+        self.total = self.reader.count(self.range) + self.scanned
+        self.checkpoint({"total": self.total})
+        _lifecycle(
+            self.rt, job, Verb.SYNCING, f"copying up to {self.total} event(s) to {bf.label}", total=self.total
+        )
+
+    def pages(self):
+        """The pages still to copy, from the stored cursor on."""
+        cursor = None
+        if self.run.get("cursor_time"):
+            cursor = (datetime.fromisoformat(self.run["cursor_time"]), self.run["cursor_event_id"])
+        return self.reader.pages(self.range, after=cursor, page_rows=self.bf.page_rows)
+
+    def page(self, rows: list[dict[str, Any]]) -> None:
+        """Deliver one page's matching rows, then move the cursor past it (`synced`)."""
+        self.checkpoint({})  # still ours: deliver nothing twice
+        selection = self.job.selection
+        w, r = self.bf.deliver([row for row in rows if matches(selection, event_of_row(row))])
+        self.scanned, self.written, self.refused = (
+            self.scanned + len(rows),
+            self.written + w,
+            self.refused + r,
+        )
+        last = rows[-1]
+        self.checkpoint({
+            "cursor_time": last["time"].isoformat(), "cursor_event_id": last["event_id"], "scanned": self.scanned,
+            "written": self.written, "refused": self.refused, "errors": 0, "error": None,
+        })  # fmt: skip
+        _lifecycle(self.rt, self.job, Verb.SYNCED, f"{self.written} event(s) copied so far", written=self.written,
+                   scanned=self.scanned, total=self.total)  # fmt: skip
+
+    def finish(self) -> None:
+        """Every page copied: the sink's finish (the run is done)."""
+        self.checkpoint({})
+        self.written += self.bf.finish()
+        self.rt.runs.put(self.job.key, {"written": self.written})
+
+    def completed(self) -> BackfillResult:
+        """`synccomplete`, and `completed` for a one-time export."""
+        bf, job, counts = self.bf, self.job, {"written": self.written, "refused": self.refused}
+        if bf.continues:
+            notes = f"backfill done ({self.written} event(s)); streaming continues from {bf.end.isoformat()}"
+            _lifecycle(self.rt, job, Verb.SYNCCOMPLETE, notes, **counts)
+        else:
+            _lifecycle(self.rt, job, Verb.SYNCCOMPLETE, f"{self.written} event(s) copied", **counts)
+            _lifecycle(self.rt, job, Verb.COMPLETED, f"{bf.kind} to {bf.label} completed", **counts)
+        return BackfillResult(
+            job.id, bf.start, bf.end, self.scanned, self.written, self.refused, RunState.DONE
+        )
+
+    def fail(self, err: Exception, max_errors: int) -> BackfillResult:
+        """A page failed: retried by a later slice (after the receiver's Retry-After), or, after
+        `max_errors` consecutive failures or a refusal, the run fails with a `failed` event."""
+        job, runs = self.job, self.rt.runs
+        reason = f"{type(err).__name__}: {err}"[:1000]
+        errors = (runs.get(job.key) or {}).get("errors", 0) + 1
+        if errors < max_errors and not isinstance(err, DeliveryRefused):
+            wait = err.retry_after if isinstance(err, DeliveryRetry) else None
+            not_before = datetime.now(UTC) + timedelta(seconds=wait) if wait else None
+            runs.put(job.key, {"errors": errors, "error": reason, "not_before": not_before})
+            log.warning(
+                "backfill %s: attempt failed (%d/%d), retried later: %s", job.id, errors, max_errors, reason
+            )
+            return self.result(RunState.RUNNING)
+        runs.put(job.key, {"state": RunState.FAILED.value, "error": reason, "errors": errors,
+                           "finished_at": datetime.now(UTC)})  # fmt: skip
+        _lifecycle(self.rt, job, Verb.FAILED, f"{self.bf.kind} to {self.bf.label} failed: {reason}"[:1000])
+        if max_errors <= 1:
+            raise err
+        return self.result(RunState.FAILED)
+
+
 def advance(
     rt: Runtime,
     bf: Backfill,
@@ -120,145 +238,38 @@ def advance(
     A page that fails is retried by the next slice; after `max_errors` consecutive failures (or at once
     for DeliveryRefused) the run fails with a `failed` event. Returns the run's state afterwards.
     """
-    job = bf.job
     rng = bf.range_fields
-    runs = rt.runs
-    lease = rt.settings.export_lease_seconds
-    run = runs.get(job.key) or {}
+    run = rt.runs.get(bf.job.key) or {}
     same = run.get("end") == rng["end"] and run.get("start") == rng["start"]
     if same and run.get("state") == RunState.DONE:
         return result_of(bf, run, RunState.DONE)
     fresh = not same or run.get("state") != RunState.RUNNING
-    if not same:
-        run = {}
-    scanned, written, refused = run.get("scanned", 0), run.get("written", 0), run.get("refused", 0)
-    total = run.get("total", 0)
+    run = run if same else {}
     reader = AuditReader(
         rt.bigquery, audit_table(rt.settings), timeout=max(rt.settings.bigquery_timeout, 120.0)
     )
-    verbs = sorted(v.value for v in job.selection.verbs)
+    s = Slice(rt, bf, owner, run, same, reader, run.get("scanned", 0), run.get("written", 0),
+              run.get("refused", 0), run.get("total", 0))  # fmt: skip
     try:
         if fresh:
-            _lifecycle(
-                rt,
-                job,
-                Verb.STARTED,
-                f"{bf.kind} to {bf.label} started",
-                mode=bf.kind,
-                start_time=rng["start"],
-                end_time=rng["end"],
-            )
-            runs.checkpoint(
-                job.key,
-                owner,
-                {
-                    "job_id": job.id,
-                    "aid": job.aid,
-                    "job_version": job.version,
-                    "mode": bf.kind,
-                    "target": bf.label,
-                    **rng,
-                    "state": RunState.RUNNING.value,
-                    "started_at": datetime.now(UTC),
-                    "error": None,
-                    "errors": 0,
-                    **({} if same else {"cursor_time": None, "cursor_event_id": None}),
-                },
-                lease,
-            )
-            bf.prepare()
-            total = reader.count(job.aid, verbs, bf.start, bf.end, bf.exclude) + scanned
-            runs.checkpoint(job.key, owner, {"total": total}, lease)
-            _lifecycle(rt, job, Verb.SYNCING, f"copying up to {total} event(s) to {bf.label}", total=total)
+            s.begin()
         else:
             bf.prepare()
-        cursor = None
-        if run.get("cursor_time"):
-            cursor = (datetime.fromisoformat(run["cursor_time"]), run["cursor_event_id"])
-        selection = job.selection
-        pages = 0
-        for page in reader.pages(
-            job.aid, verbs, bf.start, bf.end, target=bf.exclude, after=cursor, page_rows=bf.page_rows
-        ):
-            runs.checkpoint(job.key, owner, {}, lease)  # still ours: deliver nothing twice
-            w, r = bf.deliver([row for row in page if matches(selection, event_of_row(row))])
-            scanned, written, refused = scanned + len(page), written + w, refused + r
-            last = page[-1]
-            runs.checkpoint(
-                job.key,
-                owner,
-                {
-                    "cursor_time": last["time"].isoformat(),
-                    "cursor_event_id": last["event_id"],
-                    "scanned": scanned,
-                    "written": written,
-                    "refused": refused,
-                    "errors": 0,
-                    "error": None,
-                },
-                lease,
-            )
-            _lifecycle(
-                rt,
-                job,
-                Verb.SYNCED,
-                f"{written} event(s) copied so far",
-                written=written,
-                scanned=scanned,
-                total=total,
-            )
+        for pages, rows in enumerate(s.pages(), start=1):
+            s.page(rows)
             if progress:
-                progress(Progress(scanned=scanned, total=total, written=written, refused=refused))
-            pages += 1
+                progress(s.progress())
             if (max_pages is not None and pages >= max_pages) or (
                 deadline is not None and time.monotonic() >= deadline
             ):
-                return result_of(bf, runs.get(job.key) or {}, RunState.RUNNING)
-        runs.checkpoint(job.key, owner, {}, lease)
-        written += bf.finish()
-        runs.put(job.key, {"written": written})
+                return s.result(RunState.RUNNING)
+        s.finish()
     except LeaseLost:
-        log.warning("backfill %s: lease lost to another runner; stopping this slice", job.id)
-        return result_of(bf, runs.get(job.key) or {}, RunState.RUNNING)
+        log.warning("backfill %s: lease lost to another runner; stopping this slice", bf.job.id)
+        return s.result(RunState.RUNNING)
     except Exception as err:
-        reason = f"{type(err).__name__}: {err}"[:1000]
-        errors = (runs.get(job.key) or {}).get("errors", 0) + 1
-        if errors < max_errors and not isinstance(err, DeliveryRefused):
-            wait = err.retry_after if isinstance(err, DeliveryRetry) else None
-            not_before = datetime.now(UTC) + timedelta(seconds=wait) if wait else None
-            runs.put(job.key, {"errors": errors, "error": reason, "not_before": not_before})
-            log.warning(
-                "backfill %s: attempt failed (%d/%d), retried later: %s", job.id, errors, max_errors, reason
-            )
-            return result_of(bf, runs.get(job.key) or {}, RunState.RUNNING)
-        runs.put(
-            job.key,
-            {
-                "state": RunState.FAILED.value,
-                "error": reason,
-                "errors": errors,
-                "finished_at": datetime.now(UTC),
-            },
-        )
-        _lifecycle(rt, job, Verb.FAILED, f"{bf.kind} to {bf.label} failed: {reason}"[:1000])
-        if max_errors <= 1:
-            raise
-        return result_of(bf, runs.get(job.key) or {}, RunState.FAILED)
-    if bf.continues:
-        _lifecycle(
-            rt,
-            job,
-            Verb.SYNCCOMPLETE,
-            f"backfill done ({written} event(s)); streaming continues from {bf.end.isoformat()}",
-            written=written,
-            refused=refused,
-        )
-    else:
-        _lifecycle(rt, job, Verb.SYNCCOMPLETE, f"{written} event(s) copied", written=written, refused=refused)
-        _lifecycle(
-            rt, job, Verb.COMPLETED, f"{bf.kind} to {bf.label} completed", written=written, refused=refused
-        )
-    return BackfillResult(job.id, bf.start, bf.end, scanned, written, refused, RunState.DONE)
+        return s.fail(err, max_errors)
+    return s.completed()
 
 
 def _lifecycle(rt: Runtime, job: Job, verb: Verb, notes: str, **fields: Any) -> None:

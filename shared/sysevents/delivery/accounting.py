@@ -88,6 +88,20 @@ class _Record:
     path: str = field(default="", compare=False)  # doc_id's full path, to find repeats
 
 
+def _counts(outcome: str, first_seen: bool, delayed: int) -> dict[str, int]:
+    """The counters one settling moves."""
+    counts: dict[str, int] = {}
+    if first_seen:
+        counts["received"] = 1
+    if outcome in TERMINAL:
+        counts[str(outcome)] = 1
+    elif outcome != Settled.WAITING:
+        counts["failed_attempts"] = 1
+    if delayed:
+        counts["delayed"] = delayed
+    return counts
+
+
 class DeliveryLog:
     def __init__(
         self,
@@ -141,39 +155,17 @@ class DeliveryLog:
         key) makes a repeat of this settling count once; `then` is the key of the release it put away."""
         now = datetime.now(UTC)
         doc: dict[str, Any] | None = None
-        if log_attempt:
-            doc = {
-                "at": now,
-                "attempt": attempt,
-                "outcome": outcome,
-                "status": status,
-                "latency_ms": latency_ms,
-                "error": None if outcome == "delivered" else (error or "")[:1000],
-                "event_id": event_id,
-                "webhook_id": delivery_id,
-                "expire_at": now + self.retention,
-            }
-        elif key:  # reached no destination: a marker, so that a repeat is known (not in the attempt log)
-            doc = {
-                "at": now,
-                "attempted": False,
-                "attempt": attempt,
-                "outcome": outcome,
-                "event_id": event_id,
-                "webhook_id": delivery_id,
-                "expire_at": now + self.retention,
-            }
-        if doc is not None and key:
-            doc["then"] = then
-        counts: dict[str, int] = {}
-        if first_seen:
-            counts["received"] = 1
-        if outcome in TERMINAL:
-            counts[str(outcome)] = 1
-        elif outcome != Settled.WAITING:
-            counts["failed_attempts"] = 1
-        if delayed:
-            counts["delayed"] = delayed
+        if log_attempt or key:  # reached no destination: a marker, so that a repeat is known (not logged)
+            doc = {"at": now, "attempt": attempt, "outcome": outcome, "event_id": event_id,
+                   "webhook_id": delivery_id, "expire_at": now + self.retention}  # fmt: skip
+            if log_attempt:
+                error = None if outcome == "delivered" else (error or "")[:1000]
+                doc.update({"status": status, "latency_ms": latency_ms, "error": error})
+            else:
+                doc["attempted"] = False
+            if key:
+                doc["then"] = then
+        counts = _counts(outcome, first_seen, delayed)
         job_doc = self.doc(job)
         doc_id = hashlib.sha256(key.encode()).hexdigest()[:40] if key and doc is not None else None
         entry = _Record(

@@ -338,18 +338,15 @@ def _drop_none(d: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
 
 
-def _outcome_message(
-    sink: str,
-    outcome: str,
-    aid: str | None,
-    job_id: str | None,
-    event_id: str | None,
-    attempt: int | None,
-    reason: str | None,
-    status: int | None,
-    latency_ms: float | None,
-    delay_s: float | None,
-) -> str:
+def _outcome_message(p: Mapping[str, Any]) -> str:
+    """The human line of a delivery outcome's payload `p`."""
+    outcome, event_id, job_id, aid = p["outcome"], p.get("event_id"), p.get("job_id"), p.get("aid")
+    attempt, status, latency_ms, delay_s = (
+        p.get("attempt"),
+        p.get("status"),
+        p.get("latency_ms"),
+        p.get("delay_s"),
+    )
     what = f"event {event_id}" if event_id is not None else "a message"
     job = f"job {aid}/{job_id}" if job_id is not None else "no job"
     verb = {
@@ -369,11 +366,11 @@ def _outcome_message(
         details.append(f"{latency_ms:.0f} ms")
     if delay_s is not None:
         details.append(f"retry in {delay_s:g} s")
-    line = f"{sink}: {verb}"
+    line = f"{p['sink']}: {verb}"
     if details:
         line += f" ({', '.join(details)})"
-    if reason and outcome != "delivered":
-        line += f": {reason}"
+    if p.get("reason") and outcome != "delivered":
+        line += f": {p['reason']}"
     return line
 
 
@@ -421,9 +418,7 @@ def outcome(
     )
     if level is None:
         level = logging.WARNING if outcome == "dead_lettered" else logging.INFO
-    message = _outcome_message(
-        sink, outcome, aid, job_id, event_id, attempt, reason, status, latency_ms, delay_s
-    )
+    message = _outcome_message(payload)
     logger.log(level, "%s", message, extra={PAYLOAD: payload, _RECORD_LABELS: labels}, stacklevel=2)
 
 

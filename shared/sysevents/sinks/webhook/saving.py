@@ -13,15 +13,12 @@ runs them, loading a job never does):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from sysevents.jobs.model import SECRET_SET, FieldError, Saving
 from sysevents.jobs.secrets import SealingError, is_sealed, redact, seal, unseal
-from sysevents.sinks.webhook.config import check_header_name, check_header_value
-
-if TYPE_CHECKING:
-    from sysevents.sinks.webhook.config import WebhookConfig
+from sysevents.sinks.webhook.headers import check_header_name, check_header_value
 
 SEALED_REFUSED = "sealed values cannot be supplied; send the {what} in clear (over https)"
 
@@ -108,20 +105,16 @@ def check_signing_secrets(value: Any, stored: tuple[str, ...], carry: bool, drop
     return kept
 
 
-def _prior(saving: Saving) -> WebhookConfig | None:
-    from sysevents.sinks.webhook.config import WebhookConfig
-
-    return saving.prior if isinstance(saving.prior, WebhookConfig) else None
-
-
-def _carries(raw: dict[str, Any], saving: Saving) -> bool:
-    prior = _prior(saving)
-    return prior is not None and origin_of(raw.get("webhook_url")) == origin_of(prior.webhook_url)
+def _prior(model: type, saving: Saving) -> Any:
+    """The job's stored webhook config (a change of a webhook job), else None."""
+    return saving.prior if isinstance(saving.prior, model) else None
 
 
-def before_save(raw: dict[str, Any], saving: Saving) -> dict[str, Any]:
-    """The client's config with redacted secrets replaced by the stored ones (while the origin stays)."""
-    prior, carry = _prior(saving), _carries(raw, saving)
+def before_save(model: type, raw: dict[str, Any], saving: Saving) -> dict[str, Any]:
+    """The client's config (for `model`, the webhook config) with redacted secrets replaced by the stored
+    ones (while the origin stays)."""
+    prior = _prior(model, saving)
+    carry = prior is not None and origin_of(raw.get("webhook_url")) == origin_of(prior.webhook_url)
     out = dict(raw)
     keys = saving.settings.sealing_keys
     if "headers" in out:
@@ -134,7 +127,7 @@ def before_save(raw: dict[str, Any], saving: Saving) -> dict[str, Any]:
     return out
 
 
-def _check_templates(config: WebhookConfig, sandbox: Any) -> None:
+def _check_templates(config: Any, sandbox: Any) -> None:
     """The job's templates, rendered against a sample event, digest and resolution."""
     from sysevents.alerts.digest import sample_digest
     from sysevents.templates import SAMPLE_EVENT, TemplateError
@@ -157,7 +150,7 @@ def _check_templates(config: WebhookConfig, sandbox: Any) -> None:
             raise FieldError(f"config.{name}", f"does not render against a sample: {err}") from None
 
 
-def on_save(config: WebhookConfig, saving: Saving) -> WebhookConfig:
+def on_save(config: Any, saving: Saving) -> Any:
     """Destination and templates checked; header values, signing secrets and the routing key sealed."""
     from sysevents.net.destinations import RefusedDestination, check_url
 
@@ -167,7 +160,7 @@ def on_save(config: WebhookConfig, saving: Saving) -> WebhookConfig:
     except RefusedDestination as err:
         raise FieldError("config.webhook_url", str(err)) from None
     _check_templates(config, saving.sandbox)
-    prior = _prior(saving)
+    prior = _prior(type(config), saving)
     routing = config.routing_key
     carried = prior is not None and origin_of(config.webhook_url) == origin_of(prior.webhook_url)
     if routing and is_sealed(routing) and (prior is None or routing != prior.routing_key or not carried):

@@ -94,6 +94,16 @@ class WebhookSender:
         total = self.settings.webhook_total_timeout
         return Outcome.retry(f"timed out: the receiver took over {total:g} s in all", latency_ms=_ms(started))
 
+    def _headers(self, config: WebhookConfig, body: bytes, msg_id: str, content_type: str) -> dict[str, str]:
+        """The job's headers (unsealed), the content type and the Standard Webhooks signatures."""
+        secrets = [unseal(s, self.settings.sealing_keys) for s in config.signing_secrets]
+        return {
+            "User-Agent": USER_AGENT,
+            **unseal_all(config.headers, self.settings.sealing_keys),
+            "Content-Type": content_type,
+            **signature_headers(secrets, msg_id, body),
+        }
+
     def post(self, job: Job, body: bytes, msg_id: str, *, content_type: str = "application/json") -> Outcome:
         """POST a ready body to the job's webhook: destination checks, sealed headers, signatures."""
         config = job.config
@@ -108,13 +118,7 @@ class WebhookSender:
         except RefusedDestination as err:
             log.warning("refused destination for job %s/%s: %s", job.aid, job.id, err.detail or err)
             return Outcome.permanent(f"refused destination: {err}")
-        secrets = [unseal(s, self.settings.sealing_keys) for s in config.signing_secrets]
-        headers = {
-            "User-Agent": USER_AGENT,
-            **unseal_all(config.headers, self.settings.sealing_keys),
-            "Content-Type": content_type,
-            **signature_headers(secrets, msg_id, body),
-        }
+        headers = self._headers(config, body, msg_id, content_type)
         started = time.perf_counter()
         deadline = Deadline(self.settings.webhook_total_timeout)
         try:
@@ -143,9 +147,13 @@ class WebhookSender:
             return Outcome.retry(f"connection error: {type(err).__name__}", latency_ms=_ms(started))
         if deadline.expired:  # cut off mid-answer (a shut connection reads as its end): not an answer
             return self._overran(started)
+        return self._answer(status, retry_after, _ms(started))
+
+    def _answer(self, status: int, retry_after: str | None, latency_ms: float) -> Outcome:
+        """What the receiver's answer means: delivered, retry (with its Retry-After) or permanent."""
         kind = classify(status)
         if kind is Kind.DELIVERED:
-            return Outcome.delivered(status=status, latency_ms=_ms(started))
+            return Outcome.delivered(status=status, latency_ms=latency_ms)
         reason = f"HTTP {status} from receiver"
         if 300 <= status < 400:
             reason += ": redirects are not followed"
@@ -154,7 +162,7 @@ class WebhookSender:
             wait = retry_after_seconds(retry_after, self.settings.webhook_max_retry_after)
             if wait is not None:
                 reason += f" (Retry-After {wait:g} s)"
-        return Outcome(kind, reason, status=status, latency_ms=_ms(started), retry_after=wait)
+        return Outcome(kind, reason, status=status, latency_ms=latency_ms, retry_after=wait)
 
 
 def _ms(started: float) -> float:
