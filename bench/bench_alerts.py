@@ -39,7 +39,7 @@ from pathlib import Path
 
 import requests
 
-from sysevents.events import new_event
+from sysevents.events.model import new_event
 from sysevents.local.processes import Process, free_port, http_ok
 from sysevents.local.receiver import Receiver
 from sysevents.local.stack import LocalStack
@@ -102,7 +102,7 @@ def _account(stack: LocalStack) -> tuple:
 def _publish(stack: LocalStack, prefix: str, subject_type: str = "work", notes: bool = True
              ) -> tuple[float, dict[str, float]]:  # fmt: skip
     """Publish the N events (CHUNK per call); returns (seconds it took, {group: when its first was sent})."""
-    from sysevents.pubsub import Publisher
+    from sysevents.transport.pubsub import Publisher
 
     publisher = Publisher(stack.project)
     events = [
@@ -263,7 +263,7 @@ def run_contention(stack: LocalStack, events: int = 200) -> str:
 
     from sysevents.alerts.store import AlertStore
     from sysevents.config import Settings
-    from sysevents.jobs import job_from_dict
+    from sysevents.jobs.model import job_from_dict
 
     store = AlertStore(firestore.Client(project=stack.project),
                        Settings(alerts_collection_prefix=f"b{uuid.uuid4().hex[:6]}_"))  # fmt: skip

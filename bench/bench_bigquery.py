@@ -20,9 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "shared"))
 from google.auth.credentials import AnonymousCredentials  # noqa: E402
 from google.cloud import bigquery  # noqa: E402
 
-from sysevents.bigquery.schema import TableRef, row_of_event  # noqa: E402
-from sysevents.bigquery.writer import TableWriter  # noqa: E402
-from sysevents.events import new_event  # noqa: E402
+from sysevents.auditlog.schema import TableRef, row_of_event  # noqa: E402
+from sysevents.auditlog.writer import TableWriter  # noqa: E402
+from sysevents.events.model import new_event  # noqa: E402
 from sysevents.local import emulators  # noqa: E402
 
 PROJECT = "bench-local"

@@ -18,7 +18,7 @@ event whatever the jobs are; its counts over all scenarios are one row of their 
 to add to any scenario for the deployed topology. Counted:
 
 - Firestore reads, writes, deletes: billed units, counted on the functions' Firestore client
-  (sysevents.metering).
+  (sysevents.obs.metering).
 - Pub/Sub messages and bytes: the producer's publishes (this bench's, measured here), the functions'
   publishes, the delay queue's releases (each released task publishes one message) and the pushes to the
   functions; billed with the 1000-byte minimum per request, each message taken as its own request.
@@ -60,12 +60,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from report import last_line, table  # noqa: E402
 
-from sysevents.alerts.scheduler import ScheduleTicker  # noqa: E402
-from sysevents.events import new_event  # noqa: E402
-from sysevents.jobs import job_from_dict  # noqa: E402
+from sysevents.events.model import new_event  # noqa: E402
+from sysevents.jobs.model import job_from_dict  # noqa: E402
 from sysevents.local.receiver import QuietHTTPServer, Receiver  # noqa: E402
+from sysevents.local.scheduler import ScheduleTicker  # noqa: E402
 from sysevents.local.stack import LocalStack  # noqa: E402
-from sysevents.metering import message_bytes  # noqa: E402
+from sysevents.obs.metering import message_bytes  # noqa: E402
 
 # -- list prices (USD, beyond free tiers) ----------------------------------------------------------------
 READ_ON = "read 2026-12-02 from a stored copy"
@@ -316,8 +316,8 @@ class Run:
         from google.cloud import firestore
 
         from sysevents.config import Settings
-        from sysevents.pubsub import Publisher
-        from sysevents.store import JobStore
+        from sysevents.jobs.store import JobStore
+        from sysevents.transport.pubsub import Publisher
 
         self.stack, self.receiver, self.n = stack, receiver, n
         self.settings = Settings()

@@ -23,7 +23,7 @@ from datetime import datetime
 
 import requests
 
-from sysevents.events import new_event
+from sysevents.events.model import new_event
 from sysevents.local.demo import SLACK_TEMPLATE
 from sysevents.local.processes import free_port
 from sysevents.local.receiver import Receiver, Reply
@@ -70,7 +70,7 @@ def account(stack) -> str:
 
 
 def burst(stack, key: str) -> dict:
-    from sysevents.pubsub import Publisher
+    from sysevents.transport.pubsub import Publisher
 
     receiver = Receiver().start()
     receiver.script = SlackLike()
@@ -95,7 +95,7 @@ def burst(stack, key: str) -> dict:
 
 
 def outage(stack, key: str) -> dict:
-    from sysevents.pubsub import Publisher
+    from sysevents.transport.pubsub import Publisher
 
     port = free_port()
     create_job(stack, key, {

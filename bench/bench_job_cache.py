@@ -137,7 +137,7 @@ NEW_JOBS = 10
 
 
 def new_job(n: int):
-    from sysevents.jobs import job_from_dict
+    from sysevents.jobs.model import job_from_dict
 
     return job_from_dict(
         {
@@ -156,9 +156,9 @@ def child(project: str, size: int, role: str) -> dict:
     from google.cloud import firestore
 
     import sysevents.sinks  # noqa: F401 - the workflow registry, as a function has it loaded
-    from sysevents.events import new_event
-    from sysevents.jobcache import JobCache
-    from sysevents.store import JobStore
+    from sysevents.events.model import new_event
+    from sysevents.jobs.cache import JobCache
+    from sysevents.jobs.store import JobStore
 
     client = firestore.Client(project=project)
     client.collection("bench").document("warm-up").get(timeout=60)  # the channel is not the cache's cost

@@ -9,9 +9,9 @@ import json
 import random
 import time
 
-from sysevents.events import SUBJECT_TYPES, VERBS, new_event
-from sysevents.jobs import job_from_dict
-from sysevents.matching import JobIndex, matches
+from sysevents.events.model import SUBJECT_TYPES, VERBS, new_event
+from sysevents.jobs.matching import JobIndex, matches
+from sysevents.jobs.model import job_from_dict
 
 
 def make_jobs(n: int, rng: random.Random, accounts: int) -> list:

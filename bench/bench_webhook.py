@@ -11,7 +11,7 @@ nothing is asserted.
    republishes to a second topic, whose push endpoint only answers).
 3. Publish -> receipt latency at LATENCY_RATE events/s.
 4. Firestore calls per delivered event, counted for real: the functions run with SYSEVENTS_METER, which
-   counts every call their Firestore client makes at the library boundary (sysevents.metering).
+   counts every call their Firestore client makes at the library boundary (sysevents.obs.metering).
 
     .venv/bin/python bench/bench_webhook.py
 """
@@ -38,8 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from report import last_line, table  # noqa: E402
 
-from sysevents.events import new_event  # noqa: E402
-from sysevents.jobs import job_from_dict  # noqa: E402
+from sysevents.events.model import new_event  # noqa: E402
+from sysevents.jobs.model import job_from_dict  # noqa: E402
 from sysevents.local.receiver import QuietHTTPServer, Receiver  # noqa: E402
 from sysevents.local.stack import LocalStack  # noqa: E402
 from sysevents.templates import render  # noqa: E402
@@ -172,12 +172,12 @@ def main() -> None:
     ):
         from google.cloud import firestore, pubsub_v1
 
-        from sysevents.deliveries import Delivery
         from sysevents.delivery.envelope import Envelope
-        from sysevents.pubsub import Publisher
+        from sysevents.delivery.message import Delivery
+        from sysevents.jobs.store import JobStore
         from sysevents.runtime import Runtime
         from sysevents.sinks.webhook.sink import WebhookSink
-        from sysevents.store import JobStore
+        from sysevents.transport.pubsub import Publisher
 
         rt = Runtime()
         logging.getLogger("sysevents").setLevel(logging.WARNING)  # no line per in-process delivery

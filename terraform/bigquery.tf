@@ -1,8 +1,8 @@
 # The audit log: one row per valid event. The schema, partitioning and clustering come from the same
-# file the code uses (shared/sysevents/bigquery/audit_schema.json).
+# file the code uses (shared/sysevents/auditlog/audit_schema.json).
 
 locals {
-  audit_schema = jsondecode(file("${path.module}/../shared/sysevents/bigquery/audit_schema.json"))
+  audit_schema = jsondecode(file("${path.module}/../shared/sysevents/auditlog/audit_schema.json"))
 }
 
 resource "google_bigquery_dataset" "sysevents" {

@@ -48,7 +48,7 @@ locals {
   ttl_collection_groups = {
     attempts     = "job_state/{job key}/attempts: every job's attempt log (sysevents.delivery.accounting)"
     dead_letters = "job_state/{job key}/dead_letters: dead-lettered deliveries, for replay"
-    quarantine   = "quarantine/{message id}: events ingest refused, with the reason (sysevents.quarantine)"
+    quarantine   = "quarantine/{message id}: events ingest refused, with the reason (sysevents.transport.quarantine)"
     alert_seen   = "alerts: (event, job) pairs already accepted (sysevents.alerts.store)"
     alert_outbox = "alerts: rendered notifications (emails, posts, digests) and their send state"
     alert_firing = "alerts: alerts notified and not resolved yet (resolve_on), kept 30 days"

@@ -1,4 +1,4 @@
-# Log-based metrics over the functions' structured log lines (shared/sysevents/logs.py). Each line that
+# Log-based metrics over the functions' structured log lines (shared/sysevents/obs/logs.py). Each line that
 # matters has its payload under jsonPayload.sysevents, whose `kind` says what it is about: "delivery" (one
 # line per delivery outcome), "ingest" (one per event fanned out), "quarantine" (one per invalid event).
 # Why log-based metrics, what they cost and how many time series they make: docs/monitoring.md.

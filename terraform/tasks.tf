@@ -1,4 +1,4 @@
-# The durable delay queue (sysevents.delays): every wait -- a delivery's next attempt on its job's retry
+# The durable delay queue (sysevents.transport.delays): every wait -- a delivery's next attempt on its job's retry
 # schedule, a job held for its receiver's Retry-After, a rate-limit slot, an alert timer -- is a Cloud
 # Tasks task that publishes its message back to Pub/Sub at its time. The task carries an OAuth token of
 # the releaser service account, which may publish to the release topics only; no function runs to

@@ -45,14 +45,14 @@ def firestore_client(stack):
 
 @pytest.fixture(scope="session")
 def store(firestore_client):
-    from sysevents.store import JobStore
+    from sysevents.jobs.store import JobStore
 
     return JobStore(firestore_client)
 
 
 @pytest.fixture(scope="session")
 def publisher(stack):
-    from sysevents.pubsub import Publisher
+    from sysevents.transport.pubsub import Publisher
 
     return Publisher(stack.project)
 
@@ -73,7 +73,7 @@ def aid(request) -> Iterator[str]:
     client = request.getfixturevalue("firestore_client") if "stack" in request.fixturenames else None
     yield value
     if client is not None:
-        from sysevents.store import JobStore
+        from sysevents.jobs.store import JobStore
 
         store = JobStore(client)
         for account in {value, f"{value}-other", f"{value}-a", f"{value}-b"}:

@@ -47,7 +47,7 @@ def put_jobs(stack, store, *jobs) -> None:
 def publish_events(stack, publisher, *events, ordered: bool = False) -> list[str]:
     """Publish events to the ingest topic; returns once Pub/Sub stored them. `ordered`: with each event's
     ordering key, as a producer does whose subjects' events must stay in order end to end."""
-    from sysevents.events import event_ordering_key
+    from sysevents.events.model import event_ordering_key
 
     return publisher.publish_all(
         [

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from sysevents.events import MAX_EVENT_BYTES
+from sysevents.events.model import MAX_EVENT_BYTES
 
 
 class Settings(BaseSettings):
@@ -64,7 +64,7 @@ class Settings(BaseSettings):
         le=86_400,
         description="Longest Retry-After (seconds) honoured: the job's deliveries are held this long at most.",
     )
-    # The durable delay queue (sysevents.delays): retries, holds, rate-limit slots, alert timers.
+    # The durable delay queue (sysevents.transport.delays): retries, holds, rate-limit slots, alert timers.
     delay_queue: str | None = Field(
         default=None,
         pattern=r"^projects/[^/]+/locations/[^/]+/queues/[A-Za-z0-9-]+$",
@@ -102,7 +102,7 @@ class Settings(BaseSettings):
     meter: bool = Field(
         default=False,
         description="Count this instance's Firestore calls, publishes, delay-queue tasks and pushes served, "
-        "reported by its GET / (sysevents.metering; the benchmarks). Off in production.",
+        "reported by its GET / (sysevents.obs.metering; the benchmarks). Off in production.",
     )
     template_workers: int = Field(default=2, ge=1, le=32, description="Template render worker processes.")
     job_cache_start_timeout: float = Field(
@@ -138,7 +138,7 @@ class Settings(BaseSettings):
         "all unseal (rotation). In production from Secret Manager.",
     )
     admin_max_body_bytes: int = Field(default=256 * 1024, gt=0, description="Largest admin API request body.")
-    # BigQuery (sysevents.bigquery): the audit table, export jobs' streaming inserts and backfills.
+    # BigQuery (sysevents.auditlog): the audit table, export jobs' streaming inserts and backfills.
     bigquery_endpoint: str | None = Field(
         default=None, description="BigQuery API endpoint (the local emulator); unset in production."
     )

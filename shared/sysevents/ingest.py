@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from sysevents import logs, origin
-from sysevents.deliveries import Delivery
+from sysevents.delivery.message import Delivery
 from sysevents.delivery.sink import SETTLE_ATTR, first_settle_key
-from sysevents.events import InvalidEvent, SystemEvent, event_from_bytes
-from sysevents.pubsub import PushMessage, first_publish, handle_push
+from sysevents.events.model import InvalidEvent, SystemEvent, event_from_bytes
+from sysevents.jobs import origin
+from sysevents.obs import logs
 from sysevents.runtime import Runtime, health, instance
+from sysevents.transport.pubsub import PushMessage, first_publish, handle_push
 
 log = logging.getLogger("sysevents.ingest")
 
@@ -53,7 +54,9 @@ def _quarantine(rt: Runtime, msg: PushMessage, reason: str) -> tuple[str, int]:
 
 
 def _fan_out(rt: Runtime, event: SystemEvent) -> list[tuple[str, bytes, dict[str, str], str]]:
-    jobs, held = origin.deliverable(event, rt.cache.match(event))  # loop protection: see sysevents.origin
+    jobs, held = origin.deliverable(
+        event, rt.cache.match(event)
+    )  # loop protection: see sysevents.jobs.origin
     for job_id, why in held:
         log.info("ingest: event %s not delivered to job %s: %s", event.id, job_id, why)
     trace = {logs.TRACEPARENT_ATTR: tp} if (tp := logs.current_traceparent()) else {}

@@ -18,28 +18,28 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from google.cloud import firestore
 
-from sysevents import logs
 from sysevents.config import Settings
-from sysevents.jobcache import JobCache
-from sysevents.jobs import Job
-from sysevents.metering import Meter, meter_delays, meter_firestore, meter_publisher
-from sysevents.pubsub import Publisher
-from sysevents.store import JobStore
+from sysevents.jobs.cache import JobCache
+from sysevents.jobs.model import Job
+from sysevents.jobs.store import JobStore
+from sysevents.obs import logs
+from sysevents.obs.metering import Meter, meter_delays, meter_firestore, meter_publisher
 from sysevents.topology import Topology, load
+from sysevents.transport.pubsub import Publisher
 
 if TYPE_CHECKING:
     from sysevents.admin.keys import KeyStore
     from sysevents.alerts.store import AlertStore
+    from sysevents.auditlog.writer import TableWriter
     from sysevents.backfill.runs import Runs
-    from sysevents.bigquery.writer import TableWriter
-    from sysevents.delays import DelayQueue
     from sysevents.delivery.accounting import DeliveryLog
     from sysevents.delivery.ordering import KeyQueues
     from sysevents.delivery.ratelimit import RateLimiter
-    from sysevents.quarantine import Quarantine
     from sysevents.sinks.email.mailer import Mailer
     from sysevents.sinks.webhook.sender import WebhookSender
     from sysevents.templates.sandbox import Sandbox
+    from sysevents.transport.delays import DelayQueue
+    from sysevents.transport.quarantine import Quarantine
 
 T = TypeVar("T")
 _lock = threading.Lock()
@@ -58,7 +58,7 @@ class Runtime:
         self.firestore = firestore.Client(project=self.settings.project)
         self.publisher = Publisher(self.settings.project)
         self.meter: Meter | None = None
-        if self.settings.meter:  # counting calls for the benchmarks (sysevents.metering)
+        if self.settings.meter:  # counting calls for the benchmarks (sysevents.obs.metering)
             self.meter = Meter()
             meter_firestore(self.firestore, self.meter)
             meter_publisher(self.publisher, self.meter)
@@ -143,8 +143,8 @@ class Runtime:
 
     @property
     def delays(self) -> DelayQueue:
-        """The durable delay queue (Cloud Tasks; its emulator locally): sysevents.delays."""
-        from sysevents.delays import DelayQueue
+        """The durable delay queue (Cloud Tasks; its emulator locally): sysevents.transport.delays."""
+        from sysevents.transport.delays import DelayQueue
 
         s = self.settings
 
@@ -186,7 +186,7 @@ class Runtime:
     @property
     def table_writer(self) -> TableWriter:
         """Micro-batched, validated streaming inserts, shared by the instance's request threads."""
-        from sysevents.bigquery.writer import TableWriter
+        from sysevents.auditlog.writer import TableWriter
 
         s = self.settings
 
@@ -216,8 +216,8 @@ class Runtime:
 
     @property
     def quarantine(self) -> Quarantine:
-        """The index of quarantined events (sysevents.quarantine)."""
-        from sysevents.quarantine import Quarantine
+        """The index of quarantined events (sysevents.transport.quarantine)."""
+        from sysevents.transport.quarantine import Quarantine
 
         return self._part("quarantine", lambda: Quarantine(self.firestore))
 

@@ -58,7 +58,9 @@ class Function:
     max_instances: int | None = None
     concurrency: int | None = None
     schedules: list[dict] = field(default_factory=list)  # [{name, cron, time_zone, path, body}]
-    waits: bool = False  # puts waits on the delay queue (sysevents.delays): may enqueue release tasks
+    waits: bool = (
+        False  # puts waits on the delay queue (sysevents.transport.delays): may enqueue release tasks
+    )
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from sysevents.events import new_event
+from sysevents.events.model import new_event
 
 
 def test_audit_search_finds_own_events_only(stack, admin, publisher, account, other):

@@ -12,7 +12,7 @@ import pytest
 from admin_helpers import make_account, webhook_job
 from helpers import publish_events, wait_until
 
-from sysevents.events import new_event
+from sysevents.events.model import new_event
 
 pytestmark = pytest.mark.integration
 

@@ -7,10 +7,10 @@ from datetime import datetime
 import pytest
 import requests
 
-from sysevents import origin
-from sysevents.events import new_event
-from sysevents.jobs import job_from_dict
-from sysevents.origin import Kind, deliverable
+from sysevents.events.model import new_event
+from sysevents.jobs import origin
+from sysevents.jobs.model import job_from_dict
+from sysevents.jobs.origin import Kind, deliverable
 
 TOKEN = "Bearer tok-abcdef-99"
 

@@ -8,9 +8,9 @@ import os
 import pytest
 from admin_helpers import SLACK, webhook_job
 
-from sysevents import secrets
 from sysevents.admin.api import URL_MAP
 from sysevents.admin.openapi import openapi_path
+from sysevents.jobs import secrets
 
 TOKEN = "Bearer s3cr3t-token-value-42"
 
@@ -143,7 +143,7 @@ def test_signing_secrets_are_sealed_at_rest_shown_as_set_and_kept_on_round_trip(
 ):
     import base64
 
-    from sysevents.secrets import is_sealed
+    from sysevents.jobs.secrets import is_sealed
 
     secret = "whsec_" + base64.b64encode(b"s" * 32).decode()
     body = webhook_job(signing_secrets=[secret])

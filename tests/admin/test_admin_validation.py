@@ -8,7 +8,7 @@ from admin_helpers import PUBLIC_URL, webhook_job
 from sysevents.admin.errors import ApiError
 from sysevents.admin.validation import parse_job
 from sysevents.config import Settings
-from sysevents.jobs import WORKFLOWS
+from sysevents.jobs.model import WORKFLOWS
 
 
 def post(admin, account, body, **kw):

@@ -21,18 +21,18 @@ from types import SimpleNamespace
 import pytest
 from google.cloud import firestore
 
-from sysevents.alerts.notifier import Notifier
+from sysevents.alerts.engine import Notifier
 from sysevents.alerts.store import AlertStore, Contended
 from sysevents.config import Settings
-from sysevents.deliveries import Delivery
+from sysevents.delivery.message import Delivery
 from sysevents.delivery.outcome import Kind
 from sysevents.delivery.sink import Attempt
-from sysevents.events import new_event
-from sysevents.jobs import JobState, job_from_dict
-from sysevents.pubsub import PushMessage
+from sysevents.events.model import new_event
+from sysevents.jobs.model import JobState, job_from_dict
 from sysevents.sinks.email.channel import EmailChannel
 from sysevents.sinks.email.mailer import Mailer
 from sysevents.templates.sandbox import Sandbox
+from sysevents.transport.pubsub import PushMessage
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2031, 3, 3, 12, 0, tzinfo=UTC)  # a Monday

@@ -9,8 +9,8 @@ import pytest
 from helpers import publish_events as publish
 from helpers import pull, put_jobs
 
-from sysevents.events import new_event
-from sysevents.jobs import job_from_dict
+from sysevents.events.model import new_event
+from sysevents.jobs.model import job_from_dict
 from sysevents.sinks.email.mailer import message_id
 
 pytestmark = pytest.mark.integration

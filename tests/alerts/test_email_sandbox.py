@@ -5,9 +5,9 @@ import requests
 from helpers import pull
 
 from sysevents.alerts.render import check, link_for, render_digest, render_single, sample_digest
-from sysevents.events import new_event
-from sysevents.jobs import job_from_dict
-from sysevents.store import JobStore
+from sysevents.events.model import new_event
+from sysevents.jobs.model import job_from_dict
+from sysevents.jobs.store import JobStore
 from sysevents.templates import SAMPLE_EVENT, TemplateError, render_value
 from sysevents.templates.sandbox import Sandbox
 

@@ -6,7 +6,7 @@ import pytest
 
 from sysevents.alerts.policy import MuteWindow, RateLimit, Silence, muted_by
 from sysevents.alerts.render import InvalidTemplate, check, link_for, render_single
-from sysevents.jobs import InvalidJob, job_from_dict
+from sysevents.jobs.model import InvalidJob, job_from_dict
 from sysevents.sinks.email.mailer import build, message_id
 from sysevents.templates import SAMPLE_EVENT, render_value
 

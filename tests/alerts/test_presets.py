@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from sysevents.alerts import presets
 from sysevents.cli import main
-from sysevents.jobs import InvalidJob, job_from_dict
+from sysevents.jobs.model import InvalidJob, job_from_dict
 from sysevents.local.demo import SLACK_TEMPLATE as DEMO_SLACK_TEMPLATE
 from sysevents.sinks.email.config import EmailConfig
 from sysevents.templates import SAMPLE_EVENT, render
@@ -45,8 +45,8 @@ def test_cli_prints_presets_and_refuses_bad_addresses():
 
 
 def test_slack_preset_through_the_pipeline(stack, firestore_client, publisher, receiver, aid):
-    from sysevents.events import new_event
-    from sysevents.store import JobStore
+    from sysevents.events.model import new_event
+    from sysevents.jobs.store import JobStore
 
     store = JobStore(firestore_client)
     store.put(
@@ -88,7 +88,7 @@ def test_bad_recipients_are_refused_when_the_job_is_saved(recipients, message):
 
 
 def test_grouped_slack_and_pagerduty_presets_are_alert_jobs():
-    from sysevents.jobs import job_from_dict
+    from sysevents.jobs.model import job_from_dict
 
     grouped = presets.slack_alert("https://hooks.slack.com/services/T/B/X", group_by=("subject_type",),
                                   resolve_on=("completed",))  # fmt: skip

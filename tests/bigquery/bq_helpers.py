@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from sysevents.bigquery.schema import TableRef
+from sysevents.auditlog.schema import TableRef
 
 
 def rows(bq, table: TableRef, where: str = "TRUE", **params) -> list[dict]:

@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from sysevents.bigquery.schema import TableRef
-from sysevents.bigquery.writer import TableWriter
+from sysevents.auditlog.schema import TableRef
+from sysevents.auditlog.writer import TableWriter
 from sysevents.config import Settings
 from sysevents.runtime import Runtime
 from sysevents.sinks.bigquery.targets import account_dataset

@@ -5,8 +5,8 @@ import json
 import pytest
 from bq_helpers import rows, wait_until
 
-from sysevents.bigquery import schema
-from sysevents.events import new_event
+from sysevents.auditlog import schema
+from sysevents.events.model import new_event
 
 pytestmark = pytest.mark.integration
 

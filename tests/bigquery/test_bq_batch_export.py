@@ -12,8 +12,8 @@ from bq_helpers import lifecycle_verbs, rows, wait_until
 from standardwebhooks import Webhook
 
 from sysevents.backfill.ticks import tick
-from sysevents.events import new_event
-from sysevents.jobs import job_from_dict
+from sysevents.events.model import new_event
+from sysevents.jobs.model import job_from_dict
 
 pytestmark = pytest.mark.integration
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from helpers import api_account
 
 from sysevents.cli import main
-from sysevents.events import new_event
+from sysevents.events.model import new_event
 
 pytestmark = pytest.mark.integration
 

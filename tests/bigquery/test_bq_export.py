@@ -12,9 +12,9 @@ from bq_helpers import lifecycle_verbs, rows, wait_until
 from google.cloud import bigquery
 from helpers import pull
 
+from sysevents.auditlog import schema
 from sysevents.backfill.engine import advance, backfill_of, run_backfill
-from sysevents.bigquery import schema
-from sysevents.events import new_event
+from sysevents.events.model import new_event
 from sysevents.sinks.bigquery.backfill import finish_backfill
 from sysevents.sinks.bigquery.export import new_export_job
 

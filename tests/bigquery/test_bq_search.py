@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from bq_helpers import rows, wait_until
 
-from sysevents.bigquery.search import InvalidSearch, search_audit
-from sysevents.events import new_event
+from sysevents.auditlog.search import InvalidSearch, search_audit
+from sysevents.events.model import new_event
 
 pytestmark = pytest.mark.integration
 

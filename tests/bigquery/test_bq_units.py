@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sysevents.bigquery import schema
-from sysevents.bigquery.writer import InsertFailed, MicroBatcher, insert_errors_by_row
-from sysevents.events import new_event
-from sysevents.jobs import InvalidJob, job_from_dict
+from sysevents.auditlog import schema
+from sysevents.auditlog.writer import InsertFailed, MicroBatcher, insert_errors_by_row
+from sysevents.events.model import new_event
+from sysevents.jobs.model import InvalidJob, job_from_dict
 from sysevents.sinks.bigquery.export import Decision, new_export_job, streaming_decision
 
 FIELDS = schema.schema()

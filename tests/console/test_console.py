@@ -8,7 +8,7 @@ import shutil
 import pytest
 import requests
 
-from sysevents.events import new_event
+from sysevents.events.model import new_event
 
 pytestmark = pytest.mark.integration
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

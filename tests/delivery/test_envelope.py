@@ -14,10 +14,10 @@ import pytest
 from helpers import pull, wait_until
 
 from sysevents.config import Settings
-from sysevents.deliveries import Delivery
 from sysevents.delivery.envelope import Envelope
-from sysevents.events import new_event
-from sysevents.jobs import JobState, job_from_dict
+from sysevents.delivery.message import Delivery
+from sysevents.events.model import new_event
+from sysevents.jobs.model import JobState, job_from_dict
 from sysevents.local.processes import free_port
 from sysevents.runtime import Runtime
 from sysevents.sinks.bigquery.sink import BigQuerySink
@@ -374,7 +374,7 @@ def test_what_waits_behind_a_head_goes_on_after_the_job_stops_being_ordered(rt, 
 
 
 def _push_message(d):
-    from sysevents.pubsub import parse_push
+    from sysevents.transport.pubsub import parse_push
 
     return parse_push(push_body(d.to_json(), d.attributes()))
 

@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from sysevents.delivery.accounting import COMMIT_RECORDS, MAX_WRITES, DeliveryLog
-from sysevents.jobs import job_from_dict
+from sysevents.jobs.model import job_from_dict
 
 pytestmark = pytest.mark.integration
 

@@ -1,5 +1,5 @@
 """The meter counts the calls a Firestore client really makes, and the units Firestore bills for them,
-against the emulator (sysevents.metering: what the benchmarks report)."""
+against the emulator (sysevents.obs.metering: what the benchmarks report)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from sysevents.metering import Meter, message_bytes, meter_firestore, meter_publisher
+from sysevents.obs.metering import Meter, message_bytes, meter_firestore, meter_publisher
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +55,7 @@ def test_reads_count_documents_asked_for_and_returned(metered):
 
 
 def test_publishes_are_counted_with_their_size(stack):
-    from sysevents.pubsub import Publisher
+    from sysevents.transport.pubsub import Publisher
 
     meter = Meter()
     publisher = meter_publisher(Publisher(stack.project), meter)

@@ -18,9 +18,9 @@ import pytest
 from helpers import publish_events, pull, put_jobs
 
 from sysevents import store as store_mod
-from sysevents.events import new_event
-from sysevents.jobcache import JobCache
-from sysevents.jobs import JobState, job_from_dict
+from sysevents.events.model import new_event
+from sysevents.jobs.cache import JobCache
+from sysevents.jobs.model import JobState, job_from_dict
 
 
 class Clock:

@@ -10,9 +10,9 @@ import uuid
 import pytest
 from helpers import put_jobs as put
 
-from sysevents.events import new_event
-from sysevents.jobs import job_from_dict
-from sysevents.logs import TRACEPARENT_ATTR, new_traceparent, parse_traceparent
+from sysevents.events.model import new_event
+from sysevents.jobs.model import job_from_dict
+from sysevents.obs.logs import TRACEPARENT_ATTR, new_traceparent, parse_traceparent
 
 pytestmark = pytest.mark.integration
 

@@ -6,8 +6,8 @@ import time
 import pytest
 from helpers import pull, put_jobs
 
-from sysevents.events import MAX_EVENT_BYTES, new_event
-from sysevents.jobs import job_from_dict
+from sysevents.events.model import MAX_EVENT_BYTES, new_event
+from sysevents.jobs.model import job_from_dict
 from sysevents.local.demo import SLACK_TEMPLATE
 
 pytestmark = pytest.mark.integration

@@ -6,9 +6,9 @@ from click.testing import CliRunner
 from helpers import put_jobs
 
 from sysevents.cli import main
-from sysevents.events import new_event
-from sysevents.jobs import job_from_dict
-from sysevents.redrive import hold_subscription
+from sysevents.events.model import new_event
+from sysevents.jobs.model import job_from_dict
+from sysevents.transport.redrive import hold_subscription
 
 pytestmark = pytest.mark.integration
 

@@ -13,12 +13,12 @@ from click.testing import CliRunner
 from helpers import publish_events, put_jobs, wait_until
 
 from sysevents.cli import main
-from sysevents.delays import Release
 from sysevents.delivery.accounting import DeliveryLog
-from sysevents.events import new_event
-from sysevents.jobs import job_from_dict
+from sysevents.events.model import new_event
+from sysevents.jobs.model import job_from_dict
+from sysevents.obs.status import collect, render
 from sysevents.runtime import Runtime
-from sysevents.status import collect, render
+from sysevents.transport.delays import Release
 
 pytestmark = pytest.mark.integration
 

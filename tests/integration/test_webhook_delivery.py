@@ -7,7 +7,7 @@ from helpers import publish_events as publish
 from helpers import pull, put_jobs
 from test_pipeline import webhook_job
 
-from sysevents.events import new_event
+from sysevents.events.model import new_event
 
 pytestmark = pytest.mark.integration
 

@@ -3,7 +3,7 @@
 
 The metric definitions, alert filters and the dashboard JSON are locals that need no provider: the
 embedded Terraform computes them (tfhelpers.evaluate_locals), so these tests read the values Terraform would
-send. The log lines they count are the ones sysevents.logs writes: each metric filter is run against such
+send. The log lines they count are the ones sysevents.obs.logs writes: each metric filter is run against such
 lines, parsed the way Cloud Logging parses a structured JSON line.
 """
 
@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from tfhelpers import TF_DIR, blocks, evaluate_locals, one, parse, root_blocks
 
-from sysevents import logs
 from sysevents import topology as topology_mod
+from sysevents.obs import logs
 
 METRICS = {"deliveries", "delivery_latency", "retries", "dead_lettered", "quarantined", "ingest_fanout"}
 NAMES = [
@@ -267,7 +267,7 @@ def test_each_metric_counts_lines_of_its_kind(tf, metric, kind):
     ],
 )
 def test_each_metric_matches_the_lines_sysevents_logs_writes(tf, metric, counted):
-    """The filters run against lines written by sysevents.logs: the field names agree."""
+    """The filters run against lines written by sysevents.obs.logs: the field names agree."""
     f = tf["log_metrics"][metric]["filter"]
     for outcome in logs.OUTCOMES:
         assert matches(f, outcome_line(outcome)) == (outcome in counted), (metric, outcome)

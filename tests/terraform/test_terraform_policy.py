@@ -253,7 +253,7 @@ def test_audit_table_schema_comes_from_the_file_the_code_uses(resources):
     bq = parse(TF_DIR / "bigquery.tf")["locals"][0]
     assert (
         bq["audit_schema"]
-        == '${jsondecode(file("${path.module}/../shared/sysevents/bigquery/audit_schema.json"))}'
+        == '${jsondecode(file("${path.module}/../shared/sysevents/auditlog/audit_schema.json"))}'
     )
     table = resources[("google_bigquery_table", "audit")]
     assert table["schema"] == "${jsonencode(local.audit_schema.fields)}"

@@ -4,7 +4,7 @@ every tick's budget from the others."""
 import random
 
 from sysevents.backfill.ticks import fair_order
-from sysevents.jobs import job_from_dict
+from sysevents.jobs.model import job_from_dict
 
 
 def job(aid: str, job_id: str):

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from sysevents.coalesce import Coalescer
+from sysevents.transport.coalesce import Coalescer
 
 
 class Gate:

@@ -3,7 +3,7 @@ import socket
 
 import pytest
 
-from sysevents.destinations import RefusedDestination, check_address, check_url
+from sysevents.net.destinations import RefusedDestination, check_address, check_url
 
 
 def resolver(*addresses):

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from sysevents.destinations import GuardedAdapter, RefusedDestination, check_url, guarded_session
+from sysevents.net.destinations import GuardedAdapter, RefusedDestination, check_url, guarded_session
 
 LOCAL = (ipaddress.ip_network("127.0.0.1/32"),)
 TIMEOUT = 5

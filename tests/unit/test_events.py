@@ -2,7 +2,14 @@ import json
 
 import pytest
 
-from sysevents.events import MAX_EVENT_BYTES, SUBJECT_TYPES, VERBS, InvalidEvent, event_from_bytes, new_event
+from sysevents.events.model import (
+    MAX_EVENT_BYTES,
+    SUBJECT_TYPES,
+    VERBS,
+    InvalidEvent,
+    event_from_bytes,
+    new_event,
+)
 
 
 def envelope(**data):

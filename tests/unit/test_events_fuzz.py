@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sysevents.deliveries import Delivery
-from sysevents.events import (
+from sysevents.delivery.message import Delivery
+from sysevents.events.model import (
     MAX_DEPTH,
     MAX_EVENT_BYTES,
     SUBJECT_TYPES,
@@ -17,7 +17,7 @@ from sysevents.events import (
     InvalidEvent,
     event_from_bytes,
 )
-from sysevents.strictjson import MAX_REASON_BYTES, _depth_of_text
+from sysevents.events.strictjson import MAX_REASON_BYTES, _depth_of_text
 
 # Fixed and database-free, so every run tries the same inputs and takes the same (short) time.
 FUZZ = settings(

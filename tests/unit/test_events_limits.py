@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from sysevents.deliveries import BadDelivery, Delivery
-from sysevents.events import (
+from sysevents.delivery.message import BadDelivery, Delivery
+from sysevents.events.model import (
     MAX_DEPTH,
     MAX_EVENT_BYTES,
     InvalidEvent,
@@ -16,7 +16,7 @@ from sysevents.events import (
     event_from_dict,
     new_event,
 )
-from sysevents.strictjson import MAX_REASON_BYTES
+from sysevents.events.strictjson import MAX_REASON_BYTES
 
 BASE = {"aid": "12", "subject_type": "work", "subject_id": "w1", "verb": "failed"}
 DEPTH_LIMIT = (
@@ -285,7 +285,7 @@ def test_malformed_deliveries_say_why(raw, expected):
 
 
 def test_ordering_keys_stay_inside_pubsubs_limit_for_the_longest_ids():
-    from sysevents.events import MAX_ID_CHARS, event_ordering_key, ordering_key
+    from sysevents.events.model import MAX_ID_CHARS, event_ordering_key, ordering_key
 
     longest = new_event("a" * MAX_ID_CHARS, "work", "\U0001f600" * MAX_ID_CHARS, "failed")  # 4-byte UTF-8
     key = event_ordering_key(longest)

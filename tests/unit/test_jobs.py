@@ -1,7 +1,7 @@
 import pytest
 
-from sysevents.events import VERBS
-from sysevents.jobs import InvalidJob, JobState, job_from_dict, job_to_dict
+from sysevents.events.model import VERBS
+from sysevents.jobs.model import InvalidJob, JobState, job_from_dict, job_to_dict
 from sysevents.sinks.webhook.config import WebhookConfig
 
 SEED = {

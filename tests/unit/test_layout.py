@@ -11,17 +11,17 @@ from pathlib import Path
 
 LIBRARY = Path(__file__).resolve().parents[2] / "shared" / "sysevents"
 CORE = (
-    "events",
-    "strictjson",
-    "jobs",
-    "matching",
+    "events.model",
+    "events.strictjson",
+    "jobs.model",
+    "jobs.matching",
     "topology",
     "config",
-    "store",
-    "deliveries",
-    "origin",
-    "secrets",
-    "pubsub",
+    "jobs.store",
+    "delivery.message",
+    "jobs.origin",
+    "jobs.secrets",
+    "transport.pubsub",
 )
 NOT_CORE = (
     "sysevents.sinks",

@@ -1,4 +1,4 @@
-"""sysevents.logs: Cloud Logging structured JSON lines, the readable text format, W3C trace context."""
+"""sysevents.obs.logs: Cloud Logging structured JSON lines, the readable text format, W3C trace context."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sysevents import logs
+from sysevents.obs import logs
 
 # The examples of the W3C Trace Context recommendation (https://www.w3.org/TR/trace-context/).
 W3C_VALID = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"

@@ -3,9 +3,9 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sysevents.events import SUBJECT_TYPES, VERBS, new_event
-from sysevents.jobs import JobState, job_from_dict
-from sysevents.matching import JobIndex, matches
+from sysevents.events.model import SUBJECT_TYPES, VERBS, new_event
+from sysevents.jobs.matching import JobIndex, matches
+from sysevents.jobs.model import JobState, job_from_dict
 
 
 def job(job_id, aid="12", verbs=("failed",), sources=None, state="active"):

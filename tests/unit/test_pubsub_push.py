@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from sysevents.pubsub import BadPushRequest, clip_attribute, parse_push
+from sysevents.transport.pubsub import BadPushRequest, clip_attribute, parse_push
 
 
 def test_push_body_is_read():

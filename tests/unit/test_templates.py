@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from sysevents.events import new_event
+from sysevents.events.model import new_event
 from sysevents.local.demo import SLACK_TEMPLATE
 from sysevents.templates import SAMPLE_EVENT, TemplateError, check, render
 

@@ -17,11 +17,11 @@ from google.cloud import pubsub_v1
 from helpers import put_jobs as put
 from helpers import wait_until
 
-from sysevents.deliveries import Delivery
 from sysevents.delivery.accounting import DeliveryLog
+from sysevents.delivery.message import Delivery
 from sysevents.delivery.replay import replay
-from sysevents.events import new_event
-from sysevents.jobs import job_from_dict
+from sysevents.events.model import new_event
+from sysevents.jobs.model import job_from_dict
 
 pytestmark = pytest.mark.integration
 MAX_ATTEMPTS = 5  # Pub/Sub's minimum

@@ -9,7 +9,7 @@ import functions_framework
 import pytest
 from helpers import pull
 
-from sysevents.events import new_event
+from sysevents.events.model import new_event
 
 pytestmark = pytest.mark.integration
 MAIN = Path(__file__).resolve().parents[2] / "functions" / "admin" / "main.py"

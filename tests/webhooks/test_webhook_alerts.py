@@ -17,8 +17,8 @@ from helpers import publish_events as publish
 from helpers import put_jobs as put
 
 from sysevents.delivery.accounting import DeliveryLog
-from sysevents.events import new_event
-from sysevents.jobs import job_from_dict
+from sysevents.events.model import new_event
+from sysevents.jobs.model import job_from_dict
 
 pytestmark = pytest.mark.integration
 WAIT = 30_000  # group_wait: 10 s at the test stack's scale, room for a burst to be accepted

@@ -17,10 +17,10 @@ import requests
 from helpers import put_jobs as put
 from helpers import wait_until
 
-from sysevents.deliveries import Delivery
 from sysevents.delivery.accounting import DeliveryLog
-from sysevents.events import new_event
-from sysevents.jobs import job_from_dict
+from sysevents.delivery.message import Delivery
+from sysevents.events.model import new_event
+from sysevents.jobs.model import job_from_dict
 
 pytestmark = pytest.mark.integration
 

@@ -21,8 +21,8 @@ from helpers import publish_events as publish
 from helpers import put_jobs as put
 
 from sysevents.delivery.accounting import DeliveryLog
-from sysevents.events import new_event
-from sysevents.jobs import job_from_dict
+from sysevents.events.model import new_event
+from sysevents.jobs.model import job_from_dict
 from sysevents.local.demo import SLACK_TEMPLATE
 from sysevents.local.processes import free_port
 from sysevents.local.receiver import Receiver, Reply

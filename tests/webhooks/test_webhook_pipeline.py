@@ -12,11 +12,11 @@ from helpers import publish_events as publish
 from helpers import pull, wait_until
 from helpers import put_jobs as put
 
-from sysevents.deliveries import Delivery
 from sysevents.delivery.accounting import DeliveryLog
+from sysevents.delivery.message import Delivery
 from sysevents.delivery.replay import replay
-from sysevents.events import new_event
-from sysevents.jobs import JobState, job_from_dict
+from sysevents.events.model import new_event
+from sysevents.jobs.model import JobState, job_from_dict
 from sysevents.local.processes import free_port
 from sysevents.local.receiver import Receiver
 from sysevents.runtime import Runtime

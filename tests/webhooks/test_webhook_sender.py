@@ -10,10 +10,10 @@ import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from sysevents.config import Settings
-from sysevents.deliveries import Delivery
+from sysevents.delivery.message import Delivery
 from sysevents.delivery.outcome import Kind
-from sysevents.events import new_event
-from sysevents.jobs import job_from_dict
+from sysevents.events.model import new_event
+from sysevents.jobs.model import job_from_dict
 from sysevents.local.receiver import Reply
 from sysevents.sinks.webhook.sender import WebhookSender, retry_after_seconds, webhook_id
 from sysevents.templates import TemplateError, render
@@ -96,7 +96,7 @@ def test_connection_level_check_refuses_the_peer_even_when_resolution_passed(rec
     # resolves, checks and pins the address itself, so what a DNS-rebinding name would do (public at
     # check time, private at connect time) is refused before any connection.
     s = WebhookSender(settings(), renderer=render)
-    from sysevents.destinations import guarded_session
+    from sysevents.net.destinations import guarded_session
 
     s.session = guarded_session(allowlist=())
     r = s.send(job(receiver.url("/rebind")), delivery(job(receiver.url("/rebind"))))

@@ -13,7 +13,7 @@ from sysevents.admin import accounts, audit, deliveries, jobs
 from sysevents.admin.errors import json_response
 from sysevents.admin.http import Call, Route
 from sysevents.admin.http import dispatch as _dispatch
-from sysevents.jobs import JobState
+from sysevents.jobs.model import JobState
 from sysevents.runtime import Runtime, instance
 
 

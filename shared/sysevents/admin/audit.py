@@ -12,10 +12,10 @@ AUDIT_FILTERS = ("subject_type", "subject_id", "verb", "start", "end", "page_tok
 
 def search_audit(call: Call, aid: str) -> Response:
     """The account's audit log (BigQuery), newest first; only ever the caller's own account."""
-    from sysevents.bigquery.schema import audit_table
-    from sysevents.bigquery.search import MAX_PAGE_SIZE as MAX_AUDIT_PAGE
-    from sysevents.bigquery.search import InvalidSearch
-    from sysevents.bigquery.search import search_audit as search
+    from sysevents.auditlog.schema import audit_table
+    from sysevents.auditlog.search import MAX_PAGE_SIZE as MAX_AUDIT_PAGE
+    from sysevents.auditlog.search import InvalidSearch
+    from sysevents.auditlog.search import search_audit as search
 
     args = {k: call.request.args.get(k) or None for k in AUDIT_FILTERS}
     try:

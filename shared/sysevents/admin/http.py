@@ -21,9 +21,9 @@ from werkzeug.routing import Map
 from sysevents.admin.errors import ApiError
 from sysevents.admin.keys import AID_PATTERN, KeyStore, Principal
 from sysevents.admin.validation import JOB_ID
-from sysevents.secrets import SealingError
-from sysevents.store import JobNotFound, VersionConflict
-from sysevents.strictjson import InvalidJSON, load
+from sysevents.events.strictjson import InvalidJSON, load
+from sysevents.jobs.secrets import SealingError
+from sysevents.jobs.store import JobNotFound, VersionConflict
 from sysevents.templates.sandbox import SandboxBusy
 
 if TYPE_CHECKING:

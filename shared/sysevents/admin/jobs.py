@@ -15,11 +15,11 @@ from sysevents.admin.errors import ApiError, json_response
 from sysevents.admin.http import MAX_PAGE_SIZE, Call
 from sysevents.admin.validation import JOB_ID, STATES, editable, job_view, merge_patch, parse_job
 from sysevents.delivery.replay import replay
-from sysevents.events import InvalidEvent, event_from_dict
-from sysevents.jobs import WORKFLOWS, Job, JobState
-from sysevents.origin import FIELD as ORIGIN_FIELD
+from sysevents.events.model import InvalidEvent, event_from_dict
+from sysevents.jobs.model import WORKFLOWS, Job, JobState
+from sysevents.jobs.origin import FIELD as ORIGIN_FIELD
+from sysevents.jobs.store import JobExists, Limits, TooManyFilterEntries, TooManyJobs, VersionConflict
 from sysevents.sinks.webhook.config import WebhookConfig
-from sysevents.store import JobExists, Limits, TooManyFilterEntries, TooManyJobs, VersionConflict
 from sysevents.templates import SAMPLE_EVENT, TemplateError
 
 log = logging.getLogger("sysevents.admin")

@@ -2,7 +2,7 @@
 
 Created / updated / deleted events about the job (subject_type `work`, subject_id = job id, actor = the
 key's name and prefix) flow through ingest, matching and the sinks like any other event. They carry the
-origin mark (sysevents.origin), so they are never delivered to the job they are about.
+origin mark (sysevents.jobs.origin), so they are never delivered to the job they are about.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from sysevents import origin, workevents
 from sysevents.admin.keys import Principal
-from sysevents.events import SystemEvent, Verb, new_event
-from sysevents.jobs import Job, JobState
+from sysevents.events.model import SystemEvent, Verb, new_event
+from sysevents.jobs import origin, workevents
+from sysevents.jobs.model import Job, JobState
 
 if TYPE_CHECKING:
     from sysevents.runtime import Runtime

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sysevents.events import SUBJECT_TYPES, VERBS
-from sysevents.jobs import WORKFLOWS
-from sysevents.origin import FIELD as ORIGIN_FIELD
+from sysevents.events.model import SUBJECT_TYPES, VERBS
+from sysevents.jobs.model import WORKFLOWS
+from sysevents.jobs.origin import FIELD as ORIGIN_FIELD
 
 _PARAM = re.compile(r"<(?:[a-z]+:)?([a-z_]+)>")
 _OBJ = {"type": "object"}

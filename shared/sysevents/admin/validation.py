@@ -1,9 +1,9 @@
 """Job bodies in and out of the admin API: validate (one field named per error), seal, redact, patch.
 
 Accepted body: the seed's shape verbatim, `{"workflow": ..., "config": {...}}`, plus optional `id`
-(create only), `name` and `state`. Save-time checks beyond the job model (sysevents.jobs): the
+(create only), `name` and `state`. Save-time checks beyond the job model (sysevents.jobs.model): the
 templates (webhook JSON; email subject, body, digest in the sandbox) are rendered against a sample event,
-the webhook URL must be a public https address (sysevents.destinations), header names and values are
+the webhook URL must be a public https address (sysevents.net.destinations), header names and values are
 checked, and every field has a size limit.
 """
 
@@ -18,15 +18,15 @@ from pydantic import ValidationError
 
 from sysevents.admin.errors import ApiError
 from sysevents.config import Settings
-from sysevents.destinations import RefusedDestination, check_url
-from sysevents.events import MAX_ID_CHARS
-from sysevents.jobs import WORKFLOWS, InvalidJob, Job, JobState, Workflow, job_to_dict, spec
-from sysevents.secrets import SealingError, is_sealed, redact, seal, unseal
+from sysevents.events.model import MAX_ID_CHARS
+from sysevents.events.strictjson import plain
+from sysevents.jobs.model import WORKFLOWS, InvalidJob, Job, JobState, Workflow, job_to_dict, spec
+from sysevents.jobs.secrets import SealingError, is_sealed, redact, seal, unseal
+from sysevents.net.destinations import RefusedDestination, check_url
 from sysevents.sinks.bigquery.config import BigQueryConfig
 from sysevents.sinks.bigquery.targets import refusal as target_refusal
 from sysevents.sinks.email.config import EmailConfig
 from sysevents.sinks.webhook.config import WebhookConfig, check_header_name, check_header_value
-from sysevents.strictjson import plain
 from sysevents.templates import SAMPLE_EVENT, TemplateError
 
 JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")

@@ -14,7 +14,7 @@ from typing import Any
 from google.api_core.exceptions import AlreadyExists, Conflict, FailedPrecondition
 from google.cloud import firestore
 
-from sysevents.jobs import Job
+from sysevents.jobs.model import Job
 
 RETENTION = timedelta(days=8)
 

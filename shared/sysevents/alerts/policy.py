@@ -25,8 +25,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from sysevents.events import parse_verb
-from sysevents.jobs import MAX_TEMPLATE_CHARS
+from sysevents.events.model import parse_verb
+from sysevents.jobs.model import MAX_TEMPLATE_CHARS
 
 FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")

@@ -20,7 +20,7 @@ SLACK_TEMPLATE = (
 
 
 def _checked(doc: dict[str, Any]) -> dict[str, Any]:
-    from sysevents.jobs import job_from_dict
+    from sysevents.jobs.model import job_from_dict
 
     job_from_dict(doc, job_id="preset", aid="preset")  # raises InvalidJob with the reason
     return doc

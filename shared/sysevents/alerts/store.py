@@ -39,7 +39,7 @@ from sysevents.alerts.outbox import RETENTION, OutboxMixin, job_fields, outbox_c
 from sysevents.alerts.policy import Grouping, alert_key
 from sysevents.alerts.timing import group_due, is_repeat, restarts
 from sysevents.config import Settings
-from sysevents.jobs import Job
+from sysevents.jobs.model import Job
 
 OVERFLOW = "__rate_limited__"
 MAX_FIELD_CHARS = 1000

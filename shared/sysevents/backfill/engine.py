@@ -3,7 +3,7 @@
 Used by BigQuery one-time and backfill-then-continuous exports and by webhook batch exports; each sink
 supplies its part as a `Backfill` (`Sink.backfill`): the range, how to prepare the target, how to deliver
 one page of matching rows, how to finish. The engine reads the account's rows in (time, event id) order
-(sysevents.bigquery.reader), keeps the cursor and counts in the run document (sysevents.backfill.runs),
+(sysevents.auditlog.reader), keeps the cursor and counts in the run document (sysevents.backfill.runs),
 re-checks the runner's lease before every page so two runners never deliver the same page, and publishes
 the job's lifecycle events (started, syncing, synced, synccomplete, completed, failed).
 `advance` moves a backfill by one bounded slice (scheduled ticks, sysevents.backfill.ticks);
@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sysevents import workevents
+from sysevents.auditlog.reader import AuditReader
+from sysevents.auditlog.schema import TableRef, audit_table, event_of_row
 from sysevents.backfill.runs import LeaseLost, RunState
-from sysevents.bigquery.reader import AuditReader
-from sysevents.bigquery.schema import TableRef, audit_table, event_of_row
-from sysevents.events import Verb
-from sysevents.jobs import Job
-from sysevents.matching import matches
+from sysevents.events.model import Verb
+from sysevents.jobs import workevents
+from sysevents.jobs.matching import matches
+from sysevents.jobs.model import Job
 
 if TYPE_CHECKING:
     from sysevents.runtime import Runtime

@@ -17,8 +17,8 @@ from typing import Any
 
 from google.cloud import firestore as fs
 
-from sysevents.events import SystemEvent
-from sysevents.jobs import Job
+from sysevents.events.model import SystemEvent
+from sysevents.jobs.model import Job
 
 
 class RunState(StrEnum):

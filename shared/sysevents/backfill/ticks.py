@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from sysevents.backfill.engine import Backfill, advance, backfill_of
 from sysevents.backfill.runs import RunState
-from sysevents.jobs import Job, JobState
+from sysevents.jobs.model import Job, JobState
 
 if TYPE_CHECKING:
     from sysevents.runtime import Runtime

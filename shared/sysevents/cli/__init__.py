@@ -15,8 +15,8 @@ from sysevents.cli.jobs import jobs
 from sysevents.cli.keys import keys
 from sysevents.cli.quarantine import quarantine
 from sysevents.cli.status import status
-from sysevents.events import SUBJECT_TYPES, VERBS, InvalidEvent, event_ordering_key, new_event
-from sysevents.logs import TRACEPARENT_ATTR, new_traceparent
+from sysevents.events.model import SUBJECT_TYPES, VERBS, InvalidEvent, event_ordering_key, new_event
+from sysevents.obs.logs import TRACEPARENT_ATTR, new_traceparent
 
 
 @click.group()
@@ -55,8 +55,8 @@ def publish(aid, subject_type, subject_id, verb, actor, notes, extra, project, t
     """Publish one system event to Pub/Sub (the local stack's emulator when `sysevents dev` runs).
 
     --aid, --subject-type, --subject-id and --verb are required, except with --raw."""
-    from sysevents.pubsub import Publisher
     from sysevents.topology import load
+    from sysevents.transport.pubsub import Publisher
 
     use_dev_stack_env()
     project = project or os.environ.get("SYSEVENTS_PROJECT") or os.environ.get("GOOGLE_CLOUD_PROJECT")
@@ -100,9 +100,9 @@ def redrive(project, limit) -> None:
     """Publish the events ingest dead-lettered (after an outage) to the ingest topic again.
 
     Each is acknowledged in the dead letters only once Pub/Sub took its copy; run it again for more."""
-    from sysevents.redrive import hold_subscription
-    from sysevents.redrive import redrive as run
     from sysevents.topology import load
+    from sysevents.transport.redrive import hold_subscription
+    from sysevents.transport.redrive import redrive as run
 
     use_dev_stack_env()
     project = project or os.environ.get("SYSEVENTS_PROJECT") or os.environ.get("GOOGLE_CLOUD_PROJECT")

@@ -7,7 +7,7 @@ import json
 import click
 
 from sysevents.alerts import presets
-from sysevents.jobs import InvalidJob
+from sysevents.jobs.model import InvalidJob
 
 
 @click.group()

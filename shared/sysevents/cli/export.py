@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from sysevents.cli.common import Api, error_text, key_option, url_option, use_dev_stack_env
-from sysevents.events import SUBJECT_TYPES, VERBS
+from sysevents.events.model import SUBJECT_TYPES, VERBS
 from sysevents.sinks.bigquery.config import ExportMode
 
 
@@ -241,8 +241,8 @@ def status(obj, job_id, aid) -> None:
 @click.option("--page-token", help="Continue where the previous page ended.")
 def search(aid, subject_type, subject_id, verb, start, end, page_size, page_token) -> None:
     """Search the audit log: one event (CloudEvents JSON) per line, newest first, then the next page token."""
-    from sysevents.bigquery.schema import audit_table
-    from sysevents.bigquery.search import InvalidSearch, search_audit
+    from sysevents.auditlog.schema import audit_table
+    from sysevents.auditlog.search import InvalidSearch, search_audit
 
     rt = _runtime()
     try:

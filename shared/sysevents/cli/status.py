@@ -1,5 +1,5 @@
 """`sysevents status`: backlogs, the delay queue, waiting and dead-lettered deliveries, failing and
-auto-disabled jobs, quarantine (sysevents.status), for the local stack (`sysevents dev`) or a deployment
+auto-disabled jobs, quarantine (sysevents.obs.status), for the local stack (`sysevents dev`) or a deployment
 (the project's Firestore, Cloud Tasks and Cloud Monitoring, with the operator's credentials)."""
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ def status(aid: str | None, as_json: bool, limit: int) -> None:
     Against the local stack when `sysevents dev` runs, else the project of SYSEVENTS_PROJECT (or
     GOOGLE_CLOUD_PROJECT) with application default credentials. Exits 1 when a job is failing or
     auto-disabled (or a part could not be read), so that scripts can check it."""
+    from sysevents.obs.status import collect, render
     from sysevents.runtime import Runtime
-    from sysevents.status import collect, render
 
     use_dev_stack_env()
     rt = Runtime()

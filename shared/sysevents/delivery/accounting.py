@@ -26,7 +26,7 @@ skipped on purpose: the job was paused, deleted or re-created after the event ma
 dropped the event (silence, mute window).
 
 **Group commit.** The records and counter increments of an instance's concurrent deliveries are written
-in one Firestore commit (sysevents.coalesce: the first delivery to settle leads; while COMMITS_IN_FLIGHT
+in one Firestore commit (sysevents.transport.coalesce: the first delivery to settle leads; while COMMITS_IN_FLIGHT
 commits run, the others gather and go in the next one; no background thread). Each delivery's `record`
 returns only once the commit holding its records is durable, so an answered push is always counted; the
 counter increments of one job in one commit are summed into one counter write. Commits hold at most 500
@@ -54,8 +54,8 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from sysevents.coalesce import Coalescer, Stats
-from sysevents.jobs import Job
+from sysevents.jobs.model import Job
+from sysevents.transport.coalesce import Coalescer, Stats
 
 log = logging.getLogger("sysevents.delivery")
 

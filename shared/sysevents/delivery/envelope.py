@@ -12,7 +12,7 @@ Stages, over one context (the Runtime) and one sink:
    an optional Retry-After --, wait until a time, or permanent); an exception is a retry with its type
    and message;
 6. settle: the outcome is recorded (attempt log and counters, sysevents.delivery.accounting); a retry is
-   put on the durable delay queue (sysevents.delays) for the job's retry schedule, a wait for its time;
+   put on the durable delay queue (sysevents.transport.delays) for the job's retry schedule, a wait for its time;
    a permanent outcome, or a failure with no retry left, is dead-lettered -- to the sink's dead-letter
    topic *and* the job's dead-letter list, from where it can be replayed. The message is acknowledged in
    every case: the sink decides every outcome, and nothing waits by being nacked. Only when the delay
@@ -29,14 +29,14 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sysevents import logs
-from sysevents.delays import DelayFailed, Release, task_id
-from sysevents.deliveries import BadDelivery, Delivery
+from sysevents.delivery.message import BadDelivery, Delivery
 from sysevents.delivery.ordering import HEAD, HEAD_ATTR, PARKED
 from sysevents.delivery.outcome import Kind, Outcome
 from sysevents.delivery.sink import ATTEMPT_ATTR, SLOT_ATTR, WAITED_ATTR, Attempt, Sink
-from sysevents.jobs import DEFAULT_RETRY_SCHEDULE, RETRY_JITTER, Job, JobState
-from sysevents.pubsub import PushMessage, handle_push
+from sysevents.jobs.model import DEFAULT_RETRY_SCHEDULE, RETRY_JITTER, Job, JobState
+from sysevents.obs import logs
+from sysevents.transport.delays import DelayFailed, Release, task_id
+from sysevents.transport.pubsub import PushMessage, handle_push
 
 if TYPE_CHECKING:
     from sysevents.runtime import Runtime
@@ -227,7 +227,7 @@ class Envelope:
     def _put_away(
         self, msg: PushMessage, delivery: Delivery, at: datetime, then: Attempt, key: str = ""
     ) -> None:
-        """Republish this message at `at`, as attempt `then` (the delay queue: sysevents.delays)."""
+        """Republish this message at `at`, as attempt `then` (the delay queue: sysevents.transport.delays)."""
         attrs = {
             k: v
             for k, v in msg.attributes.items()

@@ -13,12 +13,12 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sysevents.delays import DelayFailed, Release, task_id
 from sysevents.delivery.envelope import retry_delay
 from sysevents.delivery.outcome import Kind, Outcome
 from sysevents.delivery.sink import ATTEMPT_ATTR, Attempt, Sink
-from sysevents.jobs import DEFAULT_RETRY_SCHEDULE
-from sysevents.pubsub import PushMessage, first_publish_attributes, handle_push
+from sysevents.jobs.model import DEFAULT_RETRY_SCHEDULE
+from sysevents.transport.delays import DelayFailed, Release, task_id
+from sysevents.transport.pubsub import PushMessage, first_publish_attributes, handle_push
 
 if TYPE_CHECKING:
     from sysevents.runtime import Runtime

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING
 from google.cloud import firestore
 
 from sysevents.delivery.sink import ATTEMPT_ATTR, HEAD_ATTR, SETTLE_ATTR, SLOT_ATTR, WAITED_ATTR, unparked_key
-from sysevents.jobs import Job
+from sysevents.jobs.model import Job
 
 if TYPE_CHECKING:
-    from sysevents.pubsub import Publisher, PushMessage
+    from sysevents.transport.pubsub import Publisher, PushMessage
 
 __all__ = ["FREE", "HEAD", "HEAD_ATTR", "PARKED", "KeyQueues"]
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 from google.cloud import firestore
 
-from sysevents.coalesce import Coalescer
-from sysevents.jobs import Job
+from sysevents.jobs.model import Job
+from sysevents.transport.coalesce import Coalescer
 
 
 @dataclass(frozen=True)

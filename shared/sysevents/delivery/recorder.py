@@ -22,10 +22,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from sysevents.deliveries import BadDelivery, Delivery
 from sysevents.delivery.envelope import refusal
+from sysevents.delivery.message import BadDelivery, Delivery
 from sysevents.delivery.sink import ATTEMPT_ATTR, SLOT_ATTR, WAITED_ATTR, Attempt, Sink
-from sysevents.pubsub import BadPushRequest, parse_push
+from sysevents.transport.pubsub import BadPushRequest, parse_push
 
 if TYPE_CHECKING:
     from sysevents.runtime import Runtime

@@ -13,8 +13,8 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sysevents.deliveries import BadDelivery, Delivery
-from sysevents.jobs import Job
+from sysevents.delivery.message import BadDelivery, Delivery
+from sysevents.jobs.model import Job
 
 if TYPE_CHECKING:
     from sysevents.runtime import Runtime

@@ -15,11 +15,11 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sysevents.delivery.outcome import Outcome
-from sysevents.jobs import Job, Workflow, workflows_of
-from sysevents.pubsub import PushMessage
+from sysevents.jobs.model import Job, Workflow, workflows_of
+from sysevents.transport.pubsub import PushMessage
 
 if TYPE_CHECKING:
-    from sysevents.deliveries import Delivery
+    from sysevents.delivery.message import Delivery
     from sysevents.runtime import Runtime
 
 

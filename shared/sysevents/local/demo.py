@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from sysevents.events import new_event
+from sysevents.events.model import new_event
 from sysevents.local.receiver import Received, Receiver
 from sysevents.local.stack import LocalStack
 
@@ -160,7 +160,7 @@ def _seed_through_admin_api(stack: LocalStack, receiver: Receiver, state_dir: Pa
 
 
 def _seed_and_publish(stack: LocalStack, receiver: Receiver, state_dir: Path) -> None:
-    from sysevents.pubsub import Publisher
+    from sysevents.transport.pubsub import Publisher
 
     jobs = _seed_through_admin_api(stack, receiver, state_dir)
     publisher = Publisher(stack.project)
@@ -195,8 +195,8 @@ def _seed_and_publish(stack: LocalStack, receiver: Receiver, state_dir: Path) ->
 
 def _show_status() -> None:
     """What `sysevents status` says of the stack now (the jobs' counts, the delay queue, the quarantine)."""
+    from sysevents.obs.status import collect, render
     from sysevents.runtime import Runtime
-    from sysevents.status import collect, render
 
     rt = Runtime()
     try:

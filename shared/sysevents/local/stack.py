@@ -22,12 +22,12 @@ from pathlib import Path
 
 from sysevents import topology as topology_mod
 from sysevents.admin.keys import key_hash, new_key
-from sysevents.alerts.scheduler import tickers
+from sysevents.jobs.secrets import generate_key
 from sysevents.local import emulators
 from sysevents.local.processes import PortAllocator, Process, answers_as, wait_all_ready
+from sysevents.local.scheduler import tickers
 from sysevents.local.smtp import SmtpServer
-from sysevents.pubsub import provision
-from sysevents.secrets import generate_key
+from sysevents.transport.pubsub import provision
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 FUNCTIONS_DIR = REPO_ROOT / "functions"

@@ -1,7 +1,7 @@
 """The sinks: one package per sink, all the same shape.
 
 Each package (`webhook`, `bigquery`, `email`, `audit`) holds its workflow's config model (`config.py`,
-registered with `sysevents.jobs.register` when imported), its `Sink` subclass with `deliver`
+registered with `sysevents.jobs.model.register` when imported), its `Sink` subclass with `deliver`
 (`sink.py`, run by the envelope in `sysevents.delivery`) and its own helpers. Importing this package
 imports only the config modules, which are light: every function's job cache needs them to read jobs.
 """

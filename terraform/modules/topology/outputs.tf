@@ -96,7 +96,7 @@ output "quarantine_topic" {
 }
 
 output "delay_queue" {
-  description = "Name of the Cloud Tasks queue every wait goes through (sysevents.delays)."
+  description = "Name of the Cloud Tasks queue every wait goes through (sysevents.transport.delays)."
   value       = local.doc.delay_queue
 }
 

@@ -9,12 +9,12 @@ acknowledgement does not archive an event twice.
 
 from __future__ import annotations
 
-from sysevents.bigquery.schema import audit_table, row_of_event
-from sysevents.bigquery.writer import InsertFailed, TableMissing
+from sysevents.auditlog.schema import audit_table, row_of_event
+from sysevents.auditlog.writer import InsertFailed, TableMissing
 from sysevents.delivery.outcome import Outcome
 from sysevents.delivery.sink import Attempt, Sink
-from sysevents.events import InvalidEvent, event_from_bytes
-from sysevents.pubsub import PushMessage, first_publish
+from sysevents.events.model import InvalidEvent, event_from_bytes
+from sysevents.transport.pubsub import PushMessage, first_publish
 
 SUBSCRIPTION = "system-events-audit"
 RETRY_TOPIC = "system-events-audit-retry"

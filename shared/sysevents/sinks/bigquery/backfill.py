@@ -11,13 +11,13 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from sysevents.auditlog.schema import event_of_row, row_from_query, row_of_event
 from sysevents.backfill.engine import PAGE_ROWS, Backfill, DeliveryRefused
 from sysevents.backfill.runs import RunState
-from sysevents.bigquery.schema import event_of_row, row_from_query, row_of_event
-from sysevents.deliveries import Delivery
 from sysevents.delivery.envelope import dead_letter
-from sysevents.events import event_from_dict
-from sysevents.jobs import Job
+from sysevents.delivery.message import Delivery
+from sysevents.events.model import event_from_dict
+from sysevents.jobs.model import Job
 from sysevents.sinks.bigquery.config import SINK, ExportMode
 from sysevents.sinks.bigquery.export import backfill_range, config_of, target_of
 from sysevents.sinks.bigquery.targets import refusal as target_refusal

@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import Field, field_validator, model_validator
 
-from sysevents.jobs import FilterConfig, Workflow, register
+from sysevents.jobs.model import FilterConfig, Workflow, register
 
 SINK = "bigquery"
 

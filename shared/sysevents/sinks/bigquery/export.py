@@ -33,10 +33,10 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from sysevents.auditlog.schema import TableRef
 from sysevents.backfill.engine import NothingToBackfill
-from sysevents.bigquery.schema import TableRef
-from sysevents.events import SystemEvent
-from sysevents.jobs import Job, Workflow, job_from_dict
+from sysevents.events.model import SystemEvent
+from sysevents.jobs.model import Job, Workflow, job_from_dict
 from sysevents.sinks.bigquery.config import BigQueryConfig, ExportMode
 
 __all__ = ["NothingToBackfill"]

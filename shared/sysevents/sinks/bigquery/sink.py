@@ -1,7 +1,7 @@
 """BigQuery sink: stream one (event, export job) delivery into the job's table, micro-batched.
 
 Each push is answered only once its row is stored (micro-batched with concurrent requests' rows,
-sysevents.bigquery.writer), refused with the reason (a bad row, a missing table: permanent), or found
+sysevents.auditlog.writer), refused with the reason (a bad row, a missing table: permanent), or found
 failed (retried). The hand-over rules of backfill-then-continuous jobs are in
 sysevents.sinks.bigquery.export (`streaming_decision`). POST /tick advances due backfills a slice at a time
 (sysevents.backfill.ticks).
@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 
+from sysevents.auditlog.schema import row_of_event
+from sysevents.auditlog.writer import InsertFailed, TableMissing
 from sysevents.backfill.ticks import tick
-from sysevents.bigquery.schema import row_of_event
-from sysevents.bigquery.writer import InsertFailed, TableMissing
-from sysevents.deliveries import Delivery
+from sysevents.delivery.message import Delivery
 from sysevents.delivery.outcome import Outcome
 from sysevents.delivery.sink import Attempt, Sink
-from sysevents.jobs import Job
+from sysevents.jobs.model import Job
 from sysevents.sinks.bigquery.backfill import bigquery_backfill
 from sysevents.sinks.bigquery.config import SINK
 from sysevents.sinks.bigquery.export import Decision, config_of, streaming_decision, target_of, watermark_of

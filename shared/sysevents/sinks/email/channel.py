@@ -1,4 +1,4 @@
-"""The email channel of the alert engine (sysevents.alerts.notifier): a notification rendered with the email
+"""The email channel of the alert engine (sysevents.alerts.engine): a notification rendered with the email
 job's subject/body/digest templates (sysevents.alerts.render), sent over SMTP with a Message-ID fixed by what
 it is about (a resend after a crash is recognised by receivers)."""
 
@@ -11,7 +11,7 @@ from sysevents.alerts import formats
 from sysevents.alerts.render import Evaluate, render_digest, render_single
 from sysevents.config import Settings
 from sysevents.delivery.outcome import Outcome
-from sysevents.jobs import Job
+from sysevents.jobs.model import Job
 from sysevents.sinks.email.mailer import Mailer, build, message_id
 from sysevents.sinks.email.mailer import Outcome as Mail
 

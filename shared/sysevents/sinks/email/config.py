@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from sysevents.alerts.policy import AlertOptions, RateLimit
-from sysevents.jobs import MAX_TEMPLATE_CHARS, FilterConfig, Workflow, register
+from sysevents.jobs.model import MAX_TEMPLATE_CHARS, FilterConfig, Workflow, register
 from sysevents.sinks.email.addresses import normalize_recipients
 
 SINK = "email"

@@ -1,4 +1,4 @@
-"""Email sink: email alert jobs through the alert engine (sysevents.alerts.notifier) on the email channel.
+"""Email sink: email alert jobs through the alert engine (sysevents.alerts.engine) on the email channel.
 
 `deliver` hands each event to the engine: dropped by a silence or mute window (filtered), taken into a
 group or the rate limit's held-back digest (accepted: the group's timer is on the delay queue), a
@@ -14,11 +14,11 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from sysevents.alerts.notifier import Notifier
-from sysevents.deliveries import Delivery
+from sysevents.alerts.engine import Notifier
+from sysevents.delivery.message import Delivery
 from sysevents.delivery.outcome import Outcome
 from sysevents.delivery.sink import Attempt, Sink
-from sysevents.jobs import Job, JobState
+from sysevents.jobs.model import Job, JobState
 from sysevents.sinks.email.channel import EmailChannel
 from sysevents.sinks.email.config import SINK, EmailConfig
 

@@ -17,11 +17,11 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from sysevents.auditlog.schema import event_of_row
 from sysevents.backfill.engine import Backfill, DeliveryRefused, DeliveryRetry
 from sysevents.backfill.runs import RunState
-from sysevents.bigquery.schema import event_of_row
 from sysevents.delivery.outcome import Kind
-from sysevents.jobs import Job
+from sysevents.jobs.model import Job
 from sysevents.sinks.webhook.config import WebhookConfig
 from sysevents.sinks.webhook.sender import WebhookSender, webhook_id
 from sysevents.templates import TemplateError

@@ -1,4 +1,4 @@
-"""The webhook channel of the alert engine (sysevents.alerts.notifier): Slack, Teams, PagerDuty or any receiver
+"""The webhook channel of the alert engine (sysevents.alerts.engine): Slack, Teams, PagerDuty or any receiver
 (the job's `channel`, or its URL), through the same guarded, signed sender as exports
 (sysevents.sinks.webhook.sender), with the job's `json_template` for single alerts, `digest_template` for
 digests, `resolve_template` for resolutions, or the channel's defaults (sysevents.alerts.formats).
@@ -17,8 +17,8 @@ from sysevents.alerts import formats
 from sysevents.alerts.render import Evaluate
 from sysevents.config import Settings
 from sysevents.delivery.outcome import Outcome
-from sysevents.jobs import Job
-from sysevents.secrets import is_sealed, unseal
+from sysevents.jobs.model import Job
+from sysevents.jobs.secrets import is_sealed, unseal
 from sysevents.templates import TemplateError
 
 MAX_NOTIFICATION_BYTES = 512 * 1024

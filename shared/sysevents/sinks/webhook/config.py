@@ -15,13 +15,13 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sysevents.alerts.policy import AlertOptions, RateLimit
-from sysevents.events import ordering_key
-from sysevents.jobs import MAX_TEMPLATE_CHARS, FilterConfig, Workflow, register
-from sysevents.secrets import is_sealed
+from sysevents.events.model import ordering_key
+from sysevents.jobs.model import MAX_TEMPLATE_CHARS, FilterConfig, Workflow, register
+from sysevents.jobs.secrets import is_sealed
 
 if TYPE_CHECKING:
-    from sysevents.events import SystemEvent
-    from sysevents.jobs import Job
+    from sysevents.events.model import SystemEvent
+    from sysevents.jobs.model import Job
 
 SINK = "webhook"
 MAX_HEADERS = 32

@@ -24,11 +24,11 @@ import urllib3
 from standardwebhooks import Webhook
 
 from sysevents.config import Settings
-from sysevents.deliveries import Delivery, delivery_id
+from sysevents.delivery.message import Delivery, delivery_id
 from sysevents.delivery.outcome import Kind, Outcome
-from sysevents.destinations import Deadline, RefusedDestination, check_url, guarded_session
-from sysevents.jobs import Job
-from sysevents.secrets import unseal, unseal_all
+from sysevents.jobs.model import Job
+from sysevents.jobs.secrets import unseal, unseal_all
+from sysevents.net.destinations import Deadline, RefusedDestination, check_url, guarded_session
 from sysevents.sinks.webhook.config import WebhookConfig
 from sysevents.templates import TemplateError
 
@@ -48,7 +48,7 @@ def classify(status: int) -> Kind:
 
 
 webhook_id = delivery_id
-"""Stable per (job, event), or per (job, set of events) for a batch (sysevents.deliveries.delivery_id)."""
+"""Stable per (job, event), or per (job, set of events) for a batch (sysevents.delivery.message.delivery_id)."""
 
 
 def signature_headers(

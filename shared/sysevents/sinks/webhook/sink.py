@@ -18,19 +18,19 @@ import logging
 import time
 from datetime import UTC, datetime, timedelta
 
-from sysevents import workevents
-from sysevents.alerts.notifier import Notifier
-from sysevents.coalesce import Coalescer
-from sysevents.deliveries import Delivery
+from sysevents.alerts.engine import Notifier
+from sysevents.delivery.message import Delivery
 from sysevents.delivery.outcome import Outcome
 from sysevents.delivery.ratelimit import Pacer, Rate
 from sysevents.delivery.replay import REPLAY_TEMPLATE_ATTR
 from sysevents.delivery.sink import Attempt, Sink
-from sysevents.events import Verb
-from sysevents.jobs import Job, JobState
+from sysevents.events.model import Verb
+from sysevents.jobs import workevents
+from sysevents.jobs.model import Job, JobState
+from sysevents.jobs.store import JobNotFound
 from sysevents.sinks.webhook.channel import WebhookChannel
 from sysevents.sinks.webhook.config import SINK, WebhookConfig
-from sysevents.store import JobNotFound
+from sysevents.transport.coalesce import Coalescer
 
 log = logging.getLogger("sysevents.webhook")
 SLOT_SLACK = 0.005
@@ -147,7 +147,7 @@ class WebhookSink(Sink):
 
     def _auto_disable(self, job: Job, reason: str, delivery: Delivery) -> None:
         """Pause a job that keeps failing; its `work failed` event counts one hop after the event whose
-        delivery failed last, so chains of alerts on failures end (sysevents.origin)."""
+        delivery failed last, so chains of alerts on failures end (sysevents.jobs.origin)."""
         config = config_of(job)
         if not config.auto_disable_failures:
             return

@@ -1,6 +1,6 @@
 """Streaming inserts: rows validated against the table's schema, coalesced across concurrent requests.
 
-`MicroBatcher` lets the request threads of one function instance share insertAll calls (sysevents.coalesce):
+`MicroBatcher` lets the request threads of one function instance share insertAll calls (sysevents.transport.coalesce):
 the first row for a table opens a batch and waits up to `max_wait` seconds (or until `max_rows` rows
 joined, or no row joined for a tenth of `max_wait`), then sends the whole batch; every submitter blocks
 until its own row's outcome is known, so a push request is answered 2xx only once its row is stored.
@@ -25,9 +25,9 @@ from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
 from google.cloud import bigquery
 
-from sysevents.bigquery import schema as schema_mod
-from sysevents.bigquery.schema import TableRef
-from sysevents.coalesce import Coalescer, Stats
+from sysevents.auditlog import schema as schema_mod
+from sysevents.auditlog.schema import TableRef
+from sysevents.transport.coalesce import Coalescer, Stats
 
 log = logging.getLogger(__name__)
 

@@ -26,10 +26,10 @@ from datetime import datetime
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from sysevents.events import SystemEvent
-from sysevents.jobs import InvalidJob, Job
-from sysevents.matching import JobId, JobIndex
-from sysevents.store import CHANGES_COLLECTION, MARKER_ID, JobStore, _job_of, read_marker
+from sysevents.events.model import SystemEvent
+from sysevents.jobs.matching import JobId, JobIndex
+from sysevents.jobs.model import InvalidJob, Job
+from sysevents.jobs.store import CHANGES_COLLECTION, MARKER_ID, JobStore, _job_of, read_marker
 
 log = logging.getLogger(__name__)
 

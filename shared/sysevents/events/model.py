@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from sysevents.strictjson import InvalidJSON, TooDeep, check, json_type, loads, plain, show
+from sysevents.events.strictjson import InvalidJSON, TooDeep, check, json_type, loads, plain, show
 
 MAX_EVENT_BYTES = 64 * 1024
 """Largest accepted serialized event. Pub/Sub allows 10 MB; audit events are small, so keep them so."""

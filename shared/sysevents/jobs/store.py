@@ -4,7 +4,7 @@ Layout: a job lives at `accounts/{aid}/jobs/{id}`. Ids are chosen per account: e
 listing goes through the account's own collection, so a job id in one account says nothing about
 another (a create that collides answers for that account only).
 
-Every write also bumps the change marker the job caches follow (sysevents.jobcache).
+Every write also bumps the change marker the job caches follow (sysevents.jobs.cache).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.field_path import FieldPath
 
-from sysevents.jobs import InvalidJob, Job, job_from_dict, job_to_dict, new_generation
-from sysevents.matching import JobId
+from sysevents.jobs.matching import JobId
+from sysevents.jobs.model import InvalidJob, Job, job_from_dict, job_to_dict, new_generation
 
 log = logging.getLogger(__name__)
 

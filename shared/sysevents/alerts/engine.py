@@ -9,7 +9,7 @@ For each delivered event (`deliver`):
 3. without grouping, its notification is rendered into the outbox and sent now (or held by the rate limit
    into the job's "held back" digest);
 4. with grouping, it joins its group (accepted) and the group's **timer** is put on the durable delay queue
-   (sysevents.delays) for the group's due time: group_wait after the first event (counted from when the
+   (sysevents.transport.delays) for the group's due time: group_wait after the first event (counted from when the
    event happened), group_interval after the last notification. No tick polls the groups.
 When a timer fires (`notice`: a delivery whose `notice` is the timer), the group is flushed into one
 notification -- the digest, rendered with the job's `digest_template` or the channel's default -- and sent
@@ -36,12 +36,12 @@ from sysevents.alerts.policy import muted_by
 from sysevents.alerts.render import link_for
 from sysevents.alerts.store import AlertStore, Contended, Decision, overflow_id, subject_of
 from sysevents.alerts.timing import start_of
-from sysevents.delays import Release, task_id
-from sysevents.deliveries import Delivery
+from sysevents.delivery.message import Delivery
 from sysevents.delivery.outcome import Kind, Outcome
 from sysevents.delivery.sink import Attempt
-from sysevents.jobs import Job, JobState
+from sysevents.jobs.model import Job, JobState
 from sysevents.templates import TemplateError
+from sysevents.transport.delays import Release, task_id
 
 log = logging.getLogger("sysevents.alerts")
 
@@ -264,7 +264,7 @@ class Notifier:
         restart of the local Cloud Tasks emulator); drop the groups of jobs gone or not alerting any more.
         A paused job's groups are kept as they are: its events were accepted, and once it is resumed the
         sweep re-arms them (or `resume` with replay sends the timers that fired while it was paused)."""
-        from sysevents.events import new_event
+        from sysevents.events.model import new_event
 
         now = now or self.clock()
         report = {"rearmed": 0, "dropped_groups": 0, "kept_paused": 0}

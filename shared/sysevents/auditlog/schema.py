@@ -18,7 +18,7 @@ from typing import Any
 
 from google.cloud import bigquery
 
-from sysevents.events import SystemEvent, event_from_dict
+from sysevents.events.model import SystemEvent, event_from_dict
 
 SCHEMA_FILE = "audit_schema.json"
 

@@ -18,8 +18,8 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import bigquery
 
-from sysevents.bigquery.schema import TableRef, event_of_row
-from sysevents.events import parse_subject_type, parse_verb
+from sysevents.auditlog.schema import TableRef, event_of_row
+from sysevents.events.model import parse_subject_type, parse_verb
 
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100

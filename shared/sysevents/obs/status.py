@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sysevents.jobs import Job, JobState
+from sysevents.jobs.model import Job, JobState
 
 if TYPE_CHECKING:
     from sysevents.runtime import Runtime

@@ -27,8 +27,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sysevents.events import MAX_ID_CHARS, SubjectType, SystemEvent, Verb, parse_subject_type, parse_verb
-from sysevents.strictjson import plain
+from sysevents.events.model import (
+    MAX_ID_CHARS,
+    SubjectType,
+    SystemEvent,
+    Verb,
+    parse_subject_type,
+    parse_verb,
+)
+from sysevents.events.strictjson import plain
 
 MAX_TEMPLATE_CHARS = 32 * 1024
 MAX_SUBJECT_IDS = 1000

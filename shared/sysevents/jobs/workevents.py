@@ -3,7 +3,7 @@
 A job's changes through the admin API (created, updated, deleted), what a sink does to it (auto-disable:
 `work failed`) and what its backfill does (started, syncing, synced, synccomplete, completed, failed) are
 `work` events about the job (subject_id = job id) in the job's account, on the ingest topic like any
-other event: alert jobs can watch export jobs. Each carries the origin mark (sysevents.origin), so it is
+other event: alert jobs can watch export jobs. Each carries the origin mark (sysevents.jobs.origin), so it is
 never delivered to the job it is about, and chains of events caused by deliveries end.
 """
 
@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from sysevents import logs, origin
-from sysevents.events import SubjectType, SystemEvent, Verb, event_ordering_key, new_event
-from sysevents.jobs import Job
+from sysevents.events.model import SubjectType, SystemEvent, Verb, event_ordering_key, new_event
+from sysevents.jobs import origin
+from sysevents.jobs.model import Job
+from sysevents.obs import logs
 
 if TYPE_CHECKING:
     from sysevents.runtime import Runtime
@@ -33,7 +34,7 @@ def work_event(
     **fields: Any,
 ) -> SystemEvent:
     """A `work` event about `job`. With `cause` (the event whose delivery led to it) it counts one hop
-    more than its cause (sysevents.origin.caused_by); otherwise it is marked as `kind`, 0 hops."""
+    more than its cause (sysevents.jobs.origin.caused_by); otherwise it is marked as `kind`, 0 hops."""
     mark = origin.caused_by(job.id, cause) if cause is not None else origin.mark(job.id, kind)
     return new_event(
         job.aid,

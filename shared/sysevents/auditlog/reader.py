@@ -13,7 +13,7 @@ from typing import Any
 
 from google.cloud import bigquery
 
-from sysevents.bigquery.schema import TableRef
+from sysevents.auditlog.schema import TableRef
 
 PAGE_ROWS = 1000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

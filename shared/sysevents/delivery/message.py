@@ -13,9 +13,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sysevents.events import MAX_DEPTH, InvalidEvent, SystemEvent, event_from_dict
-from sysevents.jobs import Job
-from sysevents.strictjson import InvalidJSON, json_type, loads
+from sysevents.events.model import MAX_DEPTH, InvalidEvent, SystemEvent, event_from_dict
+from sysevents.events.strictjson import InvalidJSON, json_type, loads
+from sysevents.jobs.model import Job
 
 
 class BadDelivery(ValueError):

@@ -11,8 +11,8 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterable
 
-from sysevents.events import SystemEvent
-from sysevents.jobs import EventFilter, Job, JobState
+from sysevents.events.model import SystemEvent
+from sysevents.jobs.model import EventFilter, Job, JobState
 
 _ANY = None  # in an index key: every subject type, or every subject of a type
 

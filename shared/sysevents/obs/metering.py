@@ -133,7 +133,7 @@ def meter_firestore(client: Any, meter: Meter) -> Any:
 
 
 def meter_publisher(publisher: Any, meter: Meter) -> Any:
-    """Count each message `publisher` (sysevents.pubsub.Publisher) publishes, with its size."""
+    """Count each message `publisher` (sysevents.transport.pubsub.Publisher) publishes, with its size."""
     publish = publisher.publish
 
     def counted(topic: str, data: bytes, ordering_key: str = "", **attributes: str) -> Any:

@@ -24,8 +24,8 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
 
-from sysevents.events import SystemEvent
-from sysevents.jobs import Job
+from sysevents.events.model import SystemEvent
+from sysevents.jobs.model import Job
 
 FIELD = "sysevents_origin"
 MAX_HOPS = 3

@@ -120,7 +120,7 @@ def handle_push(
 ) -> tuple[str, int]:
     """Parse a Pub/Sub push and handle it inside its event's trace (the `traceparent` attribute). Not a
     Pub/Sub push: nothing to quarantine or dead-letter; 400 tells the caller."""
-    from sysevents import logs
+    from sysevents.obs import logs
 
     try:
         msg = parse_push(body)

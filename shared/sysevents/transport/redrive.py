@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from google.api_core.exceptions import DeadlineExceeded
 from google.cloud import pubsub_v1
 
-from sysevents.pubsub import Publisher
 from sysevents.topology import Topology
+from sysevents.transport.pubsub import Publisher
 
 HOLD_SUFFIX = "-hold"
 REDRIVEN_ATTR = "redriven"
