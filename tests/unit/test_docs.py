@@ -134,7 +134,7 @@ def check_link(page: Path, target: str, root: Path = REPO) -> str | None:
 @pytest.mark.parametrize("path", PAGES, ids=lambda p: str(p.relative_to(REPO)))
 def test_links_and_anchors_resolve(path: Path) -> None:
     page = parse(path)
-    broken = [f"{target}: {why}" for target in links(page) if (why := check_link(path, target))]
+    broken = [why for target in links(page) if (why := check_link(path, target))]
     assert not broken, f"{path.relative_to(REPO)} has broken links:\n  " + "\n  ".join(broken)
 
 
