@@ -100,7 +100,6 @@ def job_doc(i: int, rng: random.Random) -> tuple[str, str, dict]:
         "updated_at": now,
         "disabled_reason": None,
         "disabled_at": None,
-        "hold_until": None,
     }
     return aid, f"job-{i}", doc
 

@@ -1,5 +1,5 @@
 # The durable delay queue (sysevents.transport.delays): every wait -- a delivery's next attempt on its job's retry
-# schedule, a job held for its receiver's Retry-After, a rate-limit slot, an alert timer -- is a Cloud
+# schedule, a delivery its receiver told to slow down, a rate-limit slot, an alert timer -- is a Cloud
 # Tasks task that publishes its message back to Pub/Sub at its time. The task carries an OAuth token of
 # the releaser service account, which may publish to the release topics only; no function runs to
 # release a wait.

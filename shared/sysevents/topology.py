@@ -35,6 +35,9 @@ class Sink:
     dead_letter_topic: str
     subscription: str
     timer_topic: str | None = None  # alert group timers (sysevents.alerts), on their own subscription
+    slow_topic: str | None = (
+        None  # deliveries of jobs whose receivers answer slowly, on their own subscription
+    )
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,8 @@ def _check(topo: Topology) -> None:
     for sink in topo.sinks.values():
         if sink.timer_topic and sink.timer_topic not in known:
             raise ValueError(f"topology: sink {sink.name!r} names an undeclared timer topic")
+        if sink.slow_topic and sink.slow_topic not in known:
+            raise ValueError(f"topology: sink {sink.name!r} names an undeclared slow topic")
         if sink.subscription not in topo.subscriptions:
             raise ValueError(f"topology: sink {sink.name!r} names an unknown subscription")
     held = {s.topic for s in topo.subscriptions.values()}

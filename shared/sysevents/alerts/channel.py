@@ -19,8 +19,11 @@ class Channel(Protocol):
     name: str
 
     def gate(self, job: Job, attempt: Attempt) -> Outcome | None:
-        """Before a send: a wait when the destination cannot take it now (held by its Retry-After, or its
-        rate limit puts it later); None to send now."""
+        """Before a send: a wait when the destination cannot take it now (its rate limit, or the pace it
+        asked for, puts it later); None to send now."""
+
+    def answer(self, job: Job, attempt: Attempt, outcome: Outcome) -> Outcome:
+        """After a send: what the destination's answer comes to (a "slow down" becomes a wait)."""
 
     def single(self, job: Job, ce: dict[str, Any], link: str, key: str) -> dict[str, Any]:
         """The payload of one alert (`ce`: the event's CloudEvents envelope; `key`: the alert's identity)."""

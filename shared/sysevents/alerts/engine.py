@@ -163,6 +163,7 @@ class Notifier:
         if status == "busy":
             return Outcome.wait(entry["lease_until"], "another instance is sending it")
         outcome = self.channel.send(job, oid, entry["payload"], entry["kind"], entry.get("created_at"))
+        outcome = self.channel.answer(job, attempt, outcome)
         if outcome.kind is Kind.DELIVERED:
             self.store.settle(oid, entry, "sent")
             if fired is not None and job.config.resolve_on:

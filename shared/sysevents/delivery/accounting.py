@@ -9,8 +9,8 @@ again starts from nothing, and nothing of one account is reachable from another'
   `attempted: false` there too, which the attempt log does not list.
 - `counters/{0..SHARDS-1}`: sharded counters (a document takes about one sustained write per second;
   shards spread a busy job's writes): received, delivered, accepted, filtered, dead_lettered,
-  failed_attempts, delayed (waiting in the delay queue: for a retry, a hold or a rate-limit slot), and
-  `last_delivered_at`.
+  failed_attempts, delayed (waiting in the delay queue: for a retry or a rate-limit slot), pushed_back (the
+  receiver's "slow down" answers: waits, not failed attempts), and `last_delivered_at`.
 - `dead_letters/{delivery id}`: each dead-lettered delivery (message, reason, attempts), for listing and
   replay; same TTL.
 - `templates/{version}` (webhook jobs: sysevents.sinks.webhook.versions) and, on the `job_state/{key}`
@@ -19,7 +19,7 @@ again starts from nothing, and nothing of one account is reachable from another'
 
 The counters reconcile: received = delivered + accepted + filtered + dead_lettered + pending. "received"
 counts deliveries the sink has seen at least once; "pending" ones have not ended yet: most of them are
-"delayed" (in the delay queue, for a retry, a hold or a rate-limit slot), the rest in flight (messages
+"delayed" (in the delay queue, for a retry or a rate-limit slot), the rest in flight (messages
 still in the Pub/Sub backlog are not counted yet: that is the subscription's `num_undelivered_messages`). "accepted" counts deliveries taken into the sink's own
 durable state to be sent later (an email digest, a backfill's hand-over). "filtered" counts deliveries
 skipped on purpose: the job was paused, deleted or re-created after the event matched, or its policy
@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -54,6 +55,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from sysevents.delivery.outcome import Settled
+from sysevents.delivery.ratelimit import pace_of
 from sysevents.jobs.model import Job
 from sysevents.transport.coalesce import Coalescer, Stats
 
@@ -61,7 +63,8 @@ log = logging.getLogger("sysevents.delivery")
 
 SHARDS = 8
 COLLECTION = "job_state"
-COUNTERS = ("received", "delivered", "accepted", "filtered", "dead_lettered", "failed_attempts", "delayed")
+COUNTERS = ("received", "delivered", "accepted", "filtered", "dead_lettered", "failed_attempts", "delayed",
+            "pushed_back")  # fmt: skip
 TERMINAL = tuple(s.value for s in Settled if s.ends)
 """The outcomes that end a delivery; each is also the name of its counter."""
 SUBCOLLECTIONS = ("attempts", "counters", "dead_letters", "templates")
@@ -88,9 +91,9 @@ class _Record:
     path: str = field(default="", compare=False)  # doc_id's full path, to find repeats
 
 
-def _counts(outcome: str, first_seen: bool, delayed: int) -> dict[str, int]:
+def _counts(outcome: str, first_seen: bool, delayed: int, pushed_back: bool = False) -> dict[str, int]:
     """The counters one settling moves."""
-    counts: dict[str, int] = {}
+    counts: dict[str, int] = {"pushed_back": 1} if pushed_back else {}
     if first_seen:
         counts["received"] = 1
     if outcome in TERMINAL:
@@ -147,6 +150,7 @@ class DeliveryLog:
         delayed: int = 0,
         key: str | None = None,
         then: str | None = None,
+        pushed_back: bool = False,
     ) -> None:
         """One settling's record and the counters it moves, written in a group commit with the concurrent
         deliveries' (returns once it is durable). The record is the attempt's (`log_attempt`: it reached
@@ -165,7 +169,7 @@ class DeliveryLog:
                 doc["attempted"] = False
             if key:
                 doc["then"] = then
-        counts = _counts(outcome, first_seen, delayed)
+        counts = _counts(outcome, first_seen, delayed, pushed_back)
         job_doc = self.doc(job)
         doc_id = hashlib.sha256(key.encode()).hexdigest()[:40] if key and doc is not None else None
         entry = _Record(
@@ -337,6 +341,8 @@ class DeliveryLog:
         totals["last_delivered_at"] = last.isoformat() if last else None
         totals["consecutive_failures"] = doc.get("streak_failures", 0) if failing else 0
         totals["failing_since"] = since.isoformat() if failing else None
+        limits = self.doc(job).collection("limits").document("rate").get()
+        totals["learned_pace"] = pace_of(limits.to_dict() or {}, time.time()) if limits.exists else None
         return totals
 
     def attempts(self, job: Job, limit: int = 50, before: datetime | None = None) -> list[dict[str, Any]]:

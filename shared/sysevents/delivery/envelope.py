@@ -31,6 +31,7 @@ The attempt number travels with the delivery (message attribute `attempt`): no r
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -158,18 +159,26 @@ class Envelope:
         """What the outcome comes to: its name, and the release it waits for (none when it ended)."""
         schedule = job.config.retry_schedule if job is not None else DEFAULT_RETRY_SCHEDULE
         release: tuple[datetime, Attempt] | None = None
-        if outcome.kind is Kind.RETRY and outcome.attempted:
+        if outcome.pushback:  # "slow down": a wait, bounded by MAX_PUSHBACKS and the sink's time budget
+            if attempt.pushbacks + 1 >= waits.MAX_PUSHBACKS:
+                outcome = outcome.but(kind=Kind.PERMANENT, reason=waits.too_many_pushbacks(outcome.reason))
+            else:
+                release = (
+                    waits.pushback_until(outcome),
+                    attempt.later(slot=outcome.slot, pushback=True, now=time.time()),
+                )
+        elif outcome.kind is Kind.RETRY and outcome.attempted:
             if attempt.number > len(schedule):  # no retry left: the last attempt failed
                 outcome = outcome.but(kind=Kind.PERMANENT)
             else:
                 wait = waits.retry_wait(outcome, schedule, attempt.number, self.rt.settings.time_scale)
                 release = (datetime.now(UTC) + timedelta(seconds=wait), attempt.next())
-        elif outcome.kind is Kind.RETRY and not outcome.parked:  # a wait, not an attempt (hold, rate slot)
+        elif outcome.kind is Kind.RETRY and not outcome.parked:  # a wait, not an attempt (a rate-limit slot)
             release = (outcome.not_before or datetime.now(UTC), attempt.later(slot=outcome.slot))
         if outcome.kind is Kind.PERMANENT:
             settled = Settled.DEAD_LETTERED
         elif outcome.kind is Kind.RETRY:
-            settled = Settled.RETRY if outcome.attempted else Settled.WAITING
+            settled = Settled.RETRY if outcome.attempted and not outcome.pushback else Settled.WAITING
         else:
             settled = Settled(outcome.kind.value)
         key = (
@@ -193,7 +202,10 @@ class Envelope:
         if s.delivery is None:  # a job-less sink's event: the retry is a new message of the same event
             attrs.update(first_publish_attributes(s.msg))
         notice = s.delivery is not None and s.delivery.notice is not None
-        topic = self.sink.timer_topic if notice else self.sink.topic
+        if notice:
+            topic = self.sink.timer_topic
+        else:
+            topic = self.sink.release_topic(s.job) if s.job is not None else self.sink.topic
         # Named after the release's own key (fixed by the settling that puts it away), so a redelivered
         # message puts the same task again, which the queue takes once.
         name = (

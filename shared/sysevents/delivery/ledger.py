@@ -115,4 +115,5 @@ class JobLedger:
             delayed=delayed,
             key=attempt.key,  # a repeat of this settling (a redelivered message) counts once
             then=then,
+            pushed_back=outcome.pushback,
         )

@@ -45,6 +45,11 @@ class Sink:
         """Where its notices (alert timers) are released: their own topic, else the sink's."""
         return self.rt.topology.sinks[self.name].timer_topic or self.topic
 
+    def release_topic(self, job: Job) -> str:
+        """Where the job's waits and retries are released: the sink's topic, unless the sink keeps a lane of
+        its own for the job (the webhook sink's slow lane)."""
+        return self.topic
+
     @property
     def dead_letter_topic(self) -> str:
         return self.rt.topology.sinks[self.name].dead_letter_topic

@@ -1,14 +1,14 @@
 """How long a delivery waits before it is tried again, decided here once: its job's retry schedule, or what
-its receiver asked for (Retry-After), and the hold that request puts on the whole job.
+its receiver asked for (Retry-After).
 
 - `retry_after_seconds` reads a Retry-After header (delta-seconds or an HTTP date), clipped to what the
   deployment honours (`webhook_max_retry_after`): the HTTP sender's only use of it.
 - `retry_wait`: the wait before the next attempt of a failed delivery (the envelope's only use of it): the
   receiver's Retry-After, else the job's schedule (scaled by SYSEVENTS_TIME_SCALE, jittered by RETRY_JITTER).
   A Retry-After is the receiver's real time: never scaled.
-- `hold` and `held`: a receiver that asked for time holds its job on every instance (`Job.hold_until`, on
-  the job document, which every job cache sees) and pushes its rate-limit slots past it; until then the
-  job's deliveries wait in the delay queue without contacting the receiver.
+- `pushback_until`: when a delivery its receiver answered "slow down" goes again (a push-back is a wait,
+  not an attempt: the webhook sink gives it a slot of the job's learned pace, sysevents.delivery.ratelimit);
+  MAX_PUSHBACKS bounds how often one delivery may be told so (no delivery circulates for ever).
 """
 
 from __future__ import annotations
@@ -17,15 +17,10 @@ import random
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING
 
 from sysevents.config import scaled
 from sysevents.delivery.outcome import Outcome
-from sysevents.jobs.model import RETRY_JITTER, Job
-
-if TYPE_CHECKING:
-    from sysevents.delivery.ratelimit import RateLimiter
-    from sysevents.jobs.store import JobStore
+from sysevents.jobs.model import RETRY_JITTER
 
 
 def retry_after_seconds(value: str | None, limit: float, now: float | None = None) -> float | None:
@@ -58,21 +53,16 @@ def retry_wait(outcome: Outcome, schedule: tuple[float, ...], attempt: int, scal
     return outcome.retry_after or retry_delay(schedule, attempt, scale)
 
 
-def hold(jobs: JobStore, limiter: RateLimiter | None, job: Job, outcome: Outcome) -> None:
-    """After an attempt whose receiver asked for time: hold the whole job until then, on every instance,
-    and (for a rate-limited job) push its next slots past it."""
-    if not outcome.retry_after:
-        return
-    until = datetime.now(UTC) + timedelta(seconds=outcome.retry_after)
-    jobs.hold(job, until)
-    if limiter is not None:
-        limiter.push_back(job, until.timestamp())
+MAX_PUSHBACKS = 100
+"""A delivery its receiver answered "slow down" this many times is dead-lettered (replayable)."""
 
 
-def held(job: Job, now: datetime) -> Outcome | None:
-    """A wait when the job is held for its receiver; None when it may send now."""
-    if job.hold_until is not None and job.hold_until > now:
-        return Outcome.wait(
-            job.hold_until, f"held: the receiver asked to wait until {job.hold_until.isoformat()}"
-        )
-    return None
+def pushback_until(outcome: Outcome) -> datetime:
+    """When a pushed-back delivery goes again: its slot, else after the receiver's Retry-After (or a second)."""
+    if outcome.not_before is not None:
+        return outcome.not_before
+    return datetime.now(UTC) + timedelta(seconds=1.0 if outcome.retry_after is None else outcome.retry_after)
+
+
+def too_many_pushbacks(reason: str) -> str:
+    return f'{reason}: the receiver answered "slow down" to this delivery {MAX_PUSHBACKS} times (replay sends it)'

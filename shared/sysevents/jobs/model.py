@@ -282,8 +282,6 @@ class Job(BaseModel):
     """Why sysevents paused the job (auto-disable); cleared when the job is active again."""
     disabled_at: datetime | None = None
     """When sysevents paused it (auto-disable): `resume` can replay what was dead-lettered since."""
-    hold_until: datetime | None = None
-    """Its receiver asked for time (Retry-After): no delivery is attempted before then, on any instance."""
 
     @property
     def key(self) -> str:
@@ -345,5 +343,4 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         "updated_at": job.updated_at,
         "disabled_reason": job.disabled_reason if job.state is JobState.PAUSED else None,
         "disabled_at": job.disabled_at if job.state is JobState.PAUSED else None,
-        "hold_until": job.hold_until,
     }

@@ -290,24 +290,6 @@ class JobStore:
             raise VersionConflict(ref.id, old.version, expected_version)
         return old
 
-    def hold(self, job: Job, until: datetime) -> None:
-        """Hold the job until `until` (its receiver's Retry-After), unless it is held longer already. Not a
-        change of the job: its version stays; every instance's job cache sees the hold on its next sync."""
-        ref = self.ref(job.aid, job.id)
-
-        @firestore.transactional
-        def run(tx: firestore.Transaction) -> None:
-            snap = ref.get(transaction=tx)
-            if not snap.exists or (snap.to_dict() or {}).get("generation") != job.generation:
-                return
-            held = (snap.to_dict() or {}).get("hold_until")
-            if held is None or held < until:
-                marker = self.changes.read(tx)
-                tx.update(ref, {"hold_until": until})
-                self.changes.bump(tx, marker, [(job.aid, job.id)])
-
-        run(self._transaction())
-
     def find(self, aid: str, job_id: str) -> Job:
         """The account's job; JobNotFound when it has none by that id."""
         job = self.get(aid, job_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 import threading
 import time
@@ -124,3 +125,29 @@ class Receiver:
                 if len(got) >= count or left <= 0:
                     return got
                 self._cond.wait(left)
+
+
+class TokenBucket:
+    """A receiver's own limit, as a `Receiver.script`: `rate` requests per second, `burst` at once; above
+    that, 429 with a Retry-After (whole seconds until the next token) unless `retry_after` is False; 429 for
+    ever when `rate` is 0. Counts what it refused and when it accepted."""
+
+    def __init__(self, rate: float, burst: int = 1, *, retry_after: bool = True):
+        self.rate, self.burst, self.retry_after = rate, burst, retry_after
+        self.tokens, self.t = float(burst), time.monotonic()
+        self.lock = threading.Lock()
+        self.refused = 0
+        self.accepted: list[float] = []  # time.monotonic() of each accepted request
+
+    def __call__(self, request: Received) -> Reply | None:
+        with self.lock:
+            now = time.monotonic()
+            self.tokens = min(self.burst, self.tokens + (now - self.t) * self.rate)
+            self.t = now
+            if self.rate and self.tokens >= 1:
+                self.tokens -= 1
+                self.accepted.append(now)
+                return None
+            self.refused += 1
+            wait = math.ceil((1 - self.tokens) / self.rate) if self.rate else 2
+            return Reply(429, {"Retry-After": str(max(1, wait))} if self.retry_after else {})

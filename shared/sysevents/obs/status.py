@@ -1,9 +1,10 @@
 """`sysevents status`: what an operator looks at first, in one report, for the local stack or a deployment.
 
 - **Jobs**: every job (or one account's) with what its sink counted (sysevents.delivery.accounting):
-  deliveries pending (taken by the sink, not ended), waiting in the delay queue (a retry, a Retry-After
-  hold, a rate-limit slot), dead-lettered, and the failure streak; auto-disabled jobs with their reason.
-  Reads about ten Firestore documents per job (the job, its eight counter shards, its state document).
+  deliveries pending (taken by the sink, not ended), waiting in the delay queue (a retry, a rate-limit
+  slot), dead-lettered, the receiver's "slow down" answers and the pace learned from them (requests per
+  second), and the failure streak; auto-disabled jobs with their reason. Reads about eleven Firestore
+  documents per job (the job, its eight counter shards, its state and limiter documents).
 - **Delay queue**: the tasks waiting on the Cloud Tasks queue (counted by listing, up to a limit).
 - **Quarantine**: events ingest refused, with the count of each reason (one aggregation query).
 - **Backlogs**: each subscription's undelivered messages and oldest unacked age, from Cloud Monitoring
@@ -51,6 +52,8 @@ def _job_row(rt: Runtime, job: Job) -> dict[str, Any]:
         "consecutive_failures": s["consecutive_failures"],
         "failing_since": s["failing_since"],
         "last_delivered_at": s["last_delivered_at"],
+        "pushed_back": s["pushed_back"],
+        "learned_pace": (s["learned_pace"] or {}).get("per_second"),
     }
 
 
@@ -159,6 +162,7 @@ def collect(rt: Runtime, aid: str | None = None) -> dict[str, Any]:
         "disabled": [r for r in rows if r["disabled_reason"]],
         "with_dead_letters": [r for r in rows if r["dead_lettered"]],
         "busy": [r for r in rows if r["pending"] or r["waiting"]],
+        "paced": [r for r in rows if r["learned_pace"] is not None],
     }
     return report
 
@@ -183,6 +187,9 @@ SECTIONS = [  # (title, list in the jobs part, sorted by, columns)
      [("aid", "account"), ("id", "job"), ("workflow", "workflow"), ("dead_lettered", "dead-lettered")]),
     ("Pending or waiting", "busy", "pending",
      [("aid", "account"), ("id", "job"), ("workflow", "workflow"), ("pending", "pending"), ("waiting", "waiting")]),
+    ("Paced by their receiver (it answered \"slow down\" in the last 10 minutes)", "paced", "pushed_back",
+     [("aid", "account"), ("id", "job"), ("learned_pace", "requests/s"), ("pushed_back", "slow downs"),
+      ("waiting", "waiting")]),
 ]  # fmt: skip
 
 

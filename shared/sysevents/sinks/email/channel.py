@@ -28,6 +28,9 @@ class EmailChannel:
     def gate(self, job: Job, attempt: Attempt) -> Outcome | None:
         return None
 
+    def answer(self, job: Job, attempt: Attempt, outcome: Outcome) -> Outcome:
+        return outcome
+
     def incidents(self, job: Job) -> bool:
         return False
 

@@ -36,6 +36,9 @@ class WebhookChannel:
     def gate(self, job: Job, attempt: Attempt) -> Outcome | None:
         return self.pacing.gate(job, attempt) if self.pacing is not None else None
 
+    def answer(self, job: Job, attempt: Attempt, outcome: Outcome) -> Outcome:
+        return self.pacing.answer(job, attempt, outcome) if self.pacing is not None else outcome
+
     def incidents(self, job: Job) -> bool:
         return job.config.kind() == "pagerduty"
 
@@ -88,4 +91,6 @@ class WebhookChannel:
                 key = cfg.routing_key
                 doc["routing_key"] = unseal(key, self.settings.sealing_keys) if is_sealed(key) else key
                 body = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
-        return self.sender.post(job, body.encode(), oid)
+        if self.pacing is None:
+            return self.sender.post(job, body.encode(), oid)
+        return self.pacing.send(job, lambda: self.sender.post(job, body.encode(), oid))

@@ -1,7 +1,8 @@
 """The guarded, signed HTTP sender: render a job's template, check the destination, sign, POST, classify.
 
 Used by webhook deliveries, webhook batch exports and alert notifications alike; it returns the envelope's
-`Outcome` (sysevents.delivery.outcome).
+`Outcome` (sysevents.delivery.outcome): delivered (2xx), retry (408, 425, 5xx, timeouts, connection
+errors), pushed back (429, or 503 with a Retry-After: "slow down", a wait and not a failure) or permanent.
 
 Signatures follow Standard Webhooks (https://www.standardwebhooks.com): `webhook-id` is derived from
 the job and event ids, so every retry (and a replay) of one delivery carries the same id and receivers
@@ -35,6 +36,8 @@ from sysevents.templates import TemplateError
 log = logging.getLogger("sysevents.webhook")
 USER_AGENT = "sysevents-webhook/0.1"
 RETRYABLE_STATUS = frozenset({408, 425, 429})
+PUSHBACK_STATUS = frozenset({429})
+"""Answers that mean "slow down" (as does a 503 with a Retry-After): a wait, never a failed attempt."""
 
 Renderer = Callable[..., bytes]
 
@@ -162,6 +165,8 @@ class WebhookSender:
             wait = retry_after_seconds(retry_after, self.settings.webhook_max_retry_after)
             if wait is not None:
                 reason += f" (Retry-After {wait:g} s)"
+            if status in PUSHBACK_STATUS or (status == 503 and wait is not None):  # "slow down"
+                return Outcome.pushed_back(reason, retry_after=wait, status=status, latency_ms=latency_ms)
         return Outcome(kind, reason, status=status, latency_ms=latency_ms, retry_after=wait)
 
 

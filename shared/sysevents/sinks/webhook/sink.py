@@ -1,14 +1,15 @@
 """Webhook sink: render the job's template (or a replayed version's), POST it signed, classify the answer.
 
 The envelope (sysevents.delivery.envelope) does everything around `deliver`. Here:
-- its pace (sysevents.sinks.webhook.pacing): a job held for its receiver's Retry-After waits until then, in
-  the delay queue, without contacting the receiver; a job with a rate limit (`rate_limit`, or 1 per second
-  for Slack webhook URLs) reserves a slot for each delivery across instances and waits for it;
+- its pace (sysevents.sinks.webhook.pacing): a job with a rate limit (`rate_limit`, or 1 per second for
+  Slack webhook URLs), or whose receiver lately answered "slow down", reserves a slot for each delivery
+  across instances and waits for it; a job's requests in flight are capped per instance; a "slow down"
+  (429, or 503 with Retry-After) is a wait at a slot of the job's learned pace, never a failed attempt;
 - the template: the job's, or the version a replay asked for (`template_version` attribute), kept per job
   version (sysevents.sinks.webhook.versions);
 - batching: concurrent deliveries of a job with `batch_max_size` > 1 share one POST (a JSON array);
-- after the envelope settled: a Retry-After holds the whole job; auto-disable pauses a job whose
-  deliveries keep failing, with a `work failed` event (sysevents.sinks.webhook.autodisable).
+- after the envelope settled: auto-disable pauses a job whose deliveries keep failing, with a `work failed`
+  event (sysevents.sinks.webhook.autodisable).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class WebhookSink(Sink):
     def __init__(self, rt):
         super().__init__(rt)
         self._batches: Coalescer[str, tuple[Job, Delivery, object], Outcome] = Coalescer(self._send_batch)
-        self.pacing = Pacing(rt)
+        self.pacing = Pacing(rt, slow_topic=rt.topology.sinks[SINK].slow_topic)
         self.versions = TemplateVersions(rt.firestore)
         self.streak = FailureStreak(rt.accounting)
         self.sender = WebhookSender(rt.settings, renderer=rt.sandbox.render)  # guarded, signed HTTP
@@ -61,6 +62,12 @@ class WebhookSink(Sink):
     def dead_lettered(self, delivery: Delivery, job: Job, reason: str) -> None:
         if config_of(job).alerting() or delivery.notice is not None:
             self.notifier.dead_lettered(delivery, job, reason)
+
+    def release_topic(self, job: Job) -> str:
+        """A slow receiver's waits and retries go to the slow lane (sysevents.sinks.webhook.pacing)."""
+        if self.pacing.slow_topic and self.pacing.slow(job):
+            return self.pacing.slow_topic
+        return self.topic
 
     def routes(self):
         return {"/alerts/sweep": lambda request: self.notifier.sweep(self._job_of_key)}
@@ -88,12 +95,16 @@ class WebhookSink(Sink):
                 max_size=config.batch_max_size,
                 max_wait=config.batch_max_wait_ms / 1000,
             )
-            return outcome
-        return self.sender.send(job, delivery, template=template)
+        else:
+            outcome = self.pacing.send(job, lambda: self.sender.send(job, delivery, template=template))
+        return self.pacing.answer(job, attempt, outcome)
 
     def _send_batch(self, key: str, items: list[tuple[Job, Delivery, object]]) -> list[Outcome]:
         job, _, template = items[-1]
-        outcome = self.sender.send(job, [d for _, d, _ in items], template=template, batch=True)
+        deliveries = [d for _, d, _ in items]
+        outcome = self.pacing.send(
+            job, lambda: self.sender.send(job, deliveries, template=template, batch=True)
+        )
         return [outcome] * len(items)
 
     def _template_for(self, job: Job, attempt: Attempt):
@@ -115,6 +126,5 @@ class WebhookSink(Sink):
     def settled(self, delivery: Delivery, job: Job, attempt: Attempt, outcome: Outcome) -> None:
         if outcome.done or not outcome.attempted:
             return
-        self.pacing.after(job, outcome)  # a Retry-After: the whole job waits
-        if outcome.counts_against_receiver:
+        if outcome.counts_against_receiver:  # never a "slow down" (sysevents.sinks.webhook.pacing)
             autodisable.failed(self.rt, self.streak, job, outcome.reason, delivery)
