@@ -33,6 +33,11 @@ def _text(keys: SecretStr | str | None) -> str:
     return keys or ""
 
 
+def fernet(keys: SecretStr | str | None) -> MultiFernet:
+    """The configured keys as one MultiFernet (the first encrypts, all decrypt); SealingError without one."""
+    return _fernet(_text(keys))
+
+
 @cache
 def _fernet(keys: str) -> MultiFernet:
     parts = [k.strip() for k in keys.split(",") if k.strip()]
