@@ -10,7 +10,7 @@ import time
 
 import pytest
 import requests
-from helpers import allow_email_domain, pull, put_jobs, wait_until
+from helpers import allow_email_domain, api_account, pull, put_jobs, wait_until
 from helpers import publish_events as publish
 
 from sysevents.delivery.accounting import DeliveryLog
@@ -151,3 +151,38 @@ def test_the_daily_quota_dead_letters_a_flood_with_its_reason(
     assert all(m.attributes["attempts"] == "1" for m in dead)
     time.sleep(1)
     assert len(mails(stack, to, 4, timeout=2)) == 3
+
+
+def test_an_edit_mails_only_the_email_jobs_that_name_the_edited_job(
+    stack, store, publisher, firestore_client, aid
+):
+    allow_email_domain(firestore_client, aid)
+    env = api_account(stack, aid)
+    url, key = env["SYSEVENTS_API_URL"], {"X-API-Key": env["SYSEVENTS_API_KEY"]}
+    edited = {"workflow": "email_system_events", "config": {"recipients": [f"x-{aid}@example.com"],
+              "system_event_type": "failed"}}  # fmt: skip
+    r = requests.post(f"{url}/accounts/{aid}/jobs", json=edited, headers=key, timeout=30)
+    assert r.status_code == 201, r.text
+    job_id = r.json()["id"]
+    watching, naming = f"all-{aid}@example.com", f"named-{aid}@example.com"
+    put_jobs(
+        stack,
+        store,
+        email_job(
+            f"{aid}-all", aid, [watching], system_event_type="updated", system_event_sources={"work": []}
+        ),
+        email_job(
+            f"{aid}-named",
+            aid,
+            [naming],
+            system_event_type="updated",
+            system_event_sources={"work": [job_id]},
+        ),
+    )
+    r = requests.patch(
+        f"{url}/accounts/{aid}/jobs/{job_id}", json={"name": "renamed"}, headers=key, timeout=30
+    )
+    assert r.status_code == 200, r.text
+    [mail] = mails(stack, naming, 1, timeout=60)  # the lifecycle event went through ingest (its seal held)
+    assert mail.subject == f"[sysevents] work {job_id} updated (account {aid})"
+    assert mails(stack, watching, 1, timeout=3) == []
