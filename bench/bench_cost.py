@@ -474,6 +474,11 @@ def main() -> None:
             def email(tag: str, **config) -> None:
                 aid = aid_of(tag)
                 to = f"{aid}@example.com"
+                from sysevents.consent.store import ConsentStore, Policy
+
+                ConsentStore(run.store.client).set_policy(
+                    aid, Policy(("example.com",))
+                )  # needs no confirming
                 run.put(job_from_dict({"workflow": "email_system_events", "config": {
                     "recipients": [to], "system_event_type": "failed", **config}},
                     job_id=f"{aid}-mail", aid=aid))  # fmt: skip

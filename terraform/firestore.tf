@@ -52,6 +52,7 @@ locals {
     alert_seen   = "alerts: (event, job) pairs already accepted (sysevents.alerts.store)"
     alert_outbox = "alerts: rendered notifications (emails, posts, digests) and their send state"
     alert_firing = "alerts: alerts notified and not resolved yet (resolve_on), kept 30 days"
+    email_quota  = "email_quota/{aid}:{day}: each account's emails sent per UTC day (sysevents.sinks.email.quota)"
   }
 }
 

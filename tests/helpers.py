@@ -72,3 +72,11 @@ def api_account(stack, aid: str, scope: str | None = None) -> dict[str, str]:
     r = requests.post(f"{url}/accounts/{aid}/keys", json=body, headers=operator, timeout=30)
     assert r.status_code == 201, r.text
     return {"SYSEVENTS_API_URL": url, "SYSEVENTS_API_KEY": r.json()["key"]}
+
+
+def allow_email_domain(firestore_client, aid: str, domain: str = "example.com") -> None:
+    """What an operator does for an account (PUT /accounts/{aid}/email-policy): addresses at `domain`
+    receive the account's alert emails without confirming first (sysevents.consent.store)."""
+    from sysevents.consent.store import ConsentStore, Policy
+
+    ConsentStore(firestore_client).set_policy(aid, Policy((domain,)))

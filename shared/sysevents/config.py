@@ -224,6 +224,33 @@ class Settings(BaseSettings):
         default="https://activate.getlytics.com/data/integrations/{subject_type}/{subject_id}?aid={aid}",
         description="The `link` templates get: {aid}, {subject_type}, {subject_id}, {verb} are filled in.",
     )
+    consent_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s?#]+$",
+        description="Base URL of the admin API as email recipients reach it: confirmation and unsubscribe "
+        "links are <consent_url>/consent/<token>. Unset: no confirmation can be sent, so only addresses in "
+        "an account's allowed domains (or confirmed before) get alerts; and no List-Unsubscribe.",
+    )
+    email_confirm_hours: float = Field(
+        default=168.0,
+        gt=0,
+        le=24 * 90,
+        description="How long a confirmation link is good for, and how often an unconfirmed address may be "
+        "sent one (at most once per this period per account). Real hours, never time-scaled.",
+    )
+    email_daily_quota: int = Field(
+        default=1000,
+        ge=1,
+        le=10_000_000,
+        description="Emails (one per recipient, confirmations included) an account may send per UTC day; "
+        "over it an alert is dead-lettered with the reason. The operator may set another for one "
+        "account (PUT /accounts/{aid}/email-policy).",
+    )
+    email_collection_prefix: str = Field(
+        default="email_",
+        description="Firestore collections of recipients' consent, accounts' email policy and daily "
+        "counts: <prefix>consent, <prefix>policy, <prefix>quota.",
+    )
     alerts_collection_prefix: str = Field(
         default="alert_",
         description="Firestore collections of alert state: "

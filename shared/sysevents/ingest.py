@@ -80,6 +80,10 @@ def _process(rt: Runtime, msg: PushMessage) -> tuple[str, int]:
         event = event_from_bytes(
             msg.data, fallback_id=first_id, fallback_time=first_time, max_bytes=rt.settings.max_event_bytes
         )
+        if origin.claimed(event) and not origin.trusted(msg.data, msg.attributes, rt.settings.sealing_keys):
+            raise InvalidEvent(
+                f"data.{origin.FIELD} is set by sysevents only; a producer's event may not carry it"
+            )
         out = _fan_out(rt, event)
     except InvalidEvent as err:
         return _quarantine(rt, msg, err.reason)

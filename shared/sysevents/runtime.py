@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from sysevents.alerts.store import AlertStore
     from sysevents.auditlog.writer import TableWriter
     from sysevents.backfill.runs import Runs
+    from sysevents.consent.store import ConsentStore
     from sysevents.delivery.accounting import DeliveryLog
     from sysevents.delivery.ordering import KeyQueues
     from sysevents.delivery.ratelimit import RateLimiter
@@ -205,6 +207,15 @@ class Runtime:
         from sysevents.transport.quarantine import Quarantine
 
         return self.part("quarantine", lambda: Quarantine(self.firestore))
+
+    @property
+    def consent(self) -> ConsentStore:
+        """Email recipients' consent and each account's email policy (sysevents.consent.store)."""
+        from sysevents.consent.store import ConsentStore
+
+        s = self.settings
+        period = timedelta(hours=s.email_confirm_hours)
+        return self.part("consent", lambda: ConsentStore(self.firestore, s.email_collection_prefix, period))
 
     @property
     def keys(self) -> KeyStore:

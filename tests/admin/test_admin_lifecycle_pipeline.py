@@ -112,7 +112,15 @@ def test_a_job_never_receives_failures_caused_by_its_own_deliveries(stack, recei
         **origin.mark(looping["id"], Kind.DELIVERY, hops=1),
     )
     control = new_event(aid, "work", "some-other-work", "failed")
-    publisher.publish_all([(stack.topology.ingest_topic, e.to_json(), {}) for e in (own_failure, control)])
+    sealed = origin.seal(
+        own_failure.to_json(), stack.env["SYSEVENTS_SEALING_KEYS"]
+    )  # as sysevents publishes it
+    publisher.publish_all(
+        [
+            (stack.topology.ingest_topic, own_failure.to_json(), sealed),
+            (stack.topology.ingest_topic, control.to_json(), {}),
+        ]
+    )
     other = receiver.wait_for("/other", 2)
     assert {e.json()["id"] for e in other} == {own_failure.id, control.id}
     assert [e.json()["id"] for e in receiver.wait_for("/self", 1)] == [control.id]

@@ -20,10 +20,12 @@ from types import SimpleNamespace
 
 import pytest
 from google.cloud import firestore
+from helpers import allow_email_domain
 
 from sysevents.alerts.engine import Notifier
 from sysevents.alerts.store import AlertStore, Contended
 from sysevents.config import Settings
+from sysevents.consent.store import ConsentStore
 from sysevents.delivery.attempt import Attempt
 from sysevents.delivery.message import Delivery
 from sysevents.delivery.outcome import Kind
@@ -31,7 +33,9 @@ from sysevents.events.model import new_event
 from sysevents.jobs.model import JobState
 from sysevents.jobs.registry import job_from_dict
 from sysevents.sinks.email.channel import EmailChannel
+from sysevents.sinks.email.consenting import Gatekeeper
 from sysevents.sinks.email.mailer import Mailer
+from sysevents.sinks.email.quota import QuotaStore
 from sysevents.templates.sandbox import Sandbox
 from sysevents.transport.pubsub import PushMessage
 
@@ -61,7 +65,9 @@ class Function:
     def __init__(self, client, settings, sandbox, timers: Timers, clock: list[datetime]):
         self.rt = SimpleNamespace(alert_store=AlertStore(client, settings), settings=settings, delays=timers)
         sink = SimpleNamespace(name="email", topic="deliveries-email", timer_topic="deliveries-email-timers")
-        channel = EmailChannel(settings, Mailer(settings), sandbox)
+        mailer = Mailer(settings)
+        gate_keeper = Gatekeeper(settings, ConsentStore(client), QuotaStore(client), mailer)
+        channel = EmailChannel(settings, mailer, sandbox, gate_keeper)
         self.clock = clock
         self.timers = timers
         self.notifier = Notifier(self.rt, sink, channel, clock=lambda: self.clock[0])
@@ -122,7 +128,8 @@ def settings(stack):
 
 
 @pytest.fixture
-def fn(stack, firestore_client, sandbox, settings):
+def fn(stack, firestore_client, sandbox, settings, aid):
+    allow_email_domain(firestore_client, aid)  # the test account's recipients need no confirmation
     return Function(firestore_client, settings, sandbox, Timers(), [T0])
 
 
@@ -300,6 +307,7 @@ def test_concurrent_events_of_one_group_and_redeliveries_are_each_in_one_digest(
     # group all succeed; two instances firing their timers at once send one digest listing every event once.
     clock = [T0]
     timers = Timers()
+    allow_email_domain(firestore_client, aid)  # the recipient needs no confirmation
     one, other = (Function(firestore_client, settings, sandbox, timers, clock) for _ in range(2))
     j = job(aid, [to], grouping={"by": ["verb"], "group_wait": 10, "max_events": 100})
     events = [failed(aid, f"w-{i}") for i in range(40)]

@@ -1,19 +1,25 @@
 """Email alerts through the real pipeline: ingest -> deliveries-email -> email function -> aiosmtpd
-(STARTTLS and AUTH required by the local server), retries and dead letters."""
+(STARTTLS and AUTH required by the local server), retries and dead letters. The test account allows the
+recipients' domain, as an operator would (test_email_consent.py covers recipients that must confirm)."""
 
 import json
 import re
 import time
 
 import pytest
+from helpers import allow_email_domain, pull, put_jobs
 from helpers import publish_events as publish
-from helpers import pull, put_jobs
 
 from sysevents.events.model import new_event
 from sysevents.jobs.registry import job_from_dict
 from sysevents.sinks.email.mailer import message_id
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def allowed(firestore_client, aid):
+    allow_email_domain(firestore_client, aid)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import time
 import uuid
 
 import pytest
-from helpers import pull, wait_until
+from helpers import allow_email_domain, pull, wait_until
 
 from sysevents.config import Settings
 from sysevents.delivery.envelope import Envelope
@@ -113,8 +113,9 @@ def sinks(rt):
 
 
 @pytest.fixture
-def destinations(stack, receiver, aid):
+def destinations(stack, rt, receiver, aid):
     """For each sink: a job whose destination accepts, one that fails for now, one that refuses for good."""
+    allow_email_domain(rt.firestore, aid)  # the email jobs' recipients need no confirmation
     dataset = f"{account_dataset(Settings(), aid)}__{uuid.uuid4().hex[:8]}"
     receiver.replies["/retry"].extend([503] * 5)
     receiver.replies["/refuse"].extend([410] * 5)

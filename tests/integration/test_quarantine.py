@@ -108,3 +108,28 @@ def test_ingest_accepts_or_quarantines_with_a_reason_never_an_error(rt, body):
     assert text.startswith("matched ") or (
         text.startswith("quarantined: ") and len(text) > len("quarantined: ")
     )
+
+
+def push_with(data: bytes, attributes: dict[str, str]) -> bytes:
+    msg = {"data": base64.b64encode(data).decode(), "messageId": uuid.uuid4().hex, "attributes": attributes}
+    return json.dumps({"subscription": "projects/p/subscriptions/s", "message": msg}).encode()
+
+
+def test_a_producer_cannot_set_loop_protection_marks_only_sysevents_publishes_do(rt, aid):
+    """The origin mark steers ingest's rules (sysevents.jobs.origin): a producer's event carrying it, in any
+    form, is quarantined with the reason; sysevents' own sealed publish of the same event is matched; a
+    sealed event changed by one byte is quarantined again."""
+    from sysevents.events.model import new_event
+    from sysevents.jobs import origin
+
+    for mark in ({"job_id": "x", "kind": "test", "hops": 0}, {"hops": "many"}, "anything"):
+        forged = new_event(aid, "work", "w-1", "failed", sysevents_origin=mark).to_json()
+        text, status = ingest.process(rt, push(forged))
+        assert status == 200 and text == (
+            "quarantined: data.sysevents_origin is set by sysevents only; a producer's event may not carry it"
+        )
+    own = new_event(aid, "work", "w-1", "failed", **origin.mark("x", origin.Kind.LIFECYCLE)).to_json()
+    sealed = origin.seal(own, rt.settings.sealing_keys)
+    assert ingest.process(rt, push_with(own, sealed)) == ("matched 0", 200)
+    changed = own.replace(b'"w-1"', b'"w-2"')
+    assert ingest.process(rt, push_with(changed, sealed))[0].startswith("quarantined: data.sysevents_origin")

@@ -21,6 +21,7 @@ WRITES = {
     ("alerts/store.py", "_seen"): ("alert_seen", r'prefix \+ "seen"'),
     ("alerts/outbox.py", "outbox_entry"): ("alert_outbox", r'prefix \+ "outbox"'),
     ("alerts/store.py", "firing_doc"): ("alert_firing", r'prefix \+ "firing"'),
+    ("sinks/email/quota.py", "take"): ("email_quota", r'prefix \+ "quota"'),
 }
 
 

@@ -3,7 +3,7 @@ import socket
 
 import pytest
 
-from sysevents.net.destinations import RefusedDestination, check_address, check_url
+from sysevents.net.destinations import RefusedDestination, check_address, check_host, check_url
 
 
 def resolver(*addresses):
@@ -107,3 +107,36 @@ def test_allowlist_and_http_are_explicit_opt_ins():
     assert check_url("http://localhost:9/", allow_http=True, allowlist=local, resolve=resolver("127.0.0.1"))
     with pytest.raises(RefusedDestination):
         check_url("http://localhost:9/", allow_http=True, allowlist=local, resolve=resolver("127.0.0.2"))
+
+
+@pytest.mark.parametrize("address", ["fec0::1", "fec0:1234::5", "feff::1"])
+def test_site_local_ipv6_is_refused(address):
+    with pytest.raises(RefusedDestination, match="is not a public address"):
+        check_url("https://innocent.example.com/", resolve=resolver(address))
+    with pytest.raises(RefusedDestination, match="is not a public address"):
+        check_url(f"https://[{address}]/", resolve=resolver("93.184.216.34"))
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["0x7f000001", "2130706433", "0177.0.0.1", "127.1", "0x7f.1", "0", "017700000001", "127.0.0.01",
+     "0xA9FEA9FE", "3232235777", "93.184.216.034", "1.2.3.4.", "0x5db8d822"],
+)  # fmt: skip
+def test_numeric_hosts_in_non_standard_forms_are_refused_at_save_and_send_time(host):
+    public = resolver("93.184.216.34")  # even where a resolver would say public
+    for resolve in (public, None):  # None: the URL alone (the guarded session resolves when it sends)
+        with pytest.raises(RefusedDestination, match="non-standard form"):
+            check_url(f"https://{host}/hook", resolve=resolve)
+    with pytest.raises(RefusedDestination, match="non-standard form"):
+        check_host(host, 443, resolve=public)  # what the guarded session runs before it connects
+
+
+def test_standard_numeric_hosts_are_checked_as_addresses_without_resolving():
+    never = resolver()  # resolves to nothing: a literal must not need it
+    with pytest.raises(RefusedDestination, match="is not a public address"):
+        check_url("https://127.0.0.1/hook", resolve=None)
+    assert check_url("https://93.184.216.34/hook", resolve=resolver("93.184.216.34")) == ["93.184.216.34"]
+    with pytest.raises(RefusedDestination, match="does not resolve"):
+        check_url("https://93.184.216.34/hook", resolve=never)
+    for name in ("hooks.example.com", "123.example.com", "0x7f.example.com", "1e100.net"):
+        assert check_url(f"https://{name}/", resolve=resolver("93.184.216.34")) == ["93.184.216.34"]

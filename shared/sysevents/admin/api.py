@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Request, Response
 from werkzeug.routing import Map, Rule
 
-from sysevents.admin import accounts, audit, deliveries, jobs
+from sysevents.admin import accounts, audit, consent, deliveries, jobs
 from sysevents.admin.errors import json_response
 from sysevents.admin.http import Call, Route
 from sysevents.admin.http import dispatch as _dispatch
@@ -100,6 +100,37 @@ ROUTES: tuple[Route, ...] = (
         "Revoke a key by its prefix",
         response="Key",
         scope="admin",
+    ),
+    Route(
+        "GET",
+        "/consent/<token>",
+        consent.show_consent,
+        "The page of an email consent link (confirm or unsubscribe): what it is for, with one button",
+        auth="none",
+    ),
+    Route(
+        "POST",
+        "/consent/<token>",
+        consent.apply_consent,
+        "Use an email consent link: confirm the address, or unsubscribe it (also RFC 8058 one-click)",
+        auth="none",
+        form=True,
+    ),
+    Route(
+        "GET",
+        "/accounts/<aid>/email-policy",
+        consent.get_email_policy,
+        "The account's email policy: domains needing no confirmation, daily email quota",
+        response="EmailPolicy",
+    ),
+    Route(
+        "PUT",
+        "/accounts/<aid>/email-policy",
+        consent.put_email_policy,
+        "Set the account's email policy (operator): allowed_domains, daily_quota (null: the default)",
+        auth="operator",
+        body="EmailPolicy",
+        response="EmailPolicy",
     ),
     Route(
         "GET",

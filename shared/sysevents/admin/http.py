@@ -108,6 +108,7 @@ class Route:
     ok: int = 200
     response: str | None = None  # response schema name
     query: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    form: bool = False  # the body is not JSON (an HTML form's, an RFC 8058 one-click): left unparsed
 
 
 def _presented_key(request: Request) -> str | None:
@@ -157,7 +158,12 @@ def _body(route: Route, request: Request, rt: Runtime) -> Any:
     return body
 
 
-PATH_PARAMS = {"aid": AID_PATTERN, "job_id": JOB_ID, "prefix": re.compile(r"^[A-Za-z0-9_]{1,40}$")}
+PATH_PARAMS = {
+    "aid": AID_PATTERN,
+    "job_id": JOB_ID,
+    "prefix": re.compile(r"^[A-Za-z0-9_]{1,40}$"),
+    "token": re.compile(r"^[A-Za-z0-9_=-]{40,1000}$"),
+}
 """What each path parameter may be; anything else names no resource (checked before any lookup)."""
 
 
@@ -182,7 +188,8 @@ def dispatch(request: Request, routes: tuple[Route, ...], url_map: Map, rt: Runt
         route = routes[index_]
         _check_path(args)
         principal = _authorize(route, args, rt.keys, request)
-        body = _body(route, request, rt) if request.method in ("POST", "PUT", "PATCH", "DELETE") else None
+        parsed = request.method in ("POST", "PUT", "PATCH", "DELETE") and not route.form
+        body = _body(route, request, rt) if parsed else None
         return route.handler(Call(request, rt, principal, body), **args)
     except ApiError as err:
         return err.response()

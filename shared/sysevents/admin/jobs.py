@@ -25,6 +25,8 @@ log = logging.getLogger("sysevents.admin")
 
 
 def job_response(call: Call, job: Job, status: int = 200, **extra: Any) -> Response:
+    if job.sink == "email":  # who of its recipients receives its alerts (sysevents.consent.store)
+        extra["recipients"] = [r.view() for r in call.rt.consent.states(job.aid, job.config.recipients)]
     return json_response(
         {**job_view(job, call.rt.settings.sealing_keys), **extra}, status, {"ETag": f'"{job.version}"'}
     )

@@ -142,6 +142,15 @@ SCHEMAS: dict[str, Any] = {
             "updated_at": STR,
             "dry_run": {"type": "boolean"},
             "replayed": {"type": "integer", "description": "resume with replay: dead letters re-delivered"},
+            "recipients": {
+                "type": "array",
+                "description": "Email jobs: each recipient's consent state (confirmed, allowed_domain: "
+                "receive alerts; pending: asked at invited_at; unconfirmed; unsubscribed: held).",
+                "items": {
+                    "type": "object",
+                    "properties": {"address": STR, "state": STR, "invited_at": {"type": ["string", "null"]}},
+                },
+            },
         },
     },
     "JobList": {
@@ -244,6 +253,23 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "event": {**OBJ, "description": f"Marked with data.{ORIGIN_FIELD}: delivered to this job only."},
             "message_id": STR,
+        },
+    },
+    "EmailPolicy": {
+        "type": "object",
+        "properties": {
+            "aid": STR,
+            "allowed_domains": {
+                "type": "array",
+                "maxItems": 100,
+                "items": STR,
+                "description": "Addresses in these domains (or their subdomains) need no confirmation.",
+            },
+            "daily_quota": {
+                "type": ["integer", "null"],
+                "minimum": 1,
+                "description": "Emails per UTC day; null: the deployment's SYSEVENTS_EMAIL_DAILY_QUOTA.",
+            },
         },
     },
     "Principal": {

@@ -168,7 +168,7 @@ class Notifier:
             self.store.settle(oid, entry, "sent")
             if fired is not None and job.config.resolve_on:
                 self.store.fire(job, fired[0], fired[1], now)
-        elif outcome.kind is Kind.PERMANENT:
+        elif outcome.kind in (Kind.PERMANENT, Kind.FILTERED):  # filtered: the channel held it (no recipient)
             self.store.settle(oid, entry, "dead", outcome.reason)
         else:
             self.store.settle(oid, entry, "pending", outcome.reason)

@@ -10,6 +10,9 @@ Only the sinks unseal, at send time; the admin API only ever returns `redact(val
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from functools import cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -33,6 +36,11 @@ def _text(keys: SecretStr | str | None) -> str:
     return keys or ""
 
 
+def fernet(keys: SecretStr | str | None) -> MultiFernet:
+    """The configured keys as one MultiFernet (the first encrypts, all decrypt); SealingError without one."""
+    return _fernet(_text(keys))
+
+
 @cache
 def _fernet(keys: str) -> MultiFernet:
     parts = [k.strip() for k in keys.split(",") if k.strip()]
@@ -42,6 +50,14 @@ def _fernet(keys: str) -> MultiFernet:
         return MultiFernet([Fernet(k) for k in parts])
     except ValueError:
         raise SealingError("SYSEVENTS_SEALING_KEYS holds a value that is not a Fernet key") from None
+
+
+def signing_keys(keys: SecretStr | str | None, purpose: bytes) -> list[bytes]:
+    """HMAC keys for `purpose`, one per configured key (the first signs, all verify), derived so that no
+    two purposes share a key; SealingError without any."""
+    fernet(keys)  # the same checks: at least one, each a Fernet key
+    parts = [k.strip() for k in _text(keys).split(",") if k.strip()]
+    return [hmac.new(base64.urlsafe_b64decode(k), purpose, hashlib.sha256).digest() for k in parts]
 
 
 def is_sealed(value: str) -> bool:

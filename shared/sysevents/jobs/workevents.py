@@ -55,8 +55,13 @@ def publish(rt: Runtime, *events: SystemEvent, quiet: bool = False) -> list[str]
     empty list returned (the change the events describe is already stored)."""
     try:
         trace = {logs.TRACEPARENT_ATTR: tp} if (tp := logs.current_traceparent()) else {}
+        keys = rt.settings.sealing_keys  # the seal vouches for the origin mark (sysevents.jobs.origin)
+        messages = [(e.to_json(), event_ordering_key(e)) for e in events]
         ids = rt.publisher.publish_all(
-            [(rt.topology.ingest_topic, e.to_json(), trace, event_ordering_key(e)) for e in events]
+            [
+                (rt.topology.ingest_topic, data, {**trace, **origin.seal(data, keys)}, key)
+                for data, key in messages
+            ]
         )
     except Exception:
         if not quiet:

@@ -114,7 +114,10 @@ class LocalStack:
                 self.services.append(self.smtp)
                 for key, value in self.smtp.env().items():
                     self.env.setdefault(key, value)
-            functions = [self._start_function(name) for name in self.function_names]
+            ports = {name: self.ports.take() for name in self.function_names}
+            if "admin" in ports:  # confirmation and unsubscribe links in emails point at the admin API
+                self.env.setdefault("SYSEVENTS_CONSENT_URL", f"http://127.0.0.1:{ports['admin']}")
+            functions = [self._start_function(name, ports[name]) for name in self.function_names]
             wait_all_ready(functions, deadline, watch=self.processes)
             self.provision()
             # Cloud Scheduler's part: every function's `schedules` (email /flush, bigquery /tick) every second.
@@ -126,12 +129,11 @@ class LocalStack:
         self.started_in = time.monotonic() - started
         return self
 
-    def _start_function(self, name: str) -> Process:
+    def _start_function(self, name: str, port: int) -> Process:
         exe = shutil.which("functions-framework") or str(
             Path(sys.executable).with_name("functions-framework")
         )
         fn = self.topology.functions[name]
-        port = self.ports.take()
         url = f"http://127.0.0.1:{port}/"
         proc = Process(
             f"function-{name}",

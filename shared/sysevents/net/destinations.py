@@ -1,9 +1,12 @@
 """Where deliveries may go: public addresses only, unless a network is explicitly allowlisted.
 
 Refuses loopback, private (RFC 1918, ULA), link-local (169.254.169.254, the metadata server),
-multicast, reserved and unspecified addresses, IPv6 addresses that embed a refused IPv4 address
-(IPv4-mapped, IPv4-compatible, 6to4, Teredo, NAT64), the metadata host names, and names that resolve
-to any of them: a name is refused if any of its addresses is.
+site-local (fec0::/10), multicast, reserved and unspecified addresses, numeric hosts in any form but
+a.b.c.d (`0x7f000001`, `2130706433`, `0177.0.0.1`, `127.1`: parsers and resolvers read them
+differently), IPv6 addresses that embed a refused IPv4 address (IPv4-mapped, IPv4-compatible, 6to4,
+Teredo, NAT64), the metadata host names, and names that resolve to any of them: a name is refused if any
+of its addresses is. Numeric hosts are checked as addresses, at save time (`check_url`) and at send time
+(`check_host`, which the guarded session runs before it connects).
 
 `check_url` vets a URL (scheme, credentials, host, every address the host resolves to) for a clear
 reason before anything is sent. The check that the connection relies on is in `guarded_session`: for
@@ -26,6 +29,7 @@ import functools
 import heapq
 import ipaddress
 import itertools
+import re
 import socket
 import threading
 import time
@@ -76,7 +80,10 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
 
 
 def _is_public_as_such(ip: Address) -> bool:
-    return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_link_local or ip.is_loopback)
+    site_local = isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local  # fec0::/10, deprecated
+    return ip.is_global and not (
+        ip.is_multicast or ip.is_reserved or ip.is_link_local or ip.is_loopback or site_local
+    )
 
 
 def _is_public(ip: Address) -> bool:
@@ -106,6 +113,35 @@ def check_address(addr: str, allowlist: Sequence[Network] = (), host: str | None
         raise _not_public(host, f"{addr} is not public or allowlisted")
 
 
+def _numeric_form(host: str) -> bool:
+    """A host that libc would read as an IPv4 address but is not written a.b.c.d in decimal
+    (`0x7f000001`, `2130706433`, `0177.0.0.1`, `127.1`): resolvers and parsers disagree on these."""
+    try:
+        socket.inet_aton(host)
+    except (OSError, UnicodeError, ValueError):
+        return bool(_NUMERIC.fullmatch(host))  # forms inet_aton refuses but some parsers take
+    try:
+        return str(ipaddress.IPv4Address(host)) != host
+    except ValueError:
+        return True
+
+
+_NUMERIC = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]+))*\.?", re.IGNORECASE)
+
+
+def _check_literal(host: str, allowlist: Sequence[Network]) -> None:
+    """Refuse a numeric host in any form but the standard one, and a standard one that is not public."""
+    if _numeric_form(host):
+        raise RefusedDestination(
+            f"destination {host!r} is a numeric address in a non-standard form (write it as a.b.c.d)"
+        )
+    try:
+        ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return
+    check_address(host.strip("[]"), allowlist, host)
+
+
 def check_host(
     host: str, port: int, *, allowlist: Sequence[Network] = (), resolve: Resolver = socket.getaddrinfo
 ) -> list[str]:
@@ -113,6 +149,7 @@ def check_host(
     Return the addresses in the resolver's order of preference."""
     if host.lower() in METADATA_HOSTS:
         raise RefusedDestination(f"destination {host!r} is the metadata server")
+    _check_literal(host, allowlist)
     try:
         infos = resolve(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as err:
@@ -150,6 +187,7 @@ def check_url(
         raise RefusedDestination("destination URL must not carry credentials; use headers")
     if host in METADATA_HOSTS:
         raise RefusedDestination(f"destination {host!r} is the metadata server")
+    _check_literal(host, allowlist)  # even when nothing is resolved here
     try:
         port = parts.port or (443 if scheme == "https" else 80)
     except ValueError:

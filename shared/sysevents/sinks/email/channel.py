@@ -1,6 +1,7 @@
 """The email channel of the alert engine (sysevents.alerts.engine): a notification rendered with the email
 job's subject/body/digest templates (sysevents.sinks.email.render), sent over SMTP with a Message-ID fixed by what
-it is about (a resend after a crash is recognised by receivers)."""
+it is about (a resend after a crash is recognised by receivers), one email per recipient the gate keeper
+admits (sysevents.sinks.email.consenting: consent and the daily quota), each with its List-Unsubscribe."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from typing import Any
 
 from sysevents.alerts.digest import resolved_text
 from sysevents.config import Settings
+from sysevents.consent.tokens import UNSUBSCRIBE
 from sysevents.delivery.attempt import Attempt
-from sysevents.delivery.outcome import Outcome
+from sysevents.delivery.outcome import Kind, Outcome
 from sysevents.jobs.model import Job
-from sysevents.sinks.email.mailer import Mailer, build, message_id
+from sysevents.sinks.email.consenting import Gatekeeper, unsubscribe_headers
+from sysevents.sinks.email.mailer import REFUSED, SENT_REFUSED, Mailer, Result, build, message_id
 from sysevents.sinks.email.mailer import Outcome as Mail
 from sysevents.sinks.email.render import render_digest, render_single
 
@@ -20,10 +23,11 @@ from sysevents.sinks.email.render import render_digest, render_single
 class EmailChannel:
     name = "email"
 
-    def __init__(self, settings: Settings, mailer: Mailer, sandbox):
+    def __init__(self, settings: Settings, mailer: Mailer, sandbox, gate_keeper: Gatekeeper):
         self.settings = settings
         self.mailer = mailer
         self.sandbox = sandbox  # the template sandbox: the job's own templates render there
+        self.gate_keeper = gate_keeper  # consent and quota (sysevents.sinks.email.consenting)
 
     def gate(self, job: Job, attempt: Attempt) -> Outcome | None:
         return None
@@ -43,11 +47,13 @@ class EmailChannel:
             getattr(cfg, "subject_template", None), getattr(cfg, "body_template", None), ce, link,
             evaluate=self.sandbox.render_value,
         )  # fmt: skip
-        return {"subject": email.subject, "body": email.body, "message_id": self._id(key)}
+        footer = not getattr(cfg, "body_template", None)  # the job's own body is the job's: only the header
+        return {"subject": email.subject, "body": email.body, "message_id": self._id(key), "footer": footer}
 
     def digest(self, job: Job, digest: dict[str, Any], key: str, dedup: str) -> dict[str, Any]:
         email = render_digest(job.config.digest_template, digest, evaluate=self.sandbox.render_value)
-        return {"subject": email.subject, "body": email.body, "message_id": self._id(key)}
+        footer = not job.config.digest_template
+        return {"subject": email.subject, "body": email.body, "message_id": self._id(key), "footer": footer}
 
     def resolved(
         self, job: Job, ce: dict[str, Any], alert: dict[str, Any], key: str, dedup: str
@@ -58,24 +64,55 @@ class EmailChannel:
             f"[sysevents] Resolved: {d.get('subject_type')} {d.get('subject_id')} (account {d.get('aid')})"
         )
         body = f"{text}\n\nEvent id: {ce.get('id')}\n"
-        return {"subject": subject, "body": body, "message_id": self._id(key)}
+        return {"subject": subject, "body": body, "message_id": self._id(key), "footer": True}
 
     def send(
         self, job: Job, oid: str, payload: dict[str, Any], kind: str, created_at: datetime | None = None
     ) -> Outcome:
-        cfg = job.config
-        msg = build(
+        """One email per admitted recipient (each with its own unsubscribe link), over one connection."""
+        admitted = self.gate_keeper.admit(job, datetime.now(UTC))
+        if admitted.refused is not None:
+            return admitted.refused
+        messages = [(self._message(job, payload, kind, created_at, to), (to,)) for to in admitted.receiving]
+        results = self.mailer.send_each(messages)
+        outcome = _outcome(results)
+        if admitted.note and outcome.kind is Kind.DELIVERED:
+            return outcome.but(reason=f"{outcome.reason}; held: {admitted.note}")
+        return outcome
+
+    def _message(self, job: Job, payload: dict[str, Any], kind: str, created_at: datetime | None, to: str):
+        body = payload["body"]
+        stop = self.gate_keeper.link(UNSUBSCRIBE, job.aid, to)
+        if payload.get("footer") and stop:
+            body = f"{body.rstrip()}\n\n--\nStop these emails: {stop}\n"
+        return build(
             sender=self.settings.email_from,
-            recipients=cfg.recipients,
+            recipients=(to,),
             subject=payload["subject"],
-            body=payload["body"],
+            body=body,
             msg_id=payload["message_id"],
             date=created_at or datetime.now(UTC),
-            headers={"X-Sysevents-Job": job.id, "X-Sysevents-Kind": kind},
-        )
-        result = self.mailer.send(msg, cfg.recipients)
-        if result.outcome is Mail.SENT:
-            return Outcome.delivered(result.reason)
-        if result.outcome is Mail.PERMANENT:
-            return Outcome.permanent(result.reason)
-        return Outcome.retry(result.reason)
+            headers={"X-Sysevents-Job": job.id, "X-Sysevents-Kind": kind,
+                     **unsubscribe_headers(stop)},
+        )  # fmt: skip
+
+
+def _outcome(results: list[Result]) -> Outcome:
+    """The notification's outcome from each recipient's message: delivered when any got it (the others
+    named), dead when every one was refused for good, else retried."""
+    if len(results) == 1:
+        [r] = results
+        reason = r.reason
+    else:
+        failed = [r.reason for r in results if r.outcome is not Mail.SENT]
+        refusals = [f.removeprefix(REFUSED) for f in failed if f.startswith(REFUSED)]
+        others = [f for f in failed if not f.startswith(REFUSED)]
+        sent_refused = [r.reason.partition(SENT_REFUSED)[2] for r in results if SENT_REFUSED in r.reason]
+        refused = "; ".join(refusals + sent_refused)
+        reason = "sent" + (f"; refused by the SMTP server: {refused}" if refused else "")
+        reason += "".join(f"; not sent: {o}" for o in others)
+    if any(r.outcome is Mail.SENT for r in results):
+        return Outcome.delivered(reason)
+    if all(r.outcome is Mail.PERMANENT for r in results):
+        return Outcome.permanent("; ".join(r.reason for r in results) if len(results) > 1 else reason)
+    return Outcome.retry("; ".join(r.reason for r in results) if len(results) > 1 else reason)

@@ -22,6 +22,8 @@ from sysevents.config import Settings
 
 log = logging.getLogger("sysevents.email")
 USER_AGENT = "sysevents-alerts/0.1"
+REFUSED = "recipients refused: "
+SENT_REFUSED = "sent; refused by the SMTP server: "
 
 
 class Outcome(StrEnum):
@@ -94,40 +96,53 @@ class Mailer:
         return conn
 
     def send(self, msg: EmailMessage, recipients: tuple[str, ...]) -> Result:
+        return self.send_each([(msg, recipients)])[0]
+
+    def send_each(self, items: list[tuple[EmailMessage, tuple[str, ...]]]) -> list[Result]:
+        """Each (message, its recipients) over one connection: one Result per message."""
         if not self.settings.smtp_host:
-            return Result(Outcome.RETRY, "SMTP is not configured (set SYSEVENTS_SMTP_HOST)")
+            return [Result(Outcome.RETRY, "SMTP is not configured (set SYSEVENTS_SMTP_HOST)")] * len(items)
         try:
             conn = self._connect()
-        except smtplib.SMTPAuthenticationError as err:
-            return Result(Outcome.RETRY, f"SMTP AUTH refused: {err.smtp_code} {_text(err.smtp_error)}")
-        except smtplib.SMTPNotSupportedError as err:
-            return Result(Outcome.RETRY, f"SMTP server lacks a required extension: {err}")
-        except ssl.SSLError as err:
-            return Result(Outcome.RETRY, f"TLS error with the SMTP server: {err.reason or err}")
         except (OSError, smtplib.SMTPException) as err:
-            return Result(Outcome.RETRY, f"cannot connect to the SMTP server: {type(err).__name__}: {err}")
+            return [_connect_failed(err)] * len(items)
         try:
-            refused = conn.send_message(msg, to_addrs=list(recipients))
-        except smtplib.SMTPRecipientsRefused as err:
-            codes = {code for code, _ in err.recipients.values()}
-            detail = "; ".join(f"{r}: {c} {_text(m)}" for r, (c, m) in err.recipients.items())
-            outcome = Outcome.PERMANENT if all(c >= 500 for c in codes) else Outcome.RETRY
-            return Result(outcome, f"recipients refused: {detail}")
-        except smtplib.SMTPResponseException as err:
-            outcome = Outcome.PERMANENT if err.smtp_code >= 500 else Outcome.RETRY
-            return Result(outcome, f"SMTP {err.smtp_code} {_text(err.smtp_error)}")
-        except (OSError, smtplib.SMTPException) as err:
-            return Result(Outcome.RETRY, f"SMTP error: {type(err).__name__}: {err}")
+            return [_send_one(conn, msg, recipients) for msg, recipients in items]
         finally:
             try:
                 conn.quit()
             except (OSError, smtplib.SMTPException):
                 conn.close()
-        if refused:  # sent to the others: the refused ones are named in the attempt log, not retried
-            detail = "; ".join(f"{r}: {c} {_text(m)}" for r, (c, m) in refused.items())
-            log.warning("email: %s refused by the SMTP server: %s", msg.get("Message-ID", ""), detail)
-            return Result(Outcome.SENT, f"sent; refused by the SMTP server: {detail}", refused=tuple(refused))
-        return Result(Outcome.SENT, "sent")
+
+
+def _connect_failed(err: BaseException) -> Result:
+    if isinstance(err, smtplib.SMTPAuthenticationError):
+        return Result(Outcome.RETRY, f"SMTP AUTH refused: {err.smtp_code} {_text(err.smtp_error)}")
+    if isinstance(err, smtplib.SMTPNotSupportedError):
+        return Result(Outcome.RETRY, f"SMTP server lacks a required extension: {err}")
+    if isinstance(err, ssl.SSLError):
+        return Result(Outcome.RETRY, f"TLS error with the SMTP server: {err.reason or err}")
+    return Result(Outcome.RETRY, f"cannot connect to the SMTP server: {type(err).__name__}: {err}")
+
+
+def _send_one(conn: smtplib.SMTP, msg: EmailMessage, recipients: tuple[str, ...]) -> Result:
+    try:
+        refused = conn.send_message(msg, to_addrs=list(recipients))
+    except smtplib.SMTPRecipientsRefused as err:
+        codes = {code for code, _ in err.recipients.values()}
+        detail = "; ".join(f"{r}: {c} {_text(m)}" for r, (c, m) in err.recipients.items())
+        outcome = Outcome.PERMANENT if all(c >= 500 for c in codes) else Outcome.RETRY
+        return Result(outcome, REFUSED + detail, refused=tuple(err.recipients))
+    except smtplib.SMTPResponseException as err:
+        outcome = Outcome.PERMANENT if err.smtp_code >= 500 else Outcome.RETRY
+        return Result(outcome, f"SMTP {err.smtp_code} {_text(err.smtp_error)}")
+    except (OSError, smtplib.SMTPException) as err:
+        return Result(Outcome.RETRY, f"SMTP error: {type(err).__name__}: {err}")
+    if refused:  # sent to the others: the refused ones are named in the attempt log, not retried
+        detail = "; ".join(f"{r}: {c} {_text(m)}" for r, (c, m) in refused.items())
+        log.warning("email: %s refused by the SMTP server: %s", msg.get("Message-ID", ""), detail)
+        return Result(Outcome.SENT, SENT_REFUSED + detail, refused=tuple(refused))
+    return Result(Outcome.SENT, "sent")
 
 
 def _text(value: bytes | str) -> str:

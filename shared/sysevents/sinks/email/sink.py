@@ -22,7 +22,9 @@ from sysevents.delivery.sink import Sink
 from sysevents.jobs.model import Job, JobState
 from sysevents.sinks.email.channel import EmailChannel
 from sysevents.sinks.email.config import SINK, EmailConfig
+from sysevents.sinks.email.consenting import Gatekeeper
 from sysevents.sinks.email.mailer import Mailer
+from sysevents.sinks.email.quota import QuotaStore
 
 log = logging.getLogger("sysevents.email")
 
@@ -33,7 +35,10 @@ class EmailSink(Sink):
 
     def __init__(self, rt):
         super().__init__(rt)
-        channel = EmailChannel(rt.settings, Mailer(rt.settings), rt.sandbox)
+        mailer = Mailer(rt.settings)
+        quota = QuotaStore(rt.firestore, rt.settings.email_collection_prefix)
+        gate_keeper = Gatekeeper(rt.settings, rt.consent, quota, mailer)
+        channel = EmailChannel(rt.settings, mailer, rt.sandbox, gate_keeper)
         self.notifier = Notifier(rt, rt.topology.sinks[SINK], channel)
 
     def deliver(self, delivery: Delivery, job: Job, attempt: Attempt) -> Outcome:
