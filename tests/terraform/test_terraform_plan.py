@@ -92,6 +92,11 @@ def test_the_plan_creates_everything_and_applies(plan):
     assert {tuple(c["change"]["actions"]) for c in plan.changes} == {("create",)}
 
 
+def test_every_check_block_passes_for_the_examples(plan):
+    failing = [c["address"]["to_display"] for c in plan.doc.get("checks", []) if c["status"] != "pass"]
+    assert failing == []
+
+
 def test_every_push_subscription_has_oidc_a_dead_letter_policy_and_its_ack_deadline(plan, topo):
     declared = {s["name"]: s for s in topo["subscriptions"] if s.get("push_function")}
     planned = {k: v for k, v in plan.of("google_pubsub_subscription.push").items()}
