@@ -289,6 +289,8 @@ RESOURCE_APIS = {
     "google_logging_": {"logging.googleapis.com"},
     "google_monitoring_": {"monitoring.googleapis.com"},
     "google_service_account": {"iam.googleapis.com"},
+    # Project IAM bindings are read and written through the Cloud Resource Manager API.
+    "google_project_iam_": {"cloudresourcemanager.googleapis.com"},
 }
 
 
