@@ -8,6 +8,7 @@ attributes with placeholders (PLACEHOLDERS, else "placeholder-<attribute>", 0, f
 It never applies anything.
 
     python tfprovider.py SCHEMA.json   (run by Terraform, found through a CLI config's dev_overrides)
+    python tfprovider.py --compile SCHEMA.json   (at install time: SCHEMA.pb, the schema answer ready-made)
 """
 
 from __future__ import annotations
@@ -130,14 +131,18 @@ def _placeholder(type_name: str) -> Any:
     return fill
 
 
+def schema_response(schema: dict[str, Any]) -> pb.GetProviderSchema.Response:
+    return pb.GetProviderSchema.Response(
+        provider=_schema_pb(schema["provider"]),
+        resource_schemas={k: _schema_pb(v) for k, v in schema["resource_schemas"].items()},
+        data_source_schemas={k: _schema_pb(v) for k, v in schema["data_source_schemas"].items()},
+    )
+
+
 class Provider(pb_grpc.ProviderServicer):
-    def __init__(self, schema: dict[str, Any]) -> None:
+    def __init__(self, schema: dict[str, Any], response: pb.GetProviderSchema.Response) -> None:
         self.schema = schema
-        self._response = pb.GetProviderSchema.Response(
-            provider=_schema_pb(schema["provider"]),
-            resource_schemas={k: _schema_pb(v) for k, v in schema["resource_schemas"].items()},
-            data_source_schemas={k: _schema_pb(v) for k, v in schema["data_source_schemas"].items()},
-        )
+        self._response = response
 
     def GetSchema(self, request, context):  # noqa: N802 (protocol names)
         return self._response
@@ -187,8 +192,14 @@ class Provider(pb_grpc.ProviderServicer):
 
 
 def serve(schema_file: Path) -> None:
+    schema = json.loads(schema_file.read_text())
+    compiled = schema_file.with_suffix(".pb")  # the GetProviderSchema answer, made by --compile
+    if compiled.exists() and compiled.stat().st_mtime >= schema_file.stat().st_mtime:
+        response = pb.GetProviderSchema.Response.FromString(compiled.read_bytes())
+    else:
+        response = schema_response(schema)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    pb_grpc.add_ProviderServicer_to_server(Provider(json.loads(schema_file.read_text())), server)
+    pb_grpc.add_ProviderServicer_to_server(Provider(schema, response), server)
     checker = health.HealthServicer()
     checker.set("plugin", health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
@@ -210,4 +221,10 @@ def serve(schema_file: Path) -> None:
 
 
 if __name__ == "__main__":
-    serve(Path(sys.argv[1]))
+    if sys.argv[1] == "--compile":  # SCHEMA.json -> SCHEMA.pb, read at start instead of building it each time
+        source = Path(sys.argv[2])
+        source.with_suffix(".pb").write_bytes(
+            schema_response(json.loads(source.read_text())).SerializeToString()
+        )
+    else:
+        serve(Path(sys.argv[1]))
