@@ -5,7 +5,9 @@ schema built by tfschema.py from a provider's jsii assembly. It validates nothin
 type-checks every block, argument and reference against the schema. It plans by returning the proposed
 state with every unset computed attribute unknown, and reads a data source by filling its unset computed
 attributes with placeholders (PLACEHOLDERS, else "placeholder-<attribute>", 0, false or empty).
-It never applies anything.
+It never applies anything. The jsii assembly does not say which optional arguments Google fills in when
+they are unset (optional and computed in the provider): those plan as null here, where a real plan shows
+them unknown.
 
     python tfprovider.py SCHEMA.json   (run by Terraform, found through a CLI config's dev_overrides)
     python tfprovider.py --compile SCHEMA.json   (at install time: SCHEMA.pb, the schema answer ready-made)
