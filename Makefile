@@ -7,14 +7,28 @@ CHECKOV_VENV ?= .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 TASKS_VENV ?= .venv-tasks
 TASKS_STAMP := $(TASKS_VENV)/.installed
+TF_SCHEMA := $(VENV)/share/terraform-schema
+TF_SCHEMA_STAMP := $(TF_SCHEMA)/.built
 
 .PHONY: install dev test unit lint fmt bench lock clean checkov browser
 
-install: $(STAMP) $(TASKS_STAMP)
+install: $(STAMP) $(TASKS_STAMP) $(TF_SCHEMA_STAMP)
 
 $(STAMP): pyproject.toml requirements/lock.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -c requirements/lock.txt -e '.[dev]'
+	touch $@
+
+# The Google and archive provider schemas the Terraform tests validate and plan against, built from the
+# pinned CDKTF wheels' jsii assemblies (the wheels are downloaded, read and deleted; nothing at test time).
+$(TF_SCHEMA_STAMP): requirements/terraform-schema.txt tests/terraform/tfschema.py tests/terraform/tfprovider.py $(STAMP)
+	rm -rf $(TF_SCHEMA) && mkdir -p $(TF_SCHEMA)/wheels
+	$(BIN)/python -m pip download -q --disable-pip-version-check --no-deps --require-hashes -r requirements/terraform-schema.txt -d $(TF_SCHEMA)/wheels
+	$(BIN)/python tests/terraform/tfschema.py $(TF_SCHEMA)/wheels/cdktf_cdktf_provider_google-*.whl $(TF_SCHEMA)/google.json
+	$(BIN)/python tests/terraform/tfschema.py $(TF_SCHEMA)/wheels/cdktf_cdktf_provider_archive-*.whl $(TF_SCHEMA)/archive.json
+	$(BIN)/python tests/terraform/tfprovider.py --compile $(TF_SCHEMA)/google.json
+	$(BIN)/python tests/terraform/tfprovider.py --compile $(TF_SCHEMA)/archive.json
+	rm -rf $(TF_SCHEMA)/wheels
 	touch $@
 
 # The Cloud Tasks emulator (the delay queue of the local stack and the tests) needs protobuf<5: its own venv.

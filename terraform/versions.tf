@@ -4,7 +4,7 @@ terraform {
   required_providers {
     google = {
       source  = "hashicorp/google"
-      version = ">= 7.0, < 8.0"
+      version = ">= 6.50, < 7.0"
     }
     archive = {
       source  = "hashicorp/archive"

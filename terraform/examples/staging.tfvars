@@ -29,3 +29,12 @@ labels = {
 metrics_per_job_labels          = false
 delivery_success_rate_threshold = 0.8
 quarantine_alert_threshold      = 50
+
+# Email alerts go to a test mailbox (the SMTP password is the Secret Manager secret "sysevents-smtp-password").
+function_env_by_name = {
+  email = {
+    SYSEVENTS_SMTP_HOST     = "smtp.acme.example"
+    SYSEVENTS_SMTP_USERNAME = "alerts-staging@acme.example"
+    SYSEVENTS_EMAIL_FROM    = "sysevents staging <alerts-staging@acme.example>"
+  }
+}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -263,3 +265,95 @@ def evaluate_locals(
     if rc != 0:
         return rc, {}, err
     return 0, {k: v["value"] for k, v in json.loads(out).items()}, err
+
+
+# -- the root module against the providers' schemas ----------------------------------------------------------------
+# tfprovider.py serves the google and archive schemas that `make install` built (tfschema.py) from the pinned
+# CDKTF wheels; Terraform finds it through a CLI config's dev_overrides. Core does the type-checking.
+SCHEMA_DIR = Path(sys.prefix) / "share" / "terraform-schema"
+PROVIDERS = ("google", "archive")
+
+
+def schema(provider: str) -> dict[str, Any]:
+    path = SCHEMA_DIR / f"{provider}.json"
+    assert path.exists(), f"{path} is missing: `make install` builds it"
+    return json.loads(path.read_text())
+
+
+def provider_env(workdir: Path) -> dict[str, str]:
+    """Environment for Terraform to use the schema-serving providers: a CLI config with dev_overrides."""
+    overrides = ""
+    for name in PROVIDERS:
+        plugin_dir = workdir / "plugins" / name
+        plugin_dir.mkdir(parents=True, exist_ok=True)
+        plugin = plugin_dir / f"terraform-provider-{name}"
+        plugin.write_text(
+            f'#!/bin/sh\nexec "{sys.executable}" "{Path(__file__).parent / "tfprovider.py"}" "{SCHEMA_DIR / name}.json"\n'
+        )
+        plugin.chmod(0o755)
+        overrides += f'    "hashicorp/{name}" = "{plugin_dir}"\n'
+    config = workdir / "cli.tfrc"
+    config.write_text(f"provider_installation {{\n  dev_overrides {{\n{overrides}  }}\n  direct {{}}\n}}\n")
+    # go-plugin's automatic mTLS is for real provider binaries; this one listens on loopback only.
+    return {"TF_CLI_CONFIG_FILE": str(config), "TF_DISABLE_PLUGIN_TLS": "1", "CHECKPOINT_DISABLE": "1"}
+
+
+def terraform_env(env: dict[str, str], *args: str, cwd: Path) -> tuple[int, str, str]:
+    """terraform() with extra environment variables (the embedded Terraform runs in a child process)."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        return terraform(*args, cwd=cwd)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def root_copy(workdir: Path, stub_sources: bool = False) -> Path:
+    """A copy of terraform/ at workdir/terraform, beside the functions/ and shared/ it reads, initialised.
+
+    With stub_sources the library's non-JSON files are one-line stubs under their own names: the bundles
+    list the same files, and a plan does not push 6 MB of source through Terraform (the test archive
+    provider does not zip; it reads as placeholders). Returns the copy's terraform/ directory."""
+    root = workdir / "terraform"
+    shutil.copytree(
+        TF_DIR,
+        root,
+        ignore=shutil.ignore_patterns(".terraform", ".build", "*.tfstate*", ".terraform.lock.hcl"),
+    )
+    (workdir / "functions").symlink_to(FUNCTIONS_DIR)
+    if stub_sources:
+        for src in sorted(p for p in LIBRARY_DIR.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+            dst = workdir / "shared" / "sysevents" / src.relative_to(LIBRARY_DIR)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.write_text(src.read_text() if src.suffix == ".json" else f"# stub of {src.name}\n")
+    else:
+        (workdir / "shared").symlink_to(REPO / "shared")
+    rc, _, err = terraform_env(
+        provider_env(workdir), "init", "-input=false", "-no-color", "-backend=false", cwd=root
+    )
+    assert rc == 0, err
+    return root
+
+
+def plan_json(root: Path, var_file: Path) -> dict[str, Any]:
+    """`terraform plan -var-file=…` of a root_copy, then `terraform show -json` of that plan."""
+    env = provider_env(root.parent)
+    plan = root.parent / f"{var_file.stem}.tfplan"
+    rc, out, err = terraform_env(
+        env,
+        "plan",
+        "-input=false",
+        "-no-color",
+        "-lock=false",
+        f"-var-file={var_file}",
+        f"-out={plan}",
+        cwd=root,
+    )
+    assert rc == 0, err or out
+    rc, out, err = terraform_env(env, "show", "-json", "-no-color", str(plan), cwd=root)
+    assert rc == 0, err
+    return json.loads(out)
