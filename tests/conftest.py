@@ -1,4 +1,6 @@
-"""Shared fixtures. Integration fixtures start the real local stack once per test session."""
+"""Shared fixtures. Integration fixtures start the real local stack once per test session; every test that
+uses it (directly or through another fixture) is marked `integration`, so `pytest -m "not integration"`
+runs the offline tests only (`make unit`)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,13 @@ from helpers import TIME_SCALE
 
 from sysevents.local.receiver import Receiver
 from sysevents.local.stack import LocalStack
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Mark `integration` every test whose fixtures (transitively) include the session stack."""
+    for item in items:
+        if "stack" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")
