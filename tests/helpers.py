@@ -8,13 +8,14 @@ TIME_SCALE = 1 / 3000
 """The test stack's SYSEVENTS_TIME_SCALE: the default 27.6-hour retry schedule plays in about 33 s."""
 
 
-def wait_until(check, timeout: float = 60.0):
-    """`check()`'s first truthy value, polled every 0.2 s for up to `timeout` s; then its last value."""
+def wait_until(check, timeout: float = 60.0, every: float = 0.2):
+    """`check()`'s first truthy value, polled every `every` s for up to `timeout` s; then its last value.
+    The one way tests wait: for a condition (`assert wait_until(...)`), or for a value to read on."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if value := check():
             return value
-        time.sleep(0.2)
+        time.sleep(every)
     return check()
 
 

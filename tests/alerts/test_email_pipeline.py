@@ -3,11 +3,10 @@
 
 import json
 import re
-import time
 
 import pytest
 from helpers import publish_events as publish
-from helpers import pull, put_jobs
+from helpers import pull, put_jobs, wait_until
 
 from sysevents.events.model import new_event
 from sysevents.jobs.registry import job_from_dict
@@ -78,14 +77,17 @@ def test_grouped_failures_arrive_in_digests_each_event_once(stack, store, publis
     )
     events = [new_event(aid, "work", f"w-{i}", "failed") for i in range(5)]
     publish(stack, publisher, *events)
-    listed: list[str] = []
-    counted = 0
-    deadline = time.monotonic() + 90
-    while counted < 5 and time.monotonic() < deadline:
-        mails = stack.smtp.wait_for(stack.smtp.to(to), 1, timeout=5)
-        listed = [line.split()[3] for m in mails for line in m.body.splitlines() if line.startswith("- ")]
-        counted = sum(int(re.match(r"\[sysevents\] (\d+) alert", m.subject).group(1)) for m in mails)
-    assert counted == 5
+
+    def digests() -> list:
+        return stack.smtp.wait_for(stack.smtp.to(to), 1, timeout=5)
+
+    def alerts(mails) -> int:
+        return sum(int(re.match(r"\[sysevents\] (\d+) alert", m.subject).group(1)) for m in mails)
+
+    wait_until(lambda: alerts(digests()) >= 5, timeout=90)
+    mails = digests()
+    listed = [line.split()[3] for m in mails for line in m.body.splitlines() if line.startswith("- ")]
+    assert alerts(mails) == 5
     assert sorted(listed) == [f"w-{i}" for i in range(5)]
     assert all(m.subject.endswith("alert(s): verb=failed") for m in mails)
 

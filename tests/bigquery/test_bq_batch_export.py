@@ -8,7 +8,8 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from bq_helpers import lifecycle_verbs, rows, wait_until
+from bq_helpers import lifecycle_verbs, rows
+from helpers import wait_until
 from standardwebhooks import Webhook
 
 from sysevents.backfill.ticks import tick

@@ -8,9 +8,9 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from bq_helpers import lifecycle_verbs, rows, wait_until
+from bq_helpers import lifecycle_verbs, rows
 from google.cloud import bigquery
-from helpers import pull
+from helpers import pull, wait_until
 
 from sysevents.auditlog import schema
 from sysevents.backfill.engine import advance

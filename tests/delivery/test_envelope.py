@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import uuid
 
 import pytest
@@ -92,13 +91,13 @@ def bigquery(aid, dataset, **config):
 
 def cached(rt, aid, job_id, version=None):
     """Wait until the runtime's job cache has seen the job at `version` (None: seen it deleted)."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def seen() -> bool:
         job = rt.cache.get(aid, job_id)
-        if (job.version if job else None) == version:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"the job cache did not catch up with {aid}/{job_id} v{version}")
+        return (job.version if job else None) == version
+
+    if not wait_until(seen, timeout=30, every=0.02):
+        raise AssertionError(f"the job cache did not catch up with {aid}/{job_id} v{version}")
 
 
 def stats(rt, job):

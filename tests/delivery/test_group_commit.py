@@ -5,10 +5,10 @@ commit holds at most 500 writes, a repeated settling counts once, and a bad reco
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 
 import pytest
+from helpers import wait_until
 
 from sysevents.delivery.accounting import COMMIT_RECORDS, MAX_WRITES, DeliveryLog
 from sysevents.jobs.registry import job_from_dict
@@ -51,10 +51,7 @@ class HeldLog(DeliveryLog):
 
 
 def until(check, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.01)
+    assert wait_until(check, timeout, every=0.01), "condition not reached"
 
 
 def delivered(log: DeliveryLog, job, n: int = 0, **kw) -> dict:

@@ -4,11 +4,11 @@ one outcome line per delivery, and never a job's secret (header values, signing 
 from __future__ import annotations
 
 import re
-import time
 import uuid
 
 import pytest
 from helpers import put_jobs as put
+from helpers import wait_until
 
 from sysevents.events.model import new_event
 from sysevents.jobs.registry import job_from_dict
@@ -26,12 +26,9 @@ def all_logs(stack) -> str:
 
 
 def wait_for_line(stack, name: str, pattern: str, timeout: float = 60.0) -> list[str]:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = [line for line in logs_of(stack, name).splitlines() if re.search(pattern, line)]
-        if found or time.monotonic() > deadline:
-            return found
-        time.sleep(0.2)
+    return wait_until(
+        lambda: [line for line in logs_of(stack, name).splitlines() if re.search(pattern, line)], timeout
+    )
 
 
 def test_one_event_is_one_trace_and_no_secret_is_ever_logged(stack, store, publisher, receiver, aid):

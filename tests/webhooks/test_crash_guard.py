@@ -9,7 +9,6 @@ webhook function's /dead-letters route and the listing are all the real ones.
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
@@ -46,15 +45,18 @@ def crash_on(stack, subscriber, data: bytes, attrs: dict[str, str]) -> None:
     try:
         publisher.publish(topic, data, **attrs).result(timeout=30)
         pulls = 0
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+
+        def crash() -> bool:
+            """One pull, dropped as a crash would; True once Pub/Sub moved the message on."""
+            nonlocal pulls
             got = subscriber.pull(subscription=sub, max_messages=1, timeout=5).received_messages
             if not got:
-                if pulls >= MAX_ATTEMPTS:
-                    break  # Pub/Sub moved it to the dead-letter topic
-                continue
+                return pulls >= MAX_ATTEMPTS  # Pub/Sub moved it to the dead-letter topic
             pulls += 1
             subscriber.modify_ack_deadline(subscription=sub, ack_ids=[got[0].ack_id], ack_deadline_seconds=0)
+            return False
+
+        wait_until(crash, timeout=60, every=0)
         assert pulls >= MAX_ATTEMPTS, f"pulled only {pulls} times"
     finally:
         subscriber.delete_subscription(subscription=sub)
