@@ -113,3 +113,11 @@ def fresh_subscription(stack, subscriber) -> Iterator[Callable[[str], str]]:
     yield make
     for path in made:
         subscriber.delete_subscription(subscription=path)
+
+
+@pytest.fixture
+def dead_letters(stack, fresh_subscription, request) -> str:
+    """A fresh pull subscription on a sink's dead-letter topic: the sink the test module names in `SINK`,
+    else the webhook sink."""
+    sink = getattr(request.module, "SINK", "webhook")
+    return fresh_subscription(stack.topology.sinks[sink].dead_letter_topic)

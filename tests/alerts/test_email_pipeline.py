@@ -13,11 +13,7 @@ from sysevents.jobs.registry import job_from_dict
 from sysevents.sinks.email.mailer import message_id
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def dead_letters(stack, fresh_subscription):
-    return fresh_subscription(stack.topology.sinks["email"].dead_letter_topic)
+SINK = "email"  # the `dead_letters` fixture's sink
 
 
 def email_job(job_id, aid, recipients, **config):

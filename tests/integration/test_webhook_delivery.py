@@ -12,11 +12,6 @@ from sysevents.events.model import new_event
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def dead_letters(stack, fresh_subscription):
-    return fresh_subscription(stack.topology.sinks["webhook"].dead_letter_topic)
-
-
 def test_transient_failures_are_retried_until_delivered(stack, store, publisher, receiver, aid):
     receiver.replies["/flaky"].extend([503, 500, 429])
     put_jobs(

@@ -47,10 +47,7 @@ def mine(subscriber, path, job_id, timeout=3.0):
     return [m for m in pull(subscriber, path, 1000, timeout=timeout) if m.attributes.get("job_id") == job_id]
 
 
-def test_a_receiver_down_for_a_day_loses_nothing(
-    stack, store, publisher, subscriber, fresh_subscription, aid
-):
-    dead = fresh_subscription(stack.topology.sinks["webhook"].dead_letter_topic)
+def test_a_receiver_down_for_a_day_loses_nothing(stack, store, publisher, subscriber, dead_letters, aid):
     port = free_port()  # nothing listens here for the outage: connection refused
     job = job_of(f"{aid}-day", aid, f"http://127.0.0.1:{port}/hook")
     put(stack, store, job)
@@ -69,7 +66,7 @@ def test_a_receiver_down_for_a_day_loses_nothing(
             ids[r.json()["id"]].add(r.headers["webhook-id"])
         assert set(ids) == {e.id for e in events}  # nothing lost
         assert all(w == {webhook_id(job.id, [e])} for e, w in ids.items())  # duplicates share a webhook-id
-        assert mine(subscriber, dead, job.id) == []  # nothing dead-lettered
+        assert mine(subscriber, dead_letters, job.id) == []  # nothing dead-lettered
         dlog = DeliveryLog(store.client)
         stats = wait_until(lambda: (s := dlog.stats(job))["delivered"] == 30 and s, 30)
         assert (stats["received"], stats["dead_lettered"], stats["delayed"], stats["pending"]) == (
@@ -101,13 +98,10 @@ class SlackLike:
             return None
 
 
-def test_a_one_per_second_receiver_gets_a_whole_burst(
-    stack, store, publisher, subscriber, fresh_subscription, aid
-):
+def test_a_one_per_second_receiver_gets_a_whole_burst(stack, store, publisher, subscriber, dead_letters, aid):
     receiver = Receiver().start()
     try:
         slack = receiver.script = SlackLike()
-        dead = fresh_subscription(stack.topology.sinks["webhook"].dead_letter_topic)
         job = job_of(f"{aid}-slack", aid, receiver.url("/slack"), json_template=SLACK_TEMPLATE,
                      rate_limit={"per_second": 1})  # fmt: skip
         put(stack, store, job)
@@ -117,7 +111,7 @@ def test_a_one_per_second_receiver_gets_a_whole_burst(
         )
         got = wait_until(lambda: len(receiver.at("/slack")) >= n and receiver.at("/slack"), 300)
         assert len({r.body for r in got}) == n  # every event, once
-        assert mine(subscriber, dead, job.id) == []
+        assert mine(subscriber, dead_letters, job.id) == []
         assert len(receiver.requests) <= 1.5 * n, (
             f"{len(receiver.requests)} requests, {slack.refused} refused"
         )

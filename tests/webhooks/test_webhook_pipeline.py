@@ -31,11 +31,6 @@ def dlog(firestore_client):
     return DeliveryLog(firestore_client)
 
 
-@pytest.fixture
-def dead_letters(stack, fresh_subscription):
-    return fresh_subscription(stack.topology.sinks["webhook"].dead_letter_topic)
-
-
 def make_job(job_id, aid, url, **config):
     return job_from_dict(
         {
