@@ -3,9 +3,30 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 TIME_SCALE = 1 / 3000
 """The test stack's SYSEVENTS_TIME_SCALE: the default 27.6-hour retry schedule plays in about 33 s."""
+
+
+EXAMPLE_HOOK = "https://hooks.example.com/x"
+
+
+def webhook_job(
+    job_id: str | None, aid: str, url: str = EXAMPLE_HOOK, *, fields: dict | None = None, **config
+):
+    """A `webhook_system_events` job of account `aid` posting to `url` (`job_id` None: a fresh id). `config`
+    adds to its config, whose event filter is `system_event_type: failed` unless `config` names the types
+    otherwise; `fields` are top-level fields of the job document (state, name, ...)."""
+    from sysevents.jobs.registry import job_from_dict
+
+    if "system_event_multiple_types" not in config:
+        config.setdefault("system_event_type", "failed")
+    return job_from_dict(
+        {"workflow": "webhook_system_events", "config": {"webhook_url": url, **config}, **(fields or {})},
+        job_id=job_id or f"job-{uuid.uuid4().hex[:8]}",
+        aid=aid,
+    )
 
 
 def wait_until(check, timeout: float = 60.0, every: float = 0.2):

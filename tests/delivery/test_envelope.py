@@ -10,7 +10,7 @@ import json
 import uuid
 
 import pytest
-from helpers import pull, wait_until
+from helpers import pull, wait_until, webhook_job
 
 from sysevents.config import Settings
 from sysevents.delivery.envelope import Envelope
@@ -57,17 +57,6 @@ def deliver(rt, sink, job, event=None, attempt=1, **delivery_fields):
         d = Delivery(**{**d.__dict__, **delivery_fields})
     attrs = {**d.attributes(), **({"attempt": str(attempt)} if attempt > 1 else {})}
     return d, Envelope(rt, sink).push(push_body(d.to_json(), attrs))
-
-
-def webhook(aid, url, **config):
-    return job_from_dict(
-        {
-            "workflow": "webhook_system_events",
-            "config": {"webhook_url": url, "system_event_type": "failed", **config},
-        },
-        job_id=f"wh-{uuid.uuid4().hex[:8]}",
-        aid=aid,
-    )
 
 
 def email(aid, to):
@@ -119,9 +108,9 @@ def destinations(stack, receiver, aid):
     receiver.replies["/refuse"].extend([410] * 5)
     return {
         "webhook": {
-            "delivered": webhook(aid, receiver.url("/ok")),
-            "retry": webhook(aid, receiver.url("/retry")),
-            "permanent": webhook(aid, receiver.url("/refuse")),
+            "delivered": webhook_job(None, aid, receiver.url("/ok")),
+            "retry": webhook_job(None, aid, receiver.url("/retry")),
+            "permanent": webhook_job(None, aid, receiver.url("/refuse")),
         },
         "email": {
             "delivered": email(aid, f"ok-{aid}@example.com"),
@@ -213,9 +202,10 @@ def test_the_state_policy_refuses_with_the_reason(rt, sinks, destinations, sink_
         why = f"job {job.id} was deleted and created again since the event matched"
     elif refusal == "workflow changed":
         other = "email" if sink_name != "email" else "webhook"
-        changed = {"email": email(aid, f"x-{aid}@example.com"), "webhook": webhook(aid, receiver.url("/x"))}[
-            other
-        ]
+        changed = {
+            "email": email(aid, f"x-{aid}@example.com"),
+            "webhook": webhook_job(None, aid, receiver.url("/x")),
+        }[other]
         stored = rt.jobs.put(
             changed.model_copy(update={"id": job.id, "generation": job.generation, "version": 2})
         )
@@ -264,7 +254,7 @@ def test_a_sink_that_raises_gets_a_retry_with_the_error_then_a_dead_letter(
             raise KeyError("a bug in the sink")
 
     dead = fresh_subscription(stack.topology.sinks["webhook"].dead_letter_topic)
-    job = webhook(aid, "http://127.0.0.1:9/never")
+    job = webhook_job(None, aid, "http://127.0.0.1:9/never")
     rt.jobs.put(job)
     event = new_event(aid, "work", "w-1", "failed")
     sink = Broken(rt)
@@ -283,7 +273,7 @@ def test_a_sink_that_raises_gets_a_retry_with_the_error_then_a_dead_letter(
 
 def test_a_failure_streak_reads_zero_again_once_a_delivery_succeeds(rt, receiver, aid):
     receiver.replies["/flaky"].extend([503, 503])
-    job = webhook(aid, receiver.url("/flaky"))
+    job = webhook_job(None, aid, receiver.url("/flaky"))
     rt.jobs.put(job)
     sink = WebhookSink(rt)
     event = new_event(aid, "work", "w-1", "failed")
@@ -299,7 +289,7 @@ def test_a_failure_streak_reads_zero_again_once_a_delivery_succeeds(rt, receiver
 
 # -- ordered subjects: the key's head is one delivery, named -----------------------------------------------
 def ordered_job(rt, aid, url):
-    job = webhook(aid, url, ordered=True)
+    job = webhook_job(None, aid, url, ordered=True)
     rt.jobs.put(job)
     return job
 
@@ -333,7 +323,7 @@ def test_a_repeated_ending_of_a_head_moves_its_subject_on_once(
 ):
     # advance() after the dead-letter publish failed (500, redelivered) ran twice for one head: two heads in
     # flight and the subject's order lost. Only the key's current head moves it on.
-    job = webhook(aid, "http://127.0.0.1:9/never", ordered=True)
+    job = webhook_job(None, aid, "http://127.0.0.1:9/never", ordered=True)
     topic = f"ord-{uuid.uuid4().hex[:8]}"
     rt.publisher.client.create_topic(name=rt.publisher.path(topic))
     sub = fresh_subscription(topic)
@@ -384,7 +374,7 @@ def test_a_redelivered_message_puts_the_same_retry_task_again(rt, receiver, aid,
     # the second put must name the same task, so the queue releases one retry, not two. (The name used to
     # hold the jittered release time: never the same twice.)
     receiver.replies["/redelivered"].extend([503, 503])
-    job = webhook(aid, receiver.url("/redelivered"))
+    job = webhook_job(None, aid, receiver.url("/redelivered"))
     rt.jobs.put(job)
     names: list[str] = []
     put = rt.delays.put
@@ -427,7 +417,7 @@ def test_a_fan_out_published_twice_is_counted_once(rt, receiver, aid):
     # its message id: counted once; the receiver may get it twice, with one webhook-id.
     from sysevents.ingest import _fan_out
 
-    job = webhook(aid, receiver.url("/fanned"))
+    job = webhook_job(None, aid, receiver.url("/fanned"))
     rt.jobs.put(job)
     cached(rt, aid, job.id, job.version)
     event = new_event(aid, "work", "w-1", "failed")

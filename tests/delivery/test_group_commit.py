@@ -8,24 +8,15 @@ import threading
 import uuid
 
 import pytest
-from helpers import wait_until
+from helpers import wait_until, webhook_job
 
 from sysevents.delivery.accounting import COMMIT_RECORDS, MAX_WRITES, DeliveryLog
-from sysevents.jobs.registry import job_from_dict
 
 pytestmark = pytest.mark.integration
 
 
 def a_job(aid: str | None = None):
-    aid = aid or f"acct-{uuid.uuid4().hex[:8]}"
-    return job_from_dict(
-        {
-            "workflow": "webhook_system_events",
-            "config": {"webhook_url": "https://hooks.example.com/x", "system_event_type": "failed"},
-        },
-        job_id=f"j-{uuid.uuid4().hex[:8]}",
-        aid=aid,
-    )
+    return webhook_job(None, aid or f"acct-{uuid.uuid4().hex[:8]}")
 
 
 class HeldLog(DeliveryLog):

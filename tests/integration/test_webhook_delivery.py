@@ -4,8 +4,7 @@ import json
 
 import pytest
 from helpers import publish_events as publish
-from helpers import pull, put_jobs
-from test_pipeline import webhook_job
+from helpers import pull, put_jobs, webhook_job
 
 from sysevents.events.model import new_event
 

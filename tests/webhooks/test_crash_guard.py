@@ -14,13 +14,12 @@ import uuid
 import pytest
 from google.cloud import pubsub_v1
 from helpers import put_jobs as put
-from helpers import wait_until
+from helpers import wait_until, webhook_job
 
 from sysevents.delivery.accounting import DeliveryLog
 from sysevents.delivery.message import Delivery
 from sysevents.delivery.replay import replay
 from sysevents.events.model import new_event
-from sysevents.jobs.registry import job_from_dict
 
 pytestmark = pytest.mark.integration
 MAX_ATTEMPTS = 5  # Pub/Sub's minimum
@@ -66,14 +65,7 @@ def crash_on(stack, subscriber, data: bytes, attrs: dict[str, str]) -> None:
 def test_a_delivery_the_sink_never_answers_is_listed_with_a_reason_and_replayable(
     stack, store, subscriber, firestore_client, receiver, aid
 ):
-    job = job_from_dict(
-        {
-            "workflow": "webhook_system_events",
-            "config": {"webhook_url": receiver.url("/crash"), "system_event_type": "failed"},
-        },
-        job_id="crashes",
-        aid=aid,
-    )
+    job = webhook_job("crashes", aid, receiver.url("/crash"))
     put(stack, store, job)
     job = store.get(aid, job.id)
     event = new_event(aid, "work", "w-crash", "failed")
