@@ -203,7 +203,7 @@ variable "deletion_protection" {
 }
 
 variable "secret_values" {
-  description = "Optional initial values of the topology's secrets (name => value). They end up in the Terraform state: prefer `gcloud secrets versions add` (README, Deploy)."
+  description = "Optional initial values of the topology's secrets (name => value). They end up in the Terraform state: prefer `gcloud secrets versions add` (docs/deploy-reference.md, The first apply)."
   type        = map(string)
   default     = {}
   sensitive   = true

@@ -1,7 +1,7 @@
 """The job cache against the Firestore emulator: the freshness guarantee, lookups, bounds, and the ingest
 function end to end.
 
-The guarantee (README "Job cache"): a job saved through JobStore at T is matched for every event that
+The guarantee (docs/architecture.md, "Job cache"): a job saved through JobStore at T is matched for every event that
 reaches ingest after T + max_age. The cache never syncs in the background, so a cache whose clock does
 not move stands for an instance whose CPU is throttled between requests (or whose sync is stalled): it
 may answer from what it holds, but once max_age has passed since its last sync it must sync before
