@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 import uuid
 
@@ -38,6 +40,22 @@ def wait_until(check, timeout: float = 60.0, every: float = 0.2):
             return value
         time.sleep(every)
     return check()
+
+
+def push_body(data: bytes, attributes: dict[str, str] | None = None, **extra) -> bytes:
+    """The body of a Pub/Sub push request carrying one message (a fresh message id unless `message_id`)."""
+    return json.dumps(
+        {
+            "subscription": "projects/p/subscriptions/test",
+            "message": {
+                "data": base64.b64encode(data).decode(),
+                "attributes": attributes or {},
+                "messageId": extra.pop("message_id", None) or uuid.uuid4().hex,
+                "publishTime": "2026-01-01T00:00:00Z",
+            },
+            **extra,
+        }
+    ).encode()
 
 
 def pull(subscriber, path: str, count: int, timeout: float = 30.0, aid: str | None = None) -> list:

@@ -5,12 +5,10 @@ another account -- and a malformed delivery."""
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 
 import pytest
-from helpers import pull, wait_until, webhook_job
+from helpers import pull, push_body, wait_until, webhook_job
 
 from sysevents.config import Settings
 from sysevents.delivery.envelope import Envelope
@@ -33,21 +31,6 @@ def rt(stack):
     r = Runtime()
     yield r
     r.close()
-
-
-def push_body(data: bytes, attributes: dict[str, str] | None = None, **extra) -> bytes:
-    return json.dumps(
-        {
-            "subscription": "projects/p/subscriptions/test",
-            "message": {
-                "data": base64.b64encode(data).decode(),
-                "attributes": attributes or {},
-                "messageId": extra.pop("message_id", None) or uuid.uuid4().hex,
-                "publishTime": "2026-01-01T00:00:00Z",
-            },
-            **extra,
-        }
-    ).encode()
 
 
 def deliver(rt, sink, job, event=None, attempt=1, **delivery_fields):
