@@ -10,7 +10,7 @@ TASKS_STAMP := $(TASKS_VENV)/.installed
 TF_SCHEMA := $(VENV)/share/terraform-schema
 TF_SCHEMA_STAMP := $(TF_SCHEMA)/.built
 
-.PHONY: install dev test unit lint fmt bench lock clean checkov browser
+.PHONY: install dev test unit integration lint fmt bench lock clean checkov browser
 
 install: $(STAMP) $(TASKS_STAMP) $(TF_SCHEMA_STAMP)
 
@@ -48,8 +48,11 @@ browser:  ## Debian's chromium for the console's browser tests (Playwright drive
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium; \
 	  else echo "The console tests need Debian's chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
 
-unit: install
-	$(BIN)/pytest tests/unit
+unit: install  ## every offline test (no emulator): the tests not marked integration
+	$(BIN)/pytest -m "not integration"
+
+integration: install browser  ## the tests that run against the local stack (emulators and functions)
+	$(BIN)/pytest -m integration
 
 lint: install
 	$(BIN)/ruff check shared functions tests bench

@@ -23,7 +23,7 @@ line of JSON with every figure. Nothing is asserted.
 Before the change marker (one snapshot listener over every job, in every instance), the same bench
 measured with 1k / 10k / 100k jobs: a cold start of 0.76 s / 7.9 s / not complete after 600 s, reading
 every job; 10 MB / 97 MB held; a new job matched by the running cache after p50 0.9 s / 9.8 s
-(README "Job cache" has the table).
+(docs/architecture.md, "Job cache", has the table).
 
 The child runs (`--child`) are internal: the parent passes the emulator's address in the environment.
 """

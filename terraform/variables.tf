@@ -203,7 +203,7 @@ variable "deletion_protection" {
 }
 
 variable "secret_values" {
-  description = "Optional initial values of the topology's secrets (name => value). They end up in the Terraform state: prefer `gcloud secrets versions add` (README, Deploy)."
+  description = "Optional initial values of the topology's secrets (name => value). They end up in the Terraform state: prefer `gcloud secrets versions add` (docs/deploy-reference.md, The first apply)."
   type        = map(string)
   default     = {}
   sensitive   = true
@@ -326,7 +326,7 @@ variable "function_error_rate_window_seconds" {
 }
 
 variable "function_error_ignored_response_codes" {
-  description = "5xx response codes the function error-rate alert leaves out. sysevents answers 503 on purpose to have Pub/Sub redeliver (a retry or a wait on a receiver's Retry-After): those are counted by the delivery metrics, not as function errors. [] counts every 5xx."
+  description = "5xx response codes the function error-rate alert leaves out. sysevents answers 503 on purpose to have Pub/Sub redeliver while something it needs is briefly unavailable (Pub/Sub for ingest's deliveries, the delay queue for a sink's retries and waits, busy template workers in the admin API); retries themselves are counted by the delivery metrics, not as function errors. [] counts every 5xx."
   type        = list(string)
   default     = ["503"]
 

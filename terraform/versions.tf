@@ -12,7 +12,7 @@ terraform {
     }
   }
 
-  # State: keep it in a GCS bucket (see README "Deploy"), e.g. a backend.tf of your own with
+  # State: keep it in a GCS bucket (see docs/deploy.md, "State"), e.g. a backend.tf of your own with
   #   terraform { backend "gcs" {} }
   # and `terraform init -backend-config=bucket=<state bucket> -backend-config=prefix=sysevents`.
 }

@@ -1,4 +1,6 @@
-"""Shared fixtures. Integration fixtures start the real local stack once per test session."""
+"""Shared fixtures. Integration fixtures start the real local stack once per test session; every test that
+uses it (directly or through another fixture) is marked `integration`, so `pytest -m "not integration"`
+runs the offline tests only (`make unit`)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,13 @@ from helpers import TIME_SCALE
 
 from sysevents.local.receiver import Receiver
 from sysevents.local.stack import LocalStack
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Mark `integration` every test whose fixtures (transitively) include the session stack."""
+    for item in items:
+        if "stack" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")
@@ -104,3 +113,11 @@ def fresh_subscription(stack, subscriber) -> Iterator[Callable[[str], str]]:
     yield make
     for path in made:
         subscriber.delete_subscription(subscription=path)
+
+
+@pytest.fixture
+def dead_letters(stack, fresh_subscription, request) -> str:
+    """A fresh pull subscription on a sink's dead-letter topic: the sink the test module names in `SINK`,
+    else the webhook sink."""
+    sink = getattr(request.module, "SINK", "webhook")
+    return fresh_subscription(stack.topology.sinks[sink].dead_letter_topic)

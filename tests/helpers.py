@@ -2,20 +2,60 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import time
+import uuid
 
 TIME_SCALE = 1 / 3000
 """The test stack's SYSEVENTS_TIME_SCALE: the default 27.6-hour retry schedule plays in about 33 s."""
 
 
-def wait_until(check, timeout: float = 60.0):
-    """`check()`'s first truthy value, polled every 0.2 s for up to `timeout` s; then its last value."""
+EXAMPLE_HOOK = "https://hooks.example.com/x"
+
+
+def webhook_job(
+    job_id: str | None, aid: str, url: str = EXAMPLE_HOOK, *, fields: dict | None = None, **config
+):
+    """A `webhook_system_events` job of account `aid` posting to `url` (`job_id` None: a fresh id). `config`
+    adds to its config, whose event filter is `system_event_type: failed` unless `config` names the types
+    otherwise; `fields` are top-level fields of the job document (state, name, ...)."""
+    from sysevents.jobs.registry import job_from_dict
+
+    if "system_event_multiple_types" not in config:
+        config.setdefault("system_event_type", "failed")
+    return job_from_dict(
+        {"workflow": "webhook_system_events", "config": {"webhook_url": url, **config}, **(fields or {})},
+        job_id=job_id or f"job-{uuid.uuid4().hex[:8]}",
+        aid=aid,
+    )
+
+
+def wait_until(check, timeout: float = 60.0, every: float = 0.2):
+    """`check()`'s first truthy value, polled every `every` s for up to `timeout` s; then its last value.
+    The one way tests wait: for a condition (`assert wait_until(...)`), or for a value to read on."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if value := check():
             return value
-        time.sleep(0.2)
+        time.sleep(every)
     return check()
+
+
+def push_body(data: bytes, attributes: dict[str, str] | None = None, **extra) -> bytes:
+    """The body of a Pub/Sub push request carrying one message (a fresh message id unless `message_id`)."""
+    return json.dumps(
+        {
+            "subscription": "projects/p/subscriptions/test",
+            "message": {
+                "data": base64.b64encode(data).decode(),
+                "attributes": attributes or {},
+                "messageId": extra.pop("message_id", None) or uuid.uuid4().hex,
+                "publishTime": "2026-01-01T00:00:00Z",
+            },
+            **extra,
+        }
+    ).encode()
 
 
 def pull(subscriber, path: str, count: int, timeout: float = 30.0, aid: str | None = None) -> list:

@@ -2,8 +2,9 @@
 
 Every message gets an outcome the code decides: an event that cannot be fully processed (invalid,
 or failing anywhere in parsing, validation or matching) is published to the quarantine topic with a
-reason and acknowledged, so nothing is retried forever and nothing is dropped silently. Only a failure to
-publish (Pub/Sub unavailable) answers 503, to be retried.
+reason and acknowledged, so nothing is retried forever and nothing is dropped silently. Only what ingest
+needs being down has Pub/Sub retry it: a failure to publish the deliveries (Pub/Sub unavailable) answers
+503, the job cache not reaching Firestore (`JobCacheUnavailable`, a timeout) fails the request (500).
 """
 
 from __future__ import annotations

@@ -2,12 +2,13 @@
 timers (group_wait, group_interval, repeat_interval), digests, rate limits, silences, mute windows, exactly
 once under redelivery and concurrency, template failures, generations.
 
-A `Function` here is one function instance: the real Notifier, AlertStore and EmailChannel, with the
-test's clock. Its timers are kept in a list instead of the Cloud Tasks queue (they are set years ahead on
-this clock), and `run_timers(now)` fires those due, as the queue and the envelope would: a wait is put
-back at its time, a retry one second later until the job's attempts are spent, then dead-lettered. The
-delivery pipeline around it (real queue, envelope, accounting) is tested in test_email_pipeline.py and
-tests/webhooks/test_webhook_alerts.py.
+A `Function` here is one function instance: the real email sink (its Notifier, AlertStore and
+EmailChannel) behind the real envelope, both on the test's clock. Its timers are kept in a list instead of
+the Cloud Tasks queue (they are set years ahead on this clock), and `run_timers(now)` pushes those due
+through the envelope, as the queue would release them: the envelope settles each (a wait is put back at its
+time, a failed attempt retried on the job's retry schedule until its attempts are spent, then
+dead-lettered). The pipeline around it (the real queue, Pub/Sub pushes) is tested in
+test_email_pipeline.py and tests/webhooks/test_webhook_alerts.py.
 """
 
 from __future__ import annotations
@@ -20,24 +21,24 @@ from types import SimpleNamespace
 
 import pytest
 from google.cloud import firestore
-from helpers import allow_email_domain
+from helpers import allow_email_domain, push_body
 
 from sysevents.alerts.engine import Notifier
 from sysevents.alerts.store import AlertStore, Contended
 from sysevents.config import Settings
 from sysevents.consent.store import ConsentStore
+from sysevents.delivery.accounting import DeliveryLog
 from sysevents.delivery.attempt import Attempt
+from sysevents.delivery.envelope import Envelope
 from sysevents.delivery.message import Delivery
-from sysevents.delivery.outcome import Kind
+from sysevents.delivery.outcome import Kind, Outcome
 from sysevents.events.model import new_event
-from sysevents.jobs.model import JobState
+from sysevents.jobs.model import Job, JobState
 from sysevents.jobs.registry import job_from_dict
-from sysevents.sinks.email.channel import EmailChannel
-from sysevents.sinks.email.consenting import Gatekeeper
-from sysevents.sinks.email.mailer import Mailer
-from sysevents.sinks.email.quota import QuotaStore
+from sysevents.sinks.email.sink import EmailSink
 from sysevents.templates.sandbox import Sandbox
-from sysevents.transport.pubsub import PushMessage
+from sysevents.topology import load
+from sysevents.transport.pubsub import Publisher, PushMessage
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2031, 3, 3, 12, 0, tzinfo=UTC)  # a Monday
@@ -48,64 +49,89 @@ def at(seconds: float) -> datetime:
 
 
 class Timers:
-    """Where this test's timers go (the delay queue's `put`)."""
+    """Where this test's timers go (the delay queue's `put`): when, data and attributes of each."""
 
     def __init__(self):
-        self.items: list[tuple[datetime, bytes, int]] = []
+        self.items: list[tuple[datetime, bytes, dict[str, str]]] = []
         self.lock = threading.Lock()
 
     def put(self, release, when, name) -> None:
         with self.lock:
-            self.items.append((when, release.data, 1))
+            self.items.append((when, release.data, release.attributes))
+
+
+class Sink(EmailSink):
+    """The email sink on the test's clock; it keeps what its timers came to and what was dead-lettered."""
+
+    def __init__(self, rt, clock):
+        super().__init__(rt)
+        self.notifier = Notifier(rt, rt.topology.sinks[self.name], self.notifier.channel, clock=clock)
+        self.noticed: list[Outcome] = []
+        self.dead: list[str] = []
+
+    def notice(self, delivery, job, attempt):
+        out = super().notice(delivery, job, attempt)
+        self.noticed.append(out)
+        return out
+
+    def dead_lettered(self, delivery, job, reason):
+        super().dead_lettered(delivery, job, reason)
+        self.dead.append(reason)
 
 
 class Function:
-    """One function instance of the email sink, on the test's clock."""
+    """One function instance of the email sink, on the test's clock: the real sink behind the real envelope,
+    on the emulators (alert state, accounting, dead-letter topic), with `Timers` for the delay queue and the
+    jobs the test hands it for the job cache."""
 
     def __init__(self, client, settings, sandbox, timers: Timers, clock: list[datetime]):
-        self.rt = SimpleNamespace(alert_store=AlertStore(client, settings), settings=settings, delays=timers)
-        sink = SimpleNamespace(name="email", topic="deliveries-email", timer_topic="deliveries-email-timers")
-        mailer = Mailer(settings)
-        gate_keeper = Gatekeeper(settings, ConsentStore(client), QuotaStore(client), mailer)
-        channel = EmailChannel(settings, mailer, sandbox, gate_keeper)
         self.clock = clock
         self.timers = timers
-        self.notifier = Notifier(self.rt, sink, channel, clock=lambda: self.clock[0])
-        self.dead: list[str] = []
+        self.jobs: dict[tuple[str, str], Job] = {}
+        self.rt = SimpleNamespace(
+            settings=settings,
+            topology=load(),
+            sandbox=sandbox,
+            delays=timers,
+            alert_store=AlertStore(client, settings),
+            accounting=DeliveryLog(client),
+            firestore=client,
+            consent=ConsentStore(client),
+            publisher=Publisher(settings.project),
+            job_for=lambda aid, job_id, version: self.jobs.get((aid, job_id)),
+        )
+        self.sink = Sink(self.rt, clock=lambda: self.clock[0])
+        self.notifier = self.sink.notifier
+        self.envelope = Envelope(self.rt, self.sink, clock=lambda: self.clock[0])
+        self.dead = self.sink.dead
 
     def deliver(self, job, event, when: datetime):
         self.clock[0] = when
         return self.notifier.deliver(Delivery.of(event, job), job, attempt(1))
 
-    def run_timers(self, job, when: datetime, max_attempts: int = 3) -> list:
-        """Fire the timers due by `when`; returns the outcomes of those that sent or failed."""
+    def run_timers(self, job, when: datetime) -> list:
+        """Push the job's timers due by `when` through the envelope, and those it puts back that are due by
+        then; returns the outcomes of those that sent or failed (not of those that only waited)."""
         self.clock[0] = when
-        outcomes = []
+        self.jobs[job.aid, job.id] = job
+        start = len(self.sink.noticed)
         while True:
             with self.timers.lock:
                 mine = [t for t in self.timers.items if Delivery.from_json(t[1]).job_id == job.id]
                 due = [t for t in mine if t[0] <= when]
                 self.timers.items = [t for t in self.timers.items if t not in due]
             if not due:
-                return outcomes
-            for _, data, number in due:
-                d = Delivery.from_json(data)
-                out = self.notifier.notice(d, job, attempt(number))
-                if out.kind is Kind.RETRY and out.not_before is not None and not out.attempted:
-                    with self.timers.lock:
-                        self.timers.items.append((out.not_before, data, number))
-                    if out.not_before <= when:
-                        continue
-                elif out.kind is Kind.RETRY and number < max_attempts:
-                    outcomes.append(out)
-                    with self.timers.lock:
-                        self.timers.items.append((when + timedelta(seconds=1), data, number + 1))
-                elif out.kind in (Kind.RETRY, Kind.PERMANENT):
-                    outcomes.append(out)
-                    self.notifier.dead_lettered(d, job, out.reason)
-                    self.dead.append(out.reason)
-                elif out.kind is Kind.DELIVERED:
-                    outcomes.append(out)
+                break
+            for _, data, attributes in due:
+                body, code = self.envelope.push(push_body(data, attributes))
+                assert code == 200, body
+        return [o for o in self.sink.noticed[start:] if sent_or_failed(o)]
+
+
+def sent_or_failed(out: Outcome) -> bool:
+    """A timer's outcome that sent or failed, not one that only waited (a wait comes back at its time)."""
+    waited = out.kind is Kind.RETRY and out.not_before is not None and not out.attempted
+    return out.kind in (Kind.DELIVERED, Kind.PERMANENT) or (out.kind is Kind.RETRY and not waited)
 
 
 def attempt(number: int) -> Attempt:
@@ -287,11 +313,9 @@ def test_mute_window_drops_events_inside_it(stack, fn, aid, to):
 
 def test_failing_digest_is_retried_then_dead_lettered(stack, fn, aid):
     to = f"ops+smtp451-{aid}@example.com"
-    j = job(aid, [to], grouping={"by": ["verb"], "group_wait": 1})
+    j = job(aid, [to], grouping={"by": ["verb"], "group_wait": 1}, retry_schedule=[0.5, 0.5])  # 3 attempts
     fn.deliver(j, failed(aid, "w-1"), at(0))
-    outcomes = [
-        o for t in range(1, 5) for o in fn.run_timers(j, at(t), max_attempts=3)
-    ]  # retried each second
+    outcomes = [o for t in range(1, 5) for o in fn.run_timers(j, at(t))]  # retried each second
     assert [o.kind for o in outcomes] == [Kind.RETRY] * 3
     assert outcomes[0].reason.startswith(f"recipients refused: {to}: 451")
     [reason] = fn.dead

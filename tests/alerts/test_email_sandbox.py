@@ -14,6 +14,7 @@ from sysevents.templates.sandbox import Sandbox
 
 BOMB = "std.makeArray(1e8, function(i) i)"
 SPIN = "std.toString(std.foldl(function(a, b) a + b, std.range(1, 1e9), 0))"
+SINK = "email"  # the `dead_letters` fixture's sink
 
 
 @pytest.fixture
@@ -122,12 +123,11 @@ def test_saving_an_email_job_with_a_bad_template_is_refused_naming_the_field(
 
 @pytest.mark.integration
 def test_runaway_email_template_is_dead_lettered_and_does_not_stall_other_deliveries(
-    stack, firestore_client, publisher, subscriber, fresh_subscription, aid
+    stack, firestore_client, publisher, subscriber, dead_letters, aid
 ):
     # Passes the save-time check (the sample event has other notes) but runs away on the "boom" event.
     runaway = f'if event.data.notes == "boom" then {BOMB} else "fine: " + event.data.subject_id'
     spinner = f'if event.data.notes == "spin" then {SPIN} else "fine: " + event.data.subject_id'
-    dead_letters = fresh_subscription(stack.topology.sinks["email"].dead_letter_topic)
     store = JobStore(firestore_client)
     allow_email_domain(firestore_client, aid)  # the recipients need no confirmation
     bad_to, fine_to = f"bad-{aid}@example.com", f"fine-{aid}@example.com"

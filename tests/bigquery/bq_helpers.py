@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 from sysevents.auditlog.schema import TableRef
 
 
@@ -23,26 +20,20 @@ def rows(bq, table: TableRef, where: str = "TRUE", **params) -> list[dict]:
         return []
 
 
-def wait_until(check: Callable[[], object], timeout: float = 60.0, every: float = 0.5):
-    """Poll `check` until it returns something truthy; returns it (or the last falsy value)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got or time.monotonic() > deadline:
-            return got
-        time.sleep(every)
-
-
 def lifecycle_verbs(subscriber, sub, job_id, until="completed", timeout=60):
     """Verbs of the lifecycle events about `job_id`, in publish order, up to `until`."""
     import json
 
-    from helpers import pull
+    from helpers import pull, wait_until
 
-    verbs, deadline = [], time.monotonic() + timeout
-    while until not in verbs and time.monotonic() < deadline:
+    verbs: list[str] = []
+
+    def read() -> bool:
         for m in pull(subscriber, sub, 1, timeout=5):
             data = json.loads(m.data)["data"]
             if data["subject_id"] == job_id:
                 verbs.append(data["verb"])
+        return until in verbs
+
+    wait_until(read, timeout, every=0)
     return verbs

@@ -3,7 +3,8 @@
 import json
 
 import pytest
-from bq_helpers import rows, wait_until
+from bq_helpers import rows
+from helpers import wait_until
 
 from sysevents.auditlog import schema
 from sysevents.events.model import new_event

@@ -8,12 +8,12 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from bq_helpers import lifecycle_verbs, rows, wait_until
+from bq_helpers import lifecycle_verbs, rows
+from helpers import wait_until, webhook_job
 from standardwebhooks import Webhook
 
 from sysevents.backfill.ticks import tick
 from sysevents.events.model import new_event
-from sysevents.jobs.registry import job_from_dict
 
 pytestmark = pytest.mark.integration
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -37,24 +37,18 @@ def range_and_noise(aid, t0, n):
 
 
 def batch_job(aid, url, t0, fmt, max_events):
-    return job_from_dict(
-        {
-            "workflow": "webhook_system_events",
-            "config": {
-                "system_event_type": "failed",
-                "system_event_sources": {"work": []},
-                "webhook_url": url,
-                "signing_secrets": [SECRET],
-                "batch_export": {
-                    "start_time": t0.isoformat(),
-                    "end_time": (t0 + timedelta(hours=1)).isoformat(),
-                    "format": fmt,
-                    "max_events": max_events,
-                },
-            },
+    return webhook_job(
+        f"batch-{aid}-{fmt}",
+        aid,
+        url,
+        system_event_sources={"work": []},
+        signing_secrets=[SECRET],
+        batch_export={
+            "start_time": t0.isoformat(),
+            "end_time": (t0 + timedelta(hours=1)).isoformat(),
+            "format": fmt,
+            "max_events": max_events,
         },
-        job_id=f"batch-{aid}-{fmt}",
-        aid=aid,
     )
 
 

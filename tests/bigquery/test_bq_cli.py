@@ -4,9 +4,9 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from bq_helpers import rows, wait_until
+from bq_helpers import rows
 from click.testing import CliRunner
-from helpers import api_account
+from helpers import api_account, wait_until
 
 from sysevents.cli import main
 from sysevents.events.model import new_event

@@ -8,9 +8,9 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from bq_helpers import lifecycle_verbs, rows, wait_until
+from bq_helpers import lifecycle_verbs, rows
 from google.cloud import bigquery
-from helpers import pull
+from helpers import pull, wait_until
 
 from sysevents.auditlog import schema
 from sysevents.backfill.engine import advance
@@ -21,6 +21,7 @@ from sysevents.sinks.bigquery.export import new_export_job
 from sysevents.sinks.registry import backfill_of
 
 pytestmark = pytest.mark.integration
+SINK = "bigquery"  # the `dead_letters` fixture's sink
 
 
 def export_config(target, **extra):
@@ -79,7 +80,7 @@ def test_continuous_export_streams_exactly_the_matching_events(stack, rt, bq, pu
 
 
 def test_bad_rows_are_dead_lettered_with_their_reason_and_good_rows_kept(
-    stack, rt, bq, publisher, target, fresh_subscription, subscriber, aid
+    stack, rt, bq, publisher, target, dead_letters, subscriber, aid
 ):
     # The user's own table demands an actor: events without one cannot become rows of it.
     bq.create_dataset(f"{target.project}.{target.dataset}")
@@ -88,14 +89,13 @@ def test_bad_rows_are_dead_lettered_with_their_reason_and_good_rows_kept(
         if f["name"] == "actor":
             f["mode"] = "REQUIRED"
     bq.create_table(bigquery.Table(target.id, schema=[bigquery.SchemaField.from_api_repr(f) for f in fields]))
-    dead = fresh_subscription(stack.topology.sinks["bigquery"].dead_letter_topic)
     save(stack, rt, new_export_job(aid, export_config(target, create_if_missing=False), handover_seconds=0))
 
     good = [new_event(aid, "work", f"w-{i}", "failed", actor="ops") for i in range(3)]
     bad = [new_event(aid, "work", "w-9", "failed"), new_event(aid, "work", "w-8", "completed")]
     publish(stack, publisher, good + bad)
 
-    msgs = pull(subscriber, dead, 2, timeout=60)
+    msgs = pull(subscriber, dead_letters, 2, timeout=60)
     assert sorted(m.attributes["event_id"] for m in msgs) == sorted(e.id for e in bad)
     assert all("bad row: actor: required, missing" in m.attributes["reason"] for m in msgs)
     assert {json.loads(m.data)["event"]["id"] for m in msgs} == {
@@ -106,13 +106,12 @@ def test_bad_rows_are_dead_lettered_with_their_reason_and_good_rows_kept(
 
 
 def test_export_to_a_missing_table_not_to_be_created_is_dead_lettered(
-    stack, rt, publisher, target, fresh_subscription, subscriber, aid
+    stack, rt, publisher, target, dead_letters, subscriber, aid
 ):
-    dead = fresh_subscription(stack.topology.sinks["bigquery"].dead_letter_topic)
     save(stack, rt, new_export_job(aid, export_config(target, create_if_missing=False), handover_seconds=0))
     event = new_event(aid, "work", "w-1", "failed")
     publish(stack, publisher, [event])
-    [msg] = pull(subscriber, dead, 1, timeout=60)
+    [msg] = pull(subscriber, dead_letters, 1, timeout=60)
     assert msg.attributes["event_id"] == event.id
     assert msg.attributes["reason"] == f"table {target.id} does not exist and create_if_missing is false"
 

@@ -3,7 +3,8 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from bq_helpers import rows, wait_until
+from bq_helpers import rows
+from helpers import wait_until
 
 from sysevents.auditlog.search import InvalidSearch, search_audit
 from sysevents.events.model import new_event

@@ -5,27 +5,18 @@ commit holds at most 500 writes, a repeated settling counts once, and a bad reco
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 
 import pytest
+from helpers import wait_until, webhook_job
 
 from sysevents.delivery.accounting import COMMIT_RECORDS, MAX_WRITES, DeliveryLog
-from sysevents.jobs.registry import job_from_dict
 
 pytestmark = pytest.mark.integration
 
 
 def a_job(aid: str | None = None):
-    aid = aid or f"acct-{uuid.uuid4().hex[:8]}"
-    return job_from_dict(
-        {
-            "workflow": "webhook_system_events",
-            "config": {"webhook_url": "https://hooks.example.com/x", "system_event_type": "failed"},
-        },
-        job_id=f"j-{uuid.uuid4().hex[:8]}",
-        aid=aid,
-    )
+    return webhook_job(None, aid or f"acct-{uuid.uuid4().hex[:8]}")
 
 
 class HeldLog(DeliveryLog):
@@ -51,10 +42,7 @@ class HeldLog(DeliveryLog):
 
 
 def until(check, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.01)
+    assert wait_until(check, timeout, every=0.01), "condition not reached"
 
 
 def delivered(log: DeliveryLog, job, n: int = 0, **kw) -> dict:

@@ -1,7 +1,7 @@
 """The job cache against the Firestore emulator: the freshness guarantee, lookups, bounds, and the ingest
 function end to end.
 
-The guarantee (README "Job cache"): a job saved through JobStore at T is matched for every event that
+The guarantee (docs/architecture.md, "Job cache"): a job saved through JobStore at T is matched for every event that
 reaches ingest after T + max_age. The cache never syncs in the background, so a cache whose clock does
 not move stands for an instance whose CPU is throttled between requests (or whose sync is stalled): it
 may answer from what it holds, but once max_age has passed since its last sync it must sync before
@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import json
 import urllib.request
-import uuid
 
 import pytest
-from helpers import publish_events, pull, put_jobs
+from helpers import publish_events, pull, put_jobs, webhook_job
 
 from sysevents.events.model import new_event
 from sysevents.jobs import changes as changes_mod
 from sysevents.jobs.cache import JobCache
 from sysevents.jobs.model import JobState
-from sysevents.jobs.registry import job_from_dict
 from sysevents.jobs.store import JobStore
 
 
@@ -42,19 +40,8 @@ class Clock:
 MAX_AGE = 5.0
 
 
-def webhook(aid, job_id=None, verbs=("failed",), **extra):
-    return job_from_dict(
-        {
-            "workflow": "webhook_system_events",
-            "config": {
-                "system_event_multiple_types": list(verbs),
-                "webhook_url": "https://hooks.example.com/x",
-            },
-            **extra,
-        },
-        job_id=job_id or f"job-{uuid.uuid4().hex[:8]}",
-        aid=aid,
-    )
+def webhook(aid, job_id=None, verbs=("failed",), **fields):
+    return webhook_job(job_id, aid, system_event_multiple_types=list(verbs), fields=fields)
 
 
 def ids(jobs):

@@ -4,14 +4,13 @@ one outcome line per delivery, and never a job's secret (header values, signing 
 from __future__ import annotations
 
 import re
-import time
 import uuid
 
 import pytest
 from helpers import put_jobs as put
+from helpers import wait_until, webhook_job
 
 from sysevents.events.model import new_event
-from sysevents.jobs.registry import job_from_dict
 from sysevents.obs.logs import TRACEPARENT_ATTR, new_traceparent, parse_traceparent
 
 pytestmark = pytest.mark.integration
@@ -26,12 +25,9 @@ def all_logs(stack) -> str:
 
 
 def wait_for_line(stack, name: str, pattern: str, timeout: float = 60.0) -> list[str]:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = [line for line in logs_of(stack, name).splitlines() if re.search(pattern, line)]
-        if found or time.monotonic() > deadline:
-            return found
-        time.sleep(0.2)
+    return wait_until(
+        lambda: [line for line in logs_of(stack, name).splitlines() if re.search(pattern, line)], timeout
+    )
 
 
 def test_one_event_is_one_trace_and_no_secret_is_ever_logged(stack, store, publisher, receiver, aid):
@@ -44,18 +40,12 @@ def test_one_event_is_one_trace_and_no_secret_is_ever_logged(stack, store, publi
         return 500 if fails_once["n"] == 1 else None  # one retry: the error paths log too
 
     receiver.script = script
-    job = job_from_dict(
-        {
-            "workflow": "webhook_system_events",
-            "config": {
-                "webhook_url": receiver.url("/logs"),
-                "system_event_type": "failed",
-                "headers": {"Authorization": secret_header},
-                "signing_secrets": [signing],
-            },
-        },
-        job_id="logged",
-        aid=aid,
+    job = webhook_job(
+        "logged",
+        aid,
+        receiver.url("/logs"),
+        headers={"Authorization": secret_header},
+        signing_secrets=[signing],
     )
     put(stack, store, job)
     event = new_event(aid, "work", "w-logs", "failed")

@@ -4,22 +4,13 @@ import json
 import time
 
 import pytest
-from helpers import pull, put_jobs
+from helpers import pull, put_jobs, webhook_job
 
 from sysevents.events.model import MAX_EVENT_BYTES, new_event
-from sysevents.jobs.registry import job_from_dict
 from sysevents.local.demo import SLACK_TEMPLATE
 
 pytestmark = pytest.mark.integration
 QUIET_SECONDS = 2.0  # after the expected deliveries arrive, how long we watch for unexpected extras
-
-
-def webhook_job(job_id, aid, url, **config):
-    return job_from_dict(
-        {"workflow": "webhook_system_events", "config": {"webhook_url": url, **config}},
-        job_id=job_id,
-        aid=aid,
-    )
 
 
 def test_each_job_gets_exactly_its_events_rendered(stack, store, publisher, receiver, aid):

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import uuid
 
 import pytest
 import requests
 from click.testing import CliRunner
+from helpers import wait_until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -44,17 +44,16 @@ def test_refused_events_are_listed_with_their_reasons_by_api_and_cli(stack, publ
     publisher.publish_all([(stack.topology.ingest_topic, raw, {}) for raw in bad])
     url = stack.function_urls["admin"].rstrip("/") + "/quarantine"
     operator = {"X-API-Key": stack.operator_key}
-    deadline, mine = time.monotonic() + 60, []
-    while time.monotonic() < deadline:
+
+    def listed() -> list[dict]:
         events = requests.get(url, params={"page_size": 200}, headers=operator, timeout=30).json()["events"]
-        mine = [
+        return [
             e
             for e in events
             if e.get("data", "").encode() in bad or e["reason"].startswith("event is nested 500")
         ]
-        if len(mine) >= 3:
-            break
-        time.sleep(0.5)
+
+    mine = wait_until(lambda: len(m := listed()) >= 3 and m, timeout=60, every=0.5) or listed()
     reasons = sorted(e["reason"] for e in mine)
     assert len(reasons) == 3 and all(any(w in r for r in reasons) for w in bad.values()), reasons
     named = requests.get(url, params={"aid": aid}, headers=operator, timeout=30).json()["events"]

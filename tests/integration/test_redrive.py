@@ -3,11 +3,10 @@ taken each copy, with the event's id and trace; `sysevents redrive` does it."""
 
 import pytest
 from click.testing import CliRunner
-from helpers import put_jobs
+from helpers import put_jobs, webhook_job
 
 from sysevents.cli import main
 from sysevents.events.model import new_event
-from sysevents.jobs.registry import job_from_dict
 from sysevents.transport.redrive import hold_subscription
 
 pytestmark = pytest.mark.integration
@@ -16,11 +15,7 @@ pytestmark = pytest.mark.integration
 def test_events_ingest_dead_lettered_are_delivered_once_redriven(
     stack, store, publisher, receiver, aid, monkeypatch
 ):
-    job = job_from_dict(
-        {"workflow": "webhook_system_events",
-         "config": {"webhook_url": receiver.url("/redriven"), "system_event_type": "failed"}},
-        job_id=f"{aid}-redrive", aid=aid,
-    )  # fmt: skip
+    job = webhook_job(f"{aid}-redrive", aid, receiver.url("/redriven"))
     put_jobs(stack, store, job)
     events = [new_event(aid, "work", f"w-{i}", "failed") for i in range(3)]
     dead_letter_topic = stack.topology.subscriptions["system-events-ingest"].dead_letter_topic

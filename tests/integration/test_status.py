@@ -10,12 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
-from helpers import publish_events, put_jobs, wait_until
+from helpers import publish_events, put_jobs, wait_until, webhook_job
 
 from sysevents.cli import main
 from sysevents.delivery.accounting import DeliveryLog
 from sysevents.events.model import new_event
-from sysevents.jobs.registry import job_from_dict
 from sysevents.obs.status import collect, render
 from sysevents.runtime import Runtime
 from sysevents.transport.delays import Release
@@ -23,28 +22,17 @@ from sysevents.transport.delays import Release
 pytestmark = pytest.mark.integration
 
 
-def webhook_job(aid: str, name: str, url: str, **extra):
-    return job_from_dict(
-        {
-            "workflow": "webhook_system_events",
-            "config": {
-                "webhook_url": url,
-                "system_event_sources": {"work": [name]},
-                "system_event_type": "failed",
-            },
-            **extra,
-        },
-        job_id=f"{aid}-{name}",
-        aid=aid,
-    )
+def watching(aid: str, name: str, url: str, **fields):
+    """A webhook job for the failures of work `name`."""
+    return webhook_job(f"{aid}-{name}", aid, url, system_event_sources={"work": [name]}, fields=fields)
 
 
 def test_status_shows_what_needs_attention(stack, store, publisher, receiver, aid):
     receiver.script = lambda item: {"/fail": 500, "/gone": 410}.get(item.path)
-    ok = webhook_job(aid, "ok", receiver.url("/ok"))
-    failing = webhook_job(aid, "failing", receiver.url("/fail"))
-    gone = webhook_job(aid, "gone", receiver.url("/gone"))
-    off = webhook_job(
+    ok = watching(aid, "ok", receiver.url("/ok"))
+    failing = watching(aid, "failing", receiver.url("/fail"))
+    gone = watching(aid, "gone", receiver.url("/gone"))
+    off = watching(
         aid,
         "off",
         receiver.url("/off"),

@@ -4,17 +4,11 @@ import json
 
 import pytest
 from helpers import publish_events as publish
-from helpers import pull, put_jobs
-from test_pipeline import webhook_job
+from helpers import pull, put_jobs, webhook_job
 
 from sysevents.events.model import new_event
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def dead_letters(stack, fresh_subscription):
-    return fresh_subscription(stack.topology.sinks["webhook"].dead_letter_topic)
 
 
 def test_transient_failures_are_retried_until_delivered(stack, store, publisher, receiver, aid):

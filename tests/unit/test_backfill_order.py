@@ -3,16 +3,13 @@ every tick's budget from the others."""
 
 import random
 
+from helpers import webhook_job
+
 from sysevents.backfill.ticks import fair_order
-from sysevents.jobs.registry import job_from_dict
 
 
 def job(aid: str, job_id: str):
-    return job_from_dict(
-        {"workflow": "webhook_system_events",
-         "config": {"webhook_url": "https://example.com/h", "system_event_type": "failed"}},
-        job_id=job_id, aid=aid,
-    )  # fmt: skip
+    return webhook_job(job_id, aid, "https://example.com/h")
 
 
 def test_each_account_gets_one_turn_per_round_whatever_its_number_of_backfills():

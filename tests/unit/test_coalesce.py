@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
+from helpers import wait_until
 
 from sysevents.transport.coalesce import Coalescer
 
@@ -37,10 +37,7 @@ class Gate:
 
 
 def until(check, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.005)
+    assert wait_until(check, timeout, every=0.005), "condition not reached"
 
 
 def open_entries(c: Coalescer, key: str) -> int:

@@ -1,21 +1,19 @@
 import random
 
+from helpers import webhook_job
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sysevents.events.model import SUBJECT_TYPES, VERBS, new_event
 from sysevents.jobs.matching import JobIndex, matches
 from sysevents.jobs.model import JobState
-from sysevents.jobs.registry import job_from_dict
 
 
 def job(job_id, aid="12", verbs=("failed",), sources=None, state="active"):
-    config = {"system_event_multiple_types": list(verbs), "webhook_url": "https://h.example.com"}
+    config = {"system_event_multiple_types": list(verbs)}
     if sources is not None:
         config["system_event_sources"] = sources
-    return job_from_dict(
-        {"workflow": "webhook_system_events", "config": config, "state": state}, job_id=job_id, aid=aid
-    )
+    return webhook_job(job_id, aid, "https://h.example.com", fields={"state": state}, **config)
 
 
 def test_filter_semantics():

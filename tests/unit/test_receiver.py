@@ -7,6 +7,7 @@ import struct
 import time
 
 import requests
+from helpers import wait_until
 
 from sysevents.local.receiver import Receiver
 
@@ -21,19 +22,13 @@ def _reset_after_one_request(receiver: Receiver) -> None:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
-def _wait(check, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check() and time.monotonic() < deadline:
-        time.sleep(0.02)
-
-
 def test_a_client_resetting_its_connection_prints_nothing(capfd):
     receiver = Receiver().start()
     try:
         for _ in range(5):
             _reset_after_one_request(receiver)
         requests.post(receiver.url("/b"), data=b"{}", timeout=5).close()
-        _wait(lambda: len(receiver.at("/b")) == 1)
+        wait_until(lambda: len(receiver.at("/b")) == 1, timeout=5, every=0.02)
         time.sleep(0.2)  # the handler threads of the reset connections have run into the reset
     finally:
         receiver.stop()

@@ -9,19 +9,17 @@ webhook function's /dead-letters route and the listing are all the real ones.
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
 from google.cloud import pubsub_v1
 from helpers import put_jobs as put
-from helpers import wait_until
+from helpers import wait_until, webhook_job
 
 from sysevents.delivery.accounting import DeliveryLog
 from sysevents.delivery.message import Delivery
 from sysevents.delivery.replay import replay
 from sysevents.events.model import new_event
-from sysevents.jobs.registry import job_from_dict
 
 pytestmark = pytest.mark.integration
 MAX_ATTEMPTS = 5  # Pub/Sub's minimum
@@ -46,15 +44,18 @@ def crash_on(stack, subscriber, data: bytes, attrs: dict[str, str]) -> None:
     try:
         publisher.publish(topic, data, **attrs).result(timeout=30)
         pulls = 0
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+
+        def crash() -> bool:
+            """One pull, dropped as a crash would; True once Pub/Sub moved the message on."""
+            nonlocal pulls
             got = subscriber.pull(subscription=sub, max_messages=1, timeout=5).received_messages
             if not got:
-                if pulls >= MAX_ATTEMPTS:
-                    break  # Pub/Sub moved it to the dead-letter topic
-                continue
+                return pulls >= MAX_ATTEMPTS  # Pub/Sub moved it to the dead-letter topic
             pulls += 1
             subscriber.modify_ack_deadline(subscription=sub, ack_ids=[got[0].ack_id], ack_deadline_seconds=0)
+            return False
+
+        wait_until(crash, timeout=60, every=0)
         assert pulls >= MAX_ATTEMPTS, f"pulled only {pulls} times"
     finally:
         subscriber.delete_subscription(subscription=sub)
@@ -64,14 +65,7 @@ def crash_on(stack, subscriber, data: bytes, attrs: dict[str, str]) -> None:
 def test_a_delivery_the_sink_never_answers_is_listed_with_a_reason_and_replayable(
     stack, store, subscriber, firestore_client, receiver, aid
 ):
-    job = job_from_dict(
-        {
-            "workflow": "webhook_system_events",
-            "config": {"webhook_url": receiver.url("/crash"), "system_event_type": "failed"},
-        },
-        job_id="crashes",
-        aid=aid,
-    )
+    job = webhook_job("crashes", aid, receiver.url("/crash"))
     put(stack, store, job)
     job = store.get(aid, job.id)
     event = new_event(aid, "work", "w-crash", "failed")

@@ -30,11 +30,8 @@ def account(admin, stack, aid):
     return {"X-API-Key": r.json["key"]}
 
 
-def test_deliveries_stats_and_replay_routes(
-    stack, admin, receiver, publisher, subscriber, fresh_subscription, aid
-):
+def test_deliveries_stats_and_replay_routes(stack, admin, receiver, publisher, subscriber, dead_letters, aid):
     key, other = account(admin, stack, aid), account(admin, stack, aid + "-x")
-    dead = fresh_subscription(stack.topology.sinks["webhook"].dead_letter_topic)
     receiver.replies["/r"].append(410)
     job = {
         "id": "hook",
@@ -46,7 +43,7 @@ def test_deliveries_stats_and_replay_routes(
     stack.wait_for_job_caches(since=datetime.fromisoformat(r.json["updated_at"]))
     ev = new_event(aid, "work", "w", "failed")
     publisher.publish_all([(stack.topology.ingest_topic, ev.to_json(), {})])
-    assert len(pull(subscriber, dead, 1, timeout=60)) == 1
+    assert len(pull(subscriber, dead_letters, 1, timeout=60)) == 1
     base = f"/accounts/{aid}/jobs/hook"
     for path in ("/deliveries", "/stats"):
         assert admin.get(base + path, headers=other).status_code == 403

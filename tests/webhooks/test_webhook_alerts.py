@@ -12,29 +12,20 @@ import re
 import time
 
 import pytest
-from helpers import TIME_SCALE, wait_until
+from helpers import TIME_SCALE, wait_until, webhook_job
 from helpers import publish_events as publish
 from helpers import put_jobs as put
 
 from sysevents.delivery.accounting import DeliveryLog
 from sysevents.events.model import new_event
-from sysevents.jobs.registry import job_from_dict
 
 pytestmark = pytest.mark.integration
 WAIT = 30_000  # group_wait: 10 s at the test stack's scale, room for a burst to be accepted
 HEADLINE = re.compile(r"^(\d+) (\w+) (\w+) in account (\S+): (.*)$")
 
 
-def alert_job(job_id, aid, url, **config):
-    return job_from_dict(
-        {"workflow": "webhook_system_events",
-         "config": {"webhook_url": url, "system_event_type": "failed", **config}},
-        job_id=job_id, aid=aid,
-    )  # fmt: skip
-
-
 def test_a_slack_burst_becomes_one_digest_per_group(stack, store, publisher, receiver, firestore_client, aid):
-    job = alert_job(f"{aid}-slack", aid, receiver.url("/slack"), channel="slack",
+    job = webhook_job(f"{aid}-slack", aid, receiver.url("/slack"), channel="slack",
                     grouping={"by": ["subject_type"], "group_wait": WAIT, "group_interval": WAIT, "repeat_interval": 10 * WAIT})  # fmt: skip
     put(stack, store, job)
     works = [new_event(aid, "work", f"w-{i}", "failed") for i in range(30)]
@@ -70,7 +61,7 @@ def test_a_slack_burst_becomes_one_digest_per_group(stack, store, publisher, rec
 def test_pagerduty_triggers_once_per_group_and_resolves_when_every_subject_completed(
     stack, store, publisher, receiver, aid
 ):
-    job = alert_job(f"{aid}-pd", aid, receiver.url("/pd"), channel="pagerduty", routing_key="rk-test-123",
+    job = webhook_job(f"{aid}-pd", aid, receiver.url("/pd"), channel="pagerduty", routing_key="rk-test-123",
                     resolve_on=["completed"],
                     grouping={"by": ["subject_type"], "group_wait": 3000, "group_interval": 3000})  # fmt: skip
     put(stack, store, job)
@@ -91,7 +82,9 @@ def test_pagerduty_triggers_once_per_group_and_resolves_when_every_subject_compl
 
 
 def test_teams_gets_each_alert_and_its_resolution(stack, store, publisher, receiver, aid):
-    job = alert_job(f"{aid}-teams", aid, receiver.url("/teams"), channel="teams", resolve_on=["synccomplete"])
+    job = webhook_job(
+        f"{aid}-teams", aid, receiver.url("/teams"), channel="teams", resolve_on=["synccomplete"]
+    )
     put(stack, store, job)
     publish(stack, publisher, new_event(aid, "work", "w-7", "failed", notes="disk full"))
     [alert] = receiver.wait_for("/teams", 1, timeout=60)
@@ -110,7 +103,7 @@ def test_a_generic_digest_is_signed_and_rendered_with_the_jobs_digest_template(
 
     secret = "whsec_" + "c2VjcmV0LXNpZ25pbmcta2V5LWZvci10ZXN0cw=="
     template = "{n: digest.count, ids: [i.event.data.subject_id for i in digest.items], acct: digest.account}"
-    job = alert_job(f"{aid}-gen", aid, receiver.url("/gen"), signing_secrets=[secret], digest_template=template,
+    job = webhook_job(f"{aid}-gen", aid, receiver.url("/gen"), signing_secrets=[secret], digest_template=template,
                     grouping={"by": ["verb"], "group_wait": 3000, "group_interval": 3000})  # fmt: skip
     put(stack, store, job)
     publish(stack, publisher, *(new_event(aid, "work", f"g-{i}", "failed") for i in range(3)))

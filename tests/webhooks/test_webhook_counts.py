@@ -15,25 +15,13 @@ from pathlib import Path
 import pytest
 import requests
 from helpers import put_jobs as put
-from helpers import wait_until
+from helpers import wait_until, webhook_job
 
 from sysevents.delivery.accounting import DeliveryLog
 from sysevents.delivery.message import Delivery
 from sysevents.events.model import new_event
-from sysevents.jobs.registry import job_from_dict
 
 pytestmark = pytest.mark.integration
-
-
-def job_of(aid, url):
-    return job_from_dict(
-        {
-            "workflow": "webhook_system_events",
-            "config": {"webhook_url": url, "system_event_type": "failed"},
-        },
-        job_id=f"{aid}-counts",
-        aid=aid,
-    )
 
 
 def reconciled(dlog, job, n):
@@ -43,7 +31,7 @@ def reconciled(dlog, job, n):
 
 
 def test_a_push_delivered_twice_counts_once(stack, store, receiver, aid):
-    job = job_of(aid, receiver.url("/twice"))
+    job = webhook_job(f"{aid}-counts", aid, receiver.url("/twice"))
     put(stack, store, job)
     event = new_event(aid, "work", "w1", "failed")
     d = Delivery.of(event, job)
@@ -79,7 +67,7 @@ def _workers(stack, name: str) -> list[int]:
 
 
 def test_killing_the_sink_mid_stream_keeps_every_count_exact(stack, store, publisher, receiver, aid):
-    job = job_of(aid, receiver.url("/killed"))
+    job = webhook_job(f"{aid}-counts", aid, receiver.url("/killed"))
     put(stack, store, job)
     events = [new_event(aid, "work", f"w{i}", "failed") for i in range(200)]
     publisher.publish_all([(stack.topology.ingest_topic, e.to_json(), {}) for e in events[:100]])

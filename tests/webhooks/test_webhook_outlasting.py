@@ -16,13 +16,12 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from helpers import TIME_SCALE, pull, wait_until
+from helpers import TIME_SCALE, pull, wait_until, webhook_job
 from helpers import publish_events as publish
 from helpers import put_jobs as put
 
 from sysevents.delivery.accounting import DeliveryLog
 from sysevents.events.model import new_event
-from sysevents.jobs.registry import job_from_dict
 from sysevents.local.demo import SLACK_TEMPLATE
 from sysevents.local.processes import free_port
 from sysevents.local.receiver import Receiver, Reply
@@ -32,27 +31,13 @@ pytestmark = pytest.mark.integration
 DAY = 86_400
 
 
-def job_of(job_id, aid, url, **config):
-    return job_from_dict(
-        {
-            "workflow": "webhook_system_events",
-            "config": {"webhook_url": url, "system_event_type": "failed", **config},
-        },
-        job_id=job_id,
-        aid=aid,
-    )
-
-
 def mine(subscriber, path, job_id, timeout=3.0):
     return [m for m in pull(subscriber, path, 1000, timeout=timeout) if m.attributes.get("job_id") == job_id]
 
 
-def test_a_receiver_down_for_a_day_loses_nothing(
-    stack, store, publisher, subscriber, fresh_subscription, aid
-):
-    dead = fresh_subscription(stack.topology.sinks["webhook"].dead_letter_topic)
+def test_a_receiver_down_for_a_day_loses_nothing(stack, store, publisher, subscriber, dead_letters, aid):
     port = free_port()  # nothing listens here for the outage: connection refused
-    job = job_of(f"{aid}-day", aid, f"http://127.0.0.1:{port}/hook")
+    job = webhook_job(f"{aid}-day", aid, f"http://127.0.0.1:{port}/hook")
     put(stack, store, job)
     events = [new_event(aid, "work", f"w{i}", "failed") for i in range(30)]
     started = time.monotonic()
@@ -69,7 +54,7 @@ def test_a_receiver_down_for_a_day_loses_nothing(
             ids[r.json()["id"]].add(r.headers["webhook-id"])
         assert set(ids) == {e.id for e in events}  # nothing lost
         assert all(w == {webhook_id(job.id, [e])} for e, w in ids.items())  # duplicates share a webhook-id
-        assert mine(subscriber, dead, job.id) == []  # nothing dead-lettered
+        assert mine(subscriber, dead_letters, job.id) == []  # nothing dead-lettered
         dlog = DeliveryLog(store.client)
         stats = wait_until(lambda: (s := dlog.stats(job))["delivered"] == 30 and s, 30)
         assert (stats["received"], stats["dead_lettered"], stats["delayed"], stats["pending"]) == (
@@ -101,14 +86,11 @@ class SlackLike:
             return None
 
 
-def test_a_one_per_second_receiver_gets_a_whole_burst(
-    stack, store, publisher, subscriber, fresh_subscription, aid
-):
+def test_a_one_per_second_receiver_gets_a_whole_burst(stack, store, publisher, subscriber, dead_letters, aid):
     receiver = Receiver().start()
     try:
         slack = receiver.script = SlackLike()
-        dead = fresh_subscription(stack.topology.sinks["webhook"].dead_letter_topic)
-        job = job_of(f"{aid}-slack", aid, receiver.url("/slack"), json_template=SLACK_TEMPLATE,
+        job = webhook_job(f"{aid}-slack", aid, receiver.url("/slack"), json_template=SLACK_TEMPLATE,
                      rate_limit={"per_second": 1})  # fmt: skip
         put(stack, store, job)
         n = 40  # a burst 40 times what the receiver takes in a second (bench/bench_delays.py plays 100)
@@ -117,7 +99,7 @@ def test_a_one_per_second_receiver_gets_a_whole_burst(
         )
         got = wait_until(lambda: len(receiver.at("/slack")) >= n and receiver.at("/slack"), 300)
         assert len({r.body for r in got}) == n  # every event, once
-        assert mine(subscriber, dead, job.id) == []
+        assert mine(subscriber, dead_letters, job.id) == []
         assert len(receiver.requests) <= 1.5 * n, (
             f"{len(receiver.requests)} requests, {slack.refused} refused"
         )
@@ -147,7 +129,7 @@ def _workers(stack) -> list[int]:
 
 
 def test_killing_the_sink_mid_stream_loses_nothing(stack, store, publisher, receiver, aid):
-    job = job_of(f"{aid}-kill", aid, receiver.url("/kill"))
+    job = webhook_job(f"{aid}-kill", aid, receiver.url("/kill"))
     receiver.replies["/kill"].extend([503] * 20)  # some deliveries wait for retries when the kills come
     put(stack, store, job)
     events = [new_event(aid, "work", f"w{i}", "failed") for i in range(200)]

@@ -9,7 +9,7 @@ from collections import defaultdict
 
 import pytest
 from helpers import publish_events as publish
-from helpers import pull, wait_until
+from helpers import pull, wait_until, webhook_job
 from helpers import put_jobs as put
 
 from sysevents.delivery.accounting import DeliveryLog
@@ -17,7 +17,6 @@ from sysevents.delivery.message import Delivery
 from sysevents.delivery.replay import replay
 from sysevents.events.model import new_event
 from sysevents.jobs.model import JobState
-from sysevents.jobs.registry import job_from_dict
 from sysevents.local.processes import free_port
 from sysevents.local.receiver import Receiver
 from sysevents.runtime import Runtime
@@ -31,28 +30,12 @@ def dlog(firestore_client):
     return DeliveryLog(firestore_client)
 
 
-@pytest.fixture
-def dead_letters(stack, fresh_subscription):
-    return fresh_subscription(stack.topology.sinks["webhook"].dead_letter_topic)
-
-
-def make_job(job_id, aid, url, **config):
-    return job_from_dict(
-        {
-            "workflow": "webhook_system_events",
-            "config": {"webhook_url": url, "system_event_type": "failed", **config},
-        },
-        job_id=job_id,
-        aid=aid,
-    )
-
-
 def test_receiver_down_then_back_loses_nothing_and_duplicates_share_a_webhook_id(
     stack, store, publisher, aid
 ):
     port = free_port()  # nothing listens here yet: connection refused
     url = f"http://127.0.0.1:{port}/hook"
-    put(stack, store, make_job(f"{aid}-down", aid, url))
+    put(stack, store, webhook_job(f"{aid}-down", aid, url))
     events = [new_event(aid, "work", f"w{i}", "failed") for i in range(5)]
     publish(stack, publisher, *events)
     time.sleep(3)  # the receiver is down while the first attempts fail
@@ -75,16 +58,16 @@ def test_runaway_template_is_dead_lettered_and_does_not_stall_other_jobs(
     put(
         stack,
         store,
-        make_job(
+        webhook_job(
             f"{aid}-bomb", aid, receiver.url("/bomb"), json_template="std.makeArray(1e8, function(i) i)"
         ),
-        make_job(
+        webhook_job(
             f"{aid}-spin",
             aid,
             receiver.url("/spin"),
             json_template="std.foldl(function(a, b) a + b, std.range(1, 1e9), 0)",
         ),
-        make_job(f"{aid}-fine", aid, receiver.url("/fine")),
+        webhook_job(f"{aid}-fine", aid, receiver.url("/fine")),
     )
     events = [new_event(aid, "work", f"w{i}", "failed") for i in range(3)]
     publish(stack, publisher, *events)
@@ -102,7 +85,7 @@ def test_runaway_template_is_dead_lettered_and_does_not_stall_other_jobs(
 def test_counters_reconcile_and_the_attempt_log_records_each_attempt(
     stack, store, publisher, receiver, subscriber, dead_letters, dlog, aid
 ):
-    job = make_job(f"{aid}-acct", aid, receiver.url("/acct"))
+    job = webhook_job(f"{aid}-acct", aid, receiver.url("/acct"))
     ok, flaky, gone = (new_event(aid, "work", s, "failed") for s in ("ok", "flaky", "gone"))
     receiver.script = lambda r: {flaky.id: 500, gone.id: 410}.get(r.json()["id"]) if not _seen(r) else None
     put(stack, store, job)
@@ -158,7 +141,7 @@ def test_replay_redelivers_dead_letters_with_the_current_or_a_chosen_template(
     stack, store, publisher, receiver, subscriber, dead_letters, dlog, aid
 ):
     receiver.replies["/replay"].extend([410, 410])
-    job = make_job(f"{aid}-replay", aid, receiver.url("/replay"), json_template="{v: 1, id: event.id}")
+    job = webhook_job(f"{aid}-replay", aid, receiver.url("/replay"), json_template="{v: 1, id: event.id}")
     put(stack, store, job)
     events = [new_event(aid, "work", f"w{i}", "failed") for i in range(2)]
     publish(stack, publisher, *events)
@@ -188,10 +171,10 @@ def test_replay_redelivers_dead_letters_with_the_current_or_a_chosen_template(
 
 def test_auto_disable_pauses_the_job_and_emits_a_work_failed_event(stack, store, publisher, receiver, aid):
     receiver.replies["/broken"].extend([500] * 50)
-    broken = make_job(
+    broken = webhook_job(
         f"{aid}-broken", aid, receiver.url("/broken"), auto_disable_failures=3, auto_disable_seconds=0
     )
-    watcher = make_job(
+    watcher = webhook_job(
         f"{aid}-watch", aid, receiver.url("/watch"), system_event_sources={"work": [broken.id]}
     )
     put(stack, store, broken, watcher)
@@ -219,7 +202,9 @@ def test_resume_with_replay_delivers_what_failed_while_the_job_was_disabled(
 
     down = [True]
     receiver.script = lambda r: 500 if down[0] else None  # down until resumed: auto-disabled at 3 failures
-    job = make_job(f"{aid}-down", aid, receiver.url("/down"), auto_disable_failures=3, auto_disable_seconds=0)
+    job = webhook_job(
+        f"{aid}-down", aid, receiver.url("/down"), auto_disable_failures=3, auto_disable_seconds=0
+    )
     put(stack, store, job)
     events = [new_event(aid, "report", f"r{i}", "failed") for i in range(3)]
     publish(stack, publisher, *events)
@@ -252,7 +237,7 @@ def test_resume_with_replay_delivers_what_failed_while_the_job_was_disabled(
 def test_ordered_job_keeps_each_subjects_order_under_retries_without_blocking_others(
     stack, store, publisher, receiver, aid
 ):
-    job = make_job(f"{aid}-ord", aid, receiver.url("/ord"), ordered=True)
+    job = webhook_job(f"{aid}-ord", aid, receiver.url("/ord"), ordered=True)
     a = [new_event(aid, "work", "A", "failed", notes=f"a{i}") for i in range(4)]
     b = [new_event(aid, "work", "B", "failed", notes=f"b{i}") for i in range(4)]
     tries: dict[str, int] = defaultdict(int)
@@ -274,7 +259,7 @@ def test_ordered_job_keeps_each_subjects_order_under_retries_without_blocking_ot
 
 
 def test_batched_job_gets_json_arrays(stack, store, publisher, receiver, aid):
-    job = make_job(f"{aid}-batch", aid, receiver.url("/batch"), batch_max_size=5, batch_max_wait_ms=500)
+    job = webhook_job(f"{aid}-batch", aid, receiver.url("/batch"), batch_max_size=5, batch_max_wait_ms=500)
     put(stack, store, job)
     events = [new_event(aid, "work", f"w{i}", "failed") for i in range(10)]
     publish(stack, publisher, *events)

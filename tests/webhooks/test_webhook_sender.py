@@ -7,6 +7,7 @@ import ipaddress
 import os
 
 import pytest
+from helpers import webhook_job
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from sysevents.config import Settings
@@ -14,7 +15,6 @@ from sysevents.delivery.message import Delivery
 from sysevents.delivery.outcome import Kind
 from sysevents.delivery.waits import retry_after_seconds
 from sysevents.events.model import new_event
-from sysevents.jobs.registry import job_from_dict
 from sysevents.local.receiver import Reply
 from sysevents.sinks.webhook.sender import WebhookSender, webhook_id
 from sysevents.templates import TemplateError, render
@@ -32,14 +32,7 @@ def settings(allowlist: str | None = LOOPBACK, **kw) -> Settings:
 
 
 def job(url: str, **config):
-    return job_from_dict(
-        {
-            "workflow": "webhook_system_events",
-            "config": {"webhook_url": url, "system_event_type": "failed", **config},
-        },
-        job_id="job-1",
-        aid="a1",
-    )
+    return webhook_job("job-1", "a1", url, **config)
 
 
 def delivery(j, subject="w1"):

@@ -43,7 +43,7 @@ def job_deliveries(call: Call, aid: str, job_id: str) -> Response:
 
 
 def job_stats(call: Call, aid: str, job_id: str) -> Response:
-    """received = delivered + accepted + filtered + dead_lettered + pending (README, Delivery accounting)."""
+    """received = delivered + accepted + filtered + dead_lettered + pending (docs/deliveries.md, Accounting)."""
     job = call.rt.jobs.find(aid, job_id)
     return json_response(
         {

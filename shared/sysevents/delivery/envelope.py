@@ -75,9 +75,13 @@ class Settling:
 
 
 class Envelope:
-    def __init__(self, rt: Runtime, sink: Sink):
+    """One sink's envelope; `clock` gives the time it settles by (the current time unless given, as for the
+    alert engine's `Notifier`)."""
+
+    def __init__(self, rt: Runtime, sink: Sink, clock: Callable[[], datetime] | None = None):
         self.rt = rt
         self.sink = sink
+        self.clock = clock or (lambda: datetime.now(UTC))
         self.ledger = JobLedger(rt, sink) if sink.per_job else None
 
     def push(self, body: bytes) -> tuple[str, int]:
@@ -172,9 +176,9 @@ class Envelope:
                 outcome = outcome.but(kind=Kind.PERMANENT)
             else:
                 wait = waits.retry_wait(outcome, schedule, attempt.number, self.rt.settings.time_scale)
-                release = (datetime.now(UTC) + timedelta(seconds=wait), attempt.next())
+                release = (self.clock() + timedelta(seconds=wait), attempt.next())
         elif outcome.kind is Kind.RETRY and not outcome.parked:  # a wait, not an attempt (a rate-limit slot)
-            release = (outcome.not_before or datetime.now(UTC), attempt.later(slot=outcome.slot))
+            release = (outcome.not_before or self.clock(), attempt.later(slot=outcome.slot))
         if outcome.kind is Kind.PERMANENT:
             settled = Settled.DEAD_LETTERED
         elif outcome.kind is Kind.RETRY:
@@ -240,7 +244,7 @@ class Envelope:
         if s.settled is Settled.DEAD_LETTERED:
             return self._dead_letter(s.msg, delivery, job, outcome.reason, attempt.number)
         when = f" (next at {s.release[0].isoformat(timespec='milliseconds')})" if s.release else ""
-        delay = (s.release[0] - datetime.now(UTC)).total_seconds() if s.release else None
+        delay = (s.release[0] - self.clock()).total_seconds() if s.release else None
         self._log(
             s.msg, delivery, job, attempt.number, s.settled, outcome.reason + when, outcome, delay_s=delay
         )

@@ -1,6 +1,6 @@
 """The in-memory job cache the pipeline functions match against and look jobs up in.
 
-Cache design (README "Job cache"): every job write through `JobStore` also bumps, in the same
+Cache design (docs/architecture.md, "Job cache"): every job write through `JobStore` also bumps, in the same
 transaction, the **change marker** (sysevents.jobs.changes): a sequence number and the (seq, aid, id) of
 the last RECENT_CHANGES writes. A `JobCache` never listens: before it answers (a match,
 a lookup) it checks that its last sync *started* at most `max_age` seconds before the call, and otherwise

@@ -1,15 +1,16 @@
 """Redrive: events ingest gave up on (its subscription's dead-letter topic), published again.
 
-Ingest answers 503 while what it needs is down (the job cache's Firestore, Pub/Sub), and Pub/Sub retries;
-after `max_delivery_attempts` (about 40 minutes of an outage) it moves the event to
-`system-events-dead-letter`, whose hold subscription keeps it 7 days. Once the outage is over, `redrive`
+While what ingest needs is down, Pub/Sub retries: ingest answers 503 when Pub/Sub does not take its
+deliveries, and fails (500) when its job cache cannot reach Firestore; after `max_delivery_attempts`
+(about 40 minutes of an outage) Pub/Sub moves the event to `system-events-dead-letter`, whose hold
+subscription keeps it 7 days. Once the outage is over, `redrive`
 pulls them from there and publishes each to the ingest topic again, with its attributes (its trace too)
 and a `redriven` count, and acknowledges it only once Pub/Sub has taken the copy: nothing is lost if it
 stops half way, and what it had not acknowledged comes back on the next run.
 
 An event with an `id` keeps it, so sinks and receivers see the same event; a flat event without one was
 given its first message's id by the audit archive, and gets the redriven message's id from ingest (set
-`id` in producers: README).
+`id` in producers: docs/events.md).
 """
 
 from __future__ import annotations

@@ -91,7 +91,7 @@ class WebhookConfig(FilterConfig, AlertOptions):
     webhook_url: str = Field(min_length=1, max_length=2048)
     headers: dict[str, str] = Field(default_factory=dict)
     json_template: str | None = Field(default=None, max_length=MAX_TEMPLATE_CHARS)
-    # Webhook delivery options (sysevents.sinks.webhook; README "Webhooks").
+    # Webhook delivery options (sysevents.sinks.webhook; docs/webhooks.md).
     signing_secrets: tuple[str, ...] = Field(default=(), max_length=2)
     """Standard Webhooks secrets (`whsec_<base64>`); each delivery is signed with every one (rotation)."""
     ordered: bool = False
@@ -110,7 +110,7 @@ class WebhookConfig(FilterConfig, AlertOptions):
     1 per second unless set."""
     batch_export: BatchExport | None = None
     """Set: a one-time batch export of a time range of the audit log (no live deliveries)."""
-    # Alerting (sysevents.alerts; README "Alerts on every channel"): grouping, silences, mute_windows,
+    # Alerting (sysevents.alerts; docs/alerts.md): grouping, silences, mute_windows,
     # resolve_on and digest_template come from AlertOptions.
     channel: Literal["auto", "slack", "teams", "pagerduty", "webhook"] = "auto"
     """The receiver's kind, for the default alert formats (auto: from the URL's host)."""
