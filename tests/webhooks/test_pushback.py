@@ -17,30 +17,17 @@ import pytest
 from helpers import TIME_SCALE, pull, wait_until
 from helpers import publish_events as publish
 from helpers import put_jobs as put
+from helpers import webhook_job as webhook
 
 from sysevents.delivery.accounting import DeliveryLog
 from sysevents.delivery.replay import replay
 from sysevents.events.model import new_event
-from sysevents.jobs.registry import job_from_dict
 from sysevents.local.demo import SLACK_TEMPLATE
 from sysevents.local.receiver import Receiver, Reply, TokenBucket
 from sysevents.runtime import Runtime
 from sysevents.sinks.webhook.pacing import default_cap
 
 pytestmark = pytest.mark.integration
-
-
-def webhook(job_id, aid, url, **config):
-    return job_from_dict(
-        {"workflow": "webhook_system_events",
-         "config": {"webhook_url": url, "system_event_type": "failed", **config}},
-        job_id=job_id, aid=aid,
-    )  # fmt: skip
-
-
-@pytest.fixture
-def dead_letters(stack, fresh_subscription):
-    return fresh_subscription(stack.topology.sinks["webhook"].dead_letter_topic)
 
 
 def dead_of(subscriber, path, job_id):
