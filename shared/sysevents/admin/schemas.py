@@ -218,9 +218,17 @@ SCHEMAS: dict[str, Any] = {
                 "pending",
                 "failed_attempts",
                 "consecutive_failures",
+                "pushed_back",
             )
         }
-        | {"disabled_reason": {"type": ["string", "null"]}},
+        | {
+            "disabled_reason": {"type": ["string", "null"]},
+            "learned_pace": {
+                "type": ["object", "null"],
+                "description": "the pace learned from the receiver's 429s (requests per second, since when); "
+                "null when it has not pushed back in the last ten minutes",
+            },
+        },
     },
     "ReplayInput": {
         "type": "object",
