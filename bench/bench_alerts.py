@@ -96,8 +96,8 @@ def _account(stack: LocalStack) -> tuple:
 
     call("/accounts", stack.operator_key, {"aid": AID, "name": "bench"})
     key = call(f"/accounts/{AID}/keys", stack.operator_key, {"name": "bench"})["key"]
-    policy = {"allowed_domains": ["example.com"]}  # the bench's recipients need no confirmation
-    r = requests.put(f"{api}/accounts/{AID}/email-policy", headers={"X-API-Key": stack.operator_key},
+    policy = {"aid": AID, "allowed_domains": ["example.com"]}  # the bench's recipients need no confirmation
+    r = requests.put(f"{api}/email-policies", headers={"X-API-Key": stack.operator_key},
                      json=policy, timeout=30)  # fmt: skip
     r.raise_for_status()
     return call, key

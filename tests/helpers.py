@@ -115,7 +115,7 @@ def api_account(stack, aid: str, scope: str | None = None) -> dict[str, str]:
 
 
 def allow_email_domain(firestore_client, aid: str, domain: str = "example.com") -> None:
-    """What an operator does for an account (PUT /accounts/{aid}/email-policy): addresses at `domain`
+    """What an operator does for an account (PUT /email-policies): addresses at `domain`
     receive the account's alert emails without confirming first (sysevents.consent.store)."""
     from sysevents.consent.store import ConsentStore, Policy
 

@@ -244,7 +244,7 @@ class Settings(BaseSettings):
         le=10_000_000,
         description="Emails (one per recipient, confirmations included) an account may send per UTC day; "
         "over it an alert is dead-lettered with the reason. The operator may set another for one "
-        "account (PUT /accounts/{aid}/email-policy).",
+        "account (PUT /email-policies).",
     )
     email_collection_prefix: str = Field(
         default="email_",

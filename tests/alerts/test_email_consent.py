@@ -135,7 +135,7 @@ def test_the_daily_quota_dead_letters_a_flood_with_its_reason(
     r = requests.post(f"{url}/accounts", json={"aid": aid}, headers=operator, timeout=30)
     assert r.status_code == 201, r.text
     policy = {"allowed_domains": ["example.com"], "daily_quota": 3}
-    r = requests.put(f"{url}/accounts/{aid}/email-policy", json=policy, headers=operator, timeout=30)
+    r = requests.put(f"{url}/email-policies", json={"aid": aid, **policy}, headers=operator, timeout=30)
     assert r.status_code == 200 and r.json()["daily_quota"] == 3, r.text
     dead_letters = fresh_subscription(stack.topology.sinks["email"].dead_letter_topic)
     to = f"quota-{aid}@example.com"

@@ -125,9 +125,10 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "PUT",
-        "/accounts/<aid>/email-policy",
+        "/email-policies",
         consent.put_email_policy,
-        "Set the account's email policy (operator): allowed_domains, daily_quota (null: the default)",
+        "Set an account's email policy (operator; the account is the body's aid): allowed_domains, "
+        "daily_quota (null: the default)",
         auth="operator",
         body="EmailPolicy",
         response="EmailPolicy",

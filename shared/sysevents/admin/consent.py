@@ -77,8 +77,13 @@ def get_email_policy(call: Call, aid: str) -> Response:
     return json_response({"aid": aid, **call.rt.consent.policy(aid).view()})
 
 
-def put_email_policy(call: Call, aid: str) -> Response:
+def put_email_policy(call: Call) -> Response:
+    """The operator sets an account's policy (the body names it): not an account route, since an account
+    that could allow a domain for itself could mail any stranger there."""
     body = call.body if isinstance(call.body, dict) else {}
+    aid = body.get("aid")
+    if not isinstance(aid, str) or not aid:
+        raise ApiError(400, "names the account whose policy this is", "aid")
     domains = body.get("allowed_domains", [])
     if not isinstance(domains, list) or len(domains) > MAX_ALLOWED_DOMAINS:
         raise ApiError(400, f"must be a list of at most {MAX_ALLOWED_DOMAINS} domains", "allowed_domains")
