@@ -49,7 +49,7 @@ FUNCTION_CODE = {
 
 FIRESTORE_WRITES = [
     r"\.key_queues\.(?:admit|block|advance)\(",  # ordered jobs' per-subject queues
-    r"\.limiter\.(?:reserve|push_back)\(",  # rate-limit slots
+    r"\.limiter\.(?:reserve|push_back|accepted)\(",  # rate-limit slots, learned pace
     r"\.accounting\.(?:record|dead_letter|forget)\(",
     r"\.versions\.remember\(",  # webhook jobs' template versions
     r"\.streak\.(?:bump|reset)\(",  # webhook jobs' failure streak (auto-disable)
