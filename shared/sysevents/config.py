@@ -140,6 +140,21 @@ class Settings(BaseSettings):
         description="SHA-256 (hex) of the operator key, which manages accounts and keys "
         "(`sysevents keys operator` makes one). In production from Secret Manager.",
     )
+    api_key_max_days: int = Field(
+        default=365,
+        ge=1,
+        le=3650,
+        description="Furthest ahead a new API key's expiry may be set, in days (expires_at, "
+        "expires_in_days). Keys created without one never expire (unless minted by a key that does).",
+    )
+    api_key_revoke_max: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Keys minted from a revoked key (at any depth) one revocation marks revoked at most, in "
+        "batches of 500; beyond it the response says cascade_complete false and revoking again goes on. "
+        "Keys not marked yet are refused all the same (authentication checks the keys a key was minted from).",
+    )
     sealing_keys: SecretStr | None = Field(
         default=None,
         description="Comma-separated Fernet keys sealing job header values at rest: the first seals, "

@@ -225,7 +225,11 @@ class Runtime:
         return self.part(
             "keys",
             lambda: KeyStore(
-                self.firestore, s.accounts_collection, s.api_keys_collection, s.operator_key_hash
+                self.firestore,
+                s.accounts_collection,
+                s.api_keys_collection,
+                s.operator_key_hash,
+                revoke_max=s.api_key_revoke_max,
             ),
         )
 

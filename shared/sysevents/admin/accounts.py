@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta
 
 from flask import Response
 
@@ -14,7 +15,9 @@ from sysevents.admin.keys import (
     SCOPES,
     AccountExists,
     AccountNotFound,
+    CannotMint,
     KeyNotFound,
+    expiry_for,
 )
 
 log = logging.getLogger("sysevents.admin")
@@ -61,12 +64,44 @@ def create_key(call: Call, aid: str) -> Response:
     scope = body.get("scope", "jobs")
     if scope not in SCOPES:
         raise ApiError(400, f"must be one of: {', '.join(SCOPES)}", "scope")
+    p = call.principal
+    expires_at = _expiry(call, body)
     try:
-        key, record = call.keys.create_key(aid, name, call.principal.actor if call.principal else "", scope)
+        key, record = call.keys.create_key(aid, name, p.actor if p else "", scope, expires_at, p)
     except AccountNotFound as err:
         raise ApiError(404, str(err), "aid") from None
+    except CannotMint as err:
+        raise ApiError(403, str(err)) from None
     log.info("admin: key %s created for account %s by %s", record["prefix"], aid, record["created_by"])
     return json_response({**record, "key": key, "note": "store this key now: it is not shown again"}, 201)
+
+
+def _expiry(call: Call, body: dict) -> datetime | None:
+    """The new key's expiry from `expires_at` (ISO 8601; no offset: UTC) or `expires_in_days`, checked
+    against the deployment's bound and the minting key's own expiry; None: it never expires."""
+    at, days = body.get("expires_at"), body.get("expires_in_days")
+    max_days = call.rt.settings.api_key_max_days
+    now = datetime.now(UTC)
+    if at is not None and days is not None:
+        raise ApiError(400, "give expires_at or expires_in_days, not both", "expires_in_days")
+    field, requested = "expires_at", None
+    if days is not None:
+        field = "expires_in_days"
+        if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= max_days:
+            raise ApiError(400, f"must be a whole number of days from 1 to {max_days}", field)
+        requested = now + timedelta(days=days)
+    elif at is not None:
+        try:
+            requested = datetime.fromisoformat(at.replace("Z", "+00:00"))
+        except (AttributeError, ValueError):
+            raise ApiError(400, "must be an ISO 8601 time, e.g. 2027-01-01T00:00:00Z", field) from None
+        requested = requested if requested.tzinfo else requested.replace(tzinfo=UTC)
+    minter = call.principal.expires_at if call.principal else None
+    try:
+        expiry = expiry_for(requested, minter, max_days, now)
+    except (ValueError, OverflowError) as err:
+        raise ApiError(400, str(err) or "out of range", field) from None
+    return expiry.astimezone(UTC) if expiry else None
 
 
 def list_keys(call: Call, aid: str) -> Response:
@@ -79,9 +114,11 @@ def revoke_key(call: Call, aid: str, prefix: str) -> Response:
     except KeyNotFound as err:
         raise ApiError(404, str(err), "prefix") from None
     log.info(
-        "admin: key %s of account %s revoked by %s",
+        "admin: key %s of account %s revoked by %s, with %d keys minted from it (all: %s)",
         prefix,
         aid,
         call.principal.actor if call.principal else "",
+        record["revoked_minted"],
+        record["cascade_complete"],
     )
     return json_response(record)

@@ -54,6 +54,7 @@ ROUTES: tuple[Route, ...] = (
         accounts.whoami,
         "The caller's key: operator or account, prefix, name",
         auth="any",
+        scope="read",
         response="Principal",
     ),
     Route(
@@ -79,7 +80,7 @@ ROUTES: tuple[Route, ...] = (
         "POST",
         "/accounts/<aid>/keys",
         accounts.create_key,
-        "Create an API key for the account (scope admin or jobs); the key is shown once",
+        "Create an API key for the account (scope admin, jobs or read; optional expiry); the key is shown once",
         body="KeyInput",
         scope="admin",
         ok=201,
@@ -89,7 +90,7 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         "/accounts/<aid>/keys",
         accounts.list_keys,
-        "List the account's keys by prefix",
+        "List the account's keys by prefix, with their expiry and state",
         response="KeyList",
         scope="admin",
     ),
@@ -97,7 +98,7 @@ ROUTES: tuple[Route, ...] = (
         "DELETE",
         "/accounts/<aid>/keys/<prefix>",
         accounts.revoke_key,
-        "Revoke a key by its prefix",
+        "Revoke a key by its prefix, and every key minted from it",
         response="Key",
         scope="admin",
     ),
@@ -122,6 +123,7 @@ ROUTES: tuple[Route, ...] = (
         consent.get_email_policy,
         "The account's email policy: domains needing no confirmation, daily email quota",
         response="EmailPolicy",
+        scope="read",
     ),
     Route(
         "PUT",
@@ -139,6 +141,7 @@ ROUTES: tuple[Route, ...] = (
         jobs.list_jobs,
         "List jobs, paginated, filtered by workflow and state",
         response="JobList",
+        scope="read",
         query=(
             ("workflow", "only jobs of this workflow"),
             ("state", "active or paused"),
@@ -162,6 +165,7 @@ ROUTES: tuple[Route, ...] = (
         audit.search_audit,
         "Search the account's audit log (newest first, paginated)",
         response="AuditPage",
+        scope="read",
         query=(
             ("subject_type", "only this subject type"),
             ("subject_id", "only this subject"),
@@ -185,7 +189,7 @@ ROUTES: tuple[Route, ...] = (
             ("before", "events quarantined before this time (next_before)"),
         ),
     ),
-    Route("GET", J, jobs.get_job, "Get a job (ETag: its version)", response="Job"),
+    Route("GET", J, jobs.get_job, "Get a job (ETag: its version)", response="Job", scope="read"),
     Route(
         "PUT",
         J,
@@ -243,6 +247,7 @@ ROUTES: tuple[Route, ...] = (
         deliveries.job_deliveries,
         "The job's webhook attempt log (newest first) and dead-lettered deliveries",
         response="Deliveries",
+        scope="read",
         query=(("page_size", "1-200, default 50"), ("before", "attempts before this time (next_before)")),
     ),
     Route(
@@ -251,6 +256,7 @@ ROUTES: tuple[Route, ...] = (
         deliveries.job_stats,
         "The job's delivery counters (they reconcile)",
         response="Stats",
+        scope="read",
     ),
     Route(
         "POST",

@@ -3,7 +3,9 @@
 Authentication: every route but `/` and `/openapi.json` needs a key, sent as `X-API-Key: <key>` or
 `Authorization: Bearer <key>`. (Behind Cloud Functions IAM, `Authorization` carries the identity token:
 send the key in `X-API-Key`.) Routes under `/accounts/{aid}` refuse a key of another account with 403;
-the operator key may act for any account and alone manages accounts.
+the operator key may act for any account and alone manages accounts. Each route names the scope an
+account key needs (read < jobs < admin, sysevents.admin.keys.SCOPES); a narrower key gets 403. A
+revoked or expired key, or one minted from a revoked key, gets 401 saying which.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map
 
 from sysevents.admin.errors import ApiError
-from sysevents.admin.keys import AID_PATTERN, KeyStore, Principal
+from sysevents.admin.keys import AID_PATTERN, KeyRefused, KeyStore, Principal
 from sysevents.admin.validation import JOB_ID
 from sysevents.events.strictjson import InvalidJSON, load
 from sysevents.jobs.secrets import SealingError
@@ -103,7 +105,7 @@ class Route:
     handler: Callable[..., Response]
     summary: str
     auth: str = "account"  # "none" | "any" | "account" (operator too) | "operator"
-    scope: str = "jobs"  # account keys need this scope: "jobs" (any key) or "admin" (keys of the account)
+    scope: str = "jobs"  # account keys need this scope or a wider one: "read" (GETs only), "jobs", "admin"
     body: str | None = None  # request schema name in the OpenAPI document
     ok: int = 200
     response: str | None = None  # response schema name
@@ -125,7 +127,10 @@ def _authorize(route: Route, args: dict[str, str], keys: KeyStore, request: Requ
     if route.auth == "none":
         return None
     key = _presented_key(request)
-    principal = keys.authenticate(key) if key else None
+    try:
+        principal = keys.authenticate(key) if key else None
+    except KeyRefused as err:
+        raise ApiError(401, str(err), "X-API-Key") from None
     if principal is None:
         raise ApiError(401, "missing, unknown or revoked API key (send it as X-API-Key)", "X-API-Key")
     if route.auth == "operator" and not principal.operator:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from sysevents.admin.keys import SCOPE_DOCS
 from sysevents.admin.schemas import ERRORS, OBJ, SCHEMAS, STR, ref
 
 _PARAM = re.compile(r"<(?:[a-z]+:)?([a-z_]+)>")
@@ -18,6 +19,13 @@ IF_MATCH = {
 }
 OPTIONAL_BODIES = ("PreviewInput", "TestInput", "ResumeInput")
 """POST bodies that may be left out."""
+SCOPES_TEXT = (
+    "An account key has one scope, each allowing what the one before it does: "
+    + "; ".join(f"{k}: {v}" for k, v in SCOPE_DOCS.items())
+    + ". Each operation's x-scope names the scope it needs (operator: the operator key only), a key "
+    "without it gets 403; the operator key may call every operation. Revoked or expired keys, and keys "
+    "minted from a revoked key, get 401."
+)
 
 
 def openapi_path(rule: str) -> str:
@@ -52,6 +60,7 @@ def operation(r) -> dict[str, Any]:
     if r.auth == "none":
         op["security"] = []
     else:
+        op["x-scope"] = "operator" if r.auth == "operator" else r.scope
         op["responses"].update(
             {
                 code: {"description": d, "content": {"application/json": {"schema": ref("Error")}}}
@@ -78,8 +87,14 @@ def document(routes) -> dict[str, Any]:
         "components": {
             "schemas": SCHEMAS,
             "securitySchemes": {
-                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
-                "bearer": {"type": "http", "scheme": "bearer"},
+                "apiKey": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-API-Key",
+                    "description": SCOPES_TEXT,
+                    "x-scopes": SCOPE_DOCS,
+                },
+                "bearer": {"type": "http", "scheme": "bearer", "description": SCOPES_TEXT},
             },
         },
         "security": [{"apiKey": []}, {"bearer": []}],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sysevents.admin.keys import SCOPE_DOCS, SCOPES
 from sysevents.events.model import SUBJECT_TYPES, VERBS
 from sysevents.jobs.model import WORKFLOWS
 from sysevents.jobs.origin import FIELD as ORIGIN_FIELD
@@ -287,6 +288,7 @@ SCHEMAS: dict[str, Any] = {
             "aid": {"type": ["string", "null"]},
             "prefix": STR,
             "name": STR,
+            "scope": {"type": "string", "enum": list(SCOPES)},
         },
     },
     "AccountInput": {
@@ -337,8 +339,19 @@ SCHEMAS: dict[str, Any] = {
             "name": {"type": "string", "maxLength": 100},
             "scope": {
                 "type": "string",
-                "enum": ["admin", "jobs"],
-                "description": "admin: the account's keys and jobs; jobs (default): its jobs only.",
+                "enum": list(SCOPES),
+                "description": "; ".join(f"{k}: {v}" for k, v in SCOPE_DOCS.items()),
+            },
+            "expires_at": {
+                "type": ["string", "null"],
+                "format": "date-time",
+                "description": "When the key stops working (ISO 8601; no offset: UTC). Absent or null, and "
+                "no expires_in_days: never, or when the key minting it expires.",
+            },
+            "expires_in_days": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "Or: this many days from now. At most SYSEVENTS_API_KEY_MAX_DAYS (365).",
             },
         },
     },
@@ -348,10 +361,21 @@ SCHEMAS: dict[str, Any] = {
             "aid": STR,
             "name": STR,
             "prefix": STR,
-            "scope": STR,
+            "scope": {"type": "string", "enum": list(SCOPES)},
             "created_at": STR,
-            "created_by": STR,
+            "created_by": {**STR, "description": "The minting key's name and prefix, or the operator."},
+            "expires_at": {"type": ["string", "null"], "description": "null: never expires"},
             "revoked_at": {"type": ["string", "null"]},
+            "state": {"enum": ["active", "expired", "revoked"]},
+            "revoked_minted": {
+                "type": "integer",
+                "description": "Revoke: keys minted from this one (at any depth) revoked with it.",
+            },
+            "cascade_complete": {
+                "type": "boolean",
+                "description": "Revoke: false when more minted keys remain than one revocation marks "
+                "(SYSEVENTS_API_KEY_REVOKE_MAX); they are refused anyway; revoke again to mark them.",
+            },
         },
     },
     "NewKey": {
@@ -367,8 +391,8 @@ SCHEMAS: dict[str, Any] = {
 }
 ERRORS = {
     "400": "Invalid input; `error.field` names the field",
-    "401": "Missing, unknown or revoked key",
-    "403": "Key of another account, or not the operator key",
+    "401": "Missing, unknown, revoked or expired key, or one minted from a revoked key",
+    "403": "Key of another account, a key without the route's scope, or not the operator key",
     "404": "No such route, account, key or job",
     "409": "Conflict: stale version, id already taken, or the account at its job limit",
     "413": "Request body too large",

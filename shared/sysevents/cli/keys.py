@@ -33,16 +33,21 @@ def add_account(api: Api, aid: str, name: str | None) -> None:
 @click.option("--name", required=True, help="Who or what uses the key.")
 @click.option(
     "--scope",
-    type=click.Choice(["jobs", "admin"]),
+    type=click.Choice(["read", "jobs", "admin"]),
     default="jobs",
     show_default=True,
-    help="jobs: the account's jobs; admin: its jobs and its keys.",
+    help="read: GETs only; jobs: the account's jobs; admin: its jobs and its keys.",
 )
+@click.option("--expires-in-days", type=click.IntRange(min=1), help="The key stops working after this.")
 @click.pass_obj
-def create_key(api: Api, aid: str, name: str, scope: str) -> None:
+def create_key(api: Api, aid: str, name: str, scope: str, expires_in_days: int | None) -> None:
     """Create a key for an account; it is printed once."""
-    r = api.call("POST", f"/accounts/{aid}/keys", json={"name": name, "scope": scope}).json()
-    click.echo(f"{r['key']}\n(prefix {r['prefix']}, scope {r['scope']}; store it now: it is not shown again)")
+    body = {"name": name, "scope": scope, "expires_in_days": expires_in_days}
+    r = api.call("POST", f"/accounts/{aid}/keys", json=body).json()
+    expiry = f"expires {r['expires_at']}" if r.get("expires_at") else "never expires"
+    click.echo(
+        f"{r['key']}\n(prefix {r['prefix']}, scope {r['scope']}, {expiry}; store it now: not shown again)"
+    )
 
 
 @keys.command("list")
@@ -51,8 +56,10 @@ def create_key(api: Api, aid: str, name: str, scope: str) -> None:
 def list_keys(api: Api, aid: str) -> None:
     """List an account's keys by prefix."""
     for k in api.call("GET", f"/accounts/{aid}/keys").json()["keys"]:
-        state = f"revoked {k['revoked_at']}" if k.get("revoked_at") else "active"
-        click.echo(f"{k['prefix']}  {state:<40} {k['name']}")
+        state = f"revoked {k['revoked_at']}" if k.get("revoked_at") else k.get("state", "active")
+        if state != "revoked" and k.get("expires_at"):
+            state += f" (expires {k['expires_at']})"
+        click.echo(f"{k['prefix']}  {state:<48} {k.get('scope', 'jobs'):<6} {k['name']}")
 
 
 @keys.command("revoke")
@@ -60,9 +67,11 @@ def list_keys(api: Api, aid: str) -> None:
 @click.argument("prefix")
 @click.pass_obj
 def revoke(api: Api, aid: str, prefix: str) -> None:
-    """Revoke a key by its prefix."""
-    api.call("DELETE", f"/accounts/{aid}/keys/{prefix}")
-    click.echo(f"revoked {prefix}")
+    """Revoke a key by its prefix, and every key minted from it."""
+    r = api.call("DELETE", f"/accounts/{aid}/keys/{prefix}").json()
+    click.echo(f"revoked {prefix} and {r.get('revoked_minted', 0)} keys minted from it")
+    if r.get("cascade_complete") is False:
+        click.echo("more keys minted from it remain (refused all the same): run this again to revoke them")
 
 
 @keys.command("operator")

@@ -100,7 +100,7 @@ function viewSignIn() {
       location.hash = "#/jobs";
     } catch (err) {
       state.key = null;
-      box.textContent = err.status === 401 ? "That key is not valid (unknown or revoked)." : String(err);
+      box.textContent = err.status === 401 ? `That key is not valid: ${err.message}` : String(err);
       box.hidden = false;
     }
   });
