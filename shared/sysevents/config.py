@@ -113,6 +113,14 @@ class Settings(BaseSettings):
         "reported by its GET / (sysevents.obs.metering; the benchmarks). Off in production.",
     )
     template_workers: int = Field(default=2, ge=1, le=32, description="Template render worker processes.")
+    template_max_per_account: int = Field(
+        default=4,
+        ge=1,
+        le=1000,
+        description="Template renders one account may have queued or running on an instance; past it a "
+        "render is refused at once: a delivery waits and comes back (never lost), the admin API answers "
+        "429 with Retry-After.",
+    )
     job_cache_start_timeout: float = Field(
         default=60.0, gt=0, description="Seconds the job cache waits for each Firestore read."
     )

@@ -1,13 +1,20 @@
-"""The template sandbox shared fairly: workers lent to accounts in turns (round robin)."""
+"""The template sandbox shared fairly: workers lent to accounts in turns (round robin), and a cap on each
+account's renders queued or running (a wait, never a lost render). With real worker processes, no stand-ins."""
 
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from helpers import wait_until
 
+from sysevents.templates import SAMPLE_EVENT
+from sysevents.templates.sandbox import AccountBusy, Sandbox
 from sysevents.templates.turns import TimedOut, Turns
+
+SLOW = "std.foldl(function(a, b) a + b, std.range(1, %d), 0)"
+"""A template that loops: about 0.3 s at 250,000 here (a render's length matters only for what is queued)."""
 
 
 def test_turns_go_round_robin_across_keys_each_key_in_arrival_order():
@@ -41,3 +48,51 @@ def test_a_caller_that_times_out_leaves_its_line():
     assert turns.waiting() == {}
     turns.put(held)
     assert turns.get("B", timeout=1) == "worker"
+
+
+def test_another_accounts_renders_do_not_wait_behind_a_backlog_of_slow_ones():
+    # Account A queues ten slow renders on two workers; account B's two, submitted after all of A's,
+    # finish while several of A's are still to run (first come, first served they would finish last).
+    sandbox = Sandbox(workers=2, timeout=60.0, max_wait=120.0)
+    done: list[str] = []
+    lock = threading.Lock()
+
+    def render(aid: str, n: int) -> None:
+        body = sandbox.render(SLOW % (250_000 + n), SAMPLE_EVENT, aid=aid)
+        assert int(body) == (250_000 + n) * (250_001 + n) // 2
+        with lock:
+            done.append(aid)
+
+    try:
+        with ThreadPoolExecutor(12) as pool:
+            a = [pool.submit(render, "A", n) for n in range(10)]
+            assert wait_until(lambda: sandbox.waiting() == {"A": 8}, timeout=60, every=0.01)
+            b = [pool.submit(render, "B", n) for n in range(2)]
+            assert wait_until(lambda: sandbox.waiting().get("B") == 2 or "B" in done, timeout=60, every=0.01)
+            for f in a + b:
+                f.result(timeout=120)
+    finally:
+        sandbox.close()
+    assert sorted(done) == ["A"] * 10 + ["B"] * 2
+    last_b = max(i for i, aid in enumerate(done) if aid == "B")
+    assert done[last_b + 1 :].count("A") >= 3, done  # B took its turns: at least three of A's ran after
+
+
+def test_past_its_cap_an_account_is_told_to_wait_and_other_accounts_go_on():
+    sandbox = Sandbox(workers=1, timeout=60.0, max_wait=120.0, per_account=2)
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            held = [pool.submit(sandbox.render, SLOW % 1_000_000, SAMPLE_EVENT, aid="A") for _ in range(2)]
+            assert wait_until(lambda: sandbox.load() == {"A": 2}, timeout=60, every=0.01)
+            with pytest.raises(AccountBusy, match="account A already has 2 template renders") as refused:
+                sandbox.render("{id: event.id}", SAMPLE_EVENT, aid="A")
+            assert refused.value.retry_after == 60.0  # a render ahead of it ends within the timeout
+            other = pool.submit(
+                sandbox.render, "{id: event.id}", SAMPLE_EVENT, aid="B"
+            )  # queued, not refused
+            assert [f.result(timeout=120) for f in held] == [b"500000500000"] * 2
+            assert b'"id"' in other.result(timeout=120)
+        assert sandbox.load() == {}
+        assert b'"id"' in sandbox.render("{id: event.id}", SAMPLE_EVENT, aid="A")  # its turn again
+    finally:
+        sandbox.close()
