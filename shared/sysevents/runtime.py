@@ -116,16 +116,7 @@ class Runtime:
         """Template rendering with bounded time and memory (worker processes), in turns across accounts."""
         from sysevents.templates.sandbox import Sandbox
 
-        s = self.settings
-        return self.part(
-            "sandbox",
-            lambda: Sandbox(
-                workers=s.template_workers,
-                timeout=s.template_timeout,
-                memory_mb=s.template_memory_mb,
-                per_account=s.template_max_per_account,
-            ),
-        )
+        return self.part("sandbox", lambda: Sandbox.of(self.settings))
 
     @property
     def accounting(self) -> DeliveryLog:

@@ -1,18 +1,25 @@
-"""The template sandbox shared fairly: workers lent to accounts in turns (round robin), and a cap on each
-account's renders queued or running (a wait, never a lost render). With real worker processes, no stand-ins."""
+"""The template sandbox shared fairly: workers lent to accounts in turns (round robin), a cap on each
+account's renders queued or running (a wait, never a lost render), and workers whose memory bound, with
+the main process, fits in the function's memory. With real worker processes, no stand-ins."""
 
 from __future__ import annotations
 
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from helpers import wait_until
+from pydantic import ValidationError
 
-from sysevents.templates import SAMPLE_EVENT
+from sysevents import topology
+from sysevents.config import MIN_TEMPLATE_WORKER_MB, Settings, mebibytes
+from sysevents.templates import SAMPLE_EVENT, TemplateError
 from sysevents.templates.sandbox import AccountBusy, Sandbox
 from sysevents.templates.turns import TimedOut, Turns
 
+REPO = Path(__file__).resolve().parents[2]
 SLOW = "std.foldl(function(a, b) a + b, std.range(1, %d), 0)"
 """A template that loops: about 0.3 s at 250,000 here (a render's length matters only for what is queued)."""
 
@@ -96,3 +103,67 @@ def test_past_its_cap_an_account_is_told_to_wait_and_other_accounts_go_on():
         assert b'"id"' in sandbox.render("{id: event.id}", SAMPLE_EVENT, aid="A")  # its turn again
     finally:
         sandbox.close()
+
+
+def _terraform_default_memory() -> str:
+    text = (REPO / "terraform" / "variables.tf").read_text()
+    block = text[text.index('variable "function_defaults"') :]
+    return re.search(r'memory\s*=\s*optional\(string,\s*"([^"]+)"\)', block).group(1)
+
+
+@pytest.mark.parametrize("function", sorted(topology.load().functions))
+def test_every_functions_workers_at_their_bound_and_its_main_process_fit_in_its_memory(monkeypatch, function):
+    # What Terraform passes each function (its topology.json `memory`, else function_defaults.memory) is
+    # what its sandbox is derived from.
+    memory = topology.load().functions[function].memory or _terraform_default_memory()
+    monkeypatch.setenv("SYSEVENTS_FUNCTION_MEMORY", memory)
+    s = Settings()
+    assert s.function_memory == mebibytes(memory)
+    assert s.template_worker_memory_mb >= MIN_TEMPLATE_WORKER_MB
+    assert s.template_workers * s.template_worker_memory_mb + s.template_main_memory_mb <= s.function_memory
+    sandbox = Sandbox.of(s)  # what the function's Runtime builds
+    assert (sandbox.memory_mb, sandbox.size) == (s.template_worker_memory_mb, s.template_workers)
+    assert sandbox.per_account == s.template_max_per_account
+    sandbox.close()  # no worker started: nothing rendered
+
+
+def test_the_default_function_gets_two_workers_of_128_mib_that_render_and_stop_at_their_bound():
+    s = Settings(function_memory=mebibytes(_terraform_default_memory()))
+    assert (s.function_memory, s.template_workers, s.template_worker_memory_mb) == (512, 2, 128)
+    sandbox = Sandbox(workers=1, timeout=60.0, memory_mb=s.template_worker_memory_mb)
+    try:
+        assert sandbox.render(SLOW % 1000, SAMPLE_EVENT, aid="A") == b"500500"
+        with pytest.raises(TemplateError, match=r"memory limit \(128 MiB\)"):
+            sandbox.render("std.makeArray(1e8, function(i) i)", SAMPLE_EVENT, aid="A")
+        assert sandbox.render("{id: event.id}", SAMPLE_EVENT, aid="A")  # respawned, serving
+    finally:
+        sandbox.close()
+
+
+@pytest.mark.parametrize(
+    ("fields", "fits"),
+    [
+        ({}, True),
+        ({"template_memory_mb": 512}, False),  # two 512 MiB workers in a 512 MiB function
+        ({"template_workers": 4}, True),  # 4 x 64 + 256
+        ({"template_workers": 8}, False),  # 32 MiB each: under the least a worker gets
+        ({"template_workers": 8, "function_memory": 2048}, True),
+        ({"template_memory_mb": 150, "template_main_memory_mb": 300}, False),  # 2 x 150 + 300
+    ],
+)
+def test_settings_whose_workers_and_main_process_do_not_fit_are_refused(fields, fits):
+    if fits:
+        s = Settings(**fields)
+        assert (
+            s.template_workers * s.template_worker_memory_mb + s.template_main_memory_mb <= s.function_memory
+        )
+    else:
+        with pytest.raises(ValidationError, match="do not fit in the function's"):
+            Settings(**fields)
+
+
+@pytest.mark.parametrize(
+    ("size", "mib"), [("512Mi", 512), ("1Gi", 1024), ("2G", 1907), ("512M", 488), ("256", 256)]
+)
+def test_memory_sizes_read_as_terraform_and_cloud_run_write_them(size, mib):
+    assert mebibytes(size) == mib

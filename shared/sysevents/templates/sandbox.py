@@ -2,7 +2,9 @@
 
 Jsonnet bindings bound recursion (`max_stack`) but neither time nor memory: `std.makeArray(1e8, ...)`
 runs for minutes and grows past a gigabyte. Renders therefore run in worker subprocesses
-(`python -m sysevents.templates.sandbox`), each limited to `template_memory_mb` of address space. A render that
+(`python -m sysevents.templates.sandbox`), each limited to the per-worker memory bound of address space
+(`Settings.template_worker_memory_mb`: the function's memory less what its main process keeps, shared by the
+workers, so that every worker at its bound and the main process together fit in the instance). A render that
 takes longer than `template_timeout` gets its worker killed (by PID) and respawned; one that runs out
 of memory kills its worker the same way. Either fails with a TemplateError saying so, the caller
 dead-letters the delivery, and the other workers keep serving. Protocol: one JSON line per request
@@ -138,6 +140,17 @@ class Sandbox:
         self._held: dict[str, int] = {}  # per account: its renders queued or running
         self._lock = threading.Lock()
         self._closed = False
+
+    @classmethod
+    def of(cls, settings: Any) -> Sandbox:
+        """The deployment's sandbox (sysevents.config.Settings): its workers, their time and memory bounds
+        (the memory bound derived from the function's memory), and each account's cap."""
+        return cls(
+            workers=settings.template_workers,
+            timeout=settings.template_timeout,
+            memory_mb=settings.template_worker_memory_mb,
+            per_account=settings.template_max_per_account,
+        )
 
     def render(
         self,
