@@ -47,7 +47,7 @@ resource "google_cloudfunctions2_function" "function" {
     max_instance_request_concurrency = each.value.concurrency
     ingress_settings                 = each.value.invoked_by == "users" ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"
     all_traffic_on_latest_revision   = true
-    environment_variables            = merge(local.common_env, { SYSEVENTS_FUNCTION = each.key }, var.function_env, each.value.env, lookup(var.function_env_by_name, each.key, {}))
+    environment_variables            = merge(local.common_env, { SYSEVENTS_FUNCTION = each.key, SYSEVENTS_FUNCTION_MEMORY = each.value.memory }, var.function_env, each.value.env, lookup(var.function_env_by_name, each.key, {}))
 
     dynamic "secret_environment_variables" {
       for_each = each.value.secrets

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from sysevents.events.model import MAX_EVENT_BYTES
@@ -17,6 +18,19 @@ def scaled(seconds: float, scale: float) -> timedelta:
     SYSEVENTS_TIME_SCALE: 1 in production; the local stack plays them faster. A receiver's time (its
     Retry-After, its rate limit) is real seconds and is never scaled. The one place time is scaled."""
     return timedelta(seconds=seconds * scale)
+
+
+MIN_TEMPLATE_WORKER_MB = 64
+"""The least memory bound a template worker gets (an idle worker takes about 20 MiB of address space)."""
+_UNITS = {"Mi": 1.0, "Gi": 1024.0, "M": 1e6 / 2**20, "G": 1e9 / 2**20, "": 1.0}
+
+
+def mebibytes(size: str) -> int:
+    """A memory size as Cloud Run and Terraform write it ("512Mi", "1Gi", "1G"; a bare number: MiB), in MiB."""
+    m = re.fullmatch(r"\s*(\d+)\s*(Mi|Gi|M|G|)\s*", size)
+    if m is None:
+        raise ValueError(f"{size!r} is not a memory size like 512Mi or 1Gi")
+    return int(int(m.group(1)) * _UNITS[m.group(2)])
 
 
 class Settings(BaseSettings):
@@ -104,8 +118,13 @@ class Settings(BaseSettings):
     template_timeout: float = Field(
         default=2.0, gt=0, le=60, description="Longest a webhook or email template may render, in seconds."
     )
-    template_memory_mb: int = Field(
-        default=512, ge=64, le=8192, description="Address-space limit of the template render worker, in MiB."
+    template_memory_mb: int | None = Field(
+        default=None,
+        ge=MIN_TEMPLATE_WORKER_MB,
+        le=8192,
+        description="Address-space limit of each template render worker, in MiB. Unset: the function's "
+        "memory less `template_main_memory_mb`, shared by `template_workers` (512Mi, 256 and 2: 128 MiB). "
+        "Set or derived, workers x limit + main must fit in `function_memory`, or the settings are refused.",
     )
     meter: bool = Field(
         default=False,
@@ -113,6 +132,28 @@ class Settings(BaseSettings):
         "reported by its GET / (sysevents.obs.metering; the benchmarks). Off in production.",
     )
     template_workers: int = Field(default=2, ge=1, le=32, description="Template render worker processes.")
+    template_max_per_account: int = Field(
+        default=4,
+        ge=1,
+        le=1000,
+        description="Template renders one account may have queued or running on an instance; past it a "
+        "render is refused at once: a delivery waits and comes back (never lost), the admin API answers "
+        "429 with Retry-After.",
+    )
+    function_memory: int = Field(
+        default=512,
+        ge=128,
+        le=32768,
+        description="Memory of this function's instances, in MiB (Kubernetes units are read: 512Mi, 1Gi, "
+        "1G): topology.json's `memory` of the function, else Terraform's `function_defaults.memory` "
+        "(512Mi). Terraform sets it. The template workers' memory bound is derived from it.",
+    )
+    template_main_memory_mb: int = Field(
+        default=256,
+        ge=64,
+        description="Memory kept for a function's main process (Python, client libraries, request threads, "
+        "job cache) beside its template workers, in MiB.",
+    )
     job_cache_start_timeout: float = Field(
         default=60.0, gt=0, description="Seconds the job cache waits for each Firestore read."
     )
@@ -275,6 +316,34 @@ class Settings(BaseSettings):
     def scaled(self, seconds: float) -> timedelta:
         """`seconds` of ours under this deployment's time scale (see `scaled`)."""
         return scaled(seconds, self.time_scale)
+
+    @property
+    def template_worker_memory_mb(self) -> int:
+        """Each template worker's memory bound (MiB): `template_memory_mb`, or derived from the function's
+        memory so that every worker at its bound and the main process fit in the instance together."""
+        if self.template_memory_mb is not None:
+            return self.template_memory_mb
+        return (self.function_memory - self.template_main_memory_mb) // self.template_workers
+
+    @model_validator(mode="after")
+    def _templates_fit(self) -> Settings:
+        workers, bound, main = (
+            self.template_workers,
+            self.template_worker_memory_mb,
+            self.template_main_memory_mb,
+        )
+        if bound < MIN_TEMPLATE_WORKER_MB or workers * bound + main > self.function_memory:
+            raise ValueError(
+                f"{workers} template workers of {bound} MiB and {main} MiB for the main process do not fit "
+                f"in the function's {self.function_memory} MiB (each worker needs at least "
+                f"{MIN_TEMPLATE_WORKER_MB} MiB): fewer workers, less memory each, or more function memory"
+            )
+        return self
+
+    @field_validator("function_memory", mode="before")
+    @classmethod
+    def _memory(cls, v: object) -> object:
+        return mebibytes(v) if isinstance(v, str) else v
 
     @field_validator("export_projects", mode="before")
     @classmethod

@@ -113,16 +113,10 @@ class Runtime:
 
     @property
     def sandbox(self) -> Sandbox:
-        """Template rendering with bounded time and memory (worker processes)."""
+        """Template rendering with bounded time and memory (worker processes), in turns across accounts."""
         from sysevents.templates.sandbox import Sandbox
 
-        s = self.settings
-        return self.part(
-            "sandbox",
-            lambda: Sandbox(
-                workers=s.template_workers, timeout=s.template_timeout, memory_mb=s.template_memory_mb
-            ),
-        )
+        return self.part("sandbox", lambda: Sandbox.of(self.settings))
 
     @property
     def accounting(self) -> DeliveryLog:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 
 import pytest
@@ -218,6 +219,26 @@ def test_a_preview_while_every_template_worker_is_busy_answers_503_to_try_again(
             sandbox._idle.put(worker)
     assert r.status_code == 503 and r.headers["Retry-After"] == "1"
     assert "every template worker stayed busy" in r.json["error"]["message"]
+    ok = admin.post(f"/accounts/{account.aid}/templates/preview", json={"json_template": "{a: 1}"},
+                    headers=account.headers)  # fmt: skip
+    assert ok.status_code == 200
+
+
+def test_a_preview_past_the_accounts_render_cap_answers_429_to_try_again(admin, account, monkeypatch):
+    # The account's own renders already fill its share of the sandbox on this instance: this one is refused
+    # at once with 429 and Retry-After (its cap; not the template's fault, and no worker is waited for).
+    from sysevents import runtime
+
+    sandbox = runtime.instance().sandbox
+    monkeypatch.setattr(sandbox, "per_account", 1)
+    sandbox._enter(account.aid)
+    try:
+        r = admin.post(f"/accounts/{account.aid}/templates/preview", json={"json_template": "{a: 1}"},
+                       headers=account.headers)  # fmt: skip
+    finally:
+        sandbox._leave(account.aid)
+    assert r.status_code == 429 and r.headers["Retry-After"] == str(math.ceil(max(1.0, sandbox.timeout)))
+    assert f"account {account.aid} already has 1 template renders" in r.json["error"]["message"]
     ok = admin.post(f"/accounts/{account.aid}/templates/preview", json={"json_template": "{a: 1}"},
                     headers=account.headers)  # fmt: skip
     assert ok.status_code == 200

@@ -255,6 +255,39 @@ def test_a_sink_that_raises_gets_a_retry_with_the_error_then_a_dead_letter(
     ]
 
 
+@pytest.mark.parametrize("busy", ["the account's cap", "every worker"])
+def test_a_busy_template_sandbox_is_a_wait_and_the_delivery_still_arrives(
+    rt, sinks, receiver, aid, monkeypatch, busy
+):
+    # The account's renders at their cap on this instance, or every worker held by other accounts' renders:
+    # the delivery waits (the same attempt, no attempt spent) and the delay queue brings it back.
+    job = webhook_job(None, aid, receiver.url("/templated"), json_template="{id: event.id}")
+    rt.jobs.put(job)
+    sandbox = rt.sandbox
+    if busy == "every worker":
+        monkeypatch.setattr(sandbox, "max_wait", 0.2)
+        held = [sandbox._idle.get() for _ in range(sandbox.size)]
+    else:
+        monkeypatch.setattr(sandbox, "per_account", 1)
+        sandbox._enter(aid)  # one render of the account's in the sandbox already
+    try:
+        delivery, (body, code) = deliver(rt, sinks["webhook"], job)
+    finally:
+        if busy == "every worker":
+            for worker in held:
+                sandbox._idle.put(worker)
+        else:
+            sandbox._leave(aid)
+    assert code == 200 and body.startswith("waiting: template sandbox busy: "), body
+    assert {k: stats(rt, job)[k] for k in ("received", "pending", "delayed", "dead_lettered")} == {
+        "received": 1, "pending": 1, "delayed": 1, "dead_lettered": 0,
+    }  # fmt: skip
+    [got] = wait_until(lambda: receiver.at("/templated"), timeout=60)
+    assert got.json() == {"id": delivery.event.id}
+    assert wait_until(lambda: stats(rt, job)["delivered"] == 1, timeout=30)
+    assert [(a["attempt"], a["outcome"]) for a in rt.accounting.attempts(job)] == [(1, "delivered")]
+
+
 def test_a_failure_streak_reads_zero_again_once_a_delivery_succeeds(rt, receiver, aid):
     receiver.replies["/flaky"].extend([503, 503])
     job = webhook_job(None, aid, receiver.url("/flaky"))

@@ -234,7 +234,7 @@ def test_runaway_templates_fail_clearly_and_the_sandbox_keeps_serving(sandbox, t
 def test_a_caller_waits_for_a_busy_sandbox_at_most_its_max_wait():
     # Every worker busy (here: the only one, taken from the pool as a long render holds it) -- another
     # caller gets SandboxBusy after max_wait, not a wait as long as the renders ahead of it take; a
-    # delivery is then retried and the admin API answers 503.
+    # delivery then waits (the same attempt later) and the admin API answers 503.
     from sysevents.templates import SAMPLE_EVENT
     from sysevents.templates.sandbox import SandboxBusy
 

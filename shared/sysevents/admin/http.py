@@ -11,6 +11,7 @@ revoked or expired key, or one minted from a revoked key, gets 401 saying which.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from sysevents.admin.validation import JOB_ID
 from sysevents.events.strictjson import InvalidJSON, load
 from sysevents.jobs.secrets import SealingError
 from sysevents.jobs.store import JobNotFound, VersionConflict
-from sysevents.templates.sandbox import SandboxBusy
+from sysevents.templates.sandbox import AccountBusy, SandboxBusy
 
 if TYPE_CHECKING:
     from sysevents.runtime import Runtime
@@ -202,9 +203,9 @@ def dispatch(request: Request, routes: tuple[Route, ...], url_map: Map, rt: Runt
         return ApiError(404, str(err), "job_id").response()
     except VersionConflict as err:
         return ApiError(409, str(err), "version").response()
-    except SandboxBusy as err:
-        response = ApiError(503, str(err)).response()
-        response.headers["Retry-After"] = "1"
+    except SandboxBusy as err:  # the account's own renders past its cap: 429; every worker busy: 503
+        response = ApiError(429 if isinstance(err, AccountBusy) else 503, str(err)).response()
+        response.headers["Retry-After"] = str(math.ceil(err.retry_after))
         return response
     except SealingError as err:
         log.error("admin: %s", err)

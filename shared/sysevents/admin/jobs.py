@@ -225,7 +225,7 @@ def _preview(call: Call, aid: str, body: dict, template: Any) -> Response:
     event = _event_arg(body, aid)
     try:
         rendered = call.rt.sandbox.render(
-            template, event, max_output_bytes=call.rt.settings.template_max_output_bytes
+            template, event, max_output_bytes=call.rt.settings.template_max_output_bytes, aid=aid
         )
     except TemplateError as err:
         raise ApiError(422, str(err), "json_template") from None

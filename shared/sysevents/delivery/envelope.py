@@ -10,7 +10,7 @@ Stages, over one context (the Runtime) and one sink:
    auto-disable) is dead-lettered to the job's list unsent, so that `resume` with replay delivers it;
 5. `sink.deliver(delivery, job, attempt)` returns an Outcome (delivered, accepted, filtered, retry -- with
    an optional Retry-After --, wait until a time, or permanent); an exception is a retry with its type
-   and message;
+   and message, except a busy template sandbox (SandboxBusy): a wait;
 6. settle, itself in four stages: **decide** what the outcome comes to (a retry with no attempt left is
    a dead letter; a retry waits for the job's retry schedule or the receiver's Retry-After:
    sysevents.delivery.waits; a wait for its time), **put away** the retry or wait on the durable delay
@@ -46,6 +46,7 @@ from sysevents.delivery.outcome import Kind, Outcome, Settled
 from sysevents.delivery.sink import Sink
 from sysevents.jobs.model import DEFAULT_RETRY_SCHEDULE, Job, JobState
 from sysevents.obs import logs
+from sysevents.templates.sandbox import SandboxBusy
 from sysevents.transport.delays import DelayFailed, Release, task_id
 from sysevents.transport.pubsub import PushMessage, first_publish_attributes, handle_push
 
@@ -126,9 +127,14 @@ class Envelope:
 
     def _call(self, run: Callable[[], Outcome], what: str, *, receiver: bool = True) -> Outcome:
         """The sink's outcome; its own bug or an unexpected failure is a retry (then a dead letter), which
-        counts against the receiver only for job-less sinks (they have no receiver to disable)."""
+        counts against the receiver only for job-less sinks (they have no receiver to disable). A busy
+        template sandbox (every worker taken, or the account's renders at their cap) is a wait: the same
+        attempt a little later, never a spent attempt nor a lost delivery."""
         try:
             return run()
+        except SandboxBusy as err:
+            until = self.clock() + timedelta(seconds=err.retry_after)
+            return Outcome.wait(until, f"template sandbox busy: {err}")
         except Exception as err:
             log.exception("%s: %s failed", self.sink.name, what)
             return Outcome.retry(

@@ -73,8 +73,15 @@ def _evaluate(name: str, template: str, variables: dict[str, Any], max_output_by
     return out
 
 
-def render(template: str | None, event: dict[str, Any], *, max_output_bytes: int = 1024 * 1024) -> bytes:
-    """Render the template for one event (a CloudEvents dict). Without a template the body is the event."""
+def render(
+    template: str | None,
+    event: dict[str, Any],
+    *,
+    max_output_bytes: int = 1024 * 1024,
+    aid: str | None = None,
+) -> bytes:
+    """Render the template for one event (a CloudEvents dict). Without a template the body is the event.
+    `aid`, the account whose template it is, is what the sandbox takes turns by; in process it changes nothing."""
     if template is None or not template.strip():
         return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
     return _evaluate(TEMPLATE_NAME, template, {"event": event}, max_output_bytes).encode()
@@ -91,7 +98,8 @@ def render_value(
     *,
     name: str = TEMPLATE_NAME,
     max_output_bytes: int = 1024 * 1024,
+    aid: str | None = None,
 ) -> Any:
     """Render a template with several variables in scope (e.g. `event`, `link`) and return its JSON value
-    (text templates evaluate to a string). Same sandbox and error messages as `render`."""
+    (text templates evaluate to a string). Same sandbox, error messages and `aid` as `render`."""
     return json.loads(_evaluate(name, template, variables, max_output_bytes))

@@ -5,10 +5,11 @@ admits (sysevents.sinks.email.consenting: consent and the daily quota), each wit
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
-from sysevents.alerts.digest import resolved_text
+from sysevents.alerts.digest import Evaluate, resolved_text
 from sysevents.config import Settings
 from sysevents.consent.tokens import UNSUBSCRIBE
 from sysevents.delivery.attempt import Attempt
@@ -38,6 +39,10 @@ class EmailChannel:
     def incidents(self, job: Job) -> bool:
         return False
 
+    def _evaluate(self, job: Job) -> Evaluate:
+        """The job's own templates run in the sandbox, in its account's turns."""
+        return functools.partial(self.sandbox.render_value, aid=job.aid)
+
     def _id(self, key: str) -> str:
         return message_id(key, self.settings.email_from)
 
@@ -45,13 +50,13 @@ class EmailChannel:
         cfg = job.config
         email = render_single(
             getattr(cfg, "subject_template", None), getattr(cfg, "body_template", None), ce, link,
-            evaluate=self.sandbox.render_value,
+            evaluate=self._evaluate(job),
         )  # fmt: skip
         footer = not getattr(cfg, "body_template", None)  # the job's own body is the job's: only the header
         return {"subject": email.subject, "body": email.body, "message_id": self._id(key), "footer": footer}
 
     def digest(self, job: Job, digest: dict[str, Any], key: str, dedup: str) -> dict[str, Any]:
-        email = render_digest(job.config.digest_template, digest, evaluate=self.sandbox.render_value)
+        email = render_digest(job.config.digest_template, digest, evaluate=self._evaluate(job))
         footer = not job.config.digest_template
         return {"subject": email.subject, "body": email.body, "message_id": self._id(key), "footer": footer}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -41,7 +42,7 @@ class EmailConfig(FilterConfig, AlertOptions):
                 self.body_template,
                 self.digest_template,
                 self.grouping.by if self.grouping else (),
-                evaluate=saving.sandbox.render_value,
+                evaluate=functools.partial(saving.sandbox.render_value, aid=saving.aid),
             )
         except InvalidTemplate as err:
             raise FieldError(

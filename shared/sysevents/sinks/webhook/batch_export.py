@@ -59,6 +59,7 @@ def send_batch(sender: WebhookSender, job: Job, events: list[Any]) -> int:
                 cfg.json_template,
                 e.to_cloudevent(),
                 max_output_bytes=sender.settings.template_max_output_bytes,
+                aid=job.aid,
             )
             for e in events
         ]

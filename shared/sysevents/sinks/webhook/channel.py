@@ -51,15 +51,15 @@ class WebhookChannel:
             )
         return {"body": body}
 
-    def _own(self, template: str, variables: dict[str, Any], name: str) -> Any:
-        return self.sandbox.render_value(template, variables, name=name)
+    def _own(self, job: Job, template: str, variables: dict[str, Any], name: str) -> Any:
+        return self.sandbox.render_value(template, variables, name=name, aid=job.aid)
 
     def single(self, job: Job, ce: dict[str, Any], link: str, key: str) -> dict[str, Any]:
         cfg = job.config
         if cfg.json_template:
             return {
                 "body": self.sandbox.render(
-                    cfg.json_template, ce, max_output_bytes=MAX_NOTIFICATION_BYTES
+                    cfg.json_template, ce, max_output_bytes=MAX_NOTIFICATION_BYTES, aid=job.aid
                 ).decode()
             }
         return self._dump(formats.single_body(cfg.kind(), ce, link, dedup_key=key))
@@ -67,7 +67,7 @@ class WebhookChannel:
     def digest(self, job: Job, digest: dict[str, Any], key: str, dedup: str) -> dict[str, Any]:
         cfg = job.config
         if cfg.digest_template:
-            return self._dump(self._own(cfg.digest_template, {"digest": digest}, "digest_template"))
+            return self._dump(self._own(job, cfg.digest_template, {"digest": digest}, "digest_template"))
         return self._dump(formats.digest_body(cfg.kind(), digest, dedup_key=dedup))
 
     def resolved(
@@ -76,7 +76,7 @@ class WebhookChannel:
         cfg = job.config
         if cfg.resolve_template:
             return self._dump(
-                self._own(cfg.resolve_template, {"event": ce, "alert": alert}, "resolve_template")
+                self._own(job, cfg.resolve_template, {"event": ce, "alert": alert}, "resolve_template")
             )
         return self._dump(formats.resolved_body(cfg.kind(), ce, alert, dedup_key=dedup))
 

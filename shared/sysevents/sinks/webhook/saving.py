@@ -127,13 +127,13 @@ def before_save(model: type, raw: dict[str, Any], saving: Saving) -> dict[str, A
     return out
 
 
-def _check_templates(config: Any, sandbox: Any) -> None:
-    """The job's templates, rendered against a sample event, digest and resolution."""
+def _check_templates(config: Any, sandbox: Any, aid: str) -> None:
+    """The job's templates, rendered against a sample event, digest and resolution (the account's turns)."""
     from sysevents.alerts.digest import sample_digest
     from sysevents.templates import SAMPLE_EVENT, TemplateError
 
     try:
-        sandbox.render(config.json_template, SAMPLE_EVENT)
+        sandbox.render(config.json_template, SAMPLE_EVENT, aid=aid)
     except TemplateError as err:
         raise FieldError("config.json_template", str(err)) from None
     group = {k: "x" for k in (config.grouping.by if config.grouping else ())}
@@ -145,7 +145,7 @@ def _check_templates(config: Any, sandbox: Any) -> None:
         if not template:
             continue
         try:
-            sandbox.render_value(template, scope, name=name)
+            sandbox.render_value(template, scope, name=name, aid=aid)
         except TemplateError as err:
             raise FieldError(f"config.{name}", f"does not render against a sample: {err}") from None
 
@@ -159,7 +159,7 @@ def on_save(config: Any, saving: Saving) -> Any:
         check_url(config.webhook_url, allow_http=s.allow_http, allowlist=s.destination_allowlist)
     except RefusedDestination as err:
         raise FieldError("config.webhook_url", str(err)) from None
-    _check_templates(config, saving.sandbox)
+    _check_templates(config, saving.sandbox, saving.aid)
     prior = _prior(type(config), saving)
     routing = config.routing_key
     carried = prior is not None and origin_of(config.webhook_url) == origin_of(prior.webhook_url)

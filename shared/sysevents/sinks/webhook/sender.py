@@ -69,7 +69,8 @@ class WebhookSender:
     def __init__(self, settings: Settings, *, renderer: Renderer, session: requests.Session | None = None):
         self.settings = settings
         self.session = session or guarded_session(settings.destination_allowlist)
-        self.render = renderer  # the template sandbox's render (Runtime.sandbox)
+        self.render = renderer  # the template sandbox's render (Runtime.sandbox): (template, event, *,
+        # max_output_bytes, aid) -> body, the account's renders taking their turns in the sandbox
 
     def send(
         self, job: Job, deliveries: Delivery | Sequence[Delivery], *, template: Any = ..., batch: bool = False
@@ -85,6 +86,7 @@ class WebhookSender:
                     template,
                     d.event.to_cloudevent(),
                     max_output_bytes=self.settings.template_max_output_bytes,
+                    aid=job.aid,
                 )
                 for d in items
             ]
