@@ -31,6 +31,19 @@ def webhook_job(
     )
 
 
+def email_job(job_id: str, aid: str, recipients: list[str], **config):
+    """An `email_system_events` job of account `aid` mailing `recipients`; its event filter is
+    `system_event_type: failed` unless `config` names it otherwise."""
+    from sysevents.jobs.registry import job_from_dict
+
+    config.setdefault("system_event_type", "failed")
+    return job_from_dict(
+        {"workflow": "email_system_events", "config": {"recipients": recipients, **config}},
+        job_id=job_id,
+        aid=aid,
+    )
+
+
 def wait_until(check, timeout: float = 60.0, every: float = 0.2):
     """`check()`'s first truthy value, polled every `every` s for up to `timeout` s; then its last value.
     The one way tests wait: for a condition (`assert wait_until(...)`), or for a value to read on."""

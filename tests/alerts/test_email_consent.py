@@ -10,24 +10,14 @@ import time
 
 import pytest
 import requests
-from helpers import allow_email_domain, api_account, pull, put_jobs, wait_until
+from helpers import allow_email_domain, api_account, email_job, pull, put_jobs, wait_until
 from helpers import publish_events as publish
 
 from sysevents.delivery.accounting import DeliveryLog
 from sysevents.events.model import new_event
-from sysevents.jobs.registry import job_from_dict
 
 pytestmark = pytest.mark.integration
 LINK = re.compile(r"(http://127\.0\.0\.1:\d+/consent/[A-Za-z0-9_=-]+)")
-
-
-def email_job(job_id, aid, recipients, **config):
-    config.setdefault("system_event_type", "failed")
-    return job_from_dict(
-        {"workflow": "email_system_events", "config": {"recipients": recipients, **config}},
-        job_id=job_id,
-        aid=aid,
-    )
 
 
 def mails(stack, to, count, timeout):

@@ -6,11 +6,10 @@ import json
 import re
 
 import pytest
-from helpers import allow_email_domain, pull, put_jobs, wait_until
+from helpers import allow_email_domain, email_job, pull, put_jobs, wait_until
 from helpers import publish_events as publish
 
 from sysevents.events.model import new_event
-from sysevents.jobs.registry import job_from_dict
 from sysevents.sinks.email.mailer import message_id
 
 pytestmark = pytest.mark.integration
@@ -20,15 +19,6 @@ SINK = "email"  # the `dead_letters` fixture's sink
 @pytest.fixture(autouse=True)
 def allowed(firestore_client, aid):
     allow_email_domain(firestore_client, aid)
-
-
-def email_job(job_id, aid, recipients, **config):
-    config.setdefault("system_event_type", "failed")
-    return job_from_dict(
-        {"workflow": "email_system_events", "config": {"recipients": recipients, **config}},
-        job_id=job_id,
-        aid=aid,
-    )
 
 
 def test_a_failure_event_is_emailed_once_with_the_default_templates(stack, store, publisher, aid):
