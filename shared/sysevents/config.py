@@ -216,6 +216,28 @@ class Settings(BaseSettings):
         default=100, ge=0, le=5_000, description="Longest a row waits for others to share its insertAll."
     )
     bigquery_timeout: float = Field(default=30.0, gt=0, le=600, description="Deadline of one BigQuery call.")
+    preview_default_days: float = Field(
+        default=7.0,
+        gt=0,
+        le=400,
+        description="A job preview's range when the request names none: the last N days.",
+    )
+    preview_max_days: float = Field(
+        default=31.0, gt=0, le=400, description="The longest range a job preview may read from the audit log."
+    )
+    preview_max_events: int = Field(
+        default=100_000,
+        ge=1,
+        le=1_000_000,
+        description="Most audit-log events one job preview reads (oldest first); beyond it the report says "
+        "truncated and covers the range's first events only.",
+    )
+    preview_max_bytes: int = Field(
+        default=5 * 1024**3,
+        ge=10 * 1024**2,
+        description="BigQuery's maximum_bytes_billed for a job preview's scan: a scan that would read more is "
+        "refused before it runs (the preview answers 422: preview a shorter range).",
+    )
     export_dataset_prefix: str = Field(
         default="export_",
         pattern=r"^[A-Za-z][A-Za-z0-9_]{0,200}$",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Request, Response
 from werkzeug.routing import Map, Rule
 
-from sysevents.admin import accounts, audit, consent, deliveries, jobs
+from sysevents.admin import accounts, audit, consent, deliveries, jobs, preview
 from sysevents.admin.errors import json_response
 from sysevents.admin.http import Call, Route
 from sysevents.admin.http import dispatch as _dispatch
@@ -158,6 +158,15 @@ ROUTES: tuple[Route, ...] = (
         ok=201,
         response="Job",
         query=(("dry_run", "validate only, store nothing"),),
+    ),
+    Route(
+        "POST",
+        "/accounts/<aid>/jobs/preview",
+        preview.preview_history,
+        "What a job (a body, or a saved job's id) would have matched, delivered and notified over a past "
+        "range of the account's audit log; nothing is stored or sent",
+        body="JobPreviewInput",
+        response="JobPreview",
     ),
     Route(
         "GET",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sysevents.admin.keys import SCOPE_DOCS, SCOPES
+from sysevents.admin.preview_schemas import PREVIEW_SCHEMAS
 from sysevents.events.model import SUBJECT_TYPES, VERBS
 from sysevents.jobs.model import WORKFLOWS
 from sysevents.jobs.origin import FIELD as ORIGIN_FIELD
@@ -388,6 +389,7 @@ SCHEMAS: dict[str, Any] = {
         ]
     },
     "KeyList": {"type": "object", "properties": {"keys": {"type": "array", "items": ref("Key")}}},
+    **PREVIEW_SCHEMAS,
 }
 ERRORS = {
     "400": "Invalid input; `error.field` names the field",
@@ -396,5 +398,5 @@ ERRORS = {
     "404": "No such route, account, key or job",
     "409": "Conflict: stale version, id already taken, or the account at its job limit",
     "413": "Request body too large",
-    "422": "Template did not render (message has line and column)",
+    "422": "Template did not render (message has line and column), or a preview's range is too large to read",
 }

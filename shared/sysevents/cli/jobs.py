@@ -155,3 +155,44 @@ def test(api: Api, job_id: str, notes: str | None) -> None:
         "POST", f"{_base(api)}/{job_id}/test", json={"event": {"notes": notes} if notes else {}}
     ).json()
     click.echo(f"published test event {r['event']['id']} (message {r['message_id']})")
+
+
+@jobs.command("backtest")
+@click.argument("job")
+@click.option("--start", help="ISO 8601 time, inclusive (default: --days before --end).")
+@click.option("--end", help="ISO 8601 time, exclusive (default: now).")
+@click.option("--days", type=float, help="The range's length when --start is not given (default: 7).")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON.")
+@click.pass_obj
+def backtest(
+    api: Api, job: str, start: str | None, end: str | None, days: float | None, as_json: bool
+) -> None:
+    """What JOB (a saved job's id, or a JSON file of a job body; - reads stdin) would have matched,
+    delivered and notified over a past range of the account's audit log. Nothing is stored or sent."""
+    from datetime import UTC, datetime, timedelta
+
+    body: dict[str, Any] = (
+        {"job": read_json(job, "JOB")} if job == "-" or Path(job).is_file() else {"job_id": job}
+    )
+    if days is not None and not start:
+        until = datetime.fromisoformat(end.replace("Z", "+00:00")) if end else datetime.now(UTC)
+        start = (until - timedelta(days=days)).isoformat()
+    body.update({k: v for k, v in (("start", start), ("end", end)) if v})
+    r = api.call("POST", f"{_base(api)}/preview", json=body, expect_error=True)
+    if r.status_code >= 400:
+        raise click.ClickException(error_text(r))
+    report = r.json()
+    if as_json:
+        echo(report)
+        return
+    span = report["range"]
+    click.echo(f"{span['start']} .. {span['end']}: {report['scanned']} event(s) read"
+               + (" (truncated: the range's first ones only)" if report["truncated"] else ""))  # fmt: skip
+    click.echo(f"matched {report['matched']}; would have sent {report['notifications']} "
+               + ("notification(s)" if report["alerting"] else "delivery(ies)"))  # fmt: skip
+    for kind, n in (report.get("notifications_by_kind") or {}).items():
+        click.echo(f"  {kind}: {n}")
+    for why, n in (report.get("filtered") or {}).items():
+        click.echo(f"  filtered ({why}): {n}")
+    for day, n in (report.get("notifications_per_day") or report.get("matched_per_day") or {}).items():
+        click.echo(f"  {day[:10]}: {n}")
