@@ -106,6 +106,13 @@ def test_create_a_job_in_the_ui_and_see_its_delivery(stack, page, admin_url, rec
         page.wait_for_timeout(500)
     row = page.locator("#attempts tr.attempt", has=page.locator(f"code:text-is('{ev.id}')"))
     assert "delivered" in row.inner_text()
+    for _ in range(30):  # the preview reads the audit log, which the audit sink writes as the event passes
+        page.click("#run-preview")
+        page.wait_for_selector("#history-preview [data-preview=matched], #history-preview .error")
+        if page.locator("#history-preview [data-preview=matched] b").inner_text() == "1":
+            break
+        page.wait_for_timeout(500)
+    assert page.locator("#history-preview [data-preview=notifications] b").inner_text() == "1"
     page.click("text=Jobs")
     page.wait_for_selector(f"tr[data-job='{job_id}']")
     assert "active" in page.locator(f"tr[data-job='{job_id}']").inner_text()

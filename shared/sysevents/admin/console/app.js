@@ -330,6 +330,7 @@ async function viewJob(jobId) {
     h("p", { class: "muted" }, `${job.workflow} · version ${job.version} · ${describeFilter(job.config)}`),
     h("h2", {}, "Deliveries"), statsBox,
     h("table", { id: "attempts" }, h("thead", {}, h("tr", {}, ["Time", "Event", "Attempt", "Outcome", "Status", "Latency", "Error"].map((t) => h("th", {}, t)))), attempts),
+    h("h2", {}, "Preview against history"), historyPreview(job),
     h("h2", {}, "Configuration"), h("pre", {}, JSON.stringify(job.config, null, 2)));
 
   try {
@@ -350,6 +351,25 @@ async function viewJob(jobId) {
   } catch (_) {
     attempts.append(h("tr", {}, h("td", { colspan: 7, class: "muted" }, "No delivery log for this job.")));
   }
+}
+
+// What the job would have matched and sent over the last days of the audit log (POST …/jobs/preview).
+function historyPreview(job) {
+  const days = h("select", { id: "preview-days" }, [1, 7, 30].map((d) => h("option", { value: d, selected: d === 7 }, `last ${d} day${d > 1 ? "s" : ""}`)));
+  const out = h("div", { id: "history-preview" }, h("span", { class: "muted" }, "What this job would have matched and sent; nothing is sent."));
+  async function run() {
+    out.replaceChildren(h("span", { class: "muted" }, "Reading the audit log…"));
+    const start = new Date(Date.now() - Number(days.value) * 86400e3).toISOString();
+    try {
+      const r = await api("POST", acct("/jobs/preview"), { job_id: job.id, start });
+      const kinds = Object.entries(r.notifications_by_kind || {}).map(([k, n]) => `${n} ${k}`).join(", ");
+      out.replaceChildren(
+        h("span", { class: "stat", "data-preview": "matched" }, h("b", {}, String(r.matched)), "matched"),
+        h("span", { class: "stat", "data-preview": "notifications" }, h("b", {}, String(r.notifications)), r.alerting ? "notifications" : "deliveries"),
+        h("span", { class: "muted" }, ` of ${r.scanned} events read${r.truncated ? " (truncated)" : ""}${kinds ? ` · ${kinds}` : ""}`));
+    } catch (err) { out.replaceChildren(errorBox(err)); }
+  }
+  return h("div", { class: "row" }, days, h("button", { id: "run-preview", onclick: run }, "Preview"), out);
 }
 
 // -- audit log ----------------------------------------------------------------------------------------------
