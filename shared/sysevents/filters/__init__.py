@@ -9,6 +9,7 @@ from sysevents.filters.compiler import (
     MAX_FILTER_NODES,
     Filter,
     FilterError,
+    FilterText,
     compile_filter,
 )
 
@@ -21,5 +22,6 @@ __all__ = [
     "MAX_FILTER_NODES",
     "Filter",
     "FilterError",
+    "FilterText",
     "compile_filter",
 ]

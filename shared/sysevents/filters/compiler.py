@@ -12,9 +12,10 @@ from __future__ import annotations
 import functools
 import re
 import threading
-from typing import Any
+from typing import Annotated, Any
 
 from cel_expr_python import cel
+from pydantic import AfterValidator
 
 from sysevents.events.model import SystemEvent
 from sysevents.filters.shape import Shape, shape_of
@@ -78,6 +79,16 @@ class Filter:
 
     def __repr__(self) -> str:
         return f"Filter({self.text!r})"
+
+
+def checked(text: str) -> str:
+    """`text` if it compiles as a filter, else FilterError: a pydantic validator for filter fields."""
+    compile_filter(text)
+    return text
+
+
+FilterText = Annotated[str, AfterValidator(checked)]
+"""A config field holding a filter expression, checked when the config is validated."""
 
 
 @functools.lru_cache(maxsize=16384)
