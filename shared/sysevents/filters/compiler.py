@@ -69,13 +69,20 @@ class Filter:
         self.text, self._expr = text, expr
 
     def matches(self, event: SystemEvent) -> bool:
+        results = _results(event)
+        found = results.get(self)
+        if found is None:
+            found = results[self] = self._evaluate(event)
+        return found
+
+    def _evaluate(self, event: SystemEvent) -> bool:
         try:
-            value = self._expr.eval(_activation(event))
-            if value.type() == cel.Type.ERROR and "out of range for 'event.data" in str(value.value()):
-                value = self._expr.eval(_activation(event, plain=True))
+            value = self._expr.eval(_activation(event)).value()
+            if isinstance(value, str) and "out of range for 'event.data" in value:
+                value = self._expr.eval(_activation(event, plain=True)).value()
         except Exception:  # noqa: BLE001 - the runtime raises for budget overruns: no match, by contract
             return False
-        return value.type() == cel.Type.BOOL and value.value() is True
+        return value is True  # an error's value is its message, a string
 
     def __repr__(self) -> str:
         return f"Filter({self.text!r})"
@@ -172,6 +179,14 @@ def _quote(s: str) -> str:
 
 
 _last = threading.local()
+
+
+def _results(event: SystemEvent) -> dict[Filter, bool]:
+    """What each filter said of `event`, kept while this thread evaluates the same event (jobs that share a
+    filter's text share its compiled Filter, so it is evaluated once per event)."""
+    if getattr(_last, "for_event", None) is not event:
+        _last.for_event, _last.results = event, {}
+    return _last.results
 
 
 def _activation(event: SystemEvent, *, plain: bool = False) -> Any:
