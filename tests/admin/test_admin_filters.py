@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 from admin_helpers import webhook_job
+from click.testing import CliRunner
+
+from sysevents.cli import main
 
 
 def post_job(admin, account, body):
@@ -69,3 +74,21 @@ def test_validate_endpoint(admin, account):
     check["event"] = {**event, "actor": "ana"}
     assert validate(admin, account, check).json == {"ok": True, "matches": True}
     assert validate(admin, account, {}).status_code == 400
+
+
+def test_cli_sets_filters_on_create_and_update(stack, account, tmp_path):
+    jobs = ["jobs", "--url", stack.function_urls["admin"], "--key", account.headers["X-API-Key"]]
+    job_file, empty = tmp_path / "job.json", tmp_path / "patch.json"
+    job_file.write_text(json.dumps(webhook_job()))
+    empty.write_text("{}")
+    run = CliRunner().invoke
+    r = run(main, [*jobs, "create", str(job_file), "--id", "cel", "--filter", 'event.data.actor == "ana"'])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["config"]["filter"] == 'event.data.actor == "ana"'
+    r = run(
+        main, [*jobs, "update", "cel", str(empty), "--exclude", "event.data.x == 1", "--exclude", "false"]
+    )
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["config"]["exclude"] == ["event.data.x == 1", "false"]
+    r = run(main, [*jobs, "update", "cel", str(empty), "--filter", "event.verb =="])
+    assert r.exit_code != 0 and "config.filter: line 1, column 14: Syntax error" in r.output

@@ -3,7 +3,9 @@
 from datetime import UTC, datetime
 
 import pytest
+from click.testing import CliRunner
 
+from sysevents.cli import main
 from sysevents.events.model import new_event
 from sysevents.filters import (
     MAX_FILTER_CHARS,
@@ -129,3 +131,19 @@ def test_hostile_expressions_are_refused_or_bounded():
     many = compile_filter("event.data.l.exists(x, x < 0)")
     assert not many.matches(ev(l=list(range(20_000))))  # past the runtime's iteration budget: no match
     assert many.matches(ev(l=[3, -1]))
+
+
+def test_cli_check(tmp_path):
+    run = CliRunner().invoke
+    bad = run(main, ["filters", "check", 'event.verb == "failed" &&\n  event.data.notes.contans("x")'])
+    assert bad.exit_code == 1
+    assert "error: line 2, column 27: undeclared reference to 'contans'" in bad.output
+    assert bad.output.splitlines()[-1] == "  " + " " * 26 + "^"
+    event = tmp_path / "event.json"
+    event.write_text(
+        '{"aid": "1", "subject_type": "work", "subject_id": "w", "verb": "failed", "notes": "a"}'
+    )
+    ok = run(main, ["filters", "check", 'event.data.notes == "a"', "--event", str(event)])
+    assert ok.exit_code == 0 and ok.output == "ok\nmatches\n"
+    ok = run(main, ["filters", "check", 'event.data.notes == "b"', "--event", str(event)])
+    assert ok.output == "ok\nno match\n"
