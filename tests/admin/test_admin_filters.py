@@ -92,3 +92,19 @@ def test_cli_sets_filters_on_create_and_update(stack, account, tmp_path):
     assert json.loads(r.output)["config"]["exclude"] == ["event.data.x == 1", "false"]
     r = run(main, [*jobs, "update", "cel", str(empty), "--filter", "event.verb =="])
     assert r.exit_code != 0 and "config.filter: line 1, column 14: Syntax error" in r.output
+
+
+def test_preview_refuses_bad_input_naming_the_field(admin, account):
+    def preview(body):
+        return admin.post(f"/accounts/{account.aid}/jobs/preview", headers=account.headers, json=body)
+
+    e = preview({"config": {"system_event_type": "failed", "filter": "event.verb =="}}).json["error"]
+    assert e["field"] == "config.filter" and e["position"] == {"line": 1, "column": 14}
+    assert preview({"config": {}}).json["error"]["field"] == "config"  # no verb
+    r = preview(
+        {"config": {"system_event_type": "failed"}, "start": "2026-02-01T00:00:00Z", "end": "2026-01-01"}
+    )
+    assert r.status_code == 400 and r.json["error"]["field"] == "end"
+    assert (
+        preview({"config": {"system_event_type": "failed"}, "sample": 500}).json["error"]["field"] == "sample"
+    )

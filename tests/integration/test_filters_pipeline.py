@@ -5,7 +5,8 @@ import json
 import time
 
 import pytest
-from helpers import pull, put_jobs, webhook_job
+import requests
+from helpers import pull, put_jobs, wait_until, webhook_job
 
 from sysevents.events.model import new_event
 
@@ -45,3 +46,20 @@ def test_a_filtered_job_gets_only_the_events_its_filter_selects(
         m for m in pull(subscriber, quarantine, 1, timeout=2) if any(i.encode() in m.data for i in mine)
     ]
     assert quarantined == []
+
+    # The preview over the audit log counts what the pipeline just did, with the same job's config.
+    config = store.get(aid, f"{aid}-perm").config.model_dump(mode="json", exclude_none=True)
+
+    def previewed():
+        r = requests.post(
+            f"{stack.function_urls['admin']}/accounts/{aid}/jobs/preview",
+            headers={"X-API-Key": stack.operator_key},
+            json={"config": config},
+            timeout=30,
+        )
+        assert r.status_code == 200, r.text
+        return r.json() if r.json()["scanned"] == len(mine) else None
+
+    found = wait_until(previewed, timeout=60)
+    assert found["matched"] == 1 and [e["id"] for e in found["sample"]] == [passes.id]
+    assert found["truncated"] is False and found["first_match"] == found["last_match"]

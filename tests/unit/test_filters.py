@@ -147,3 +147,30 @@ def test_cli_check(tmp_path):
     assert ok.exit_code == 0 and ok.output == "ok\nmatches\n"
     ok = run(main, ["filters", "check", 'event.data.notes == "b"', "--event", str(event)])
     assert ok.output == "ok\nno match\n"
+
+
+def test_preview_counts_and_samples_in_time_order():
+    from datetime import timedelta
+
+    from sysevents.jobs.model import EventFilter, FilterConfig
+    from sysevents.jobs.preview import preview
+
+    config = FilterConfig(system_event_type="failed", filter='event.data.notes.contains("perm")')
+    selection = EventFilter.of("12", config)
+    events = [
+        new_event("12", "work", "w1", verb, time=T0 + timedelta(minutes=i), notes=notes)
+        for i, (verb, notes) in enumerate(
+            [
+                ("failed", "perm 1"),
+                ("failed", "disk"),
+                ("created", "perm"),
+                ("failed", "perm 2"),
+                ("failed", "perm 3"),
+            ]
+        )
+    ]
+    found = preview(selection, events, sample=2)
+    assert (found.scanned, found.matched) == (5, 3)
+    assert [e.data.model_extra["notes"] for e in found.sample] == ["perm 1", "perm 2"]
+    assert (found.first, found.last) == (T0, T0 + timedelta(minutes=4))
+    assert preview(EventFilter.of("13", config), events).matched == 0  # another account's job

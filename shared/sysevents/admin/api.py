@@ -58,6 +58,15 @@ ROUTES: tuple[Route, ...] = (
         response="FilterCheck",
     ),
     Route(
+        "POST",
+        "/accounts/<aid>/jobs/preview",
+        filters.preview_filter,
+        "Count and sample the past events (audit log, a range of at most the newest 10,000 events) a job "
+        "with this config's verbs, sources, filter and exclusions would have received",
+        body="FilterPreviewInput",
+        response="FilterPreview",
+    ),
+    Route(
         "GET",
         "/whoami",
         accounts.whoami,

@@ -39,3 +39,32 @@ FILTER_CHECK = {
         "matches": {"type": "boolean", "description": "With an event: whether the job would get it."},
     },
 }
+FILTER_PREVIEW_INPUT = {
+    "type": "object",
+    "required": ["config"],
+    "properties": {
+        "config": {**OBJ, "description": "A job's config: its verbs, sources, filter and exclude are used."},
+        "start": {"type": "string", "description": "ISO 8601; default: 7 days before end."},
+        "end": {"type": "string", "description": "ISO 8601, exclusive; default: now."},
+        "sample": {"type": "integer", "minimum": 0, "maximum": 50, "description": "Default 10."},
+    },
+}
+FILTER_PREVIEW = {
+    "type": "object",
+    "properties": {
+        "scanned": {"type": "integer"},
+        "matched": {"type": "integer"},
+        "truncated": {"type": "boolean", "description": "More events in the range than one preview reads."},
+        "start": {"type": "string"},
+        "end": {"type": "string"},
+        "first_match": {"type": ["string", "null"]},
+        "last_match": {"type": ["string", "null"]},
+        "sample": {"type": "array", "items": OBJ, "description": "The first matches, oldest first."},
+    },
+}
+FILTER_SCHEMAS = {
+    "FilterInput": FILTER_INPUT,
+    "FilterCheck": FILTER_CHECK,
+    "FilterPreviewInput": FILTER_PREVIEW_INPUT,
+    "FilterPreview": FILTER_PREVIEW,
+}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sysevents.admin.filter_schemas import CONTENT_FILTER, FILTER_CHECK, FILTER_INPUT, POSITION
+from sysevents.admin.filter_schemas import CONTENT_FILTER, FILTER_SCHEMAS, POSITION
 from sysevents.admin.keys import SCOPE_DOCS, SCOPES
 from sysevents.events.model import SUBJECT_TYPES, VERBS
 from sysevents.jobs.model import WORKFLOWS
@@ -185,8 +185,7 @@ SCHEMAS: dict[str, Any] = {
         },
     },
     "Preview": {"type": "object", "properties": {"rendered": {}, "event": OBJ}},
-    "FilterInput": FILTER_INPUT,
-    "FilterCheck": FILTER_CHECK,
+    **FILTER_SCHEMAS,
     "Deliveries": {
         "type": "object",
         "properties": {

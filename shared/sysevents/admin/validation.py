@@ -45,7 +45,7 @@ def _workflow(value: Any) -> Workflow:
         raise ApiError(400, f"{what}; valid values: {', '.join(WORKFLOWS)}", "workflow") from None
 
 
-def _pydantic_error(err: ValidationError, prefix: str, model: type) -> ApiError:
+def pydantic_error(err: ValidationError, prefix: str, model: type) -> ApiError:
     errors = err.errors(include_url=False)
     first = errors[0]
     loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"]).lstrip(".")
@@ -111,7 +111,7 @@ def parse_job(
         try:
             parsed = model.model_validate(raw)
         except ValidationError as err:
-            raise _pydantic_error(err, "config.", model) from None
+            raise pydantic_error(err, "config.", model) from None
         parsed = parsed.on_save(saving)
     except FieldError as err:
         raise field_error(err) from None
