@@ -108,3 +108,18 @@ def test_preview_refuses_bad_input_naming_the_field(admin, account):
     assert (
         preview({"config": {"system_event_type": "failed"}, "sample": 500}).json["error"]["field"] == "sample"
     )
+
+
+def test_a_test_event_the_filter_drops_is_refused_not_lost(admin, account, receiver):
+    body = {
+        **webhook_job(receiver.url("/tested"), filter='event.data.notes.contains("permission")'),
+        "id": "tested",
+    }
+    body["config"]["system_event_type"] = "failed"
+    assert post_job(admin, account, body).status_code == 201
+    test = f"/accounts/{account.aid}/jobs/tested/test"
+    r = admin.post(test, headers=account.headers, json={})
+    assert r.status_code == 422 and r.json["error"]["field"] == "event"
+    assert "filter or exclude drops this test event" in r.json["error"]["message"]
+    r = admin.post(test, headers=account.headers, json={"event": {"notes": "no permission"}})
+    assert r.status_code == 202, r.json

@@ -254,6 +254,11 @@ def test_job(call: Call, aid: str, job_id: str) -> Response:
         event = lifecycle.test_event(job, overrides)
     except InvalidEvent as err:
         raise ApiError(400, err.reason, "event") from None
+    f = job.filter
+    if (f.content and not f.content.matches(event)) or any(x.matches(event) for x in f.excludes):
+        raise ApiError(
+            422, "the job's filter or exclude drops this test event: give event fields it selects", "event"
+        )
     ids = lifecycle.publish(call.rt, event)
     if not ids:
         raise ApiError(503, "could not publish the test event; try again")
