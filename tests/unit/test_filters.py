@@ -89,6 +89,7 @@ def test_compiled_once_per_text():
         ("event.data.notes.matches(event.data.pattern)", "string literal", (1, 25)),
         ("event.data.l.exists(x, x == event.data.notes)", "only its own variables, not event.data", (1, 29)),
         ("event.data.l.exists(x, x.exists(y, y == 1))", "inside another's body", (1, 32)),
+        ('event.data.l.exists(x, x.matches("a+"))', "matches() cannot sit in a list macro's body", (1, 33)),
     ],
 )
 def test_compile_errors_say_what_and_where(text, reason, position):

@@ -29,7 +29,7 @@ MAX_FILTER_DEPTH = 40
 parentheses, calls or operators)."""
 MAX_FILTER_LOOPS = 4
 """Most list/map macros (`exists`, `all`, `exists_one`, `map`, `filter`) in one filter; none may sit in
-another's body, and a body may use only its own variables."""
+another's body, a body may use only its own variables, and no `matches()`."""
 MAX_FILTER_CONCATS = 4
 """Most `+` of strings, bytes or lists in one filter (each copies its operands)."""
 MAX_EXCLUDES = 50
@@ -161,6 +161,8 @@ def _check_shape(text: str, shape: Shape) -> None:
         )
     for call in shape.calls:
         if call.function == "matches":
+            if call.in_loop:  # the runtime compiles the pattern on every call
+                raise FilterError("matches() cannot sit in a list macro's body", _at(text, call.offset))
             _check_regex(text, call.args[-1] if call.args else None, call.offset)
 
 

@@ -33,6 +33,8 @@ class Call:
     offset: int
     args: list[str | None]
     concatenates: bool = False
+    in_loop: bool = False
+    """In a list macro's body: evaluated once per element."""
 
 
 @dataclass
@@ -112,7 +114,7 @@ class _Walk:
                 args.append(_string_const(part))
                 self.expr(part, depth + 1, scope)
         concat = bool(self.overloads.get(eid, set()) & _CONCAT_OVERLOADS)
-        self.shape.calls.append(Call(function, offset, args, concat))
+        self.shape.calls.append(Call(function, offset, args, concat, scope is not None))
 
     def loop(self, value: bytes, offset: int, depth: int, scope: frozenset[str] | None) -> None:
         s = self.shape
