@@ -186,3 +186,22 @@ def test_the_admin_function_names_itself(admin_url):
     """The stack's readiness check wants each function's `GET /` to name it."""
     r = requests.get(f"{admin_url}/", timeout=30)
     assert r.status_code == 200 and r.json()["function"] == "admin"
+
+
+def test_the_job_form_checks_a_content_filter_live_and_saves_it(stack, page, admin_url, receiver, aid):
+    key = new_account(stack, admin_url, aid)
+    sign_in(page, admin_url, key)
+    start_webhook_job(page, receiver.url("/never"), "Filtered")
+    page.fill("#job-filter", "event.verb ==")
+    page.wait_for_selector("#filter-check.bad:has-text('filter: line 1, column 14: Syntax error')")
+    page.fill("#job-filter", 'event.data.notes.contains("permission")')
+    page.fill("#job-exclude", 'event.data.actor == "sync-bot"\n\nevent.data.a.exists(x, event.data.b == x)')
+    page.wait_for_selector("#filter-check.bad:has-text('exclude[1]: line 1, column 24')")
+    page.fill("#job-exclude", 'event.data.actor == "sync-bot"')
+    page.wait_for_selector("#filter-check:has-text('Filter OK')")
+    page.click("#job-form button[type=submit]")
+    page.wait_for_selector("h1:has-text('Filtered')")
+    job_id = page.url.rsplit("/", 1)[-1]
+    r = requests.get(f"{admin_url}/accounts/{aid}/jobs/{job_id}", headers={"X-API-Key": key}, timeout=10)
+    assert r.json()["config"]["filter"] == 'event.data.notes.contains("permission")'
+    assert r.json()["config"]["exclude"] == ['event.data.actor == "sync-bot"']

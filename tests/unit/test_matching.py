@@ -1,4 +1,5 @@
 import random
+import re
 
 from helpers import webhook_job
 from hypothesis import given, settings
@@ -82,3 +83,94 @@ def test_candidates_do_not_grow_with_unrelated_jobs():
     ev = new_event("12", "work", "w1", "failed")
     assert [j.id for j in idx.match(ev)] == ["mine"]
     assert sum(len(b) for k, b in idx._by_key.items() if k[0] == "12") == 1
+
+
+# Content filters: each CEL expression with an independent Python reading of it (None: the field is
+# missing or of another type, which CEL calls an error and matching calls "no match").
+def _notes(e):
+    n = e.data.model_extra.get("notes")
+    return n if isinstance(n, str) else None
+
+
+def _count(e):
+    c = e.data.model_extra.get("count")
+    return c if isinstance(c, int | float) and not isinstance(c, bool) else None  # CEL compares across
+
+
+CONTENT = [
+    (None, lambda e: True),
+    ('event.data.notes.contains("perm")', lambda e: _notes(e) is not None and "perm" in _notes(e)),
+    ('event.data.actor == "sync-bot"', lambda e: e.data.actor == "sync-bot"),
+    (
+        'has(event.data.actor) && event.data.actor != "sync-bot"',
+        lambda e: e.data.actor not in (None, "sync-bot"),
+    ),
+    ("event.data.count > 2", lambda e: _count(e) is not None and _count(e) > 2),
+    (
+        'event.subject_id in ["s1", "s3"] || event.verb == "created"',
+        lambda e: e.subject_id in ("s1", "s3") or e.verb == "created",
+    ),
+    (
+        'event.data.notes.matches("^p.r") && event.data.count < 5',
+        lambda e: (
+            _notes(e) is not None
+            and re.match("p.r", _notes(e)) is not None
+            and _count(e) is not None
+            and _count(e) < 5
+        ),
+    ),
+]
+EXCLUDE = CONTENT[1:]
+
+
+def _truth(spec, ev):
+    aid, verbs, srcs, content, excludes = spec
+    base = aid == ev.aid and ev.verb in verbs
+    if srcs is not None:
+        wanted = srcs.get(ev.subject_type)
+        base = base and wanted is not None and (not wanted or ev.subject_id in wanted)
+    return base and CONTENT[content][1](ev) and not any(EXCLUDE[x][1](ev) for x in excludes)
+
+
+filtered_jobs = st.lists(
+    st.tuples(
+        st.sampled_from(["1", "2"]),
+        st.lists(st.sampled_from(VERBS[:3]), min_size=1, max_size=3),
+        sources,
+        st.integers(0, len(CONTENT) - 1),
+        st.lists(st.integers(0, len(EXCLUDE) - 1), max_size=2),
+    ),
+    max_size=25,
+)
+extras = st.fixed_dictionaries(
+    {},
+    optional={
+        "notes": st.one_of(st.sampled_from(["perm denied", "pxr", "disk full", ""]), st.integers(0, 3)),
+        "count": st.one_of(st.integers(-1, 6), st.sampled_from(["3", 2.5, None])),
+    },
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    filtered_jobs,
+    st.sampled_from(["1", "2"]),
+    st.sampled_from(SUBJECT_TYPES[:4]),
+    ids,
+    st.sampled_from(VERBS[:3]),
+    st.sampled_from([None, "sync-bot", "ana"]),
+    extras,
+)
+def test_index_and_content_filters_agree_with_a_direct_evaluation(specs, aid, st_, sid, verb, actor, extra):
+    jobs = []
+    for i, (a, verbs, srcs, content, excludes) in enumerate(specs):
+        config = {"system_event_multiple_types": list(verbs), "exclude": [EXCLUDE[x][0] for x in excludes]}
+        if srcs is not None:
+            config["system_event_sources"] = srcs
+        if CONTENT[content][0] is not None:
+            config["filter"] = CONTENT[content][0]
+        jobs.append(webhook_job(f"j{i}", a, "https://h.example.com", **config))
+    ev = new_event(aid, st_, sid, verb, actor=actor, **extra)
+    expected = sorted(f"j{i}" for i, spec in enumerate(specs) if _truth(spec, ev))
+    assert sorted(j.id for j in jobs if matches(j.filter, ev)) == expected
+    assert [j.id for j in JobIndex(jobs).match(ev)] == expected

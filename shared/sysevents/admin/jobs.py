@@ -190,7 +190,7 @@ def forget(rt, job: Job) -> None:
         log.exception("admin: could not delete the state of job %s/%s", job.aid, job.id)
 
 
-def _event_arg(body: dict, aid: str) -> dict:
+def event_arg(body: dict, aid: str) -> dict:
     given = body.get("event")
     if given is None:
         sample = json.loads(json.dumps(SAMPLE_EVENT))
@@ -222,7 +222,7 @@ def preview_template(call: Call, aid: str) -> Response:
 def _preview(call: Call, aid: str, body: dict, template: Any) -> Response:
     if template is not None and not isinstance(template, str):
         raise ApiError(400, "must be a string (a Jsonnet template)", "json_template")
-    event = _event_arg(body, aid)
+    event = event_arg(body, aid)
     try:
         rendered = call.rt.sandbox.render(
             template, event, max_output_bytes=call.rt.settings.template_max_output_bytes, aid=aid
@@ -254,6 +254,11 @@ def test_job(call: Call, aid: str, job_id: str) -> Response:
         event = lifecycle.test_event(job, overrides)
     except InvalidEvent as err:
         raise ApiError(400, err.reason, "event") from None
+    f = job.filter
+    if (f.content and not f.content.matches(event)) or any(x.matches(event) for x in f.excludes):
+        raise ApiError(
+            422, "the job's filter or exclude drops this test event: give event fields it selects", "event"
+        )
     ids = lifecycle.publish(call.rt, event)
     if not ids:
         raise ApiError(503, "could not publish the test event; try again")

@@ -35,7 +35,8 @@ def _job_of(call: Call, aid: str, body: dict[str, Any]) -> Job:
     try:
         return parse_job(given, aid=aid, job_id="preview", settings=call.rt.settings, sandbox=call.rt.sandbox)
     except ApiError as err:
-        raise ApiError(err.status, err.message, f"job.{err.field}" if err.field else "job") from None
+        field = f"job.{err.field}" if err.field else "job"
+        raise ApiError(err.status, err.message, field, err.position) from None
 
 
 def preview_history(call: Call, aid: str) -> Response:

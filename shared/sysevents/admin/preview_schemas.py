@@ -36,6 +36,8 @@ PREVIEW_SCHEMAS: dict[str, Any] = {
             },
             "matched": {**INT, "description": "Events the job would have received."},
             "matched_per_day": COUNTS,
+            "first_match": {"type": ["string", "null"], "format": "date-time"},
+            "last_match": {"type": ["string", "null"], "format": "date-time"},
             "alerting": {"type": "boolean", "description": "The job goes through the alert engine."},
             "deliveries": {**INT, "description": "Deliveries the job's sink would have made."},
             "notifications": {**INT, "description": "Notifications (alerting jobs), else deliveries."},

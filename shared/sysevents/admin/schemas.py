@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sysevents.admin.filter_schemas import CONTENT_FILTER, FILTER_SCHEMAS, POSITION
 from sysevents.admin.keys import SCOPE_DOCS, SCOPES
 from sysevents.admin.preview_schemas import PREVIEW_SCHEMAS
 from sysevents.events.model import SUBJECT_TYPES, VERBS
@@ -35,6 +36,7 @@ FILTER = {
             "maxItems": 1000,
         },
     },
+    **CONTENT_FILTER,
 }
 WEBHOOK_CONFIG = {
     "type": "object",
@@ -97,7 +99,7 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "error": {
                 "type": "object",
-                "properties": {"field": {"type": ["string", "null"]}, "message": STR},
+                "properties": {"field": {"type": ["string", "null"]}, "message": STR, "position": POSITION},
             }
         },
     },
@@ -184,6 +186,7 @@ SCHEMAS: dict[str, Any] = {
         },
     },
     "Preview": {"type": "object", "properties": {"rendered": {}, "event": OBJ}},
+    **FILTER_SCHEMAS,
     "Deliveries": {
         "type": "object",
         "properties": {
@@ -392,11 +395,12 @@ SCHEMAS: dict[str, Any] = {
     **PREVIEW_SCHEMAS,
 }
 ERRORS = {
-    "400": "Invalid input; `error.field` names the field",
+    "400": "Invalid input; `error.field` names the field (`error.position`: line and column in a filter)",
     "401": "Missing, unknown, revoked or expired key, or one minted from a revoked key",
     "403": "Key of another account, a key without the route's scope, or not the operator key",
     "404": "No such route, account, key or job",
     "409": "Conflict: stale version, id already taken, or the account at its job limit",
     "413": "Request body too large",
-    "422": "Template did not render (message has line and column), or a preview's range is too large to read",
+    "422": "Template did not render, or filter did not compile (line and column in message and position), "
+    "or a preview's range holds more than one preview may read",
 }

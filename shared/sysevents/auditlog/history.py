@@ -63,7 +63,11 @@ def bounded_range(
     end = min(end or now, now)
     start = start or end - timedelta(days=default_days)
     if start >= end:
-        raise InvalidRange("start", "must be before end (and before now)")
+        raise (
+            InvalidRange("end", "must be after start")
+            if start < now
+            else InvalidRange("start", "must be before now")
+        )
     if end - start > timedelta(days=max_days):
         raise InvalidRange("start", f"the range is longer than {max_days:g} days; preview a shorter one")
     return start, end

@@ -11,6 +11,7 @@ import click
 from sysevents.cli.alerts import alerts
 from sysevents.cli.common import DEV_DIR, use_dev_stack_env
 from sysevents.cli.export import export
+from sysevents.cli.filters import filters
 from sysevents.cli.jobs import jobs
 from sysevents.cli.keys import keys
 from sysevents.cli.quarantine import quarantine
@@ -124,7 +125,7 @@ def dev(once: bool, no_bigquery: bool) -> None:
     sys.exit(run(once=once, bigquery=not no_bigquery, state_dir=DEV_DIR))
 
 
-for group in (jobs, keys, export, alerts, quarantine, status):
+for group in (jobs, keys, export, alerts, quarantine, status, filters):
     main.add_command(group)
 
 if __name__ == "__main__":

@@ -29,14 +29,43 @@ def _base(api: Api) -> str:
     return f"/accounts/{api.aid}/jobs"
 
 
+filter_options = (
+    click.option("--filter", "filter_", help="Set config.filter: a CEL expression (docs/filters.md)."),
+    click.option("--exclude", multiple=True, help="Set config.exclude: a CEL expression (repeatable)."),
+)
+
+
+def _with_filters(body: Any, filter_: str | None, exclude: tuple[str, ...]) -> Any:
+    """The body with --filter and --exclude set in its config (a patch's config, for `update`)."""
+    if filter_ is None and not exclude:
+        return body
+    if not isinstance(body, dict):
+        raise click.BadParameter("FILE must be a JSON object to take --filter or --exclude")
+    config = body.setdefault("config", {})
+    if filter_ is not None:
+        config["filter"] = filter_
+    if exclude:
+        config["exclude"] = list(exclude)
+    return body
+
+
+def with_filter_options(command):
+    for option in reversed(filter_options):
+        command = option(command)
+    return command
+
+
 @jobs.command("create")
 @click.argument("file")
 @click.option("--id", "job_id", help="Job id (default: generated).")
 @click.option("--dry-run", is_flag=True, help="Validate only; store nothing.")
+@with_filter_options
 @click.pass_obj
-def create(api: Api, file: str, job_id: str | None, dry_run: bool) -> None:
+def create(
+    api: Api, file: str, job_id: str | None, dry_run: bool, filter_: str | None, exclude: tuple[str, ...]
+) -> None:
     """Create a job from a JSON FILE (the seed's shape; - reads stdin)."""
-    body = read_json(file, "FILE")
+    body = _with_filters(read_json(file, "FILE"), filter_, exclude)
     if job_id:
         body["id"] = job_id
     echo(api.call("POST", _base(api), json=body, params={"dry_run": "true"} if dry_run else None).json())
@@ -80,11 +109,21 @@ def get(api: Api, job_id: str) -> None:
 @click.option("--replace", is_flag=True, help="FILE is the whole job (PUT), not a JSON merge patch.")
 @click.option("--version", "version", type=int, help="Expected version (default: the one read just before).")
 @click.option("--dry-run", is_flag=True, help="Validate only; store nothing.")
+@with_filter_options
 @click.pass_obj
-def update(api: Api, job_id: str, file: str, replace: bool, version: int | None, dry_run: bool) -> None:
+def update(
+    api: Api,
+    job_id: str,
+    file: str,
+    replace: bool,
+    version: int | None,
+    dry_run: bool,
+    filter_: str | None,
+    exclude: tuple[str, ...],
+) -> None:
     """Change a job: FILE is a JSON merge patch (or, with --replace, the whole job). Refused if the job
-    changed since its version was read."""
-    body = read_json(file, "FILE")
+    changed since its version was read. --filter and --exclude set those config fields (FILE may be {})."""
+    body = _with_filters(read_json(file, "FILE"), filter_, exclude)
     if version is None:
         version = api.call("GET", f"{_base(api)}/{job_id}").json()["version"]
     r = api.call(

@@ -43,6 +43,8 @@ def preview(job: Job, history: History, *, scale: float = 1.0) -> dict[str, Any]
         "truncated": history.truncated,
         "matched": len(events),
         "matched_per_day": per_day(events, history),
+        "first_match": events[0].time.isoformat() if events else None,
+        "last_match": events[-1].time.isoformat() if events else None,
         "sample": [e.to_cloudevent() for e in events[:SAMPLE_SIZE]],
         "alerting": job.config.alerting(),
     }

@@ -200,6 +200,12 @@ function viewNew() {
     const template = h("textarea", { class: "code", id: "json-template", spellcheck: "false", oninput: schedulePreview },
       form.provider === "slack" ? SLACK_TEMPLATE : "");
     const usesTemplate = form.provider === "webhook" || form.provider === "slack";
+    const filterText = h("textarea", { class: "code", id: "job-filter", spellcheck: "false", rows: 2, oninput: scheduleCheck,
+      placeholder: 'event.data.notes.contains("permission")' });
+    const excludeText = h("textarea", { class: "code", id: "job-exclude", spellcheck: "false", rows: 2, oninput: scheduleCheck,
+      placeholder: 'event.data.actor == "sync-bot"' });
+    const filterCheck = h("div", { id: "filter-check", class: "muted" }, "");
+    const excludes = () => excludeText.value.split("\n").map((x) => x.trim()).filter(Boolean);
 
     function renderIds() {
       idsBox.replaceChildren(...[...form.types].map((t) =>
@@ -212,6 +218,22 @@ function viewNew() {
         h("input", { type: "password", placeholder: "Value (write-only)", value: hd.value, autocomplete: "off", oninput: (e) => { hd.value = e.target.value; } }),
         h("button", { type: "button", onclick: () => { form.headers.splice(i, 1); renderHeaders(); } }, "Remove"))),
       h("button", { type: "button", onclick: () => { form.headers.push({ name: "", value: "" }); renderHeaders(); } }, "Add header"));
+    }
+    let checkTimer = null;
+    function scheduleCheck() { clearTimeout(checkTimer); checkTimer = setTimeout(runCheck, 300); }
+    async function runCheck() {
+      const body = {};
+      if (filterText.value.trim()) body.filter = filterText.value;
+      if (excludes().length) body.exclude = excludes();
+      if (!Object.keys(body).length) { filterCheck.textContent = ""; filterCheck.classList.remove("bad"); return; }
+      try {
+        await api("POST", acct("/filters/validate"), body);
+        filterCheck.textContent = "Filter OK";
+        filterCheck.classList.remove("bad");
+      } catch (err) {
+        filterCheck.textContent = String(err);
+        filterCheck.classList.add("bad");
+      }
     }
     let timer = null;
     function schedulePreview() { clearTimeout(timer); timer = setTimeout(runPreview, 300); }
@@ -232,6 +254,8 @@ function viewNew() {
       if (verbs.length === 1) config.system_event_type = verbs[0]; else config.system_event_multiple_types = verbs;
       if (form.types.size) config.system_event_sources = Object.fromEntries([...form.types].map((t) => [t, form.ids[t] || []]));
       Object.assign(config, dest.values());
+      if (filterText.value.trim()) config.filter = filterText.value;
+      if (excludes().length) config.exclude = excludes();
       if (usesTemplate) {
         if (template.value.trim()) config.json_template = template.value;
         const headers = form.headers.filter((x) => x.name.trim());
@@ -259,6 +283,8 @@ function viewNew() {
         h("h2", {}, "Which events"),
         h("label", {}, "Subject types (none checked = every type)"), typeChecks, idsBox,
         h("label", {}, "Verbs"), verbChecks,
+        h("label", { for: "job-filter" }, "Content filter (a CEL expression over `event`; empty = every event)"), filterText,
+        h("label", { for: "job-exclude" }, "Exclude (one CEL expression per line)"), excludeText, filterCheck,
         h("h2", {}, "Destination"), dest.node,
         usesTemplate ? [h("h2", {}, "Headers"), headersBox,
           h("div", { class: "grid2" },
