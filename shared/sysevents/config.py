@@ -312,6 +312,14 @@ class Settings(BaseSettings):
         description="Firestore collections of alert state: "
         "<prefix>groups, <prefix>outbox, <prefix>seen, <prefix>rates.",
     )
+    job_cache_margin_ms: int = Field(
+        default=1000,
+        ge=0,
+        le=60_000,
+        description="How long after its commit timestamp a job write may become visible (clock skew between "
+        "instances and Firestore, transactions committing out of timestamp order): each job cache sync asks "
+        "for the accounts' change markers changed since its previous sync began less this.",
+    )
 
     def scaled(self, seconds: float) -> timedelta:
         """`seconds` of ours under this deployment's time scale (see `scaled`)."""

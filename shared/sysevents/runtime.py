@@ -88,6 +88,7 @@ class Runtime:
                 s.job_cache_start_timeout,
                 max_age=s.job_cache_max_age_ms / 1000,
                 max_jobs=s.job_cache_max_jobs,
+                margin=s.job_cache_margin_ms / 1000,
             ).start(),
         )
 
