@@ -1,5 +1,6 @@
 """Producer binding through the real ingest (in process, against the emulators): an event signed by a
-producer bound to its account is delivered; one for another account is quarantined with the reason."""
+producer bound to its account is delivered; one for another account is quarantined with the reason, and
+the audit archive admits the same events."""
 
 from __future__ import annotations
 
@@ -12,11 +13,15 @@ from helpers import pull, webhook_job
 
 from sysevents import ingest
 from sysevents.config import Settings
+from sysevents.delivery.attempt import Attempt
+from sysevents.delivery.outcome import Kind
 from sysevents.events.model import new_event
 from sysevents.events.producers import signed
 from sysevents.jobs import origin
 from sysevents.jobs.secrets import generate_key
 from sysevents.runtime import Runtime
+from sysevents.sinks.audit.sink import AuditSink
+from sysevents.transport.pubsub import parse_push
 from sysevents.transport.quarantine import Quarantine
 
 pytestmark = pytest.mark.integration
@@ -67,5 +72,17 @@ def test_a_bound_producers_event_is_delivered_and_one_for_another_account_quaran
         refused = Quarantine(firestore_client).list(aid=other)
         assert sorted(r["reason"] for r in refused)[0] == reason
         assert json.loads(refused[-1]["data"])["data"]["aid"] == other
+
+        # the audit archive refuses what ingest quarantines, and archives the bound producer's event
+        audit = AuditSink(rt)
+        theirs_msg = parse_push(push(data, attrs))
+        outcome = audit.deliver_event(theirs_msg, Attempt.of(theirs_msg))
+        assert (outcome.kind, outcome.reason) == (
+            Kind.FILTERED,
+            f"not archived (ingest quarantines it): {reason}",
+        )
+        mine_msg = parse_push(push(*signed(mine, "billing", KEY)))
+        outcome = audit.deliver_event(mine_msg, Attempt.of(mine_msg))
+        assert (outcome.kind, outcome.reason) == (Kind.DELIVERED, "archived")
     finally:
         rt.close()
