@@ -163,7 +163,7 @@ class Settings(BaseSettings):
         ge=0,
         le=600_000,
         description="The job cache's freshness bound X: a job saved at T is matched for every event that "
-        "reaches ingest after T + X (each instance reads the change marker at most once per X while it "
+        "reaches ingest after T + X (each instance queries the change markers at most once per X while it "
         "serves; 0: once per request).",
     )
     job_cache_max_jobs: int = Field(
