@@ -137,19 +137,22 @@ class JobCache:
                     continue
                 keys |= {(m.aid, i) for i in ids if wanted or self._holds(m.aid, i)}
         self._refresh(sorted(keys))
+        # what this sync saw, kept only once it has read everything it missed (a failed read syncs again)
         self._seen = {m.aid: m.seq for m in markers if isinstance(m, Marker)}
+        self._legacy_seq = next((m.seq for m in markers if isinstance(m, Legacy)), self._legacy_seq)
         self._since, self._synced, self.updated_at = now, started, datetime.fromtimestamp(wall, UTC)
         self.syncs += 1
 
     def _legacy(self, m: Legacy, wanted: bool) -> set[JobId]:  # holds _lock
         """What the marker of every account (written by a version before markers per account) says changed;
         when it cannot tell (first seen, too far behind, reset), forget all and reload on demand."""
-        seen, self._legacy_seq = self._legacy_seq, m.seq
+        seen = self._legacy_seq
         if seen == m.seq:
             return set()
         first = m.recent[0][0] if m.recent else m.seq + 1
         if seen is None or m.seq < seen or first > seen + 1:
-            log.warning("job cache: the marker of every account changed; reloading")
+            if len(self._index) or self._listing is not None:
+                log.warning("job cache: the marker of every account changed; reloading")
             self._forget()
             return set()
         return {(a, i) for n, a, i in m.recent if n > seen and (wanted or self._holds(a, i))}
