@@ -252,7 +252,7 @@ def diff(before: dict, after: dict, less: dict | None = None) -> dict[str, Count
 
 def settle_s(meters: dict) -> float:
     """Long enough for the last requests' accounting to commit and for the next GET / to sync the job
-    cache's marker (so that every GET costs the same, measured once and subtracted)."""
+    cache's change markers (so that every GET costs the same, measured once and subtracted)."""
     ages = [m.get("_max_age_ms") or 0 for m in meters.values()]
     return max(2.5, max(ages) / 1000 + 1.5)
 

@@ -17,8 +17,14 @@ Printed: one table, the same figures relative to the smallest size of the run (p
 `all`, whose work grows with the jobs; as they are for the others, whose work should not), and a last
 line of JSON with every figure. Nothing is asserted.
 
+Then the change markers (skipped with `--no-writes`): job writes/s of one account alone (WRITE_THREADS
+writers), then of two accounts at once (as many writers each), as a ratio per account; and what one sync
+of a running cache costs (documents read, latency) when 0, 10 and 100 accounts changed jobs since its
+previous sync, against the sync with none changed.
+
     nice -n 10 .venv/bin/python bench/bench_job_cache.py                      # 1k, 10k, 100k: ~5 minutes
     nice -n 10 .venv/bin/python bench/bench_job_cache.py --sizes 1000,10000   # quicker
+    nice -n 10 .venv/bin/python bench/bench_job_cache.py --sizes ''           # the change markers only
 
 Before the change marker (one snapshot listener over every job, in every instance), the same bench
 measured with 1k / 10k / 100k jobs: a cold start of 0.76 s / 7.9 s / not complete after 600 s, reading
@@ -231,14 +237,105 @@ def run_child(env: dict[str, str], project: str, size: int, role: str) -> dict:
 ROLES = ("ingest", "sink", "ticks", "all")
 
 
-def main(sizes: list[int]) -> None:
+WRITE_THREADS = 1
+"""Writers per account: one, so that what slows an account's writes is the other account, not its own."""
+WRITE_SECONDS = 3.0
+WRITE_ROUNDS = 3
+CHANGED_ACCOUNTS = (0, 10, 100)
+SYNCS = 20
+
+
+def write_rate(store, accounts: list[str], seconds: float) -> tuple[dict[str, float], int]:
+    """(job writes/s of each account, writes that failed after every transaction attempt): WRITE_THREADS
+    writers per account, all at once for `seconds`."""
+    counts = dict.fromkeys(accounts, 0)
+    failed = [0]
+    stop = time.perf_counter() + seconds
+
+    def writer(aid: str, w: int) -> None:
+        n = 0
+        while time.perf_counter() < stop:
+            try:
+                store.put(new_job(n).model_copy(update={"aid": aid, "id": f"w{w}-{n % 20}"}))
+                n += 1
+            except ValueError:  # "Failed to commit transaction in 50 attempts": contention
+                failed[0] += 1
+        counts[aid] += n
+
+    with ThreadPoolExecutor(WRITE_THREADS * len(accounts)) as pool:
+        list(pool.map(lambda a: writer(*a), [(a, w) for a in accounts for w in range(WRITE_THREADS)]))
+    return {a: counts[a] / seconds for a in accounts}, failed[0]
+
+
+def markers(client) -> dict:
+    """Job writes/s of one account vs two at once, and a sync's cost with 0, 10, 100 accounts changed."""
+    from sysevents.jobs.cache import JobCache
+    from sysevents.jobs.store import JobStore
+
+    store = JobStore(client)
+    write_rate(store, ["warm"], 1.0)
+    runs_alone, runs_both, failed = [], [], {"alone": 0, "two_accounts": 0}
+    for _ in range(WRITE_ROUNDS):  # alternated, so that the machine's other load falls on both alike
+        rate, n = write_rate(store, ["acct-w1"], WRITE_SECONDS)
+        runs_alone.append(rate["acct-w1"])
+        failed["alone"] += n
+        rate, n = write_rate(store, ["acct-w1", "acct-w2"], WRITE_SECONDS)
+        runs_both.append(rate)
+        failed["two_accounts"] += n
+    alone = statistics.median(runs_alone)
+    both = {a: statistics.median(r[a] for r in runs_both) for a in ("acct-w1", "acct-w2")}
+    out: dict = {"writes_alone_per_s": alone, "writes_two_accounts_per_s": both, "writes_failed": failed}
+    out["per_account_ratio"] = min(both.values()) / alone
+    cache = JobCache(JobStore(client), max_age=0).start()
+    time.sleep(getattr(cache, "margin", 0) + 0.1)  # the writes above out of every sync's window
+    syncs = []
+    for changed in CHANGED_ACCOUNTS:
+        reads, took = [], []
+        for _ in range(SYNCS):
+            for a in range(changed):
+                store.put(new_job(a).model_copy(update={"aid": f"acct-s{a}", "id": "j"}))
+            before, t = cache.documents_read, time.perf_counter()
+            cache.sync()
+            took.append((time.perf_counter() - t) * 1000)
+            reads.append(cache.documents_read - before)
+        syncs.append({"changed": changed, "reads": statistics.median(reads), "ms": statistics.median(took)})
+    out["syncs"] = syncs
+    return out
+
+
+def report_markers(m: dict) -> None:
+    print(
+        f"\nJob writes/s, {WRITE_THREADS} writer(s) per account, median of {WRITE_ROUNDS} runs of "
+        f"{WRITE_SECONDS:.0f} s each:"
+    )
+    print(f"  one account alone:     {m['writes_alone_per_s']:8.1f}/s")
+    for aid, rate in m["writes_two_accounts_per_s"].items():
+        print(f"  {aid} beside another: {rate:8.1f}/s")
+    print(f"  per account, two at once / alone: {m['per_account_ratio']:.2f}")
+    print(f"  writes failed after every attempt: {m['writes_failed']}")
+    base = m["syncs"][0]
+    print(
+        f"\nOne sync of a running cache (median of {SYNCS}), by accounts that changed jobs since the one before:"
+    )
+    print(f"{'changed':>8} {'reads':>6} {'ms':>7} {'reads/base':>11} {'ms/base':>8}")
+    for r in m["syncs"]:
+        print(
+            f"{r['changed']:>8} {r['reads']:>6.0f} {r['ms']:>7.1f} {r['reads'] / base['reads']:>11.1f} "
+            f"{r['ms'] / base['ms']:>8.2f}"
+        )
+
+
+def main(sizes: list[int], writes: bool) -> None:
     from sysevents.local.stack import LocalStack
 
     with LocalStack(bigquery=False, functions=()) as stack, stack.environment():
         from google.cloud import firestore
 
         client = firestore.Client(project=stack.project)
-        rows, stored = [], 0
+        rows, stored, found = [], 0, {}
+        if writes:
+            found = markers(client)
+            report_markers(found)
         for size in sizes:
             write_s = write_jobs(client, stored, size)
             print(
@@ -253,7 +350,9 @@ def main(sizes: list[int]) -> None:
                     f"{row['documents_read']:,} reads, {row['rss_mb']:.0f} MB",
                     flush=True,
                 )
-        report(rows)
+        if rows:
+            report(rows)
+        print(json.dumps({"bench": "job_cache", "runs": rows, "markers": found}))
 
 
 def report(rows: list[dict]) -> None:
@@ -288,12 +387,12 @@ def report(rows: list[dict]) -> None:
         n = (r["documents_read"] / k) / b["documents_read"]
         m = (r["rss_mb"] / k) / b["rss_mb"] if b["rss_mb"] > 0 else float("nan")
         print(f"{r['size']:>8,} {r['role']:>7} {t:>7.2f} {n:>7.2f} {m:>7.2f}")
-    print(json.dumps({"bench": "job_cache", "runs": rows}))
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="1000,10000,100000", help="comma-separated job counts, ascending")
+    ap.add_argument("--no-writes", action="store_true", help="skip the change markers' figures")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--project", default="sysevents-local", help=argparse.SUPPRESS)
     ap.add_argument("--size", type=int, default=0, help=argparse.SUPPRESS)
@@ -302,4 +401,4 @@ if __name__ == "__main__":
     if args.child:
         print(json.dumps(child(args.project, args.size, args.role)))
     else:
-        main([int(s) for s in args.sizes.split(",")])
+        main([int(s) for s in args.sizes.split(",") if s], not args.no_writes)

@@ -2,8 +2,8 @@
 
 The rooms, from the bottom up (each imports only from rooms below it; tests/unit/test_layout.py holds it):
 - `config` (the one Settings object), `topology` (topology.json: topics, subscriptions, sinks, functions);
-- `events/`: the system event and strict JSON reading; `jobs/`: the job model, the workflow registry, the
-  job store, its change marker and cache, matching, loop protection, work events, sealed secrets;
+- `events/`: the system event, strict JSON reading, producer identity; `jobs/`: the job model, the workflow
+  registry, the job store, its change markers (one per account) and cache, matching, loop protection, work events, sealed secrets;
 - `transport/`: Pub/Sub pushes and publishing, the delay queue, redrive, quarantine, group commit;
   `net/`: the destination guard; `obs/`: logs and traces, metering, `sysevents status`;
 - `templates/`: Jsonnet in a sandbox; `auditlog/`: the BigQuery audit table;

@@ -7,10 +7,11 @@ import re
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from sysevents.events.model import MAX_EVENT_BYTES
+from sysevents.events.producers import check_bindings
 
 
 def scaled(seconds: float, scale: float) -> timedelta:
@@ -162,7 +163,7 @@ class Settings(BaseSettings):
         ge=0,
         le=600_000,
         description="The job cache's freshness bound X: a job saved at T is matched for every event that "
-        "reaches ingest after T + X (each instance reads the change marker at most once per X while it "
+        "reaches ingest after T + X (each instance queries the change markers at most once per X while it "
         "serves; 0: once per request).",
     )
     job_cache_max_jobs: int = Field(
@@ -333,6 +334,28 @@ class Settings(BaseSettings):
         default="alert_",
         description="Firestore collections of alert state: "
         "<prefix>groups, <prefix>outbox, <prefix>seen, <prefix>rates.",
+    )
+    job_cache_margin_ms: int = Field(
+        default=1000,
+        ge=0,
+        le=60_000,
+        description="How long after its commit timestamp a job write may become visible (clock skew between "
+        "instances and Firestore, transactions committing out of timestamp order): each job cache sync asks "
+        "for the accounts' change markers changed since its previous sync began less this.",
+    )
+    producers: Annotated[dict[str, tuple[str, ...]], AfterValidator(check_bindings)] = Field(
+        default_factory=dict,
+        description='Producer id -> the accounts it may publish events for, as JSON ({"billing": ["12", '
+        '"acme-*"], "ops": ["*"]}: exact ids, prefixes ending in *, or *). Set: ingest and the audit archive '
+        "admit only events signed by a producer bound to their account (or sysevents' own, sealed); others are "
+        "quarantined with the reason. Empty (the default): any publisher may name any account.",
+    )
+    producer_keys: SecretStr | None = Field(
+        default=None,
+        description='Producer id -> its signing keys, as JSON ({"billing": ["new key", "old key"]}; each at '
+        "least 32 characters; all verify, so a key is rotated by adding the new one first). Read when the "
+        "first event is checked (a value that cannot be used fails the request, and never shows the keys). "
+        "In production from Secret Manager.",
     )
 
     def scaled(self, seconds: float) -> timedelta:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from functools import partial
 
 from sysevents.delivery.attempt import SETTLE_ATTR, first_settle_key
 from sysevents.delivery.message import Delivery
@@ -76,11 +77,15 @@ def process(rt: Runtime, body: bytes) -> tuple[str, int]:
 
 
 def _process(rt: Runtime, msg: PushMessage) -> tuple[str, int]:
+    producers = rt.producers  # settings that cannot be used fail the request (retried), never the event
     try:
         first_id, first_time = first_publish(msg)
         event = event_from_bytes(
             msg.data, fallback_id=first_id, fallback_time=first_time, max_bytes=rt.settings.max_event_bytes
         )
+        own = partial(origin.trusted, msg.data, msg.attributes, rt.settings.sealing_keys)
+        if why := producers.refusal(msg.data, msg.attributes, event.aid, own):
+            raise InvalidEvent(why)  # a producer not bound to the account (sysevents.events.producers)
         if origin.claimed(event) and not origin.trusted(msg.data, msg.attributes, rt.settings.sealing_keys):
             raise InvalidEvent(
                 f"data.{origin.FIELD} is set by sysevents only; a producer's event may not carry it"

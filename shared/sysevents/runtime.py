@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from google.cloud import firestore
 
 from sysevents.config import Settings
+from sysevents.events.producers import Producers
 from sysevents.jobs.cache import JobCache
 from sysevents.jobs.model import Job
 from sysevents.jobs.store import JobStore
@@ -88,7 +89,16 @@ class Runtime:
                 s.job_cache_start_timeout,
                 max_age=s.job_cache_max_age_ms / 1000,
                 max_jobs=s.job_cache_max_jobs,
+                margin=s.job_cache_margin_ms / 1000,
             ).start(),
+        )
+
+    @property
+    def producers(self) -> Producers:
+        """The producer bindings events are admitted by (sysevents.events.producers)."""
+        s = self.settings
+        return self.part(
+            "producers", lambda: Producers.of(s.producers, s.producer_keys, sealed=s.sealing_keys is not None)
         )
 
     @property

@@ -11,7 +11,9 @@ answering. The cache's clock is a fake one here, moved by the test: no timing is
 from __future__ import annotations
 
 import json
+import threading
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from helpers import publish_events, pull, put_jobs, webhook_job
@@ -19,7 +21,7 @@ from helpers import publish_events, pull, put_jobs, webhook_job
 from sysevents.events.model import new_event
 from sysevents.jobs import changes as changes_mod
 from sysevents.jobs.cache import JobCache
-from sysevents.jobs.model import JobState
+from sysevents.jobs.model import JobState, job_to_dict
 from sysevents.jobs.store import JobStore
 
 
@@ -55,7 +57,9 @@ def clock():
 
 @pytest.fixture
 def cache(firestore_client, clock):
-    c = JobCache(JobStore(firestore_client), max_age=MAX_AGE, clock=clock).start()
+    # margin 0: every write in these tests returns before the cache syncs (none is in flight across a sync),
+    # so each sync reads this test's markers only; test_concurrent_writes_of_two_accounts_* keeps the margin
+    c = JobCache(JobStore(firestore_client), max_age=MAX_AGE, clock=clock, margin=0).start()
     yield c
     c.stop()
 
@@ -178,6 +182,74 @@ def test_a_filtered_listing_keeps_only_the_jobs_wanted_and_follows_changes(store
     before = cache.documents_read
     assert listed() == {"b"}
     assert cache.documents_read - before == 3  # the marker and the two changed jobs, not every job
+
+
+def test_concurrent_writes_of_two_accounts_both_reach_a_cache_within_its_bound(store, firestore_client, aid):
+    """Two accounts write jobs at once (each on its own marker) while the cache syncs again and again, so
+    writes are in flight across its syncs (the default margin): once max_age has passed after the last
+    write, the cache has every job of both."""
+    clock = Clock(tick=1e-6)
+    cache = JobCache(JobStore(firestore_client), max_age=MAX_AGE, clock=clock).start()
+    accounts = [f"{aid}-a", f"{aid}-b"]
+    events = {a: new_event(a, "work", "w1", "failed") for a in accounts}
+    for a in accounts:
+        assert cache.match(events[a]) == []  # both held before they write
+    done = threading.Event()
+
+    def sync_all_along() -> None:
+        while not done.is_set():
+            clock.advance(MAX_AGE)
+            for a in accounts:
+                cache.match(events[a])
+
+    syncer = threading.Thread(target=sync_all_along)
+    syncer.start()
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda a: [store.put(webhook(a, f"j{n:02d}")) for n in range(12)], accounts))
+    finally:
+        done.set()
+        syncer.join()
+    syncs = cache.syncs
+    clock.advance(MAX_AGE)
+    for a in accounts:
+        assert ids(cache.match(events[a])) == [f"j{n:02d}" for n in range(12)]
+    assert syncs > 2  # the cache did sync while the writes went on
+
+
+def test_writes_through_the_marker_of_every_account_reach_the_cache(
+    store, cache, clock, aid, firestore_client
+):
+    """A deployment being upgraded: a writer of the version before markers per account changes a job and
+    bumps the one marker of every account (`job_changes/marker`). The cache cannot tell what it missed
+    there the first time, so it reloads; then it follows that marker's seq."""
+    from google.cloud import firestore
+
+    legacy = firestore_client.collection(changes_mod.CHANGES_COLLECTION).document(changes_mod.LEGACY_ID)
+
+    def old_version_write(job_id: str, seq: int, **fields) -> None:
+        job = store.get(aid, job_id).model_copy(update=fields)
+        batch = firestore_client.batch()
+        batch.set(store.ref(aid, job_id), job_to_dict(job))
+        recent = json.dumps([[seq, aid, job_id]])
+        batch.set(legacy, {"seq": seq, "recent": recent, "changed_at": firestore.SERVER_TIMESTAMP})
+        batch.commit()
+
+    store.put(webhook(aid, "a"))
+    store.put(webhook(aid, "b"))
+    failed = new_event(aid, "work", "w1", "failed")
+    try:
+        assert ids(cache.match(failed)) == ["a", "b"]
+        old_version_write("a", 7, state=JobState.PAUSED)
+        clock.advance(MAX_AGE)
+        assert ids(cache.match(failed)) == ["b"]  # reloaded
+        old_version_write("b", 8, state=JobState.PAUSED)
+        clock.advance(MAX_AGE)
+        before = cache.documents_read
+        assert cache.match(failed) == []
+        assert cache.documents_read - before == 2  # the one marker that changed and job b: no reload
+    finally:
+        legacy.delete()
 
 
 # -- end to end: the ingest function ------------------------------------------------------------------------

@@ -80,6 +80,7 @@ SECRETS = {  # environment variable (topology `secrets`) -> the calls that read 
     "SYSEVENTS_SEALING_KEYS": [r"\.sender\b", r"\bseal\(", r"\bunseal\(", r"\bparse_job\(", r"sealing_keys"],
     "SYSEVENTS_OPERATOR_KEY_HASH": [r"\b(?:rt|call)\.keys\b"],
     "SYSEVENTS_SMTP_PASSWORD": [r"\bMailer\("],
+    "SYSEVENTS_PRODUCER_KEYS": [r"\bproducers\.refusal\("],  # the producer bindings events are admitted by
 }
 
 DATASTORE_WRITE = {"roles/datastore.user"}

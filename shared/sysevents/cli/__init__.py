@@ -17,6 +17,7 @@ from sysevents.cli.keys import keys
 from sysevents.cli.quarantine import quarantine
 from sysevents.cli.status import status
 from sysevents.events.model import SUBJECT_TYPES, VERBS, InvalidEvent, event_ordering_key, new_event
+from sysevents.events.producers import new_key, sign
 from sysevents.obs.logs import TRACEPARENT_ATTR, new_traceparent
 
 
@@ -52,10 +53,16 @@ def main() -> None:
     is_flag=True,
     help="Publish --data as the message verbatim, without building an event (to try invalid input).",
 )
-def publish(aid, subject_type, subject_id, verb, actor, notes, extra, project, topic, raw) -> None:
+@click.option("--producer", envvar="SYSEVENTS_PRODUCER", help="Producer id to sign as (SYSEVENTS_PRODUCERS).")
+@click.option("--producer-key", "producer_key", envvar="SYSEVENTS_PRODUCER_KEY", help="That producer's key.")
+def publish(
+    aid, subject_type, subject_id, verb, actor, notes, extra, project, topic, raw, producer, producer_key
+):
     """Publish one system event to Pub/Sub (the local stack's emulator when `sysevents dev` runs).
 
-    --aid, --subject-type, --subject-id and --verb are required, except with --raw."""
+    --aid, --subject-type, --subject-id and --verb are required, except with --raw. With --producer and
+    --producer-key the message is signed for --aid (a deployment that binds producers to accounts admits
+    only signed events)."""
     from sysevents.topology import load
     from sysevents.transport.pubsub import Publisher
 
@@ -90,8 +97,18 @@ def publish(aid, subject_type, subject_id, verb, actor, notes, extra, project, t
         payload = event.to_json()
     key = "" if raw else event_ordering_key(event)  # a subject's events stay in order all the way
     trace = {TRACEPARENT_ATTR: new_traceparent()}  # the event's trace starts here
+    if producer or producer_key:
+        if not (producer and producer_key and aid):
+            raise click.UsageError("signing needs --producer, --producer-key and --aid")
+        trace.update(sign(producer, producer_key, aid, payload))
     [message_id] = Publisher(project).publish_all([(topic, payload, trace, key)])
     click.echo(f"published message {message_id} to {topic}" + ("" if raw else f" (event {event.id})"))
+
+
+@main.command("producer-key")
+def producer_key() -> None:
+    """Print a new producer key (for SYSEVENTS_PRODUCER_KEYS and the producer's own secret)."""
+    click.echo(new_key())
 
 
 @main.command()

@@ -1,17 +1,18 @@
 """The in-memory job cache the pipeline functions match against and look jobs up in.
 
 Cache design (docs/architecture.md, "Job cache"): every job write through `JobStore` also bumps, in the same
-transaction, the **change marker** (sysevents.jobs.changes): a sequence number and the (seq, aid, id) of
-the last RECENT_CHANGES writes. A `JobCache` never listens: before it answers (a match,
-a lookup) it checks that its last sync *started* at most `max_age` seconds before the call, and otherwise
-syncs in the calling thread: one marker read, then one read per changed job it holds (or, more than
-RECENT_CHANGES behind, it forgets everything and reloads on demand). So a job saved at T is matched for
-every event that reaches ingest after T + max_age, whatever the instance did meanwhile (Cloud Functions
-throttle the CPU between requests: a background listener would lag there, a sync in the request does
-not). The cache holds jobs on demand, bounded (`max_jobs`, least recently used first out): a whole
-account when an event of it is matched (one query of that account's jobs), a single job when a sink looks
-one up by (aid, id) (one get). `jobs(where)` (the bigquery function's backfill ticks) reads every job
-once and keeps those it wants.
+transaction, its account's **change marker** (sysevents.jobs.changes): a sequence number, the last writes
+with their commit times, and the latest's commit time. A `JobCache` never listens: before it answers (a
+match, a lookup) it checks that its last sync *started* at most `max_age` seconds before the call, and
+otherwise syncs in the calling thread: one query of the markers changed since its previous sync began (less
+`margin`), then one read per changed job it holds (`changes.missed` says which; an account whose marker no
+longer lists them all is forgotten and reloaded on demand). So a job saved at T is matched for every event
+that reaches ingest after T + max_age, whatever the instance did meanwhile (Cloud Functions throttle the
+CPU between requests: a background listener would lag there, a sync in the request does not). The cache
+holds jobs on demand, bounded (`max_jobs`, least recently used first out): a whole account when an event
+of it is matched (one query of that account's jobs), a single job when a sink looks one up by (aid, id)
+(one get). `jobs(where)` (the bigquery function's backfill ticks) reads every job once and keeps those it
+wants.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from google.api_core import exceptions as gexc
 
 from sysevents.events.model import SystemEvent
+from sysevents.jobs.changes import Legacy, Marker, missed
 from sysevents.jobs.matching import JobId, JobIndex
 from sysevents.jobs.model import InvalidJob, Job
 from sysevents.jobs.registry import job_of
@@ -42,7 +44,9 @@ class JobCache:
     """Jobs in memory, held on demand and never older than `max_age` seconds when answering (see the
     module docstring); `match` and `get` read Firestore only to sync or to load what they do not hold.
 
-    `clock` (monotonic seconds) is what `max_age` is measured with."""
+    `clock` (monotonic seconds) is what `max_age` is measured with; `margin` (seconds) is how long after
+    its commit timestamp a job write may become visible (clock skew, transactions committing out of
+    timestamp order): each sync asks for the markers changed since its previous sync began less it."""
 
     def __init__(
         self,
@@ -52,6 +56,7 @@ class JobCache:
         max_age: float = 1.0,
         max_jobs: int = 20_000,
         clock: Callable[[], float] = time.monotonic,
+        margin: float = 1.0,
     ):
         self._store = store
         self._client = store.client
@@ -60,6 +65,7 @@ class JobCache:
         self._timeout = start_timeout
         self.max_age = max_age
         self.max_jobs = max_jobs
+        self.margin = margin
         self._clock = clock
         self._lock = threading.Lock()  # the data below
         self._sync_lock = threading.Lock()  # syncs and loads, one at a time (see _load)
@@ -69,9 +75,11 @@ class JobCache:
         self._ids_of: dict[str, set[str]] = {}  # account -> ids of its jobs held
         self._listing: dict[JobId, Job] | None = None  # jobs() : every stored job passing _where
         self._where: Callable[[Job], bool] | None = None
-        self.seq: int | None = None  # the change marker's seq this cache is at (None: never synced)
+        self._since: int | None = None  # wall time (µs since the epoch) the latest completed sync started
+        self._seen: dict[str, int] = {}  # account -> its marker's seq, as that sync read it
+        self._legacy_seq: int | None = None  # the seq of the marker of every account (changes.LEGACY_ID)
         self._synced = float("-inf")  # clock() when the latest completed sync started
-        self.updated_at: datetime | None = None  # Firestore read time of that sync's marker read
+        self.updated_at: datetime | None = None  # wall time when that sync started
         self.invalid: dict[str, str] = {}  # job path -> why its stored document was skipped
         self.documents_read = 0  # documents this cache read from Firestore (each is billed as one read)
         self.syncs = 0
@@ -86,7 +94,7 @@ class JobCache:
         """Forget every job held (nothing runs in the background)."""
         with self._sync_lock, self._lock:
             self._forget()
-            self.seq, self._synced = None, float("-inf")
+            self._since, self._seen, self._legacy_seq, self._synced = None, {}, None, float("-inf")
 
     # -- freshness -------------------------------------------------------------------------------------------
     def fresh(self, arrived: float | None = None) -> None:
@@ -105,24 +113,49 @@ class JobCache:
             self._sync()
 
     def _sync(self) -> None:  # holds _sync_lock
-        started = self._clock()
-        snap, seq, recent = self._call(lambda: self._store.changes.get(self._timeout))
-        self.documents_read += 1
-        if self.seq is not None and seq != self.seq:
-            first = recent[0][0] if recent else seq + 1
-            if seq > self.seq and first <= self.seq + 1:  # every change since is listed
-                with self._lock:
-                    wanted = self._listing is not None
-                    held = sorted(
-                        {(a, i) for n, a, i in recent if n > self.seq and (wanted or self._holds(a, i))}
-                    )
-                self._refresh(held)
-            else:  # too far behind (or the marker was reset): forget all, reload on demand
-                log.warning("job cache: %s changes behind the marker; reloading", seq - self.seq)
-                with self._lock:
-                    self._forget()
-        self.seq, self._synced, self.updated_at = seq, started, snap.read_time
+        started, wall = self._clock(), time.time()
+        now = int(wall * 1e6)
+        since = (now if self._since is None else self._since) - int(self.margin * 1e6)
+        read, markers = self._call(lambda: self._store.changes.changed_since(since, self._timeout))
+        self.documents_read += read
+        keys: set[JobId] = set()
+        with self._lock:
+            wanted = self._listing is not None
+            for m in markers:
+                if isinstance(m, Legacy):
+                    keys |= self._legacy(m, wanted)
+                    continue
+                ids = missed(m, since, self._seen.get(m.aid))
+                if ids is None:  # more writes than its marker lists: forget the account, reload on demand
+                    if wanted or m.aid in self._ids_of or m.aid in self._complete:
+                        log.warning(
+                            "job cache: account %s changed more than its marker lists; reloading", m.aid
+                        )
+                    self._drop_account(m.aid)
+                    if wanted:
+                        self._listing = None
+                    continue
+                keys |= {(m.aid, i) for i in ids if wanted or self._holds(m.aid, i)}
+        self._refresh(sorted(keys))
+        # what this sync saw, kept only once it has read everything it missed (a failed read syncs again)
+        self._seen = {m.aid: m.seq for m in markers if isinstance(m, Marker)}
+        self._legacy_seq = next((m.seq for m in markers if isinstance(m, Legacy)), self._legacy_seq)
+        self._since, self._synced, self.updated_at = now, started, datetime.fromtimestamp(wall, UTC)
         self.syncs += 1
+
+    def _legacy(self, m: Legacy, wanted: bool) -> set[JobId]:  # holds _lock
+        """What the marker of every account (written by a version before markers per account) says changed;
+        when it cannot tell (first seen, too far behind, reset), forget all and reload on demand."""
+        seen = self._legacy_seq
+        if seen == m.seq:
+            return set()
+        first = m.recent[0][0] if m.recent else m.seq + 1
+        if seen is None or m.seq < seen or first > seen + 1:
+            if len(self._index) or self._listing is not None:
+                log.warning("job cache: the marker of every account changed; reloading")
+            self._forget()
+            return set()
+        return {(a, i) for n, a, i in m.recent if n > seen and (wanted or self._holds(a, i))}
 
     def _call(self, fn: Callable):
         try:
@@ -326,15 +359,15 @@ class JobCache:
         return len(self._index)
 
     def status(self) -> dict:
-        """For health checks (it syncs first): jobs and accounts held, the marker read time and seq, reads so
-        far, and which stored jobs were skipped as invalid."""
+        """For health checks (it syncs first): jobs and accounts held, when the sync began, the accounts whose
+        markers it read, reads so far, and which stored jobs were skipped as invalid."""
         self.sync()
         return {
             "jobs": len(self._index),
             "accounts": len(self._complete),
             "listed": None if self._listing is None else len(self._listing),
             "read_time": self.updated_at.isoformat() if self.updated_at else None,
-            "seq": self.seq,
+            "changed_accounts": len(self._seen),
             "max_age_ms": round(self.max_age * 1000),
             "documents_read": self.documents_read,
             "syncs": self.syncs,

@@ -4,8 +4,8 @@ Layout: a job lives at `accounts/{aid}/jobs/{id}`. Ids are chosen per account: e
 listing goes through the account's own collection, so a job id in one account says nothing about
 another (a create that collides answers for that account only).
 
-Every write also bumps, in its own transaction, the change marker the job caches follow
-(sysevents.jobs.changes).
+Every write also bumps, in its own transaction, its account's change marker, which the job caches follow
+(sysevents.jobs.changes): writes of different accounts share no document.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from sysevents.jobs.registry import job_of
 log = logging.getLogger(__name__)
 
 TX_ATTEMPTS = 50
-"""Every job write and the marker share a transaction: concurrent writes retry on the marker."""
+"""Every job write and its account's marker share a transaction: concurrent writes of one account retry on
+the marker (another account's never touch it)."""
 
 
 class JobNotFound(LookupError):
@@ -80,8 +81,8 @@ class VersionConflict(ValueError):
 
 
 class JobStore:
-    """Create, read, replace and delete jobs (the admin API builds on this). Every write also bumps the
-    change marker in the same transaction, which is how every job cache learns of it."""
+    """Create, read, replace and delete jobs (the admin API builds on this). Every write also bumps its
+    account's change marker in the same transaction, which is how every job cache learns of it."""
 
     def __init__(
         self,
@@ -116,9 +117,9 @@ class JobStore:
 
         @firestore.transactional
         def run(tx: firestore.Transaction) -> None:
-            marker = self.changes.read(tx)
+            marker = self.changes.read(tx, job.aid)
             tx.set(ref, job_to_dict(job))
-            self.changes.bump(tx, marker, [(job.aid, job.id)])
+            self.changes.bump(tx, marker, job.aid, job.id)
 
         run(self._transaction())
         self._written()
@@ -136,9 +137,9 @@ class JobStore:
 
         @firestore.transactional
         def run(tx: firestore.Transaction) -> None:
-            marker = self.changes.read(tx)
+            marker = self.changes.read(tx, aid)
             tx.delete(ref)
-            self.changes.bump(tx, marker, [(aid, job_id)])
+            self.changes.bump(tx, marker, aid, job_id)
 
         run(self._transaction())
         self._written()
@@ -204,10 +205,10 @@ class JobStore:
                 raise TooManyJobs(job.aid, limits.jobs)
             adding = job.filter.entries
             self._check_entries(limits, job.aid, entries, adding)
-            marker = self.changes.read(tx)
+            marker = self.changes.read(tx, job.aid)
             tx.create(ref, job_to_dict(job))
             self._set_usage(tx, job.aid, jobs + 1, entries + adding)
-            self.changes.bump(tx, marker, [(job.aid, job.id)])
+            self.changes.bump(tx, marker, job.aid, job.id)
 
         try:
             run(self._transaction())
@@ -252,11 +253,11 @@ class JobStore:
             if delta:  # a pause, a rename, a new URL: the account's usage is not read or written
                 jobs, entries = self.usage(aid, tx)
                 self._check_entries(limits, aid, entries, delta)
-            marker = self.changes.read(tx)
+            marker = self.changes.read(tx, aid)
             tx.set(ref, job_to_dict(new))
             if delta:
                 self._set_usage(tx, aid, jobs, entries + delta)
-            self.changes.bump(tx, marker, [(aid, job_id)])
+            self.changes.bump(tx, marker, aid, job_id)
             return old, new
 
         result = run(self._transaction())
@@ -271,10 +272,10 @@ class JobStore:
         def run(tx: firestore.Transaction) -> Job:
             old = self._read_for_update(tx, ref, expected_version)
             jobs, entries = self.usage(aid, tx)
-            marker = self.changes.read(tx)
+            marker = self.changes.read(tx, aid)
             tx.delete(ref)
             self._set_usage(tx, aid, jobs - 1, entries - old.filter.entries)
-            self.changes.bump(tx, marker, [(aid, job_id)])
+            self.changes.bump(tx, marker, aid, job_id)
             return old
 
         old = run(self._transaction())

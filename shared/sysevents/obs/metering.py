@@ -6,7 +6,7 @@ Firestore is counted at the library boundary, on the GAPIC client every call goe
 `batch_get_documents`, `run_query`, ...): as calls (RPCs, `firestore.calls`) and as the units Firestore
 bills (`firestore.reads`, `.writes`, `.deletes`): a commit or batch write bills each write, a document get
 one read per document asked for (found or not), a query one read per document returned and at least
-one, an aggregation one read. The job cache's reads (its change marker, the jobs it loads) go through
+one, an aggregation one read. The job cache's reads (its change markers, the jobs it loads) go through
 the same client and are counted. Pub/Sub publishes are counted per message with their size (data and
 attributes); pushes served are counted per request with the pushed message's size, and `busy_s` adds
 up the time the instance had at least one request in flight (what request-based billing charges for).

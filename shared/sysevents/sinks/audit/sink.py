@@ -1,7 +1,8 @@
 """Audit: archive every valid event in the BigQuery audit table (its own push subscription on system-events).
 
 A job-less sink: its messages are the events themselves. One row per event, insertId = event id.
-Invalid events are acknowledged without a row (ingest quarantines them with the reason). A row BigQuery
+Invalid events, and events of a producer not bound to their account (sysevents.events.producers), are
+acknowledged without a row (ingest quarantines them with the reason). A row BigQuery
 (or our validation) refuses goes to the audit dead-letter topic with the reason; a failed insert is
 retried and dead-lettered after the last attempt. Redeliveries check the table first, so a lost
 acknowledgement does not archive an event twice.
@@ -9,12 +10,15 @@ acknowledgement does not archive an event twice.
 
 from __future__ import annotations
 
+from functools import partial
+
 from sysevents.auditlog.schema import audit_table, row_of_event
 from sysevents.auditlog.writer import InsertFailed, TableMissing
 from sysevents.delivery.attempt import Attempt
 from sysevents.delivery.outcome import Outcome
 from sysevents.delivery.sink import Sink
 from sysevents.events.model import InvalidEvent, event_from_bytes
+from sysevents.jobs import origin
 from sysevents.transport.pubsub import PushMessage, first_publish
 
 SUBSCRIPTION = "system-events-audit"
@@ -49,6 +53,9 @@ class AuditSink(Sink):
             )
         except InvalidEvent as err:
             return Outcome.filtered(f"not archived (invalid event; ingest quarantines it): {err.reason}")
+        own = partial(origin.trusted, message.data, message.attributes, rt.settings.sealing_keys)
+        if why := rt.producers.refusal(message.data, message.attributes, event.aid, own):
+            return Outcome.filtered(f"not archived (ingest quarantines it): {why}")
         table = audit_table(rt.settings)
         writer = rt.table_writer
         try:
