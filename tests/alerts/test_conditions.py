@@ -183,7 +183,13 @@ def _email(**config):
             "not a weekday",
         ),
         (
-            {"absence": {"expect": {"system_event_type": "completed"}, "within": "2h", "timezone": "UTC"}},
+            {
+                "absence": {
+                    "expect": {"system_event_type": "completed"},
+                    "within": "2h",
+                    "timezone": "Europe/Paris",
+                }
+            },
             "go with by",
         ),
         ({"absence": {"expect": {"system_event_type": "completed"}}}, "set within"),
@@ -210,9 +216,10 @@ def test_conditions_are_checked_when_saved_with_clear_errors(config, message):
     assert message in err.value.reason
 
 
-def test_an_absence_jobs_filter_is_its_expected_events_and_survives_a_round_trip():
+@pytest.mark.parametrize("window", [{"by": "06:00", "timezone": "Europe/Paris"}, {"within": "2h"}])
+def test_an_absence_jobs_filter_is_its_expected_events_and_survives_a_round_trip(window):
     job = _email(absence={"expect": {"system_event_sources": {"work": ["nightly-export"]},
-                                     "system_event_type": "completed"}, "by": "06:00", "timezone": "Europe/Paris"})  # fmt: skip
+                                     "system_event_type": "completed"}, **window})  # fmt: skip
     assert {v.value for v in job.filter.verbs} == {"completed"}
     assert {k.value: set(v) for k, v in job.filter.sources.items()} == {"work": {"nightly-export"}}
     again = _email(**job.config.model_dump(mode="json", exclude_none=True, exclude={"recipients"}))

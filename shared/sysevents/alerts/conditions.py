@@ -195,9 +195,7 @@ class Absence(BaseModel):
     def _one_window(self) -> Absence:
         if (self.within is None) == (self.by is None):
             raise ValueError('set within ("2h": re-armed by each event) or by ("06:00": a daily deadline)')
-        if self.within is not None and (
-            "timezone" in self.model_fields_set or "days" in self.model_fields_set
-        ):
+        if self.within is not None and (self.timezone != "UTC" or self.days != WEEKDAYS):
             raise ValueError("timezone and days go with by (a calendar deadline), not within")
         return self
 

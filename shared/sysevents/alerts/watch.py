@@ -42,7 +42,7 @@ Send = Callable[[Job, str, Any, datetime], Outcome]
 
 
 def _iso(t: datetime | None) -> str:
-    return t.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z") if t else "never"
+    return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z") if t else "never"
 
 
 def within_of(settings, cond: Threshold | Absence) -> timedelta | None:
@@ -279,8 +279,10 @@ class Watch:
             return Outcome.wait(step.check_at, f"still {len(newest)} or more; looking again then")
         text = f"below the threshold of {cond.count} within {human(cond.within)} again"
         alert = state.get("alert") or {}
+        d = alert.get("data") or {}
+        subject = f"{d.get('subject_type')} {d.get('subject_id')}"
         resolving = {**alert, "id": "cond_" + hash_of(cid, str(seq))[:24], "time": _iso(now),
-                     "data": {**(alert.get("data") or {}), "notes": f"{alert.get('subject', '')}: {text}"}}  # fmt: skip
+                     "data": {**(alert.get("data") or {}), "notes": f"{subject}: {text}"}}  # fmt: skip
         oid = hash_of("condition", job.key, cid, str(seq))
         payload = self.channel.resolved(job, resolving, alert, oid, cid)
 
