@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Request, Response
 from werkzeug.routing import Map, Rule
 
-from sysevents.admin import accounts, audit, consent, deliveries, jobs
+from sysevents.admin import accounts, audit, consent, deliveries, filters, jobs
 from sysevents.admin.errors import json_response
 from sysevents.admin.http import Call, Route
 from sysevents.admin.http import dispatch as _dispatch
@@ -47,6 +47,15 @@ ROUTES: tuple[Route, ...] = (
         "Render a Jsonnet template against a given or sample event, before saving a job (422 on error)",
         body="PreviewInput",
         response="Preview",
+    ),
+    Route(
+        "POST",
+        "/accounts/<aid>/filters/validate",
+        filters.validate_filter,
+        "Check a content filter and exclusions, optionally against an event, before saving a job (422 with "
+        "line and column on error)",
+        body="FilterInput",
+        response="FilterCheck",
     ),
     Route(
         "GET",

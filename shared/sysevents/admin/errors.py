@@ -9,12 +9,19 @@ from flask import Response
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, field: str | None = None):
+    """`position` (line, column), both from 1: where in the field's text it goes wrong (filter expressions)."""
+
+    def __init__(
+        self, status: int, message: str, field: str | None = None, position: tuple[int, int] | None = None
+    ):
         super().__init__(message)
-        self.status, self.message, self.field = status, message, field
+        self.status, self.message, self.field, self.position = status, message, field, position
 
     def response(self) -> Response:
-        return json_response({"error": {"field": self.field, "message": self.message}}, self.status)
+        error: dict[str, Any] = {"field": self.field, "message": self.message}
+        if self.position:
+            error["position"] = {"line": self.position[0], "column": self.position[1]}
+        return json_response({"error": error}, self.status)
 
 
 def json_response(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -206,7 +206,7 @@ def forget(rt, job: Job) -> None:
         log.exception("admin: could not delete the state of job %s/%s", job.aid, job.id)
 
 
-def _event_arg(body: dict, aid: str) -> dict:
+def event_arg(body: dict, aid: str) -> dict:
     given = body.get("event")
     if given is None:
         sample = json.loads(json.dumps(SAMPLE_EVENT))
@@ -238,7 +238,7 @@ def preview_template(call: Call, aid: str) -> Response:
 def _preview(call: Call, aid: str, body: dict, template: Any) -> Response:
     if template is not None and not isinstance(template, str):
         raise ApiError(400, "must be a string (a Jsonnet template)", "json_template")
-    event = _event_arg(body, aid)
+    event = event_arg(body, aid)
     try:
         rendered = call.rt.sandbox.render(
             template, event, max_output_bytes=call.rt.settings.template_max_output_bytes, aid=aid

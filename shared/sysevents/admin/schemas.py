@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sysevents.admin.filter_schemas import CONTENT_FILTER, FILTER_CHECK, FILTER_INPUT, POSITION
 from sysevents.admin.keys import SCOPE_DOCS, SCOPES
 from sysevents.events.model import SUBJECT_TYPES, VERBS
 from sysevents.jobs.model import WORKFLOWS
@@ -34,6 +35,7 @@ FILTER = {
             "maxItems": 1000,
         },
     },
+    **CONTENT_FILTER,
 }
 WEBHOOK_CONFIG = {
     "type": "object",
@@ -96,7 +98,7 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "error": {
                 "type": "object",
-                "properties": {"field": {"type": ["string", "null"]}, "message": STR},
+                "properties": {"field": {"type": ["string", "null"]}, "message": STR, "position": POSITION},
             }
         },
     },
@@ -183,6 +185,8 @@ SCHEMAS: dict[str, Any] = {
         },
     },
     "Preview": {"type": "object", "properties": {"rendered": {}, "event": OBJ}},
+    "FilterInput": FILTER_INPUT,
+    "FilterCheck": FILTER_CHECK,
     "Deliveries": {
         "type": "object",
         "properties": {
@@ -390,11 +394,11 @@ SCHEMAS: dict[str, Any] = {
     "KeyList": {"type": "object", "properties": {"keys": {"type": "array", "items": ref("Key")}}},
 }
 ERRORS = {
-    "400": "Invalid input; `error.field` names the field",
+    "400": "Invalid input; `error.field` names the field (`error.position`: line and column in a filter)",
     "401": "Missing, unknown, revoked or expired key, or one minted from a revoked key",
     "403": "Key of another account, a key without the route's scope, or not the operator key",
     "404": "No such route, account, key or job",
     "409": "Conflict: stale version, id already taken, or the account at its job limit",
     "413": "Request body too large",
-    "422": "Template did not render (message has line and column)",
+    "422": "Template did not render, or filter did not compile (line and column in message and position)",
 }

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from sysevents.admin.errors import ApiError
 from sysevents.events.model import MAX_ID_CHARS
 from sysevents.events.strictjson import plain
+from sysevents.filters import FilterError
 from sysevents.jobs.model import (
     WORKFLOWS,
     FieldError,
@@ -47,13 +48,15 @@ def _workflow(value: Any) -> Workflow:
 def _pydantic_error(err: ValidationError, prefix: str, model: type) -> ApiError:
     errors = err.errors(include_url=False)
     first = errors[0]
-    loc = ".".join(str(p) for p in first["loc"])
+    loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"]).lstrip(".")
     msg = plain(first["msg"].removeprefix("Value error, "))
     if first["type"] == "extra_forbidden":
         msg = f"unknown field; allowed: {', '.join(model.model_fields)}"
     if len(errors) > 1:
         msg += f" (and {len(errors) - 1} more error(s))"
-    return ApiError(400, msg, f"{prefix}{loc}" if loc else prefix.rstrip("."))
+    cause = first.get("ctx", {}).get("error")
+    position = cause.position if isinstance(cause, FilterError) else None
+    return ApiError(400, msg, f"{prefix}{loc}" if loc else prefix.rstrip("."), position)
 
 
 def _check_sources(sources: Any) -> None:

@@ -1,8 +1,9 @@
 """Which jobs want an event: one pure predicate, and an index that finds candidates without scanning.
 
 `matches(filter, event)` is the definition. `JobIndex` only narrows the candidates by
-(aid, subject_type, subject_id, verb) and then applies `matches`, so the two cannot disagree; its cost per event
-grows with the number of jobs that *could* match, not with the number of jobs.
+(aid, subject_type, subject_id, verb) and then applies `matches` (which evaluates the job's CEL content filter
+and exclusions last), so the two cannot disagree; its cost per event grows with the number of jobs that
+*could* match, not with the number of jobs.
 """
 
 from __future__ import annotations
@@ -18,15 +19,17 @@ _ANY = None  # in an index key: every subject type, or every subject of a type
 
 
 def matches(f: EventFilter, event: SystemEvent) -> bool:
-    """True when the filter selects the event: same account, a wanted verb, a wanted source."""
+    """True when the filter selects the event: same account, a wanted verb, a wanted source, then (only
+    then: they cost the most) its content filter true and none of its exclusions."""
     if f.aid != event.aid or event.verb not in f.verbs:
         return False
-    if f.sources is None:
-        return True
-    ids = f.sources.get(event.subject_type)
-    if ids is None:
+    if f.sources is not None:
+        ids = f.sources.get(event.subject_type)
+        if ids is None or (ids and event.subject_id not in ids):
+            return False
+    if f.content is not None and not f.content.matches(event):
         return False
-    return not ids or event.subject_id in ids
+    return not any(x.matches(event) for x in f.excludes)
 
 
 JobId = tuple[str, str]

@@ -34,6 +34,7 @@ from sysevents.events.model import (
     parse_verb,
 )
 from sysevents.events.strictjson import plain
+from sysevents.filters import MAX_EXCLUDES, Filter, FilterText, compile_filter
 
 MAX_TEMPLATE_CHARS = 32 * 1024
 MAX_SUBJECT_IDS = 1000
@@ -87,6 +88,10 @@ class FilterConfig(BaseModel):
     system_event_sources: dict[SubjectType, tuple[str, ...]] | None = None
     retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
     """Seconds to wait before each retry of a failed delivery; its length is the number of retries."""
+    filter: FilterText | None = None
+    """A CEL expression over the event (sysevents.filters): the job gets the events it is true for."""
+    exclude: tuple[FilterText, ...] | None = Field(default=None, max_length=MAX_EXCLUDES)
+    """CEL expressions: the job never gets an event that any of them is true for."""
 
     @field_validator("retry_schedule", mode="before")
     @classmethod
@@ -236,11 +241,14 @@ class Saving:
 
 @dataclass(frozen=True, slots=True)
 class EventFilter:
-    """A job's filter in the form matching needs: account, verbs and (optional) sources."""
+    """A job's filter in the form matching needs: account, verbs, (optional) sources, and the compiled
+    content filter and exclusions (compiled once per text: sysevents.filters)."""
 
     aid: str
     verbs: frozenset[Verb]
     sources: dict[SubjectType, frozenset[str]] | None  # None: every subject type; empty set: every subject
+    content: Filter | None = None
+    excludes: tuple[Filter, ...] = ()
 
     @property
     def entries(self) -> int:
@@ -255,7 +263,9 @@ class EventFilter:
         sources = None
         if config.system_event_sources is not None:
             sources = {st: frozenset(ids) for st, ids in config.system_event_sources.items()}
-        return cls(aid=aid, verbs=config.match_verbs(), sources=sources)
+        content = compile_filter(config.filter) if config.filter is not None else None
+        excludes = tuple(compile_filter(text) for text in config.exclude or ())
+        return cls(aid=aid, verbs=config.match_verbs(), sources=sources, content=content, excludes=excludes)
 
 
 def new_generation() -> str:
@@ -309,7 +319,7 @@ class Job(BaseModel):
         """What ingest matches live events against: the selection, or no source at all for jobs that do
         not stream (so they are never matched)."""
         f = self.selection
-        return f if self.streams else EventFilter(aid=f.aid, verbs=f.verbs, sources={})
+        return f if self.streams else EventFilter(aid=f.aid, verbs=f.verbs, sources={}, content=f.content)
 
     def ordering_key(self, event: SystemEvent) -> str:
         return self.config.ordering_key(self, event)
