@@ -310,7 +310,8 @@ class Settings(BaseSettings):
     alerts_collection_prefix: str = Field(
         default="alert_",
         description="Firestore collections of alert state: "
-        "<prefix>groups, <prefix>outbox, <prefix>seen, <prefix>rates.",
+        "<prefix>groups, <prefix>pending, <prefix>outbox, <prefix>seen, <prefix>rates, <prefix>firing, "
+        "<prefix>counts, <prefix>conditions.",
     )
 
     def scaled(self, seconds: float) -> timedelta:

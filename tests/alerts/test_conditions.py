@@ -4,6 +4,7 @@ save-time validation of a job's condition."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -224,3 +225,55 @@ def test_an_absence_jobs_filter_is_its_expected_events_and_survives_a_round_trip
     assert {k.value: set(v) for k, v in job.filter.sources.items()} == {"work": {"nightly-export"}}
     again = _email(**job.config.model_dump(mode="json", exclude_none=True, exclude={"recipients"}))
     assert again.config.absence == job.config.absence and again.filter == job.filter
+
+
+def test_expect_filter_errors_name_the_position():
+    with pytest.raises(InvalidJob) as err:
+        _email(absence={"expect": {"system_event_type": "completed", "filter": "event.data.notes.contains("},
+                        "within": "2h"})  # fmt: skip
+    assert err.value.reason.startswith("config.absence.expect.filter: line 1, column ")
+
+
+def test_cli_presets_for_each_user_story():
+    from click.testing import CliRunner
+
+    from sysevents.cli import main
+
+    def run(*args):
+        r = CliRunner().invoke(main, ["alerts", *args], catch_exceptions=False)
+        return r.exit_code, r.output
+
+    code, out = run(
+        "threshold",
+        "--count",
+        "3",
+        "--within",
+        "30m",
+        "--webhook-url",
+        "https://hooks.slack.com/services/T/B/X",
+    )
+    assert code == 0, out
+    job = job_from_dict(json.loads(out), job_id="j", aid="a")
+    assert (
+        job.config.threshold == Threshold(count=3, within="30m", by=["subject_id"])
+        and job.config.kind() == "slack"
+    )
+    code, out = run("threshold", "--count", "21", "--within", "5m", "--verb", "deleted", "--by", "actor",
+                    "--subject-type", "segment", "--to", "ops@example.com")  # fmt: skip
+    assert code == 0, out
+    assert json.loads(out)["config"]["threshold"] == {"count": 21, "within": "5m", "by": ["actor"]}
+    code, out = run("absence", "--subject-id", "nightly-export", "--by", "06:00", "--timezone", "Europe/Paris",
+                    "--to", "ops@example.com")  # fmt: skip
+    assert code == 0, out
+    job = job_from_dict(json.loads(out), job_id="j", aid="a")
+    assert job.config.absence.describe() == "by 06:00 Europe/Paris" and {
+        v.value for v in job.filter.verbs
+    } == {"completed"}
+    code, out = run(
+        "absence", "--verb", "synccomplete", "--within", "2h", "--webhook-url", "https://x.example.com/h"
+    )
+    assert code == 0 and json.loads(out)["config"]["absence"]["within"] == "2h"
+    assert run("absence", "--within", "2h", "--by", "06:00", "--to", "a@example.com")[0] != 0
+    code, out = run("absence", "--by", "06:00", "--timezone", "Mars/Olympus", "--to", "a@example.com")
+    assert code != 0 and "unknown time zone 'Mars/Olympus'" in out
+    assert "give --webhook-url" in run("threshold", "--count", "3", "--within", "30m")[1]

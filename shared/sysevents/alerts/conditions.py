@@ -27,12 +27,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from sysevents.alerts.fields import FIELD_NAME, WEEKDAYS, field_value
 from sysevents.events.model import parse_subject_type, parse_verb
+from sysevents.filters import FilterText
 
 MIN_WITHIN = 60
 MAX_WITHIN = 7 * 86400
 MAX_COUNT = 10_000
 MAX_BY = 8
-MAX_FILTER_CHARS = 4096
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -105,7 +105,8 @@ class Expect(BaseModel):
     system_event_type: str | None = None
     system_event_multiple_types: tuple[str, ...] | None = None
     system_event_sources: dict[str, tuple[str, ...]] | None = None
-    filter: str | None = Field(default=None, min_length=1, max_length=MAX_FILTER_CHARS)
+    filter: FilterText | None = None
+    """A CEL expression over the event (sysevents.filters), checked when the job is saved."""
 
     @field_validator("system_event_type", mode="before")
     @classmethod

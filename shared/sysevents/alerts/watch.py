@@ -16,7 +16,6 @@ at its deadline fires without a notification (and so resolves without one).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,6 +33,7 @@ from sysevents.alerts.ids import hash_of, summary
 from sysevents.alerts.policy import muted_by
 from sysevents.delivery.message import Delivery
 from sysevents.delivery.outcome import Kind, Outcome
+from sysevents.filters import compile_filter
 from sysevents.jobs.model import Job, JobState
 from sysevents.transport.delays import Release, task_id
 
@@ -392,14 +392,7 @@ def describe_expect(job: Job) -> str:
     return f"{verbs} from {where}"
 
 
-@functools.lru_cache(maxsize=1024)
-def _compiled(text: str):
-    from sysevents.filters import compile_filter
-
-    return compile_filter(text)
-
-
 def expect_matches(text: str, event) -> bool:
     """The CEL part of `absence.expect` (sysevents.filters, compiled once per text); a missing field is no
     match."""
-    return _compiled(text).matches(event)
+    return compile_filter(text).matches(event)
