@@ -138,3 +138,28 @@ def test_more_than_20_deletes_by_one_actor_sends_one_email(stack, store, publish
     assert "... and 1 more not listed." in mail.body
     assert wait_until(lambda: DeliveryLog(firestore_client).stats(job)["received"] == 42, timeout=30)
     assert stack.smtp.wait_for(stack.smtp.to(to), 2, timeout=2) == [mail]  # once, and no one else's
+
+
+def test_the_sweep_arms_an_absence_job_never_armed_and_it_fires(stack, store, receiver, aid):
+    expect = {"system_event_sources": {"work": ["never-2"]}, "system_event_type": "completed"}
+    job = webhook_job(
+        f"{aid}-swept",
+        aid,
+        receiver.url("/swept"),
+        absence={"expect": expect, "within": "2h"},
+        system_event_type="completed",
+    )
+    put(stack, store, job)  # stored directly: nothing armed it
+    sweep = stack.function_urls["webhook"].rstrip("/") + "/alerts/sweep"
+    first = requests.post(sweep, json={}, timeout=60)
+    assert first.status_code == 200, first.text
+    assert first.json()["armed"] >= 1
+    [alert] = receiver.wait_for("/swept", 1, timeout=60)
+    assert (
+        alert.json()["summary"]
+        == f"No completed from work never-2 within 2h in account {aid}; last seen never"
+    )
+    again = requests.post(sweep, json={}, timeout=60).json()  # armed once: firing, nothing to arm or re-put
+    assert requests.get(stack.function_urls["webhook"], timeout=30).status_code == 200
+    time.sleep(1)
+    assert len(receiver.at("/swept")) == 1 and again["armed"] == 0

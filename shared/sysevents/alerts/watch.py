@@ -341,13 +341,19 @@ class Watch:
     # -- the safety net and the job's view ---------------------------------------------------------------
     def sweep(self, job_of_key: Callable[[str], Job | None], jobs: list[Job], now: datetime, grace) -> dict:
         """Arm absence jobs never armed; put again the timers of conditions overdue by `grace` (lost)."""
-        report = {"armed": 0, "condition_timers": 0}
+        report = {"armed": 0, "condition_timers": 0, "dropped_conditions": 0}
         for job in jobs:
+            if job.sink != self.sink or job.state is not JobState.ACTIVE:
+                continue
             if self.store.state(cond_id_of(job, {})) is None and arm(self.rt, job, now) is not None:
                 report["armed"] += 1
         for doc in self.store.due(now - grace, self.sink):
             job = job_of_key(doc["job_key"])
-            if job is None or job.state is not JobState.ACTIVE or job.config.condition() is None:
+            if job is None or job.config.condition() is None:  # gone, or no condition any more
+                self.store.conditions.document(doc["cond_id"]).delete()
+                report["dropped_conditions"] += 1
+                continue
+            if job.state is not JobState.ACTIVE:  # paused: armed again when it is resumed (admin API)
                 continue
             self._timer(job, doc["cond_id"], doc["kind"], now)
             report["condition_timers"] += 1
