@@ -291,5 +291,6 @@ class Notifier:
             marker = new_event(job.aid, "work", job.id, "updated", actor="sysevents")
             self._arm(job, Delivery.of(marker, job), gid, now, force=True)
             report["rearmed"] += 1
-        report.update(self.watch.sweep(job_of_key, absence_jobs() if absence_jobs else [], now, SWEEP_GRACE))
+        conditions = self.watch.sweep(job_of_key, absence_jobs() if absence_jobs else [], now, SWEEP_GRACE)
+        report.update({k: v for k, v in conditions.items() if v})  # condition figures, when there are any
         return report

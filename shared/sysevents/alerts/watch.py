@@ -105,10 +105,13 @@ class Watch:
     ):
         self.rt, self.sink, self.channel, self._send, self.link = rt, sink, channel, send, link
         self.timer_topic, self.clock = timer_topic, clock
+        self._store: ConditionStore | None = None
 
     @property
     def store(self) -> ConditionStore:
-        return self.rt.part("condition_store", lambda: ConditionStore(self.rt.alert_store))
+        if self._store is None:
+            self._store = ConditionStore(self.rt.alert_store)
+        return self._store
 
     def _timer(self, job: Job, cid: str, kind: str, at: datetime) -> None:
         put_timer(self.rt, job, self.timer_topic, cid, kind, at)
