@@ -17,10 +17,12 @@ Figures: events accepted/s (Pub/Sub publish vs Alertmanager's API), time until e
 notified, notifications and notifications/s, latency from a group's first event to its first
 notification, and when the events reached sysevents' alert engine (the pipeline through the emulators
 spreads a burst over that span: later events go into a group's follow-up digests, group_interval apart). Then, in-process: concurrent accepts of one group's events (THREADS threads) against the
-Firestore emulator.
+Firestore emulator. Last, condition latency (`run_conditions`): an absence's deadline to its notification,
+a threshold's counting event to its notification, against a plain delivery's latency in the same run.
 
     apt-get install -y prometheus-alertmanager     # as root; Debian's package is Alertmanager 0.25
     .venv/bin/python bench/bench_alerts.py [N]
+    .venv/bin/python bench/bench_alerts.py --conditions   # only the condition latency (last part)
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from sysevents.local.processes import Process, free_port, http_ok
 from sysevents.local.receiver import Receiver
 from sysevents.local.stack import LocalStack
 
-N = int(sys.argv[1]) if len(sys.argv) > 1 else 500
+N = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 500
 GROUPS = 10
 CHUNK = 50  # events per publish call / per POST
 GROUPING = {"group_wait": 1, "group_interval": 5, "repeat_interval": 3600}
@@ -314,6 +316,74 @@ receivers:
 """
 
 
+CONDITION_ROUNDS = 5
+
+
+def _p50_max(values: list[float]) -> tuple[float | None, float | None]:
+    return (round(statistics.median(values), 3), round(max(values), 3)) if values else (None, None)
+
+
+def run_conditions(stack: LocalStack) -> dict:
+    """Condition latency. Absence: CONDITION_ROUNDS jobs (`within` 1 minute, armed when created through the
+    admin API; their event never comes): from each deadline to its notification on a local receiver.
+    Threshold (3 within 1 h per subject): from the publish of the event that makes the count to the
+    notification. Baseline, same run: a plain webhook job's publish-to-POST latency."""
+    from sysevents.transport.pubsub import Publisher
+
+    call, key = _account(stack)
+    receiver, publisher, tag = Receiver().start(), Publisher(stack.project), uuid.uuid4().hex[:6]
+
+    def job(path: str, **config) -> dict:
+        return call(f"/accounts/{AID}/jobs", key, {"workflow": "webhook_system_events", "name": f"bench {path}",
+                    "config": {"webhook_url": receiver.url(path), **config}})  # fmt: skip
+
+    def publish(*events) -> float:
+        publisher.publish_all([(stack.topology.ingest_topic, e.to_json(), {}) for e in events])
+        return time.time()
+
+    try:
+        job("/plain", system_event_type="failed", system_event_sources={"work": [f"p-{tag}"]})
+        job("/thr", system_event_type="failed", system_event_sources={"segment": []},
+            threshold={"count": 3, "within": "1h", "by": ["subject_id"]})  # fmt: skip
+        last = {}
+        for i in range(CONDITION_ROUNDS):
+            expect = {
+                "system_event_sources": {"work": [f"never-{tag}-{i}"]},
+                "system_event_type": "completed",
+            }
+            last = job(f"/abs{i}", absence={"expect": expect, "within": "1m"})
+        stack.wait_for_job_caches(datetime.fromisoformat(last["updated_at"]))
+        plain, thr = [], []
+        for r in range(CONDITION_ROUNDS):
+            sent = publish(new_event(AID, "work", f"p-{tag}", "failed"))
+            plain.append(receiver.wait_for("/plain", r + 1, timeout=TIMEOUT)[r].at - sent)
+            publish(*(new_event(AID, "segment", f"s-{tag}-{r}", "failed") for _ in range(2)))
+            time.sleep(1.0)  # the first two counted
+            sent = publish(new_event(AID, "segment", f"s-{tag}-{r}", "failed"))
+            thr.append(receiver.wait_for("/thr", r + 1, timeout=TIMEOUT)[r].at - sent)
+        absent = []
+        for i in range(CONDITION_ROUNDS):
+            [post] = receiver.wait_for(f"/abs{i}", 1, timeout=120)[:1] or [None]
+            if post is not None:
+                absent.append(
+                    post.at - datetime.fromisoformat(post.json()["condition"]["deadline"]).timestamp()
+                )
+    finally:
+        receiver.stop()
+    figures = {"absence": _p50_max(absent), "threshold": _p50_max(thr), "plain": _p50_max(plain)}
+    base = figures["plain"][0]
+    ratio = {k: round(v[0] / base, 2) if v[0] is not None and base else None for k, v in figures.items()}
+    lines = [f"conditions ({CONDITION_ROUNDS} each)                    p50        max   x plain delivery"]
+    for name, label in (("absence", "absence: deadline to notification"),
+                        ("threshold", "threshold: counting event to notification"),
+                        ("plain", "baseline: plain delivery, publish to POST")):  # fmt: skip
+        p50, top = figures[name]
+        lines.append(f"{label:<45}{p50 if p50 is not None else '-':>8} s{top if top is not None else '-':>8} s"
+                     f"{ratio[name] if ratio[name] is not None else '-':>10}")  # fmt: skip
+    return {"text": "\n".join(lines), "absence_p50_s": figures["absence"][0], "absence_max_s": figures["absence"][1],
+            "threshold_p50_s": figures["threshold"][0], "plain_p50_s": base, "absence_notified": len(absent)}  # fmt: skip
+
+
 def run_alertmanager(workdir: Path) -> dict[str, str]:
     receiver = Receiver().start()
     port = free_port()
@@ -383,7 +453,19 @@ def run_alertmanager(workdir: Path) -> dict[str, str]:
         receiver.stop()
 
 
+def conditions_only() -> None:
+    """`bench_alerts.py --conditions`: only the condition latency (no Alertmanager needed)."""
+    with LocalStack(bigquery=False, functions=("ingest", "webhook", "admin"), time_scale=1.0) as stack, \
+            stack.environment():  # fmt: skip
+        cond = run_conditions(stack)
+    print(cond.pop("text"))
+    print(json.dumps({f"condition_{k}": v for k, v in cond.items()}))
+
+
 def main() -> None:
+    if "--conditions" in sys.argv:
+        conditions_only()
+        return
     if shutil.which(AM_BINARY) is None:
         print(
             f"{AM_BINARY} is not installed. On Debian, as root:\n"
@@ -404,6 +486,7 @@ def main() -> None:
         rows.append(run_sysevents_webhook(stack, "slack"))
         rows.append(run_sysevents_email(stack, "ops-bench@example.com"))
         contention = run_contention(stack)
+        cond = run_conditions(stack)
     rows[1]["events reached the engine"] = "(POSTed directly)"
     rows[1]["engine: first event to first notification"] = "(= first notification)"
     keys = [k for k in rows[0] if not k.startswith("_")]
@@ -413,6 +496,7 @@ def main() -> None:
         print(k.ljust(width) + "".join(r[k].rjust(c) for r, c in zip(rows, cols, strict=True)))
     print("(latency: from the publish/POST of a group's first event to its first notification)")
     print(contention)
+    print(cond.pop("text"))
     ours, am = rows[0]["_figures"], rows[1]["_figures"]
     if ours["first_p50_s"] is not None and am["first_p50_s"] is not None:
         print(f"first notification p50: sysevents {ours['first_p50_s']:.2f} s vs Alertmanager "
@@ -428,6 +512,7 @@ def main() -> None:
         "all_notified_s": ours["all_notified_s"], "am_all_notified_s": am["all_notified_s"],
         "notifications": ours["notifications"], "am_notifications": am["notifications"],
         "accepted_per_s": ours["accepted_per_s"], "am_accepted_per_s": am["accepted_per_s"],
+        **{f"condition_{k}": v for k, v in cond.items()},
     }))  # fmt: skip
 
 

@@ -46,13 +46,15 @@ resource "google_firestore_index" "index" {
 # tests/terraform/test_terraform_ttl.py finds every write of expire_at in the library and checks this list.
 locals {
   ttl_collection_groups = {
-    attempts     = "job_state/{job key}/attempts: every job's attempt log (sysevents.delivery.accounting)"
-    dead_letters = "job_state/{job key}/dead_letters: dead-lettered deliveries, for replay"
-    quarantine   = "quarantine/{message id}: events ingest refused, with the reason (sysevents.transport.quarantine)"
-    alert_seen   = "alerts: (event, job) pairs already accepted (sysevents.alerts.store)"
-    alert_outbox = "alerts: rendered notifications (emails, posts, digests) and their send state"
-    alert_firing = "alerts: alerts notified and not resolved yet (resolve_on), kept 30 days"
-    email_quota  = "email_quota/{aid}:{day}: each account's emails sent per UTC day (sysevents.sinks.email.quota)"
+    attempts         = "job_state/{job key}/attempts: every job's attempt log (sysevents.delivery.accounting)"
+    dead_letters     = "job_state/{job key}/dead_letters: dead-lettered deliveries, for replay"
+    quarantine       = "quarantine/{message id}: events ingest refused, with the reason (sysevents.transport.quarantine)"
+    alert_seen       = "alerts: (event, job) pairs already accepted (sysevents.alerts.store)"
+    alert_outbox     = "alerts: rendered notifications (emails, posts, digests) and their send state"
+    alert_firing     = "alerts: alerts notified and not resolved yet (resolve_on), kept 30 days"
+    alert_counts     = "alerts: events a threshold counted, kept a day beyond its window (sysevents.alerts.condstore)"
+    alert_conditions = "alerts: threshold and absence state per condition group, kept 30 days after its last change"
+    email_quota      = "email_quota/{aid}:{day}: each account's emails sent per UTC day (sysevents.sinks.email.quota)"
   }
 }
 

@@ -333,7 +333,8 @@ class Settings(BaseSettings):
     alerts_collection_prefix: str = Field(
         default="alert_",
         description="Firestore collections of alert state: "
-        "<prefix>groups, <prefix>outbox, <prefix>seen, <prefix>rates.",
+        "<prefix>groups, <prefix>pending, <prefix>outbox, <prefix>seen, <prefix>rates, <prefix>firing, "
+        "<prefix>counts, <prefix>conditions.",
     )
     job_cache_margin_ms: int = Field(
         default=1000,

@@ -21,6 +21,8 @@ WRITES = {
     ("alerts/store.py", "_seen"): ("alert_seen", r'prefix \+ "seen"'),
     ("alerts/outbox.py", "outbox_entry"): ("alert_outbox", r'prefix \+ "outbox"'),
     ("alerts/store.py", "firing_doc"): ("alert_firing", r'prefix \+ "firing"'),
+    ("alerts/condstore.py", "count_event"): ("alert_counts", r'prefix \+ "counts"'),
+    ("alerts/condstore.py", "_stamped"): ("alert_conditions", r'prefix \+ "conditions"'),
     ("sinks/email/quota.py", "take"): ("email_quota", r'prefix \+ "quota"'),
 }
 

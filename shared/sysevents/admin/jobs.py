@@ -14,6 +14,7 @@ from sysevents.admin import lifecycle
 from sysevents.admin.errors import ApiError, json_response
 from sysevents.admin.http import MAX_PAGE_SIZE, Call
 from sysevents.admin.validation import JOB_ID, STATES, editable, job_view, merge_patch, parse_job
+from sysevents.alerts import watch as conditions
 from sysevents.delivery.replay import replay
 from sysevents.events.model import InvalidEvent, event_from_dict
 from sysevents.jobs.model import WORKFLOWS, Job, JobState
@@ -25,6 +26,8 @@ log = logging.getLogger("sysevents.admin")
 
 
 def job_response(call: Call, job: Job, status: int = 200, **extra: Any) -> Response:
+    if getattr(job.config, "threshold", None) is not None or getattr(job.config, "absence", None) is not None:
+        extra["condition_state"] = conditions.view(call.rt, job)  # armed / firing since / last seen
     if job.sink == "email":  # who of its recipients receives its alerts (sysevents.consent.store)
         extra["recipients"] = [r.view() for r in call.rt.consent.states(job.aid, job.config.recipients)]
     return json_response(
@@ -73,7 +76,19 @@ def create_job(call: Call, aid: str) -> Response:
     except (TooManyJobs, TooManyFilterEntries) as err:
         raise ApiError(409, str(err)) from None
     lifecycle.publish(call.rt, lifecycle.lifecycle_event(job, *lifecycle.describe(None, job), call.principal))
+    _arm(call, job)
     return job_response(call, job, 201)
+
+
+def _arm(call: Call, job: Job) -> None:
+    """An absence job is armed when it is saved, so that it fires even if no expected event ever comes
+    (the sweep arms it later if this fails)."""
+    try:
+        conditions.arm(call.rt, job)
+    except Exception:
+        log.exception(
+            "admin: could not arm the absence condition of job %s/%s (the sweep will)", job.aid, job.id
+        )
 
 
 def get_job(call: Call, aid: str, job_id: str) -> Response:
@@ -103,6 +118,7 @@ def _change(
     except TooManyFilterEntries as err:
         raise ApiError(409, str(err)) from None
     lifecycle.publish(call.rt, lifecycle.lifecycle_event(new, *lifecycle.describe(old, new), call.principal))
+    _arm(call, new)
     if dropped:  # the destination moved: its stored secrets stayed behind (parse_job)
         extra["secrets_dropped"] = sorted(set(dropped))
     return job_response(call, new, **extra)

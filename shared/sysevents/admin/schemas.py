@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sysevents.admin.condition_schemas import CONDITION_STATE, CONDITIONS
 from sysevents.admin.filter_schemas import CONTENT_FILTER, FILTER_SCHEMAS, POSITION
 from sysevents.admin.keys import SCOPE_DOCS, SCOPES
 from sysevents.admin.preview_schemas import PREVIEW_SCHEMAS
@@ -90,6 +91,7 @@ WEBHOOK_CONFIG = {
             "type": "object",
             "description": "{max_notifications, per_seconds}: the rest goes out as one held-back digest.",
         },
+        **CONDITIONS,
     },
 }
 SCHEMAS: dict[str, Any] = {
@@ -146,6 +148,7 @@ SCHEMAS: dict[str, Any] = {
             "updated_at": STR,
             "dry_run": {"type": "boolean"},
             "replayed": {"type": "integer", "description": "resume with replay: dead letters re-delivered"},
+            "condition_state": CONDITION_STATE,
             "recipients": {
                 "type": "array",
                 "description": "Email jobs: each recipient's consent state (confirmed, allowed_domain: "

@@ -43,6 +43,8 @@ def data_of(ce: dict[str, Any]) -> dict[str, Any]:
 def headline(digest: dict[str, Any]) -> str:
     """ "12 works failed in account acct-1: w-1, w-2, w-3 and 9 more" (or, held back by the rate limit,
     "12 alerts held back by the rate limit in account acct-1: ...")."""
+    if isinstance(digest.get("condition"), dict):  # a threshold or absence (sysevents.alerts.watch)
+        return str(digest["condition"].get("summary"))
     items = digest.get("items") or []
     count = int(digest.get("count") or len(items))
     datas = [data_of(i["event"]) for i in items]
@@ -81,6 +83,11 @@ def event_text(ce: dict[str, Any]) -> str:
 def resolved_text(ce: dict[str, Any], alert: dict[str, Any]) -> str:
     """ "Resolved: work w-1 completed in account acct-1 (it failed at <time>)": `ce` resolved `alert`."""
     d, a = data_of(ce), data_of(alert)
+    if d.get("condition"):  # a threshold back below its count
+        return f"Resolved: {d.get('notes')}"
+    if a.get("condition"):  # an absence: the expected event came
+        return (f"Resolved: {d.get('subject_type')} {d.get('subject_id')} {d.get('verb')} in account "
+                f"{d.get('aid')} at {ce.get('time', '?')} ({a.get('condition_text')})")  # fmt: skip
     return (
         f"Resolved: {d.get('subject_type')} {d.get('subject_id')} {d.get('verb')} in account {d.get('aid')}"
         f" (it {a.get('verb', 'fired')} at {alert.get('time', '?')})"

@@ -37,6 +37,7 @@ from sysevents.alerts.ids import hash_of, overflow_id, subject_of
 from sysevents.alerts.policy import muted_by
 from sysevents.alerts.store import AlertStore, Contended, Decision
 from sysevents.alerts.timing import start_of
+from sysevents.alerts.watch import Watch
 from sysevents.delivery.attempt import Attempt
 from sysevents.delivery.message import Delivery
 from sysevents.delivery.outcome import Kind, Outcome
@@ -65,6 +66,7 @@ class Notifier:
         self.channel = channel
         self._timers: dict[str, float] = {}
         self._lock = threading.Lock()
+        self.watch = Watch(rt, self.sink_name, channel, self._send, self._link, self.timer_topic, self.clock)
 
     @property
     def store(self) -> AlertStore:
@@ -99,6 +101,8 @@ class Notifier:
 
     def _deliver(self, delivery: Delivery, job: Job, attempt: Attempt) -> Outcome:
         cfg = job.config
+        if cfg.condition() is not None:  # threshold or absence (sysevents.alerts.watch)
+            return self.watch.deliver(delivery, job, attempt)
         ce = delivery.event.to_cloudevent()
         now = self.clock()
         why = muted_by(cfg.silences, cfg.mute_windows, ce["data"], now)
@@ -201,6 +205,8 @@ class Notifier:
 
     def _notice(self, delivery: Delivery, job: Job, attempt: Attempt) -> Outcome:
         assert delivery.notice is not None
+        if delivery.notice.get("condition"):
+            return self.watch.notice(delivery, job, attempt)
         gid = delivery.notice.get("group", "")
         now = self.clock()
         with self._lock:  # a timer due by now has fired: it no longer stands for a pending one
@@ -242,6 +248,9 @@ class Notifier:
 
     def dead_lettered(self, delivery: Delivery, job: Job, reason: str) -> None:
         """A notification's delivery failed for good: its outbox entry is dead (the group may go on)."""
+        if job.config.condition() is not None:
+            self.watch.dead_lettered(delivery, job, reason)
+            return
         if delivery.notice is None:
             for oid in (
                 hash_of("single", job.key, delivery.event.id),
@@ -254,7 +263,12 @@ class Notifier:
             self.store.mark_dead(unsent, reason)
 
     # -- the safety net -------------------------------------------------------------------------------------
-    def sweep(self, job_of_key: Callable[[str], Job | None], now: datetime | None = None) -> dict[str, int]:
+    def sweep(
+        self,
+        job_of_key: Callable[[str], Job | None],
+        now: datetime | None = None,
+        absence_jobs: Callable[[], list[Job]] | None = None,
+    ) -> dict[str, int]:
         """Re-arm the timers of groups with events overdue by more than SWEEP_GRACE (a timer lost, e.g. by a
         restart of the local Cloud Tasks emulator); drop the groups of jobs gone or not alerting any more.
         A paused job's groups are kept as they are: its events were accepted, and once it is resumed the
@@ -277,4 +291,6 @@ class Notifier:
             marker = new_event(job.aid, "work", job.id, "updated", actor="sysevents")
             self._arm(job, Delivery.of(marker, job), gid, now, force=True)
             report["rearmed"] += 1
+        conditions = self.watch.sweep(job_of_key, absence_jobs() if absence_jobs else [], now, SWEEP_GRACE)
+        report.update({k: v for k, v in conditions.items() if v})  # condition figures, when there are any
         return report

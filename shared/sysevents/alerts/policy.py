@@ -25,11 +25,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from sysevents.alerts.conditions import Absence, Threshold
+from sysevents.alerts.fields import FIELD_NAME, WEEKDAYS, field_value
 from sysevents.events.model import parse_verb
 from sysevents.jobs.model import MAX_TEMPLATE_CHARS
 
-FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 MAX_SILENCES = 100
 MAX_MUTE_WINDOWS = 20
 DAY = 86400
@@ -39,12 +39,6 @@ def _field_name(name: str) -> str:
     if not isinstance(name, str) or not FIELD_NAME.match(name):
         raise ValueError(f"{name!r} is not an event data field name (letters, digits, _)")
     return name
-
-
-def field_value(data: dict[str, Any], name: str) -> str:
-    """An event data field as text, for grouping and matching ('' when absent)."""
-    value = data.get(name)
-    return "" if value is None else str(value)
 
 
 def alert_key(data: dict[str, Any]) -> str:
@@ -303,6 +297,26 @@ class AlertOptions(BaseModel):
     resolve_on: tuple[str, ...] = Field(default=(), max_length=9)
     """Verbs that resolve an alert fired for the same subject (e.g. ["completed", "synccomplete"])."""
     digest_template: str | None = Field(default=None, max_length=MAX_TEMPLATE_CHARS)
+    threshold: Threshold | None = None
+    """Fire when `count` of the job's events of one group happen `within` a sliding window."""
+    absence: Absence | None = None
+    """Fire when no expected event came within a window, or by a calendar deadline."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expected_events(cls, v: Any) -> Any:
+        """An absence job is fed its expected events: `absence.expect`'s match is the job's filter."""
+        absence = v.get("absence") if isinstance(v, dict) else None
+        expect = absence.get("expect") if isinstance(absence, dict) else None
+        if not isinstance(expect, dict):
+            return v
+        v = dict(v)
+        for name in ("system_event_type", "system_event_multiple_types", "system_event_sources"):
+            if expect.get(name) is not None and v.get(name) is None:
+                v[name] = expect[name]
+        if v.get("system_event_type") is not None and expect.get("system_event_multiple_types") is not None:
+            v.pop("system_event_type")  # the expect's verbs, given as a list
+        return v
 
     @field_validator("resolve_on", mode="before")
     @classmethod
@@ -321,7 +335,34 @@ class AlertOptions(BaseModel):
         both = sorted(set(self.resolve_on) & {v.value for v in verbs()}) if verbs else []
         if both:
             raise ValueError(f"resolve_on: {', '.join(both)} both fires and resolves alerts")
+        return self._condition_fits()
+
+    def _condition_fits(self) -> AlertOptions:
+        if self.threshold is None and self.absence is None:
+            return self
+        if self.threshold is not None and self.absence is not None:
+            raise ValueError("set threshold or absence, not both (make two jobs)")
+        which = "threshold" if self.threshold is not None else "absence"
+        if self.grouping is not None:
+            raise ValueError(f"{which}: a condition groups by itself (threshold.by); remove grouping")
+        if self.resolve_on:
+            raise ValueError(f"{which}: a condition resolves by itself; remove resolve_on")
+        if self.absence is not None:
+            expect = self.absence.expect
+            want = {str(v) for v in self.verbs()} if hasattr(self, "verbs") else set()
+            if expect.verbs() is not None and set(expect.verbs()) != want:
+                raise ValueError("absence.expect: its verbs differ from the job's system_event_* verbs; set them "
+                                 "in one place")  # fmt: skip
+            sources = getattr(self, "system_event_sources", None)
+            mine = {str(k): tuple(v) for k, v in (sources or {}).items()}
+            if expect.system_event_sources is not None and expect.system_event_sources != mine:
+                raise ValueError("absence.expect: its system_event_sources differ from the job's; set them in "
+                                 "one place")  # fmt: skip
         return self
+
+    def condition(self) -> Threshold | Absence | None:
+        """The job's condition (sysevents.alerts.conditions), or None: an alert per event."""
+        return self.threshold or self.absence
 
     def limit(self) -> RateLimit | None:
         """The notification rate limit in force (email: rate_limit; webhooks: notify_limit)."""

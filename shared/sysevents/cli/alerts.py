@@ -75,3 +75,66 @@ def export_failures(recipients, group_wait, group_interval, repeat_interval, rat
                                             rate_limit_per_hour=rate_limit or None))  # fmt: skip
     except InvalidJob as err:
         raise click.UsageError(err.reason) from None
+
+
+def _to(webhook_url, recipients):
+    if not webhook_url and not recipients:
+        raise click.UsageError("give --webhook-url URL or --to ADDRESS")
+
+
+@alerts.command("threshold")
+@click.option("--count", type=int, required=True, help="Events in the window that fire the alert.")
+@click.option("--within", required=True, help='The sliding window, e.g. "30m", "5m", "2h".')
+@click.option("--by", "by", multiple=True, default=["subject_id"], show_default=True,
+              help="Event fields that make a group (repeatable), e.g. subject_id or actor.")  # fmt: skip
+@click.option(
+    "--verb", "verbs", multiple=True, default=["failed"], show_default=True, help="Verbs (repeatable)."
+)
+@click.option("--subject-type", default="work", show_default=True, help="The subject type counted.")
+@click.option(
+    "--subject-id", "subject_ids", multiple=True, help="Only these subjects (repeatable; default: all)."
+)
+@click.option("--webhook-url", help="Post to this webhook (Slack, Teams, PagerDuty or any receiver).")
+@click.option("--to", "recipients", multiple=True, help="Or email these recipients (repeatable).")
+def threshold(count, within, by, verbs, subject_type, subject_ids, webhook_url, recipients) -> None:
+    """A threshold alert: "one work fails 3 times within 30 minutes" (--count 3 --within 30m), "more than
+    20 deletes by one actor in 5 minutes" (--count 21 --within 5m --verb deleted --by actor)."""
+    _to(webhook_url, recipients)
+    try:
+        _echo(presets.threshold_alert(count, within, webhook_url=webhook_url, recipients=recipients, verbs=verbs,
+                                      subject_type=subject_type, subject_ids=subject_ids, by=by))  # fmt: skip
+    except InvalidJob as err:
+        raise click.UsageError(err.reason) from None
+
+
+@alerts.command("absence")
+@click.option("--subject-type", default="work", show_default=True, help="The expected events' subject type.")
+@click.option(
+    "--subject-id", "subject_ids", multiple=True, help="The expected subjects (repeatable; default: any)."
+)
+@click.option("--verb", "verbs", multiple=True, default=["completed"], show_default=True,
+              help="The expected verbs (repeatable).")  # fmt: skip
+@click.option("--within", help='Fire when none came for this long, e.g. "2h" (re-armed by each).')
+@click.option("--by", "by", help='Or fire when none came by this time of day, e.g. "06:00".')
+@click.option(
+    "--timezone", default="UTC", show_default=True, help="The time zone of --by, e.g. Europe/Paris."
+)
+@click.option("--day", "days", multiple=True, help="Days --by applies to (repeatable; default: every day).")
+@click.option("--filter", "cel", help="A CEL expression the expected events must also match.")
+@click.option("--webhook-url", help="Post to this webhook (Slack, Teams, PagerDuty or any receiver).")
+@click.option("--to", "recipients", multiple=True, help="Or email these recipients (repeatable).")
+def absence(
+    subject_type, subject_ids, verbs, within, by, timezone, days, cel, webhook_url, recipients
+) -> None:
+    """An absence alert: "work nightly-export has not emitted completed by 06:00 Europe/Paris"
+    (--subject-id nightly-export --by 06:00 --timezone Europe/Paris), "no synccomplete for 2 hours"
+    (--verb synccomplete --within 2h)."""
+    _to(webhook_url, recipients)
+    if bool(within) == bool(by):
+        raise click.UsageError("give --within (e.g. 2h) or --by (e.g. 06:00)")
+    try:
+        _echo(presets.absence_alert(subject_type, verbs, subject_ids=subject_ids, within=within, by=by,
+                                    timezone=timezone, days=days, cel=cel, webhook_url=webhook_url,
+                                    recipients=recipients))  # fmt: skip
+    except InvalidJob as err:
+        raise click.UsageError(err.reason) from None

@@ -49,7 +49,11 @@ local line(i) = local d = i.event.data;
   "- %s  %s %s %s%s%s\\n  %s" % [i.event.time, d.subject_type, d.subject_id, d.verb,
     if std.objectHas(d, "notes") then ": " + std.toString(d.notes) else "",
     if i.repeat then " (repeat)" else "", i.link];
-{
+if std.objectHas(digest, "condition") then {
+  subject: "[sysevents] " + digest.condition.summary,
+  body: std.join("\\n", [digest.condition.summary, ""] + [line(i) for i in digest.items]
+    + (if digest.omitted > 0 then ["", "... and %d more not listed." % digest.omitted] else []) + [""]),
+} else {
   subject: if digest.reason == "rate_limited"
     then "[sysevents] %d alert(s) held back by the rate limit" % digest.count
     else "[sysevents] %d alert(s): %s" % [digest.count, what],

@@ -15,6 +15,7 @@ import logging
 from datetime import UTC, datetime
 
 from sysevents.alerts.engine import Notifier
+from sysevents.alerts.watch import absence_job
 from sysevents.delivery.attempt import Attempt
 from sysevents.delivery.message import Delivery
 from sysevents.delivery.outcome import Outcome
@@ -60,7 +61,9 @@ class EmailSink(Sink):
 
     def flush(self, now: datetime | None = None) -> dict[str, int]:
         """The safety net: re-arm the timers of overdue groups."""
-        report = self.notifier.sweep(self._job_of_key, now or datetime.now(UTC))
+        report = self.notifier.sweep(
+            self._job_of_key, now or datetime.now(UTC), absence_jobs=lambda: self.rt.cache.jobs(absence_job)
+        )
         if any(report.values()):
             log.info("email: sweep %s", report)
         return report

@@ -164,6 +164,7 @@ class WebhookConfig(FilterConfig, AlertOptions):
         receiver is PagerDuty (whose events need dedup keys). Otherwise one POST per event, as ever."""
         return (
             bool(self.grouping or self.silences or self.mute_windows or self.resolve_on or self.notify_limit)
+            or self.condition() is not None
             or self.kind() == "pagerduty"
         )
 

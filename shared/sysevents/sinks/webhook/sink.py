@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 
 from sysevents.alerts.engine import Notifier
+from sysevents.alerts.watch import absence_job
 from sysevents.delivery.attempt import Attempt
 from sysevents.delivery.message import Delivery
 from sysevents.delivery.outcome import Outcome
@@ -70,7 +71,14 @@ class WebhookSink(Sink):
         return self.topic
 
     def routes(self):
-        return {"/alerts/sweep": lambda request: self.notifier.sweep(self._job_of_key)}
+        return {
+            "/alerts/sweep": lambda request: self.notifier.sweep(
+                self._job_of_key, absence_jobs=self._absence_jobs
+            )
+        }
+
+    def _absence_jobs(self) -> list[Job]:
+        return self.rt.cache.jobs(absence_job)
 
     def _job_of_key(self, key: str) -> Job | None:
         aid, job_id, generation = key.split(":", 2)
