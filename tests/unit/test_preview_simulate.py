@@ -151,3 +151,25 @@ def test_every_event_is_notified_once_filtered_or_still_waiting(raw, grouped, ma
     r, notices = replay(job(**config), events, end_minutes=end)
     assert sum(n.events for n in notices) + sum(r.filtered.values()) + r.waiting == len(events)
     assert all(a.at <= b.at for a, b in zip(notices, notices[1:], strict=False))
+
+
+def test_a_threshold_job_previews_its_firings_and_resolutions():
+    j = job(threshold={"count": 3, "within": "30m", "by": ["subject_id"]})
+    events = [ev(m, "w-1") for m in (0, 5, 10)] + [ev(1, "w-2"), ev(2, "w-2")] + [ev(120, "w-1")]
+    events.sort(key=lambda e: e.time)
+    report = preview(j, History(events, False, T0, T0 + timedelta(hours=3)))
+    assert report["matched"] == 6
+    assert report["notifications_by_kind"] == {"fired": 1, "resolved": 1}  # w-1 only, and once
+    fired = report["first_notifications"][0]
+    assert fired["group"] == {"subject_id": "w-1"} and fired["at"] == (T0 + timedelta(minutes=10)).isoformat()
+
+
+def test_an_absence_job_previews_each_deadline_missed():
+    j = job(absence={"expect": {"filter": 'event.data.notes == "nightly"'}, "within": "2h"})
+    events = [ev(0, notes="nightly"), ev(60, notes="other"), ev(300, notes="nightly")]
+    report = preview(j, History(events, False, T0, T0 + timedelta(hours=6)))
+    assert report["filtered"] == {"does not match absence.expect.filter": 1}
+    assert report["notifications_by_kind"] == {
+        "fired": 1,
+        "resolved": 1,
+    }  # silent 2h after 09:00; back at 14:00
