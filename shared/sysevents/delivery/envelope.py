@@ -16,8 +16,7 @@ Stages, over one context (the Runtime) and one sink:
    a dead letter; a retry waits for the job's retry schedule or the receiver's Retry-After:
    sysevents.delivery.waits; a wait for its time), **put away** the retry or wait on the durable delay
    queue (sysevents.transport.delays; in the account's next window with room when its window of tasks due
-   is full: sysevents.shares.tasks; a wait of an account past its share, or a "slow down", on the sink's aside
-   lane, not ahead of other accounts' deliveries), **record** it (attempt log and counters,
+   is full: sysevents.shares.tasks), **record** it (attempt log and counters,
    sysevents.delivery.accounting; then the sink's `settled` hook), **hand over**: the ordering key's next
    delivery when a head ended, the dead letter -- to the sink's dead-letter topic *and* the job's
    dead-letter list, from where it can be replayed --, one log line, the answer. The message is
@@ -49,7 +48,7 @@ from sysevents.delivery.outcome import Kind, Outcome, Settled
 from sysevents.delivery.sink import Sink
 from sysevents.jobs.model import DEFAULT_RETRY_SCHEDULE, Job, JobState
 from sysevents.obs import logs
-from sysevents.templates.sandbox import AccountBusy, SandboxBusy
+from sysevents.templates.sandbox import SandboxBusy
 from sysevents.transport.delays import DelayFailed, Release, task_id
 from sysevents.transport.pubsub import PushMessage, first_publish_attributes, handle_push
 
@@ -136,7 +135,7 @@ class Envelope:
         if wait is not None:
             until = self.clock() + timedelta(seconds=wait)
             why = f"account {job.aid} has {shares.share} deliveries in progress on this instance (its share)"
-            return Outcome.wait(until, why, aside=True)
+            return Outcome.wait(until, why)
         started = time.monotonic()
         try:
             return self._call(run, what, receiver=False)
@@ -152,7 +151,7 @@ class Envelope:
             return run()
         except SandboxBusy as err:
             until = self.clock() + timedelta(seconds=err.retry_after)
-            return Outcome.wait(until, f"template sandbox busy: {err}", aside=isinstance(err, AccountBusy))
+            return Outcome.wait(until, f"template sandbox busy: {err}")
         except Exception as err:
             log.exception("%s: %s failed", self.sink.name, what)
             return Outcome.retry(
@@ -232,8 +231,6 @@ class Envelope:
         notice = s.delivery is not None and s.delivery.notice is not None
         if notice:
             topic = self.sink.timer_topic
-        elif s.outcome.aside or s.outcome.pushback:  # not ahead of other accounts' deliveries
-            topic = self.sink.aside_topic
         else:
             topic = self.sink.release_topic(s.job) if s.job is not None else self.sink.topic
         # Named after the release's own key (fixed by the settling that puts it away), so a redelivered

@@ -49,7 +49,6 @@ class Outcome:
     slot: bool = False  # a wait for a rate-limit slot reserved for this delivery
     parked: bool = False  # a wait behind its ordering key's head (sysevents.delivery.ordering)
     pushback: bool = False  # the destination said "slow down" (429, or 503 with Retry-After): a wait, sent
-    aside: bool = False  # a wait of an account past its share: released to the sink's aside lane
 
     @classmethod
     def delivered(cls, reason: str = "delivered", **kw) -> Outcome:
@@ -68,17 +67,10 @@ class Outcome:
         return cls(Kind.RETRY, reason, **kw)
 
     @classmethod
-    def wait(cls, until: datetime, reason: str, *, slot: bool = False, aside: bool = False) -> Outcome:
-        """Not now, and not a failure: the same attempt at `until` (a rate-limit slot, an in-flight cap);
-        `aside`: an account past its share, released to the sink's aside lane (Sink.aside_topic)."""
+    def wait(cls, until: datetime, reason: str, *, slot: bool = False) -> Outcome:
+        """Not now, and not a failure: the same attempt at `until` (a rate-limit slot, an in-flight cap)."""
         return cls(
-            Kind.RETRY,
-            reason,
-            attempted=False,
-            not_before=until,
-            slot=slot,
-            counts_against_receiver=False,
-            aside=aside,
+            Kind.RETRY, reason, attempted=False, not_before=until, slot=slot, counts_against_receiver=False
         )
 
     @classmethod

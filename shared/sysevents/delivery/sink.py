@@ -51,13 +51,6 @@ class Sink:
         return self.topic
 
     @property
-    def aside_topic(self) -> str:
-        """Where waits set aside are released (an account past its share, a receiver's "slow down"): the
-        sink's slow lane when it has one, so that they do not queue ahead of other accounts' deliveries on
-        the sink's own subscription; else the sink's topic."""
-        return self.rt.topology.sinks[self.name].slow_topic or self.topic
-
-    @property
     def dead_letter_topic(self) -> str:
         return self.rt.topology.sinks[self.name].dead_letter_topic
 
