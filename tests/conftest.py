@@ -14,6 +14,9 @@ from helpers import TIME_SCALE
 from sysevents.local.receiver import Receiver
 from sysevents.local.stack import LocalStack
 
+AUDIT_SEARCHES_PER_MINUTE = 10
+"""The session stack's per-account audit search rate: a few searches reach it (the noisy-neighbour test)."""
+
 
 def pytest_collection_modifyitems(items) -> None:
     """Mark `integration` every test whose fixtures (transitively) include the session stack."""
@@ -30,6 +33,7 @@ def stack(tmp_path_factory) -> Iterator[LocalStack]:
         tmp_path_factory.mktemp("stack"),
         functions=tuple(only.split(",")) if only else None,
         time_scale=TIME_SCALE,
+        extra_env={"SYSEVENTS_ACCOUNT_AUDIT_SEARCHES_PER_MINUTE": str(AUDIT_SEARCHES_PER_MINUTE)},
     )
     s.start()
     saved = {k: os.environ.get(k) for k in s.env}

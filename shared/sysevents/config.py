@@ -358,6 +358,51 @@ class Settings(BaseSettings):
         "first event is checked (a value that cannot be used fails the request, and never shows the keys). "
         "In production from Secret Manager.",
     )
+    # Fair shares per account (sysevents.shares): each cap is a 429 with Retry-After on the admin API and a
+    # wait, never a lost delivery nor a spent attempt, in the pipeline.
+    account_max_deliveries_in_flight: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="Deliveries of one account in progress at once on a function instance; the next one "
+        "waits on the delay queue while the instance's other threads serve other accounts. Unset: half "
+        "the instance's request threads (THREADS), at least one.",
+    )
+    account_max_tasks_due: int = Field(
+        default=1000,
+        ge=1,
+        le=1_000_000,
+        description="Delay-queue tasks (retries, push-backs, slots, waits) of one account due within any "
+        "`account_task_window`; past it a wait is put in the next window with room (it waits longer).",
+    )
+    account_task_window: float = Field(
+        default=10.0, gt=0, le=600, description="Seconds of one window of `account_max_tasks_due`."
+    )
+    account_audit_searches_per_minute: int = Field(
+        default=30,
+        ge=1,
+        le=100_000,
+        description="Audit searches (GET /accounts/{aid}/audit) one account may run per minute (a burst of "
+        "that many); past it 429 with Retry-After.",
+    )
+    account_max_replays: int = Field(
+        default=2,
+        ge=1,
+        le=100,
+        description="Replays (replay, resume with replay) one account may have running at once; past it "
+        "429 with Retry-After.",
+    )
+    account_replay_lease: float = Field(
+        default=300.0,
+        gt=0,
+        le=3600,
+        description="Seconds a running replay holds its place at most (a replay that crashed frees it then).",
+    )
+    shares_collection: str = Field(
+        default="account_shares",
+        description="Firestore collection of the accounts' shares: tasks due per window, audit search rate, "
+        "replays running ({aid}:tasks, {aid}:audit, {aid}:replays).",
+    )
 
     def scaled(self, seconds: float) -> timedelta:
         """`seconds` of ours under this deployment's time scale (see `scaled`)."""

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from sysevents.delivery.accounting import DeliveryLog
     from sysevents.delivery.ordering import KeyQueues
     from sysevents.delivery.ratelimit import RateLimiter
+    from sysevents.shares.caps import Caps
     from sysevents.templates.sandbox import Sandbox
     from sysevents.transport.delays import DelayQueue
     from sysevents.transport.quarantine import Quarantine
@@ -165,6 +166,13 @@ class Runtime:
         from sysevents.delivery.ratelimit import RateLimiter
 
         return self.part("limiter", lambda: RateLimiter(self.firestore))
+
+    @property
+    def shares(self) -> Caps:
+        """Per-account caps: deliveries in progress here, tasks due, audit searches, replays (sysevents.shares)."""
+        from sysevents.shares.caps import Caps
+
+        return self.part("shares", lambda: Caps(self.firestore, self.settings))
 
     @property
     def key_queues(self) -> KeyQueues:

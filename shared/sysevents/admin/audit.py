@@ -11,13 +11,15 @@ AUDIT_FILTERS = ("subject_type", "subject_id", "verb", "start", "end", "page_tok
 
 
 def search_audit(call: Call, aid: str) -> Response:
-    """The account's audit log (BigQuery), newest first; only ever the caller's own account."""
+    """The account's audit log (BigQuery), newest first; only ever the caller's own account. Past the
+    account's searches per minute, or when BigQuery refuses for its quota, 429 with Retry-After."""
     from sysevents.auditlog.schema import audit_table
     from sysevents.auditlog.search import MAX_PAGE_SIZE as MAX_AUDIT_PAGE
     from sysevents.auditlog.search import InvalidSearch
     from sysevents.auditlog.search import search_audit as search
 
     args = {k: call.request.args.get(k) or None for k in AUDIT_FILTERS}
+    call.rt.shares.audit.take(aid)  # the account's searches per minute (AtShare: 429 with Retry-After)
     try:
         page = search(
             aid,

@@ -27,6 +27,7 @@ from sysevents.admin.validation import JOB_ID
 from sysevents.events.strictjson import InvalidJSON, load
 from sysevents.jobs.secrets import SealingError
 from sysevents.jobs.store import JobNotFound, VersionConflict
+from sysevents.shares import AtShare
 from sysevents.templates.sandbox import AccountBusy, SandboxBusy
 
 if TYPE_CHECKING:
@@ -205,6 +206,10 @@ def dispatch(request: Request, routes: tuple[Route, ...], url_map: Map, rt: Runt
         return ApiError(409, str(err), "version").response()
     except SandboxBusy as err:  # the account's own renders past its cap: 429; every worker busy: 503
         response = ApiError(429 if isinstance(err, AccountBusy) else 503, str(err)).response()
+        response.headers["Retry-After"] = str(math.ceil(err.retry_after))
+        return response
+    except AtShare as err:  # the account at one of its caps (sysevents.shares)
+        response = ApiError(429, str(err)).response()
         response.headers["Retry-After"] = str(math.ceil(err.retry_after))
         return response
     except SealingError as err:

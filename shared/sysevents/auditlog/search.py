@@ -2,7 +2,8 @@
 
 `search_audit(aid, ...)` is the one entry point (the admin API's `/audit` route and `sysevents export
 search` call it). The account is always a query parameter taken from the caller, never from the token;
-a page token only carries a position, bound to the search it came from.
+a page token only carries a position, bound to the search it came from. BigQuery refusing a search for
+its quota (429, or 403 rateLimitExceeded / quotaExceeded) is AtShare: 429 with Retry-After, never a 500.
 """
 
 from __future__ import annotations
@@ -17,12 +18,29 @@ from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import bigquery
+from google.cloud.bigquery.retry import DEFAULT_RETRY
 
 from sysevents.auditlog.schema import TableRef, event_of_row
 from sysevents.events.model import parse_subject_type, parse_verb
+from sysevents.shares import AtShare
 
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
+
+
+QUOTA_WAIT = 30.0
+"""Seconds a search refused by BigQuery's quota (rateLimitExceeded, quotaExceeded) is asked to wait."""
+QUOTA_REASONS = {"rateLimitExceeded", "quotaExceeded"}
+RETRY_DEADLINE = 10.0
+"""Seconds the client retries a search BigQuery refused (for its quota, or a backend error) before giving up."""
+
+
+def _quota(err: BaseException | None) -> bool:
+    """BigQuery's quota or rate limit: a 429, or a 403 saying so (not a permission)."""
+    if isinstance(err, gexc.TooManyRequests):
+        return True
+    errors = err.errors if isinstance(err, gexc.GoogleAPICallError) else None
+    return any(isinstance(e, dict) and e.get("reason") in QUOTA_REASONS for e in errors or ())
 
 
 class InvalidSearch(ValueError):
@@ -112,6 +130,7 @@ def search_audit(
     page_token: str | None = None,
     client: bigquery.Client,
     table: TableRef,
+    retry_deadline: float = RETRY_DEADLINE,
 ) -> AuditPage:
     """One page of the account's audit log, newest first. Raises InvalidSearch for bad input.
 
@@ -140,12 +159,29 @@ def search_audit(
         "QUALIFY ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY inserted_at) = 1 "
         "ORDER BY time DESC, event_id DESC LIMIT @n"
     )
-    try:
-        job = client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params), timeout=60)
-        rows = [dict(r) for r in job.result(timeout=60)]
-    except gexc.NotFound:
-        rows = []  # no audit table yet: nothing was archived
+    rows = _rows(client, sql, params, retry_deadline)
     more = len(rows) > page_size
     rows = rows[:page_size]
     token = _encode_token(rows[-1]["time"], rows[-1]["event_id"], fingerprint) if more else None
     return AuditPage(events=[event_of_row(r).to_cloudevent() for r in rows], next_page_token=token)
+
+
+def _rows(client: bigquery.Client, sql: str, params: list, retry_deadline: float) -> list[dict[str, Any]]:
+    """The query's rows; BigQuery's quota refusal is AtShare (429 with Retry-After on the admin API)."""
+    retry = DEFAULT_RETRY.with_deadline(retry_deadline)  # not the client's 600 s: a person is waiting
+    try:
+        job = client.query(
+            sql,
+            job_config=bigquery.QueryJobConfig(query_parameters=params),
+            timeout=60,
+            retry=retry,
+            job_retry=None,  # a failed search is not started again: the caller asks again after Retry-After
+        )
+        return [dict(r) for r in job.result(timeout=60, retry=retry, job_retry=None)]
+    except gexc.NotFound:
+        return []  # no audit table yet: nothing was archived
+    except (gexc.TooManyRequests, gexc.Forbidden, gexc.RetryError) as err:
+        cause = err.cause if isinstance(err, gexc.RetryError) else err
+        if not _quota(cause):
+            raise
+        raise AtShare(f"BigQuery refused the search for its quota: {cause}"[:500], QUOTA_WAIT) from None

@@ -8,13 +8,15 @@ Stages, over one context (the Runtime) and one sink:
    since (another generation) or changed workflow is *filtered*: acknowledged, counted and logged with
    the reason, never sent; one for a paused job (a retry coming back after it was paused, by a person or by
    auto-disable) is dead-lettered to the job's list unsent, so that `resume` with replay delivers it;
-5. `sink.deliver(delivery, job, attempt)` returns an Outcome (delivered, accepted, filtered, retry -- with
+5. `sink.deliver(delivery, job, attempt)`, when the job's account is within its share of this instance's
+   threads (else a wait: sysevents.shares.instance), returns an Outcome (delivered, accepted, filtered, retry -- with
    an optional Retry-After --, wait until a time, or permanent); an exception is a retry with its type
    and message, except a busy template sandbox (SandboxBusy): a wait;
 6. settle, itself in four stages: **decide** what the outcome comes to (a retry with no attempt left is
    a dead letter; a retry waits for the job's retry schedule or the receiver's Retry-After:
    sysevents.delivery.waits; a wait for its time), **put away** the retry or wait on the durable delay
-   queue (sysevents.transport.delays), **record** it (attempt log and counters,
+   queue (sysevents.transport.delays; in the account's next window with room when its window of tasks due
+   is full: sysevents.shares.tasks), **record** it (attempt log and counters,
    sysevents.delivery.accounting; then the sink's `settled` hook), **hand over**: the ordering key's next
    delivery when a head ended, the dead letter -- to the sink's dead-letter topic *and* the job's
    dead-letter list, from where it can be replayed --, one log line, the answer. The message is
@@ -122,8 +124,23 @@ class Envelope:
             if admitted == HEAD:  # its own key waits for it (its retry was never put away): it goes ahead
                 attempt = attempt.as_head()
         what = f"delivering event {delivery.event.id} to job {job.id}"
-        outcome = self._call(lambda: self.sink.deliver(delivery, job, attempt), what, receiver=False)
+        outcome = self._within_share(job, lambda: self.sink.deliver(delivery, job, attempt), what)
         return self.settle(msg, delivery, job, attempt, outcome)
+
+    def _within_share(self, job: Job, run: Callable[[], Outcome], what: str) -> Outcome:
+        """The delivery runs if its account is within its share of this instance's threads
+        (sysevents.shares.instance); else it waits on the delay queue and the thread serves another."""
+        shares = self.rt.shares.deliveries
+        wait = shares.take(job.aid)
+        if wait is not None:
+            until = self.clock() + timedelta(seconds=wait)
+            why = f"account {job.aid} has {shares.share} deliveries in progress on this instance (its share)"
+            return Outcome.wait(until, why)
+        started = time.monotonic()
+        try:
+            return self._call(run, what, receiver=False)
+        finally:
+            shares.done(job.aid, time.monotonic() - started)
 
     def _call(self, run: Callable[[], Outcome], what: str, *, receiver: bool = True) -> Outcome:
         """The sink's outcome; its own bug or an unexpected failure is a retry (then a dead letter), which
@@ -223,6 +240,8 @@ class Envelope:
             if then.key
             else task_id(topic, s.msg.message_id, str(then.number), then.kind)
         )
+        if s.job is not None:  # the account's tasks due per window (sysevents.shares.tasks): maybe later
+            at = self.rt.shares.tasks.admit(s.job.aid, at)
         self.rt.delays.put(Release(topic, s.msg.data, attrs, s.key), at, name)
 
     def _record(self, s: Settling, by_sink: bool) -> None:

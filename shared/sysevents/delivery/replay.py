@@ -4,7 +4,7 @@ Each replayed delivery is re-addressed to the job as it is now (its current vers
 list belongs to the current generation, so nothing of an earlier job with the same id is replayed),
 keeps its delivery id (`webhook-id`), leaves the dead-letter list (it is back in the pipeline, and back
 there if it fails again) and starts again at attempt 1 (the attempt number travels with the message). Webhook jobs may ask for an older version's
-template (`template_version`).
+template (`template_version`). An account has at most `account_max_replays` replays running at once.
 """
 
 from __future__ import annotations
@@ -31,7 +31,15 @@ def replay(
     template_version: int | None = None,
     limit: int = 1000,
 ) -> list[str]:
-    """Replay the job's dead letters (all, or those dead-lettered since a time); returns their ids."""
+    """Replay the job's dead letters (all, or those dead-lettered since a time); returns their ids. Holds
+    one of the account's places for replays (sysevents.shares.accounts): AtShare when all are taken."""
+    with rt.shares.replays.held(job.aid):
+        return _replay(rt, job, since=since, template_version=template_version, limit=limit)
+
+
+def _replay(
+    rt: Runtime, job: Job, *, since: datetime | None, template_version: int | None, limit: int
+) -> list[str]:
     topic = rt.topology.sinks[job.sink].topic
     done = []
     for item in rt.accounting.dead_letters(job, since=since, limit=limit):
