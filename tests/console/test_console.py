@@ -205,3 +205,32 @@ def test_the_job_form_checks_a_content_filter_live_and_saves_it(stack, page, adm
     r = requests.get(f"{admin_url}/accounts/{aid}/jobs/{job_id}", headers={"X-API-Key": key}, timeout=10)
     assert r.json()["config"]["filter"] == 'event.data.notes.contains("permission")'
     assert r.json()["config"]["exclude"] == ['event.data.actor == "sync-bot"']
+
+
+def test_an_absence_job_page_shows_its_condition_armed(stack, page, admin_url, aid):
+    key = new_account(stack, admin_url, aid)
+    job = {
+        "workflow": "webhook_system_events",
+        "name": "nightly export ran",
+        "config": {
+            "webhook_url": "https://8.8.8.8/hook",
+            "absence": {
+                "expect": {
+                    "system_event_type": "completed",
+                    "system_event_sources": {"work": ["nightly-export"]},
+                },
+                "within": "2h",
+            },
+        },
+    }
+    r = requests.post(f"{admin_url}/accounts/{aid}/jobs", json=job, headers={"X-API-Key": key}, timeout=30)
+    assert r.status_code == 201, r.text
+    sign_in(page, admin_url, key)
+    page.goto(f"{admin_url}/console/#/jobs/{r.json()['id']}")
+    row = page.wait_for_selector("#conditions tr.condition")
+    assert row.get_attribute("data-state") == "armed" and "Absence" in page.inner_text(
+        "h2:has-text('Absence')"
+    )
+    assert (
+        page.locator("#conditions tr.condition td").nth(4).inner_text() != "—"
+    )  # its next check (the deadline)

@@ -354,6 +354,7 @@ async function viewJob(jobId) {
       } }, "Delete")),
     job.disabled_reason ? h("p", { class: "error" }, `Paused automatically: ${job.disabled_reason}`) : "",
     h("p", { class: "muted" }, `${job.workflow} · version ${job.version} · ${describeFilter(job.config)}`),
+    conditionBox(job),
     h("h2", {}, "Deliveries"), statsBox,
     h("table", { id: "attempts" }, h("thead", {}, h("tr", {}, ["Time", "Event", "Attempt", "Outcome", "Status", "Latency", "Error"].map((t) => h("th", {}, t)))), attempts),
     h("h2", {}, "Preview against history"), historyPreview(job),
@@ -377,6 +378,19 @@ async function viewJob(jobId) {
   } catch (_) {
     attempts.append(h("tr", {}, h("td", { colspan: 7, class: "muted" }, "No delivery log for this job.")));
   }
+}
+
+// A threshold or absence job's condition, per group: armed or firing since when, last seen, next check.
+function conditionBox(job) {
+  const cfg = job.config || {};
+  if (!cfg.threshold && !cfg.absence) return "";
+  const rows = (job.condition_state || []).map((c) => h("tr", { class: "condition", "data-state": c.state },
+    h("td", {}, Object.entries(c.group || {}).map(([k, v]) => `${k}=${v}`).join(", ") || "—"),
+    h("td", { class: c.state === "firing" ? "bad" : "ok" }, c.state), h("td", {}, fmtTime(c.firing_since)),
+    h("td", {}, fmtTime(c.last_seen)), h("td", {}, fmtTime(c.next_check))));
+  if (!rows.length) rows.push(h("tr", {}, h("td", { colspan: 5, class: "muted" }, "Not armed yet: no event counted, no deadline set.")));
+  return h("div", {}, h("h2", {}, cfg.threshold ? "Threshold" : "Absence"),
+    h("table", { id: "conditions" }, h("thead", {}, h("tr", {}, ["Group", "State", "Firing since", "Last seen", "Next check"].map((t) => h("th", {}, t)))), h("tbody", {}, rows)));
 }
 
 // What the job would have matched and sent over the last days of the audit log (POST …/jobs/preview).
