@@ -35,6 +35,7 @@ from sysevents.delivery.outcome import Kind, Outcome
 from sysevents.events.model import new_event
 from sysevents.jobs.model import Job, JobState
 from sysevents.jobs.registry import job_from_dict
+from sysevents.shares.caps import Caps
 from sysevents.sinks.email.sink import EmailSink
 from sysevents.templates.sandbox import Sandbox
 from sysevents.topology import load
@@ -98,6 +99,7 @@ class Function:
             firestore=client,
             consent=ConsentStore(client),
             publisher=Publisher(settings.project),
+            shares=Caps(client, settings),
             job_for=lambda aid, job_id, version: self.jobs.get((aid, job_id)),
         )
         self.sink = Sink(self.rt, clock=lambda: self.clock[0])
